@@ -1,0 +1,410 @@
+"""What every cgroup is, whichever cgroup layout the host uses.
+
+A *control group* is a directory in a special filesystem.  Writing a PID into its ``cgroup.procs``
+file moves that process into the group; writing into the group's other files (the *knobs*:
+``memory.max``, ``pids.max``...) sets limits that the kernel then enforces on every process in the
+group and on all their descendants.  A container is, to the kernel, nothing more than processes in
+some namespaces *plus* a cgroup like this.
+
+Two generations of the interface exist side by side (see :mod:`.layout`):
+
+* **cgroup v1** mounts one hierarchy per controller (``/sys/fs/cgroup/memory``,
+  ``/sys/fs/cgroup/pids``...), so one container's cgroup is several directories, one per hierarchy.
+  :class:`~minicontainer.kernel.cgroups.v1.CgroupV1`.
+* **cgroup v2** has a single *unified* hierarchy: one directory per container, and controllers are
+  switched on per subtree.  :class:`~minicontainer.kernel.cgroups.v2.CgroupV2`.
+
+This module holds what the two share: the limits as OCI states them (:class:`Limits`), the numbers
+read back (:class:`CgroupStats`), the error a learner sees (:class:`CgroupError`) and the common
+life cycle (:class:`Cgroup`): create the directories, apply the limits, add processes, read stats,
+kill, destroy.
+
+Two safety rules shape the code:
+
+1. **Only beneath our own cgroup.**  minicontainer creates cgroups below the cgroup it is itself
+   in, never elsewhere in the tree, so it cannot disturb other software's cgroups (systemd's,
+   another container engine's).
+2. **Only write to what we created.**  Every directory minicontainer makes is remembered
+   (:attr:`Cgroup.created`); knobs are written, and directories removed, only there.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import signal
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from minicontainer.kernel.syscalls import KernelError, Syscalls
+
+
+class CgroupError(Exception):
+    """A cgroup step that cannot be done on this host.  The message says what to do about it.
+
+    ``field`` names the OCI ``config.json`` field that asked for the impossible
+    (``"linux.resources.pids.limit"``, ``"linux.cgroupsPath"``), or is ``None`` when no single
+    field is to blame.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class Limits:
+    """The resource limits of one container, from OCI ``linux.resources``.
+
+    ``None`` everywhere means "leave the kernel's default", which for a new cgroup is "unlimited".
+    The units are the OCI ones; each cgroup version converts them to its own files.
+    """
+
+    memory_limit: int | None = None  # bytes; -1 = unlimited
+    memory_reservation: int | None = None  # bytes: a soft limit, reclaimed down to under pressure
+    memory_swap: int | None = None  # bytes of memory *plus* swap (OCI/v1 meaning); -1 = unlimited
+    cpu_shares: int | None = None  # relative weight against sibling cgroups (v1 units, 2..262144)
+    cpu_quota: int | None = None  # microseconds of CPU time per period; -1 = unlimited
+    cpu_period: int | None = None  # microseconds
+    cpuset_cpus: str | None = None  # CPUs the container may run on, like "0-3,6"
+    cpuset_mems: str | None = None  # NUMA memory nodes it may allocate from
+    pids_limit: int | None = None  # most processes/threads at once; 0 or negative = unlimited
+
+    @classmethod
+    def from_oci(cls, resources: dict | None) -> Limits:
+        """Read the limits from an OCI ``linux.resources`` object (absent fields stay ``None``)."""
+        r = resources or {}
+        memory, cpu, pids = r.get("memory") or {}, r.get("cpu") or {}, r.get("pids") or {}
+        return cls(
+            memory_limit=memory.get("limit"),
+            memory_reservation=memory.get("reservation"),
+            memory_swap=memory.get("swap"),
+            cpu_shares=cpu.get("shares"),
+            cpu_quota=cpu.get("quota"),
+            cpu_period=cpu.get("period"),
+            cpuset_cpus=cpu.get("cpus"),
+            cpuset_mems=cpu.get("mems"),
+            pids_limit=pids.get("limit"),
+        )
+
+    def needs_memory(self) -> bool:
+        return any(v is not None for v in (self.memory_limit, self.memory_reservation, self.memory_swap))
+
+    def needs_cpu(self) -> bool:
+        return any(v is not None for v in (self.cpu_shares, self.cpu_quota, self.cpu_period))
+
+    def needs_cpuset(self) -> bool:
+        return self.cpuset_cpus is not None or self.cpuset_mems is not None
+
+    def needs_pids(self) -> bool:
+        return self.pids_limit is not None
+
+
+@dataclass
+class CgroupStats:
+    """What the kernel has counted for the container's cgroup.  ``None``: this host does not count it."""
+
+    memory_usage: int | None = None  # bytes in use now (page cache included)
+    memory_max_usage: int | None = None  # the most ever in use (v2 needs memory.peak, kernel 5.19+)
+    oom_kills: int | None = None  # processes the OOM killer killed because of the memory limit
+    cpu_usage_usec: int | None = None  # CPU time used by all processes, ever
+    pids_current: int | None = None  # processes and threads alive now
+
+
+# The OCI field each limit comes from, for error messages that point at config.json.
+FIELDS = {
+    "memory_limit": "linux.resources.memory.limit",
+    "memory_reservation": "linux.resources.memory.reservation",
+    "memory_swap": "linux.resources.memory.swap",
+    "cpu_shares": "linux.resources.cpu.shares",
+    "cpu_quota": "linux.resources.cpu.quota",
+    "cpu_period": "linux.resources.cpu.period",
+    "cpuset_cpus": "linux.resources.cpu.cpus",
+    "cpuset_mems": "linux.resources.cpu.mems",
+    "pids_limit": "linux.resources.pids.limit",
+}
+
+# The controller each limit needs: the same names on v1 and v2.
+CONTROLLER_OF = {
+    "memory_limit": "memory", "memory_reservation": "memory", "memory_swap": "memory",
+    "cpu_shares": "cpu", "cpu_quota": "cpu", "cpu_period": "cpu",
+    "cpuset_cpus": "cpuset", "cpuset_mems": "cpuset",
+    "pids_limit": "pids",
+}
+
+
+def requested(limits: Limits) -> list[str]:
+    """The names of the limits that are set, in declaration order."""
+    return [name for name in FIELDS if getattr(limits, name) is not None]
+
+
+def check_cgroups_path(path: str) -> None:
+    """Refuse cgroup paths that could escape the place they are meant for."""
+    if not path or path == "/":
+        raise CgroupError(f"linux.cgroupsPath {path!r} names no cgroup of the container's own: give a path "
+                          "such as 'minicontainer/<id>'", field="linux.cgroupsPath")
+    if ".." in path.split("/"):
+        raise CgroupError(f"linux.cgroupsPath {path!r} contains '..': cgroup paths must go down the tree, "
+                          "never up", field="linux.cgroupsPath")
+
+
+def place(cgroups_path: str, own: str, controller: str) -> str:
+    """The cgroup path (as ``/proc/self/cgroup`` would show it) where the container's cgroup goes.
+
+    A relative ``cgroupsPath`` is taken from our own cgroup; an absolute one, as the OCI spec says,
+    from the hierarchy's root, but then it must still lie *strictly beneath* our own cgroup.
+    ``controller`` is the v1 controller whose hierarchy this is, or "" for the v2 unified one.
+    """
+    check_cgroups_path(cgroups_path)
+    if not cgroups_path.startswith("/"):
+        return posixpath.normpath(posixpath.join(own, cgroups_path))
+    target = posixpath.normpath(cgroups_path)
+    inside = target.startswith(own.rstrip("/") + "/") and target != own
+    where = f"for the {controller} controller" if controller else "in the unified (v2) hierarchy"
+    if not inside:
+        raise CgroupError(
+            f"linux.cgroupsPath {cgroups_path!r} lies outside this process's cgroup {own!r} "
+            f"{where}: minicontainer only creates cgroups beneath its own; use a relative path",
+            field="linux.cgroupsPath")
+    return target
+
+
+def parse_int(text: str) -> int | None:
+    """A knob's number; ``None`` for "max" (unlimited) or an empty file."""
+    text = text.strip()
+    return None if text in ("", "max") else int(text)
+
+
+def parse_keyed(text: str) -> dict[str, int]:
+    """Flat-keyed files such as ``memory.events`` or ``cpu.stat``: one ``key value`` per line."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            out[key] = int(value)
+    return out
+
+
+class Cgroup(ABC):
+    """One container's cgroup: the directories that make it, and what can be done with them.
+
+    The life cycle, in the order the runtime calls it::
+
+        cg = open_cgroup(sys, "minicontainer/web")   # decide where; nothing touched yet
+        cg.create()                                  # mkdir the directories
+        cg.apply(limits)                             # write the knobs
+        cg.add_process(pid)                          # move the container's first process in
+        ...
+        cg.kill_all(); cg.destroy()
+
+    Limits are applied *before* the process joins, so that it never runs unlimited, not even for a
+    moment (a fork bomb needs only a moment).
+    """
+
+    version: str  # "v1" or "v2"
+
+    def __init__(self, sys: Syscalls, cgroups_path: str, paths: dict[str, str],
+                 own_dirs: dict[str, str], created: list[str] | None = None) -> None:
+        self.sys = sys
+        self.cgroups_path = cgroups_path
+        # controller (or "unified") -> the container's directory in that hierarchy
+        self.paths = paths
+        # controller (or "unified") -> the directory of *our own* cgroup there: we create beneath it
+        self.own_dirs = own_dirs
+        # Every directory we made, parents before children: the only places we write to or remove.
+        self.created: list[str] = list(created or [])
+
+    # -- the life cycle ---------------------------------------------------------------------------
+    def create(self) -> None:
+        """Make the container's directory in every hierarchy, and any missing parents of it."""
+        for key in self.paths:
+            self._create_dir(key)
+
+    @abstractmethod
+    def apply(self, limits: Limits) -> None:
+        """Write the limits' knobs.  A limit this host cannot apply raises :class:`CgroupError`."""
+
+    def add_process(self, pid: int) -> None:
+        """Move ``pid`` into the cgroup: one write to ``cgroup.procs`` per hierarchy.
+
+        Its children, forked from now on, start in the same cgroup, which is why the runtime adds
+        the container's first process before it runs the user's program.
+        """
+        for directory in self._unique_dirs():
+            self.sys.write_file(os.path.join(directory, "cgroup.procs"), str(pid),
+                                detail="move the process into the container's cgroup: its limits apply "
+                                       "from now on, to it and to every child it forks")
+
+    def pids(self) -> list[int]:
+        """Every process in the cgroup, including in sub-cgroups the container made for itself."""
+        found: set[int] = set()
+        for directory in self._unique_dirs():
+            for sub in self._tree(directory):
+                try:
+                    text = self.sys.read_file(os.path.join(sub, "cgroup.procs"))
+                except KernelError as e:
+                    if e.errno == errno.ENOENT:  # removed while we looked: nothing in it any more
+                        continue
+                    raise
+                found.update(int(line) for line in text.split() if line.strip())
+        return sorted(found)
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to every process in the cgroup.
+
+        A process may fork while we signal, so the list is read again until no new process shows
+        up: a child born after the first round is in the cgroup too, and is caught in the next.
+        """
+        signalled: set[int] = set()
+        for _ in range(20):
+            fresh = [pid for pid in self.pids() if pid not in signalled]
+            if not fresh:
+                return
+            for pid in fresh:
+                signalled.add(pid)
+                try:
+                    self.sys.kill(pid, sig, detail="stop every process of the container")
+                except KernelError as e:
+                    if e.errno != errno.ESRCH:  # gone already: that is what we wanted
+                        raise
+
+    def destroy(self, timeout: float = 5.0) -> None:
+        """Remove the directories we created, deepest first.
+
+        A cgroup can only be removed once it has no processes and no child cgroups.  Processes that
+        were just killed take a moment to die, so ``EBUSY`` on the container's own directory is
+        retried until ``timeout``.  A parent directory we created but that someone else has since put
+        a cgroup in is left alone: it is theirs now too.
+        """
+        leaves = set(self._unique_dirs())
+        deadline = time.monotonic() + timeout
+        remaining: list[str] = []
+        failure: KernelError | None = None
+        for directory in reversed(self.created):
+            if any(r.startswith(directory + "/") for r in remaining):
+                remaining.append(directory)  # a child of it is still there, so it cannot go either
+                continue
+            is_leaf = directory in leaves
+            try:
+                if is_leaf:
+                    # Sub-cgroups the container made inside its own cgroup belong to the container.
+                    for sub in reversed(self._tree(directory)[1:]):
+                        self._rmdir_retrying(sub, deadline, "remove a sub-cgroup the container made")
+                self._rmdir_retrying(directory, deadline if is_leaf else 0.0,
+                                     "remove the container's cgroup" if is_leaf
+                                     else "remove a parent cgroup we created for the container")
+            except KernelError as e:
+                remaining.append(directory)
+                if is_leaf and failure is None:
+                    failure = e
+                # A parent we created that is busy or not empty holds someone else's cgroup now: keep it.
+        self.created = [d for d in self.created if d in remaining]
+        if failure is not None:
+            raise CgroupError(f"cannot remove the container's cgroup: {failure}; its processes did not "
+                              f"die within {timeout:g}s (list them: cat {failure.path}/cgroup.procs)") \
+                from failure
+
+    @abstractmethod
+    def stats(self) -> CgroupStats:
+        """The kernel's counters for the cgroup."""
+
+    def to_state(self) -> dict:
+        """Everything needed to rebuild this object in another process (for ``delete``, ``kill``)."""
+        return {
+            "version": self.version,
+            "cgroups_path": self.cgroups_path,
+            "paths": dict(self.paths),
+            "own_dirs": dict(self.own_dirs),
+            "created": list(self.created),
+        }
+
+    # -- helpers for the subclasses ---------------------------------------------------------------
+    def _unique_dirs(self) -> list[str]:
+        """The container's directories, once each (co-mounted controllers share one)."""
+        return list(dict.fromkeys(self.paths.values()))
+
+    def _create_dir(self, key: str) -> list[str]:
+        """mkdir the directories from our own cgroup down to ``paths[key]``; return the ones we made."""
+        own, leaf = self.own_dirs[key], self.paths[key]
+        relative = os.path.relpath(leaf, own)
+        made: list[str] = []
+        current = own
+        for part in relative.split("/"):
+            current = os.path.join(current, part)
+            if current in self.created:  # made earlier (a hierarchy shared by two controllers)
+                continue
+            is_leaf = current == leaf
+            try:
+                self.sys.mkdir(current, 0o755, detail=(
+                    "create the container's cgroup: a directory in cgroupfs is a new control group"
+                    if is_leaf else "create a parent cgroup of the container's"))
+            except KernelError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+                if is_leaf:
+                    raise CgroupError(
+                        f"the cgroup {leaf} already exists: another container (or an earlier run that "
+                        "crashed) uses that linux.cgroupsPath; choose another path, or remove the stale "
+                        f"cgroup (rmdir {leaf}) once nothing runs in it", field="linux.cgroupsPath") from e
+                continue  # an existing parent is someone else's: never written to, never removed
+            self.created.append(current)
+            made.append(current)
+        return made
+
+    def _tree(self, directory: str) -> list[str]:
+        """``directory`` and every cgroup below it, parents before children (reading only)."""
+        found = [directory]
+        for parent, subdirs, _files in os.walk(directory):
+            found.extend(os.path.join(parent, d) for d in sorted(subdirs))
+        return found
+
+    def _rmdir_retrying(self, directory: str, deadline: float, detail: str) -> None:
+        """rmdir, retrying while the cgroup is busy (its processes still dying) until ``deadline``."""
+        while True:
+            try:
+                self.sys.rmdir(directory, detail=detail)
+                return
+            except KernelError as e:
+                if e.errno == errno.ENOENT:
+                    return  # already gone: the goal is reached
+                if e.errno == errno.EBUSY and time.monotonic() < deadline and self._has_processes(directory):
+                    time.sleep(0.02)
+                    continue
+                raise
+
+    def _has_processes(self, directory: str) -> bool:
+        """Is anything still in this cgroup or below?  (Only then is waiting worth it.)"""
+        for sub in self._tree(directory):
+            try:
+                if self.sys.read_file(os.path.join(sub, "cgroup.procs")).strip():
+                    return True
+            except KernelError:
+                continue
+        return False
+
+    def _write(self, directory: str, knob: str, value: str, field: str, detail: str) -> None:
+        """Write one knob; a refusal becomes a :class:`CgroupError` naming the OCI field."""
+        path = os.path.join(directory, knob)
+        try:
+            self.sys.write_file(path, value, detail=detail)
+        except KernelError as e:
+            raise CgroupError(f"{field}: the kernel refused {value!r} for {knob}: {e}", field=field) from e
+
+    def _read_int(self, directory: str | None, knob: str) -> int | None:
+        """A knob's number, or ``None`` when the file is missing or says "max"."""
+        if directory is None:
+            return None
+        try:
+            return parse_int(self.sys.read_file(os.path.join(directory, knob)))
+        except (KernelError, ValueError):
+            return None
+
+    def _read_keyed(self, directory: str | None, knob: str) -> dict[str, int]:
+        if directory is None:
+            return {}
+        try:
+            return parse_keyed(self.sys.read_file(os.path.join(directory, knob)))
+        except KernelError:
+            return {}

@@ -1,0 +1,180 @@
+"""cgroup v1: one hierarchy per controller, so one container cgroup is several directories.
+
+On a v1 (or hybrid) host the memory controller has its own tree at ``/sys/fs/cgroup/memory``, the
+pids controller its own at ``/sys/fs/cgroup/pids``, and so on.  A container's cgroup is therefore a
+directory *in each hierarchy it uses*, and its process must be written into every one of them.
+Each hierarchy also has its own idea of where this process is (``/proc/self/cgroup`` has a line per
+hierarchy), so the directories can sit at different depths.
+
+Which hierarchies: ``memory``, ``cpu``, ``cpuacct`` and ``pids`` always (when mounted), since their
+counters feed ``stats()`` and their limits are the common ones; ``cpuset`` only when the container
+asks for CPU or memory-node pinning, because a new v1 cpuset cgroup starts with *no* CPUs and *no*
+memory nodes and cannot hold a process until they are filled in.
+"""
+
+from __future__ import annotations
+
+import os
+
+from minicontainer.kernel.cgroups.base import (
+    FIELDS,
+    Cgroup,
+    CgroupError,
+    CgroupStats,
+    Limits,
+    place,
+)
+from minicontainer.kernel.cgroups.layout import Layout
+from minicontainer.kernel.syscalls import Syscalls
+
+# Hierarchies the container's cgroup is always created in (those this host mounts).
+ALWAYS = ("memory", "cpu", "cpuacct", "pids")
+# Hierarchies created only when a limit needs them.
+ON_DEMAND = ("cpuset",)
+
+
+class CgroupV1(Cgroup):
+    """A container's cgroup on a v1 or hybrid host: one directory per controller hierarchy."""
+
+    version = "v1"
+
+    def __init__(self, sys: Syscalls, cgroups_path: str, paths: dict[str, str], own_dirs: dict[str, str],
+                 created: list[str] | None = None, planned: dict[str, str] | None = None) -> None:
+        super().__init__(sys, cgroups_path, paths, own_dirs, created)
+        # controller -> where the container's directory goes in every hierarchy we *may* use,
+        # including the on-demand ones not (yet) in ``paths``.
+        self.planned = dict(planned if planned is not None else paths)
+
+    @classmethod
+    def open(cls, sys: Syscalls, layout: Layout, cgroups_path: str) -> CgroupV1:
+        """Work out the directories, one per hierarchy, beneath our own cgroup there.  Touches nothing."""
+        planned: dict[str, str] = {}
+        own_dirs: dict[str, str] = {}
+        for controller in ALWAYS + ON_DEMAND:
+            if controller not in layout.v1:
+                continue  # not mounted on this host: a limit needing it will say so in apply()
+            cgroup_path = place(cgroups_path, layout.own_path(controller), controller)
+            planned[controller] = layout.dir_of(controller, cgroup_path)
+            own_dirs[controller] = layout.own_dir(controller)
+        if not planned:
+            raise CgroupError("no cgroup v1 hierarchy for memory, cpu, cpuacct, pids or cpuset is mounted: "
+                              "mount them under /sys/fs/cgroup (or boot with cgroup v2)")
+        paths = {c: planned[c] for c in ALWAYS if c in planned}
+        return cls(sys, cgroups_path, paths, own_dirs, planned=planned)
+
+    def to_state(self) -> dict:
+        return {**super().to_state(), "planned": dict(self.planned)}
+
+    # -- creating ---------------------------------------------------------------------------------
+    def _create_dir(self, key: str) -> list[str]:
+        made = super()._create_dir(key)
+        if key == "cpuset":
+            self._fill_cpuset(made)
+        return made
+
+    def _fill_cpuset(self, made: list[str]) -> None:
+        """Copy the parent's CPUs and memory nodes into each new cpuset cgroup, top down.
+
+        A new v1 cpuset cgroup has empty ``cpuset.cpus`` and ``cpuset.mems``; writing a process into
+        it fails with ENOSPC until both are set.  (v2 fixed this: an empty value there means "inherit".)
+        """
+        for directory in made:
+            parent = os.path.dirname(directory)
+            for knob in ("cpuset.cpus", "cpuset.mems"):
+                value = self.sys.read_file(os.path.join(parent, knob)).strip()
+                self.sys.write_file(os.path.join(directory, knob), value,
+                                    detail="a new v1 cpuset starts empty and cannot hold a process: "
+                                           "start from the parent's set")
+
+    def _use(self, controller: str, field: str) -> str:
+        """The container's directory in ``controller``'s hierarchy, created now if it was on demand."""
+        if controller not in self.planned:
+            raise CgroupError(
+                f"{field}: the {controller} controller is not available here (no cgroup v1 hierarchy carries "
+                f"it: check /proc/cgroups, mount it with `mount -t cgroup -o {controller} cgroup "
+                f"/sys/fs/cgroup/{controller}`, or remove {field} from config.json)", field=field)
+        if controller not in self.paths:
+            self.paths[controller] = self.planned[controller]
+            if self.created:  # the cgroup exists already: add this hierarchy to it now
+                existing = self.pids()
+                self._create_dir(controller)
+                for pid in existing:  # processes already in the container belong here too
+                    self.sys.write_file(os.path.join(self.paths[controller], "cgroup.procs"), str(pid),
+                                        detail=f"put the container's process in its new {controller} cgroup")
+        return self.paths[controller]
+
+    # -- limits -----------------------------------------------------------------------------------
+    def apply(self, limits: Limits) -> None:
+        if not self.created:
+            self.create()
+
+        if limits.needs_memory():
+            first = next(n for n in ("memory_limit", "memory_reservation", "memory_swap")
+                         if getattr(limits, n) is not None)
+            d = self._use("memory", FIELDS[first])
+            if limits.memory_limit is not None:
+                self._write(d, "memory.limit_in_bytes", str(limits.memory_limit), FIELDS["memory_limit"],
+                            "cap the container's memory: past this the kernel reclaims, then OOM-kills")
+            if limits.memory_reservation is not None:
+                self._write(d, "memory.soft_limit_in_bytes", str(limits.memory_reservation),
+                            FIELDS["memory_reservation"],
+                            "soft limit: under memory pressure the kernel reclaims down to this first")
+            if limits.memory_swap is not None:
+                self._apply_swap(d, limits.memory_swap)
+
+        if limits.needs_cpu():
+            first = next(n for n in ("cpu_shares", "cpu_quota", "cpu_period") if getattr(limits, n) is not None)
+            d = self._use("cpu", FIELDS[first])
+            if limits.cpu_shares is not None:
+                self._write(d, "cpu.shares", str(limits.cpu_shares), FIELDS["cpu_shares"],
+                            "relative CPU weight against sibling cgroups when the CPU is contended")
+            # The period goes first: the kernel checks each new quota against the current period.
+            if limits.cpu_period is not None:
+                self._write(d, "cpu.cfs_period_us", str(limits.cpu_period), FIELDS["cpu_period"],
+                            "length of the CPU accounting window, in microseconds")
+            if limits.cpu_quota is not None:
+                self._write(d, "cpu.cfs_quota_us", str(limits.cpu_quota), FIELDS["cpu_quota"],
+                            "CPU time allowed per window; once used, the cgroup waits for the next one")
+
+        if limits.needs_cpuset():
+            first = "cpuset_cpus" if limits.cpuset_cpus is not None else "cpuset_mems"
+            d = self._use("cpuset", FIELDS[first])
+            if limits.cpuset_cpus is not None:
+                self._write(d, "cpuset.cpus", limits.cpuset_cpus, FIELDS["cpuset_cpus"],
+                            "pin the container to these CPUs")
+            if limits.cpuset_mems is not None:
+                self._write(d, "cpuset.mems", limits.cpuset_mems, FIELDS["cpuset_mems"],
+                            "allocate the container's memory only from these NUMA nodes")
+
+        if limits.pids_limit is not None:
+            d = self._use("pids", FIELDS["pids_limit"])
+            value = "max" if limits.pids_limit <= 0 else str(limits.pids_limit)
+            self._write(d, "pids.max", value, FIELDS["pids_limit"],
+                        "cap the number of processes: fork() fails with EAGAIN past it (no fork bombs)")
+
+    def _apply_swap(self, d: str, swap: int) -> None:
+        """v1 limits memory+swap together in ``memory.memsw.limit_in_bytes``, which must be at least
+        ``memory.limit_in_bytes`` (so it is written after it).  It exists only with swap accounting."""
+        field = FIELDS["memory_swap"]
+        knob = os.path.join(d, "memory.memsw.limit_in_bytes")
+        if not os.path.exists(knob):
+            if swap == -1:
+                return  # "unlimited" is what a host without swap accounting gives anyway
+            raise CgroupError(f"{field}: this kernel does not account swap per cgroup (no "
+                              "memory.memsw.limit_in_bytes): boot with swapaccount=1, or remove "
+                              f"{field} from config.json", field=field)
+        self._write(d, "memory.memsw.limit_in_bytes", str(swap), field,
+                    "cap memory plus swap, so the container cannot escape its memory limit into swap")
+
+    # -- reading ----------------------------------------------------------------------------------
+    def stats(self) -> CgroupStats:
+        memory, cpuacct, pids = self.paths.get("memory"), self.paths.get("cpuacct"), self.paths.get("pids")
+        cpu_ns = self._read_int(cpuacct, "cpuacct.usage")  # nanoseconds on v1
+        return CgroupStats(
+            memory_usage=self._read_int(memory, "memory.usage_in_bytes"),
+            memory_max_usage=self._read_int(memory, "memory.max_usage_in_bytes"),
+            # "oom_kill N" is in memory.oom_control since Linux 4.13
+            oom_kills=self._read_keyed(memory, "memory.oom_control").get("oom_kill") if memory else None,
+            cpu_usage_usec=None if cpu_ns is None else cpu_ns // 1000,
+            pids_current=self._read_int(pids, "pids.current"),
+        )

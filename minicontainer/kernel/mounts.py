@@ -1,0 +1,228 @@
+"""The container's root filesystem: mounts, ``pivot_root``, masked and read-only paths.
+
+Everything here runs in the container's init process, inside its new mount namespace, in this order:
+
+1. Make every mount in the namespace private, so nothing mounted from now on propagates back to the
+   host (the new namespace starts as a copy of the host's, *shared* mounts included).
+2. Bind-mount the rootfs onto itself: ``pivot_root`` wants the new root to be a mount point.
+3. Mount what ``config.json`` lists (proc, a tmpfs /dev, devpts, sysfs, binds...) below the rootfs.
+4. Populate /dev (see :mod:`minicontainer.kernel.devices`).
+5. ``pivot_root(rootfs, rootfs)`` then unmount the old root: the host's filesystem is no longer
+   reachable from inside.  (Stacking the old root on the new one and detaching it avoids needing a
+   ``put_old`` directory in the rootfs: runc's trick.)  ``chroot`` would not do: a process can
+   climb out of a chroot, but not out of a pivot_root whose old root has been unmounted.
+6. Hide ``maskedPaths`` (a /dev/null or an empty read-only tmpfs over them), make
+   ``readonlyPaths`` read-only, and the whole root read-only if ``root.readonly``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+
+from minicontainer.kernel.syscalls import (
+    MNT_DETACH, MS_BIND, MS_DIRSYNC, MS_MANDLOCK, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC,
+    MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SLAVE,
+    MS_STRICTATIME, MS_SYNCHRONOUS, MS_UNBINDABLE, KernelError, Syscalls,
+)
+
+# mount(8) option words that are flags: word -> (set it?, flag).  Everything else is filesystem data.
+FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
+    "ro": (True, MS_RDONLY), "rw": (False, MS_RDONLY),
+    "nosuid": (True, MS_NOSUID), "suid": (False, MS_NOSUID),
+    "nodev": (True, MS_NODEV), "dev": (False, MS_NODEV),
+    "noexec": (True, MS_NOEXEC), "exec": (False, MS_NOEXEC),
+    "sync": (True, MS_SYNCHRONOUS), "async": (False, MS_SYNCHRONOUS),
+    "dirsync": (True, MS_DIRSYNC), "mand": (True, MS_MANDLOCK), "nomand": (False, MS_MANDLOCK),
+    "noatime": (True, MS_NOATIME), "atime": (False, MS_NOATIME),
+    "nodiratime": (True, MS_NODIRATIME), "diratime": (False, MS_NODIRATIME),
+    "relatime": (True, MS_RELATIME), "norelatime": (False, MS_RELATIME),
+    "strictatime": (True, MS_STRICTATIME), "nostrictatime": (False, MS_STRICTATIME),
+    "bind": (True, MS_BIND), "rbind": (True, MS_BIND | MS_REC),
+}
+
+# Propagation words: they need a mount(2) call of their own, after the mount exists.
+PROPAGATION: dict[str, int] = {
+    "private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC,
+    "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC,
+    "shared": MS_SHARED, "rshared": MS_SHARED | MS_REC,
+    "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC,
+}
+
+# Flags a bind mount keeps from its source and that an unprivileged remount may not drop.
+_STATVFS_FLAGS = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: MS_NOEXEC,
+                  os.ST_RDONLY: MS_RDONLY}
+
+
+@dataclass
+class MountOptions:
+    flags: int  # MS_* flags for mount(2)
+    propagation: int  # MS_PRIVATE etc., applied in a second call (0 = leave as is)
+    data: str  # the rest, comma-separated, for the filesystem itself ("mode=755,size=65536k")
+
+
+def parse_options(options: list[str]) -> MountOptions:
+    flags = propagation = 0
+    data = []
+    for word in options:
+        if word in FLAG_OPTIONS:
+            on, bit = FLAG_OPTIONS[word]
+            flags = flags | bit if on else flags & ~bit
+        elif word in PROPAGATION:
+            propagation |= PROPAGATION[word]
+        else:
+            data.append(word)
+    return MountOptions(flags, propagation, ",".join(data))
+
+
+def secure_join(root: str, path: str) -> str:
+    """``root/path`` with symlinks resolved *inside* root, never escaping it.
+
+    A rootfs is untrusted: an image can hold ``/etc -> /`` or ``../../..``.  A mount onto
+    ``rootfs/etc/x`` must not land on the host's ``/x``, so each component is resolved by hand,
+    ``..`` stops at root, and an absolute link target restarts from root.
+    """
+    parts = [p for p in path.split("/") if p]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > 40:
+                raise KernelError("resolve", os.path.join(root, path.lstrip("/")), errno.ELOOP)
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def _keep_locked_flags(path: str) -> int:
+    """The nosuid/nodev/noexec/ro flags ``path``'s mount has now: a remount must repeat them."""
+    try:
+        f_flag = os.statvfs(path).f_flag
+    except OSError:
+        return 0
+    return sum(ms for st_bit, ms in _STATVFS_FLAGS.items() if f_flag & st_bit)
+
+
+def make_mounts_private(sys: Syscalls) -> None:
+    sys.mount(None, "/", None, MS_REC | MS_PRIVATE,
+              detail="stop mount events propagating between the host and the container")
+
+
+def set_root_propagation(sys: Syscalls, propagation: str) -> None:
+    """linux.rootfsPropagation other than private: applied to the new / once it is in place."""
+    sys.mount(None, "/", None, PROPAGATION[propagation] | MS_REC, detail=f"rootfsPropagation {propagation}")
+
+
+def bind_rootfs(sys: Syscalls, rootfs: str) -> None:
+    sys.mount(rootfs, rootfs, None, MS_BIND | MS_REC,
+              detail="pivot_root needs the new root to be a mount point: bind it onto itself")
+
+
+def mount_one(sys: Syscalls, rootfs: str, destination: str, kind: str, source: str, options: list[str],
+              *, in_userns: bool = False) -> str:
+    """Mount one ``config.json`` entry below ``rootfs``; returns the absolute target."""
+    target = secure_join(rootfs, destination)
+    opts = parse_options(options)
+    if kind == "bind":
+        src = source
+        if not os.path.exists(src):
+            raise KernelError("mount", src, errno.ENOENT, "the bind mount's source does not exist on the host")
+        _make_target(target, is_dir=os.path.isdir(src))
+        sys.mount(src, target, None, MS_BIND | (opts.flags & MS_REC),
+                  detail=f"make host {src} visible at {destination}")
+        extra = opts.flags & ~(MS_BIND | MS_REC)
+        if extra:
+            # A bind mount ignores every other flag on creation: they take a remount.
+            sys.mount(None, target, None, MS_BIND | MS_REMOUNT | extra | _keep_locked_flags(target),
+                      detail=f"bind mounts take flags only on remount ({destination})")
+    else:
+        _make_target(target, is_dir=True)
+        try:
+            sys.mount(source, target, kind, opts.flags, opts.data or None, detail=_WHY.get(destination, ""))
+        except KernelError as e:
+            if not (kind == "sysfs" and in_userns and e.errno == errno.EPERM):
+                raise
+            # A user namespace without its own network namespace may not mount sysfs: show the
+            # host's, read-only, instead (what runc does too).
+            sys.mount("/sys", target, None, MS_BIND | MS_REC, detail="sysfs not mountable here: bind the host's")
+            sys.mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _keep_locked_flags(target))
+    if opts.propagation:
+        sys.mount(None, target, None, opts.propagation)
+    return target
+
+
+_WHY = {
+    "/proc": "a proc of the new PID namespace: ps shows only the container's processes",
+    "/dev": "a private /dev: only the devices the runtime puts there exist",
+    "/dev/pts": "a new devpts instance: the container's own pseudo-terminals",
+    "/dev/shm": "POSIX shared memory of the container's own",
+    "/dev/mqueue": "POSIX message queues of the container's IPC namespace",
+    "/sys": "sysfs, read-only: the kernel's view of devices",
+}
+
+
+def _make_target(target: str, *, is_dir: bool) -> None:
+    if os.path.lexists(target):
+        return
+    if is_dir:
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "a"):
+            pass
+
+
+def pivot_to(sys: Syscalls, rootfs: str) -> None:
+    """Make ``rootfs`` the process's ``/`` and let go of the host's root filesystem."""
+    sys.chdir(rootfs)
+    sys.pivot_root(".", ".", detail="swap root filesystems: the rootfs becomes /, the old root is stacked on it")
+    sys.umount2(".", MNT_DETACH, detail="detach the old root: the host's files are now out of reach")
+    sys.chdir("/")
+
+
+def mask_paths(sys: Syscalls, paths: list[str]) -> None:
+    """Hide kernel files a container should not read (/proc/kcore, /sys/firmware...)."""
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # nothing there to hide
+        if stat.S_ISDIR(st.st_mode):
+            sys.mount("tmpfs", path, "tmpfs", MS_RDONLY, detail="mask: an empty read-only directory over it")
+        else:
+            sys.mount("/dev/null", path, None, MS_BIND, detail="mask: /dev/null over it")
+
+
+def make_readonly(sys: Syscalls, paths: list[str]) -> None:
+    """Bind each path onto itself, then remount that bind read-only (/proc/sys, /proc/sysrq-trigger...)."""
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        sys.mount(path, path, None, MS_BIND | MS_REC, detail="readonly path: bind onto itself")
+        sys.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | _keep_locked_flags(path),
+                  detail="...then remount that bind read-only")
+
+
+def make_root_readonly(sys: Syscalls) -> None:
+    sys.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | _keep_locked_flags("/"),
+              detail="root.readonly: the container cannot change its root filesystem")

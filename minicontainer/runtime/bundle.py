@@ -1,0 +1,467 @@
+"""An OCI bundle: ``config.json`` plus a root filesystem, turned into typed Python.
+
+The OCI runtime specification (https://github.com/opencontainers/runtime-spec, ``config.md`` and
+``config-linux.md``) describes a container as one JSON document.  This module reads it, checks it,
+and hands the rest of the runtime a :class:`Spec` in which every field has a type and a default.
+
+A rule of this runtime: **no field is silently ignored.**  A field the spec defines but
+minicontainer does not implement is an error that names it (``linux.seccomp: not supported by
+minicontainer-runtime``), and so is a field the spec does not define.  A learner who writes a config
+then knows that everything in it took effect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from minicontainer.kernel.capabilities import CapabilitySets
+from minicontainer.kernel.capabilities import parse as parse_capabilities
+from minicontainer.kernel.cgroups.base import Limits
+from minicontainer.runtime.errors import RuntimeFailure
+
+# Namespace types as the spec names them, with the kernel's clone flag and /proc/PID/ns file.
+NAMESPACES: dict[str, tuple[int, str]] = {
+    "pid": (0x20000000, "pid"),
+    "network": (0x40000000, "net"),
+    "mount": (0x00020000, "mnt"),
+    "ipc": (0x08000000, "ipc"),
+    "uts": (0x04000000, "uts"),
+    "user": (0x10000000, "user"),
+    "cgroup": (0x02000000, "cgroup"),
+}
+
+MOUNT_TYPES = ("proc", "tmpfs", "devpts", "mqueue", "sysfs", "bind", "none")
+
+# Resource limits a process may set (process.rlimits[].type), as <sys/resource.h> numbers them.
+RLIMITS: dict[str, int] = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+
+class SpecError(RuntimeFailure):
+    """config.json is malformed, incomplete, or asks for what this runtime does not do."""
+
+    def __init__(self, field_path: str, message: str) -> None:
+        super().__init__(f"config.json: {field_path}: {message}" if field_path else f"config.json: {message}")
+        self.field = field_path
+
+
+@dataclass
+class Mount:
+    destination: str
+    type: str
+    source: str
+    options: list[str]
+
+
+@dataclass
+class Namespace:
+    type: str
+    path: str = ""  # join this existing namespace instead of creating a new one
+
+
+@dataclass
+class IdMapping:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass
+class Rlimit:
+    type: str
+    soft: int
+    hard: int
+
+
+@dataclass
+class Device:
+    path: str
+    type: str  # c, b, u or p
+    major: int
+    minor: int
+    file_mode: int
+    uid: int
+    gid: int
+
+
+@dataclass
+class Process:
+    args: list[str]
+    env: list[str]
+    cwd: str
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = field(default_factory=list)
+    umask: int | None = None
+    rlimits: list[Rlimit] = field(default_factory=list)
+    no_new_privileges: bool = False
+    oom_score_adj: int | None = None
+    # The five capability sets as masks; None when the config has no process.capabilities.
+    capabilities: CapabilitySets | None = None
+
+    def env_dict(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in self.env:
+            key, _, value = item.partition("=")
+            out[key] = value
+        return out
+
+
+@dataclass
+class Spec:
+    oci_version: str
+    bundle: str  # absolute path of the bundle directory
+    root_path: str  # absolute path of the root filesystem
+    root_readonly: bool
+    process: Process
+    hostname: str | None
+    mounts: list[Mount]
+    namespaces: list[Namespace]
+    uid_mappings: list[IdMapping]
+    gid_mappings: list[IdMapping]
+    cgroups_path: str | None
+    resources: Limits
+    masked_paths: list[str]
+    readonly_paths: list[str]
+    rootfs_propagation: str
+    devices: list[Device]
+    sysctl: dict[str, str]
+    annotations: dict[str, str]
+
+    def has_namespace(self, kind: str) -> bool:
+        return any(ns.type == kind for ns in self.namespaces)
+
+    def new_namespaces(self) -> list[Namespace]:
+        return [ns for ns in self.namespaces if not ns.path]
+
+
+# --- The schema: every field the runtime knows, so that anything else is reported ----------------
+
+# A field this runtime knows of but does not implement, with the reason given to the user.
+UNSUPPORTED = {
+    "hooks": "OCI hooks are not supported by minicontainer-runtime",
+    "process.terminal": "a terminal (console socket) is not supported yet; set it to false",
+    "process.consoleSize": "a terminal (console socket) is not supported yet",
+    "process.apparmorProfile": "AppArmor is not supported by minicontainer-runtime",
+    "process.selinuxLabel": "SELinux is not supported by minicontainer-runtime",
+    "process.ioPriority": "I/O priority is not supported by minicontainer-runtime",
+    "process.scheduler": "scheduler settings are not supported by minicontainer-runtime",
+    "linux.seccomp": "seccomp filters are not supported by minicontainer-runtime yet",
+    "linux.intelRdt": "Intel RDT is not supported",
+    "linux.personality": "personality is not supported",
+    "linux.mountLabel": "SELinux mount labels are not supported",
+    "linux.resources.devices": "the devices cgroup is not supported yet (device access is limited to the "
+                               "nodes created in /dev)",
+    "linux.resources.blockIO": "blockIO limits are not supported yet",
+    "linux.resources.hugepageLimits": "hugepage limits are not supported",
+    "linux.resources.network": "network class/priority limits are not supported",
+    "linux.resources.rdma": "rdma limits are not supported",
+    "linux.resources.unified": "raw cgroup v2 files are not supported yet",
+    "linux.timeOffsets": "time namespaces are not supported yet",
+}
+
+
+def _false_is_fine(path: str, value: Any) -> bool:
+    """``"terminal": false`` asks for nothing unsupported; so does an empty list or object."""
+    return value in (False, None, [], {}) and path != "hooks"
+
+
+class _Reader:
+    """Reads one JSON object, remembering which keys were used, so that leftovers can be reported."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise SpecError(path, f"must be an object, not {type(data).__name__}")
+        self.data = data
+        self.path = path
+        self.used: set[str] = set()
+
+    def _field(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, *, required: bool = False) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if required:
+                raise SpecError(self._field(key), "is required but missing")
+            return default
+        value = self.data[key]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise SpecError(self._field(key), f"must be {_article(want)}, not {type(value).__name__} {value!r}")
+        return value
+
+    def obj(self, key: str, *, required: bool = False) -> "_Reader | None":
+        value = self.get(key, dict, required=required)
+        return None if value is None else _Reader(value, self._field(key))
+
+    def strings(self, key: str, *, required: bool = False) -> list[str]:
+        values = self.get(key, list, [], required=required)
+        for i, v in enumerate(values):
+            if not isinstance(v, str):
+                raise SpecError(f"{self._field(key)}[{i}]", f"must be a string, not {v!r}")
+        return values
+
+    def objects(self, key: str) -> list["_Reader"]:
+        return [_Reader(item, f"{self._field(key)}[{i}]") for i, item in enumerate(self.get(key, list, []))]
+
+    def finish(self) -> None:
+        """Every key must have been read; anything left is unsupported or unknown."""
+        for key in self.data:
+            if key in self.used:
+                continue
+            path = self._field(key)
+            if path in UNSUPPORTED:
+                if _false_is_fine(path, self.data[key]):
+                    continue
+                raise SpecError(path, UNSUPPORTED[path])
+            raise SpecError(path, "is not a field minicontainer-runtime knows (a typo? see the OCI runtime spec)")
+
+
+def _article(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def load(bundle: str) -> Spec:
+    """Read ``<bundle>/config.json``: the one entry point from disk to a checked :class:`Spec`."""
+    bundle = os.path.abspath(bundle)
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise SpecError("", f"open '{path}': No such file or directory (is --bundle the directory holding "
+                            "config.json? `minicontainer-runtime spec` writes a default one)") from None
+    except IsADirectoryError:
+        raise SpecError("", f"open '{path}': Is a directory") from None
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SpecError("", f"'{path}' is not valid JSON: {e}") from None
+    return parse(data, bundle)
+
+
+def parse(data: Any, bundle: str) -> Spec:
+    top = _Reader(data, "")
+    version = top.get("ociVersion", str, required=True)
+    if not version.startswith("1."):
+        raise SpecError("ociVersion", f"'{version}' is not a 1.x version of the OCI runtime spec")
+
+    root = top.obj("root", required=True)
+    assert root is not None
+    root_path = root.get("path", str, required=True)
+    root_readonly = root.get("readonly", bool, False)
+    root.finish()
+    root_abs = os.path.normpath(os.path.join(bundle, root_path))
+    if not os.path.isdir(root_abs):
+        raise SpecError("root.path", f"'{root_abs}' is not a directory (the bundle's root filesystem is missing)")
+
+    proc_reader = top.obj("process", required=True)
+    assert proc_reader is not None
+    process = _process(proc_reader)
+
+    hostname = top.get("hostname", str)
+    top.get("domainname", str)  # read below with the uts check
+    mounts = [_mount(m) for m in top.objects("mounts")]
+    annotations = top.get("annotations", dict, {})
+
+    linux = top.obj("linux") or _Reader({}, "linux")
+    namespaces = _namespaces(linux)
+    uid_maps = [_idmap(m) for m in linux.objects("uidMappings")]
+    gid_maps = [_idmap(m) for m in linux.objects("gidMappings")]
+    cgroups_path = linux.get("cgroupsPath", str)
+    resources = _resources(linux.obj("resources"))
+    masked = linux.strings("maskedPaths")
+    readonly = linux.strings("readonlyPaths")
+    propagation = linux.get("rootfsPropagation", str, "private")
+    if propagation not in ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable",
+                           "runbindable"):
+        raise SpecError("linux.rootfsPropagation", f"unknown propagation '{propagation}'")
+    devices = [_device(d) for d in linux.objects("devices")]
+    sysctl = linux.get("sysctl", dict, {})
+    linux.finish()
+    top.finish()
+
+    types = [ns.type for ns in namespaces]
+    if (uid_maps or gid_maps) and "user" not in types:
+        raise SpecError("linux.uidMappings", "id mappings need a user namespace in linux.namespaces")
+    if "user" in types and not any(ns.type == "user" and ns.path for ns in namespaces):
+        if not uid_maps or not gid_maps:
+            raise SpecError("linux.uidMappings", "a new user namespace needs both uidMappings and gidMappings")
+    if not any(ns.type == "mount" and not ns.path for ns in namespaces):
+        raise SpecError("linux.namespaces", "minicontainer-runtime needs a new mount namespace "
+                                            "(add {\"type\": \"mount\"}): the root filesystem is built in it")
+    if hostname is not None and "uts" not in types:
+        raise SpecError("hostname", "setting a hostname needs a new uts namespace in linux.namespaces "
+                                    "(else it would change the host's)")
+    if data.get("domainname") is not None:
+        raise SpecError("domainname", "setting a domain name is not supported yet")
+    if not any(m.type == "proc" and m.destination == "/proc" for m in mounts):
+        raise SpecError("mounts", "there is no proc mount at /proc; minicontainer-runtime needs one (the "
+                                  "container's init reopens its start signal through /proc/self/fd)")
+
+    return Spec(oci_version=version, bundle=bundle, root_path=root_abs, root_readonly=root_readonly,
+                process=process, hostname=hostname, mounts=mounts, namespaces=namespaces,
+                uid_mappings=uid_maps, gid_mappings=gid_maps, cgroups_path=cgroups_path,
+                resources=resources, masked_paths=masked, readonly_paths=readonly,
+                rootfs_propagation=propagation, devices=devices,
+                sysctl={str(k): str(v) for k, v in sysctl.items()},
+                annotations={str(k): str(v) for k, v in annotations.items()})
+
+
+def _process(r: _Reader) -> Process:
+    args = r.strings("args", required=True)
+    if not args:
+        raise SpecError("process.args", "must name the program to run (it is empty)")
+    cwd = r.get("cwd", str, required=True)
+    if not cwd.startswith("/"):
+        raise SpecError("process.cwd", f"'{cwd}' must be an absolute path")
+    env = r.strings("env")
+    for i, item in enumerate(env):
+        if "=" not in item:
+            raise SpecError(f"process.env[{i}]", f"'{item}' must have the form KEY=value")
+    user = r.obj("user") or _Reader({}, "process.user")
+    uid = user.get("uid", int, 0)
+    gid = user.get("gid", int, 0)
+    umask = user.get("umask", int)
+    additional = user.get("additionalGids", list, [])
+    if not all(isinstance(g, int) and not isinstance(g, bool) for g in additional):
+        raise SpecError("process.user.additionalGids", "must be a list of integers")
+    if user.get("username", str):
+        raise SpecError("process.user.username", "is for Windows containers; use uid and gid")
+    user.finish()
+    rlimits = []
+    seen: set[str] = set()
+    for item in r.objects("rlimits"):
+        kind = item.get("type", str, required=True)
+        if kind not in RLIMITS:
+            raise SpecError(f"{item.path}.type", f"unknown rlimit '{kind}' (known: {', '.join(RLIMITS)})")
+        if kind in seen:
+            raise SpecError(f"{item.path}.type", f"'{kind}' is given twice")
+        seen.add(kind)
+        soft = item.get("soft", int, required=True)
+        hard = item.get("hard", int, required=True)
+        if soft > hard:
+            raise SpecError(item.path, f"soft limit {soft} is above hard limit {hard}")
+        item.finish()
+        rlimits.append(Rlimit(kind, soft, hard))
+    caps_reader = r.obj("capabilities")
+    capabilities = None
+    if caps_reader is not None:
+        masks = {}
+        for k in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+            try:
+                masks[k] = parse_capabilities(caps_reader.strings(k), f"process.capabilities.{k}")
+            except ValueError as e:
+                raise SpecError("", str(e)) from None
+        caps_reader.finish()
+        capabilities = CapabilitySets(**masks)
+    nnp = r.get("noNewPrivileges", bool, False)
+    oom = r.get("oomScoreAdj", int)
+    if oom is not None and not -1000 <= oom <= 1000:
+        raise SpecError("process.oomScoreAdj", f"{oom} is outside -1000..1000")
+    # terminal: false is accepted by finish(); anything truthy is reported there.
+    r.finish()
+    return Process(args=args, env=env, cwd=cwd, uid=uid, gid=gid, additional_gids=additional, umask=umask,
+                   rlimits=rlimits, no_new_privileges=nnp, oom_score_adj=oom, capabilities=capabilities)
+
+
+def _mount(r: _Reader) -> Mount:
+    dest = r.get("destination", str, required=True)
+    if not dest.startswith("/"):
+        raise SpecError(f"{r.path}.destination", f"'{dest}' must be an absolute path")
+    options = r.strings("options")
+    kind = r.get("type", str, "")
+    source = r.get("source", str, "")
+    if "bind" in options or "rbind" in options:
+        kind = "bind"
+    if kind not in MOUNT_TYPES:
+        raise SpecError(f"{r.path}.type", f"mount type '{kind}' is not supported (supported: proc, tmpfs, devpts, "
+                                          "mqueue, sysfs, and bind mounts)")
+    if kind == "bind" and not source:
+        raise SpecError(f"{r.path}.source", "a bind mount needs a source")
+    for key in ("uidMappings", "gidMappings"):
+        if r.data.get(key):
+            raise SpecError(f"{r.path}.{key}", "id-mapped mounts are not supported yet")
+        r.used.add(key)
+    r.finish()
+    return Mount(destination=dest, type=kind, source=source or kind, options=options)
+
+
+def _namespaces(linux: _Reader) -> list[Namespace]:
+    out: list[Namespace] = []
+    for item in linux.objects("namespaces"):
+        kind = item.get("type", str, required=True)
+        if kind == "time":
+            raise SpecError(f"{item.path}.type", "time namespaces are not supported yet")
+        if kind not in NAMESPACES:
+            raise SpecError(f"{item.path}.type", f"unknown namespace type '{kind}' (known: {', '.join(NAMESPACES)})")
+        if any(ns.type == kind for ns in out):
+            raise SpecError(f"{item.path}.type", f"namespace '{kind}' is listed twice")
+        path = item.get("path", str, "")
+        if path and not os.path.exists(path):
+            raise SpecError(f"{item.path}.path", f"'{path}' does not exist (is the namespace's process gone?)")
+        item.finish()
+        out.append(Namespace(kind, path))
+    return out
+
+
+def _idmap(r: _Reader) -> IdMapping:
+    m = IdMapping(r.get("containerID", int, required=True), r.get("hostID", int, required=True),
+                  r.get("size", int, required=True))
+    r.finish()
+    if m.size < 1:
+        raise SpecError(f"{r.path}.size", "must be at least 1")
+    return m
+
+
+def _device(r: _Reader) -> Device:
+    path = r.get("path", str, required=True)
+    kind = r.get("type", str, required=True)
+    if kind not in ("c", "b", "u", "p"):
+        raise SpecError(f"{r.path}.type", f"'{kind}' must be c, b, u or p")
+    d = Device(path=path, type=kind, major=r.get("major", int, 0), minor=r.get("minor", int, 0),
+               file_mode=r.get("fileMode", int, 0o666), uid=r.get("uid", int, 0), gid=r.get("gid", int, 0))
+    r.finish()
+    return d
+
+
+def _resources(r: _Reader | None) -> Limits:
+    limits = Limits()
+    if r is None:
+        return limits
+    mem = r.obj("memory")
+    if mem is not None:
+        limits.memory_limit = mem.get("limit", int)
+        limits.memory_reservation = mem.get("reservation", int)
+        limits.memory_swap = mem.get("swap", int)
+        for key in ("kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"):
+            if mem.data.get(key) not in (None, False):
+                raise SpecError(f"{mem.path}.{key}", "is not supported by minicontainer-runtime")
+            mem.used.add(key)
+        mem.finish()
+    cpu = r.obj("cpu")
+    if cpu is not None:
+        limits.cpu_shares = cpu.get("shares", int)
+        limits.cpu_quota = cpu.get("quota", int)
+        limits.cpu_period = cpu.get("period", int)
+        limits.cpuset_cpus = cpu.get("cpus", str) or None
+        limits.cpuset_mems = cpu.get("mems", str) or None
+        for key in ("realtimeRuntime", "realtimePeriod", "idle", "burst"):
+            if cpu.data.get(key) not in (None, 0):
+                raise SpecError(f"{cpu.path}.{key}", "is not supported by minicontainer-runtime")
+            cpu.used.add(key)
+        cpu.finish()
+    pids = r.obj("pids")
+    if pids is not None:
+        limits.pids_limit = pids.get("limit", int, required=True)
+        pids.finish()
+    r.finish()
+    return limits

@@ -1,0 +1,168 @@
+"""``minicontainer-runtime``: the OCI runtime's command line, the same as runc's.
+
+    minicontainer-runtime [--root DIR] [--explain] create --bundle B [--pid-file F] ID
+    minicontainer-runtime start ID
+    minicontainer-runtime state ID
+    minicontainer-runtime kill ID [SIGNAL]
+    minicontainer-runtime delete [--force] ID
+    minicontainer-runtime run [--bundle B] [--pid-file F] [--detach] ID
+    minicontainer-runtime list | spec | events ID
+
+so that one bundle can be run by both, and their behaviour compared.  Exit codes follow Docker's
+(see :mod:`minicontainer.runtime.errors`).  This module is on the start-up path of every container:
+it imports only what the command needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+from minicontainer.runtime.errors import EXIT_RUNTIME_FAILURE, RuntimeFailure
+from minicontainer.runtime.state import DEFAULT_ROOT
+
+
+def parse_signal(text: str) -> int:
+    """``9``, ``KILL`` or ``SIGKILL``: all three spellings runc and kill(1) accept."""
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise RuntimeFailure(f"unknown signal '{text}' (try TERM, KILL, USR1 or a number)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="minicontainer-runtime",
+                                description="An OCI runtime in readable Python: bundle in, isolated process out.")
+    p.add_argument("--root", default=os.environ.get("MINICONTAINER_RUNTIME_ROOT", DEFAULT_ROOT),
+                   help=f"directory for container state (default {DEFAULT_ROOT})")
+    p.add_argument("--explain", action="store_true",
+                   help="narrate every kernel step on stderr (also kept in the state dir's events.jsonl)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_bundle(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--bundle", "-b", default=".", help="the bundle directory (config.json + rootfs)")
+        sp.add_argument("--pid-file", help="write the container's init PID here")
+        sp.add_argument("--console-socket", help=argparse.SUPPRESS)
+
+    sp = sub.add_parser("create", help="set a container up; its program waits for `start`")
+    with_bundle(sp)
+    sp.add_argument("id")
+    sp = sub.add_parser("start", help="run the program of a created container")
+    sp.add_argument("id")
+    sp = sub.add_parser("state", help="print a container's state as OCI JSON")
+    sp.add_argument("id")
+    sp = sub.add_parser("kill", help="send a signal (default SIGTERM) to a container's PID 1")
+    sp.add_argument("--all", "-a", action="store_true", help="signal every process in the container")
+    sp.add_argument("id")
+    sp.add_argument("signal", nargs="?", default="SIGTERM")
+    sp = sub.add_parser("delete", help="remove a container (its cgroup, its state)")
+    sp.add_argument("--force", "-f", action="store_true", help="kill it first if it is running")
+    sp.add_argument("id")
+    sp = sub.add_parser("run", help="create + start + wait, then delete; exits with the program's code")
+    with_bundle(sp)
+    sp.add_argument("--detach", "-d", action="store_true", help="return once started; do not wait")
+    sp.add_argument("id")
+    sub.add_parser("list", help="list the containers in --root")
+    sp = sub.add_parser("spec", help="write a default config.json into the bundle directory")
+    sp.add_argument("--bundle", "-b", default=".")
+    sp.add_argument("--rootless", action="store_true", help="with a user namespace (root inside only)")
+    sp = sub.add_parser("events", help="narrate the kernel steps recorded for a container")
+    sp.add_argument("id")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: usage errors are runtime failures (125), help is 0
+        return EXIT_RUNTIME_FAILURE if e.code else 0
+    try:
+        return _dispatch(args)
+    except RuntimeFailure as e:
+        print(f"minicontainer-runtime: {e}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:  # KernelError included: verb, path, errno and what to do
+        print(f"minicontainer-runtime: {e}", file=sys.stderr)
+        return EXIT_RUNTIME_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from minicontainer.kernel.syscalls import Syscalls
+    from minicontainer.runtime import lifecycle
+
+    syscalls = Syscalls()
+    cmd = args.command
+
+    def explain(title: str) -> None:
+        if args.explain:
+            from minicontainer.observe.explain import narrate
+
+            narrate(syscalls.trace.events, sys.stderr, title=title)
+            syscalls.trace.events.clear()
+
+    if getattr(args, "console_socket", None):
+        raise RuntimeFailure("--console-socket: terminals are not supported yet (set process.terminal false)")
+    if cmd == "create":
+        try:
+            lifecycle.create(syscalls, args.root, args.id, args.bundle, args.pid_file)
+        finally:
+            explain(f"create {args.id}")
+        return 0
+    if cmd == "start":
+        lifecycle.start(syscalls, args.root, args.id)
+        explain(f"start {args.id}")
+        return 0
+    if cmd == "run":
+        try:
+            return lifecycle.run(syscalls, args.root, args.id, args.bundle, pid_file=args.pid_file,
+                                 detach=args.detach, on_created=lambda _s: explain(f"create {args.id}"))
+        finally:
+            explain(f"start {args.id}")
+    if cmd == "state":
+        print(json.dumps(lifecycle.state_of(args.root, args.id), indent=2))
+        return 0
+    if cmd == "kill":
+        lifecycle.kill(syscalls, args.root, args.id, parse_signal(args.signal), all_processes=args.all)
+        return 0
+    if cmd == "delete":
+        lifecycle.delete(syscalls, args.root, args.id, force=args.force)
+        explain(f"delete {args.id}")
+        return 0
+    if cmd == "list":
+        print(f"{'ID':<20} {'PID':<8} {'STATUS':<10} {'BUNDLE':<40} CREATED")
+        for st in lifecycle.list_all(args.root):
+            status = st.status
+            pid = st.pid if status in ("created", "running") else 0
+            print(f"{st.id:<20} {pid:<8} {status:<10} {st.bundle:<40} {st.created}")
+        return 0
+    if cmd == "spec":
+        from minicontainer.runtime.defaults import default_config
+
+        path = os.path.join(args.bundle, "config.json")
+        if os.path.exists(path):
+            raise RuntimeFailure(f"'{path}' exists already: remove it first")
+        with open(path, "w") as f:
+            json.dump(default_config(user_namespace=args.rootless), f, indent=2)
+        return 0
+    if cmd == "events":
+        from minicontainer.observe.events import read_jsonl
+        from minicontainer.observe.explain import narrate
+        from minicontainer.runtime.state import State
+
+        narrate(read_jsonl(State.load(args.root, args.id).events_file), sys.stdout, title=args.id)
+        return 0
+    raise AssertionError(cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

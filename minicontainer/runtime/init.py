@@ -1,0 +1,211 @@
+"""The child side: what the container's first processes do, from namespaces to ``execve``.
+
+This is runc's ``nsexec.c`` + ``init_linux.go`` in one readable file.  Two processes run it, both
+forked from the runtime (see :mod:`minicontainer.runtime.sync` for the messages they exchange with
+the parent, :mod:`minicontainer.runtime.parent` for the other side):
+
+* :func:`stage1` joins or creates the namespaces, then forks init into the new PID namespace.
+* :func:`container_init` is PID 1 of the container: it builds the root filesystem, sets hostname,
+  limits and identity, finds the program, reports ``ready``, waits for ``start``, and execs.
+
+Neither ever returns: each leaves with ``os._exit`` (or ``execve``), so that no Python code of the
+runtime's (an ``except`` clause of the CLI, an ``atexit`` hook) runs twice in a forked copy.
+A failure is sent to the parent as an ``error`` message with verb, path, errno and what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys as _sys
+from typing import NoReturn
+
+from minicontainer.kernel import capabilities, devices, mounts
+from minicontainer.kernel.syscalls import (
+    CLONE_NEWUSER, PR_SET_NO_NEW_PRIVS, KernelError, Syscalls,
+)
+from minicontainer.observe.events import Trace
+from minicontainer.runtime import sync
+from minicontainer.runtime.bundle import NAMESPACES, RLIMITS, Spec
+from minicontainer.runtime.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_RUNTIME_FAILURE, RuntimeFailure
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# MINICONTAINER_DEBUG=1 sends the child's Python traceback along with its error.  The module is
+# imported here, on the host: after pivot_root the runtime's own Python files are out of reach.
+DEBUG = bool(os.environ.get("MINICONTAINER_DEBUG"))
+if DEBUG:
+    import traceback
+
+
+def _report_and_exit(chan: sync.Channel, trace: Trace, exc: BaseException) -> NoReturn:
+    """Send the failure to the parent (it prints it and cleans up) and leave."""
+    code = getattr(exc, "exit_code", EXIT_RUNTIME_FAILURE)
+    fields = exc.to_dict() if isinstance(exc, KernelError) else {}
+    if DEBUG:
+        fields["traceback"] = traceback.format_exc()
+    try:
+        chan.send_events(sync.ERROR, trace.events, message=str(exc) or type(exc).__name__,
+                         exit_code=code, **fields)
+    except OSError:
+        pass  # the parent is gone: nobody left to tell
+    os._exit(code)
+
+
+# --- stage 1: namespaces --------------------------------------------------------------------------
+
+
+def stage1(spec: Spec, chan: sync.Channel, fifo_path: str) -> NoReturn:
+    trace = Trace(side="stage1")
+    sys = Syscalls(trace)
+    try:
+        chan.recv(sync.GO)  # wait until the parent has put us in the container's cgroup
+
+        # Namespaces given by path are joined first, the user namespace before the others: joining
+        # a namespace needs privilege over the user namespace that owns it.
+        for ns in sorted((ns for ns in spec.namespaces if ns.path), key=lambda ns: ns.type != "user"):
+            sys.setns(ns.path, NAMESPACES[ns.type][0], detail=f"join the existing {ns.type} namespace")
+
+        new = spec.new_namespaces()
+        if any(ns.type == "user" for ns in new):
+            # Alone first: every namespace created after it is owned by it, so that its root (which is
+            # an ordinary user outside) holds capabilities over them.
+            sys.unshare(CLONE_NEWUSER, detail="new user namespace: ids inside map to other ids outside")
+            chan.send(sync.USERNS_CREATED)
+            chan.recv(sync.USERNS_MAPPED)
+            sys.setresgid(0)
+            sys.setresuid(0)
+
+        flags = 0
+        for ns in new:
+            if ns.type != "user":
+                flags |= NAMESPACES[ns.type][0]
+        if flags:
+            sys.unshare(flags, detail="new namespaces; the PID one takes effect for the children forked next")
+
+        pid = sys.fork(detail="init: the first process of the new PID namespace, so its PID 1")
+        if pid == 0:
+            container_init(spec, chan, fifo_path, trace)
+        chan.send_events(sync.INIT_PID, trace.events, pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
+        _report_and_exit(chan, trace, e)
+
+
+# --- init: PID 1 of the container -----------------------------------------------------------------
+
+
+def container_init(spec: Spec, chan: sync.Channel, fifo_path: str, trace: Trace) -> NoReturn:
+    # A fresh trace: what stage1 recorded before the fork belongs to stage1's report.
+    trace.events = []
+    trace.side = "init"
+    sys = Syscalls(trace)
+    ready = False
+    try:
+        os.umask(0)  # device nodes and mount points get exactly the modes asked for
+        in_userns = spec.has_namespace("user")
+        # Opened now, while the host's path is still reachable; reopened for writing after
+        # pivot_root through /proc/self/fd.  O_PATH: a handle on the file, not an open of the fifo
+        # (which would block until a reader comes).
+        fifo_handle = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
+        build_rootfs(sys, spec, in_userns)
+        if spec.hostname is not None:
+            sys.sethostname(spec.hostname, detail="the UTS namespace's own hostname")
+        for key, value in spec.sysctl.items():
+            sys.write_file("/proc/sys/" + key.replace(".", "/"), value, detail=f"sysctl {key}")
+        if spec.masked_paths or spec.readonly_paths:
+            mounts.mask_paths(sys, spec.masked_paths)
+            mounts.make_readonly(sys, spec.readonly_paths)
+        if spec.root_readonly:
+            mounts.make_root_readonly(sys)
+        setup_process(sys, spec)
+        program = find_program(spec)
+        chan.send_events(sync.READY, trace.events)
+        ready = True
+        chan.close()
+
+        # Block until `minicontainer-runtime start` opens the fifo for reading, then tell it we go.
+        fd = os.open(f"/proc/self/fd/{fifo_handle}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(fifo_handle)
+        if spec.process.no_new_privileges:
+            # Last, so that nothing above is affected: from here no execve can gain privileges
+            # (setuid bits and file capabilities are ignored).
+            sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
+        sys.execve(program, spec.process.args, spec.process.env_dict())
+        raise AssertionError("execve returned")  # pragma: no cover
+    except BaseException as e:  # noqa: BLE001
+        if not ready:
+            _report_and_exit(chan, trace, e)
+        # After `ready` the parent of `create` is gone; the container's stderr is all there is.
+        print(f"minicontainer-runtime: {e}", file=_sys.stderr, flush=True)
+        if isinstance(e, KernelError) and e.verb == "execve":
+            os._exit(EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE)
+        os._exit(getattr(e, "exit_code", EXIT_RUNTIME_FAILURE))
+
+
+def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool) -> None:
+    rootfs = spec.root_path
+    mounts.make_mounts_private(sys)
+    mounts.bind_rootfs(sys, rootfs)
+    dev_is_tmpfs = False
+    for m in spec.mounts:
+        mounts.mount_one(sys, rootfs, m.destination, m.type, m.source, m.options, in_userns=in_userns)
+        if m.destination == "/dev" and m.type == "tmpfs":
+            dev_is_tmpfs = True
+    if dev_is_tmpfs:
+        # Only into a /dev of the container's own: the rootfs's /dev is left as the image made it.
+        devices.populate_dev(sys, rootfs, in_userns=in_userns)
+    for d in spec.devices:
+        devices.make_device(sys, rootfs, d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid,
+                            in_userns=in_userns)
+    mounts.pivot_to(sys, rootfs)
+    if spec.rootfs_propagation not in ("private", "rprivate"):
+        mounts.set_root_propagation(sys, spec.rootfs_propagation)
+
+
+def setup_process(sys: Syscalls, spec: Spec) -> None:
+    """Limits, then the user's identity and capabilities: the last privileged steps."""
+    proc = spec.process
+    if proc.oom_score_adj is not None:
+        sys.write_file("/proc/self/oom_score_adj", str(proc.oom_score_adj))
+    for rl in proc.rlimits:
+        # Before the capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
+        sys.setrlimit(rl.type, RLIMITS[rl.type], rl.soft, rl.hard)
+    try:
+        sys.chdir(proc.cwd)
+    except KernelError as e:
+        raise KernelError("chdir", proc.cwd, e.errno or errno.ENOENT,
+                          "process.cwd must be a directory inside the rootfs") from None
+    capabilities.apply_identity(sys, proc.capabilities, proc.uid, proc.gid, proc.additional_gids)
+    os.umask(proc.umask if proc.umask is not None else 0o022)
+
+
+def find_program(spec: Spec) -> str:
+    """Resolve ``process.args[0]`` as execvp(3) would, now, so that a missing program fails ``create``.
+
+    The lookup happens in the container's root and with its ``PATH``, not the runtime's.
+    """
+    name = spec.process.args[0]
+    if "/" in name:
+        candidates = [name]
+    else:
+        path = spec.process.env_dict().get("PATH", DEFAULT_PATH)
+        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
+    found_but_not_executable = ""
+    for candidate in candidates:
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(candidate, os.X_OK):
+            return candidate
+        found_but_not_executable = found_but_not_executable or candidate
+    if found_but_not_executable:
+        raise RuntimeFailure(f"exec: '{found_but_not_executable}': permission denied (it exists but is not an "
+                             "executable file: chmod +x it in the rootfs)", exit_code=EXIT_NOT_EXECUTABLE)
+    where = "" if "/" in name else " in $PATH"
+    raise RuntimeFailure(f"exec: '{name}': executable file not found{where} (is it in the rootfs? args[0] is "
+                         "looked up with the container's PATH)", exit_code=EXIT_NOT_FOUND)

@@ -1,0 +1,130 @@
+"""The parent side of ``create``: the runtime process that brings a container to life.
+
+runc keeps this in ``process_linux.go``; the child side is :mod:`minicontainer.runtime.init`, and
+the messages between the two are tabled in :mod:`minicontainer.runtime.sync`.  The parent:
+
+1. claims the container id (its state directory) and makes ``exec.fifo``;
+2. creates the cgroup and writes the limits, *before* any process exists, so a bad limit fails
+   early and nothing runs unaccounted for;
+3. forks stage1, puts it in the cgroup, says ``go``;
+4. writes the uid/gid maps if stage1 made a user namespace (only the parent can: see sync.py);
+5. learns init's PID, waits for ``ready`` (or an ``error``, which it reports), saves state.json.
+
+On any failure it undoes everything: kills what it forked, removes the cgroup and the state.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys as _sys
+
+from minicontainer.kernel.cgroups import CgroupError, open_cgroup
+from minicontainer.kernel.syscalls import KernelError, Syscalls
+from minicontainer.observe.events import write_jsonl
+from minicontainer.runtime import sync
+from minicontainer.runtime.bundle import Spec
+from minicontainer.runtime.errors import RuntimeFailure
+from minicontainer.runtime.init import stage1
+from minicontainer.runtime.state import State, process_start_time
+
+
+def create(sys: Syscalls, spec: Spec, root: str, container_id: str) -> State:
+    """Set the container up and leave init waiting for ``start``.  Returns the saved state."""
+    state = State.reserve(root, container_id, spec.bundle)
+    state.annotations = spec.annotations
+    stage1_pid = init_pid = 0
+    cgroup = None
+    parent_end = None
+    try:
+        os.mkfifo(state.fifo, 0o600)
+        try:
+            cgroup = open_cgroup(sys, spec.cgroups_path or f"minicontainer-{container_id}")
+            cgroup.create()
+            cgroup.apply(spec.resources)
+        except CgroupError as e:
+            raise RuntimeFailure(str(e)) from None
+        state.cgroup = cgroup.to_state()
+
+        parent_end, child_end = sync.Channel.pair()
+        _sys.stdout.flush()
+        _sys.stderr.flush()  # or the child would print our buffered output a second time
+        stage1_pid = sys.fork(detail="stage1: will join or create the namespaces")
+        if stage1_pid == 0:
+            parent_end.close()
+            stage1(spec, child_end, state.fifo)  # never returns
+        child_end.close()
+
+        cgroup.add_process(stage1_pid)
+        parent_end.send(sync.GO)
+        msg = parent_end.recv(sync.USERNS_CREATED, sync.INIT_PID)
+        if msg["type"] == sync.USERNS_CREATED:
+            write_id_maps(sys, spec, stage1_pid)
+            parent_end.send(sync.USERNS_MAPPED)
+            msg = parent_end.recv(sync.INIT_PID)
+        _take_events(sys, msg)
+        _raise_if_error(msg)
+        init_pid = msg["pid"]
+        os.waitpid(stage1_pid, 0)
+        stage1_pid = 0
+
+        msg = parent_end.recv(sync.READY)
+        _take_events(sys, msg)
+        _raise_if_error(msg)
+        state.pid = init_pid
+        state.start_time = process_start_time(init_pid) or 0
+        state.save()
+        write_jsonl(state.events_file, sys.trace.events)
+        return state
+    except BaseException:
+        for pid in (init_pid, stage1_pid):
+            if pid:
+                _kill_and_reap(pid)
+        if cgroup is not None:
+            cgroup.kill_all()
+            cgroup.destroy()
+        state.remove()
+        raise
+    finally:
+        if parent_end is not None:
+            parent_end.close()
+
+
+def write_id_maps(sys: Syscalls, spec: Spec, pid: int) -> None:
+    """Tell the kernel which host ids the new user namespace's ids stand for.
+
+    Each line is ``<id inside> <id outside> <count>``.  A map can be written once only, and only by
+    a process with privilege over the outside ids (here: root in the parent namespace).
+    """
+    for kind, maps in (("uid_map", spec.uid_mappings), ("gid_map", spec.gid_mappings)):
+        lines = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+        sys.write_file(f"/proc/{pid}/{kind}", lines,
+                       detail=f"map ids in the user namespace: {kind.split('_')[0]} inside -> host")
+
+
+def _take_events(sys: Syscalls, msg: dict) -> None:
+    from minicontainer.observe.events import Event
+
+    sys.trace.extend(Event.from_dict(e) for e in msg.get("events", []))
+
+
+def _raise_if_error(msg: dict) -> None:
+    if msg["type"] != sync.ERROR:
+        return
+    if msg.get("traceback"):
+        print(msg["traceback"], file=_sys.stderr)
+    if msg.get("verb"):
+        err = KernelError(msg["verb"], msg.get("path", ""), msg["errno"], msg.get("hint", ""))
+        raise RuntimeFailure(f"container init: {err}", exit_code=msg.get("exit_code"))
+    raise RuntimeFailure(msg["message"], exit_code=msg.get("exit_code"))
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # not our child (init, reparented): its cgroup's kill_all and the reaper see to it

@@ -1,0 +1,104 @@
+"""The handshake between the runtime (parent side) and the container's first processes (child side).
+
+Three processes take part in ``create``::
+
+    parent   minicontainer-runtime create       parent.py
+      │ fork
+      ▼
+    stage1   joins/creates the namespaces       init.py: stage1()
+      │ fork (lands in the new PID namespace)
+      ▼
+    init     PID 1: root filesystem, then exec  init.py: container_init()
+
+Why two children?  ``unshare(CLONE_NEWPID)`` does not move the caller into the new PID namespace,
+only the children it forks afterwards; and a user namespace must exist before the namespaces it
+should own are made.  So stage1 makes the namespaces and forks init, which is PID 1 inside them.
+
+They talk over one ``socketpair(AF_UNIX, SOCK_SEQPACKET)``: one JSON object per message, and message
+boundaries kept by the kernel.  The messages, in the order they happen:
+
+====  ========  ========  ===================  ================================================================
+step  from      to        type                 meaning
+====  ========  ========  ===================  ================================================================
+1     parent    stage1    ``go``               stage1 is in the container's cgroup now, so everything it forks
+                                               is counted there; stage1 may unshare the cgroup namespace.
+2     stage1    parent    ``userns-created``   (only with a new user namespace) stage1 did
+                                               ``unshare(CLONE_NEWUSER)``: the parent writes
+                                               /proc/PID/uid_map and gid_map, which only a process outside
+                                               the namespace with privilege over the host ids may do.
+3     parent    stage1    ``userns-mapped``    the maps are written; stage1 becomes root of its namespace.
+4     stage1    parent    ``init-pid``         ``{"pid": N}``: init's PID as the host sees it; stage1 exits.
+5     init      parent    ``ready``            the root filesystem is in place, the program was found, and
+                                               init is blocked opening ``exec.fifo``.  ``create`` is done.
+5'    any child parent    ``error``            ``{"verb", "path", "errno", "message", "hint", "exit_code"}``:
+                                               setup failed; the parent reports it and cleans up.
+====  ========  ========  ===================  ================================================================
+
+``ready``, ``error`` and ``init-pid`` carry ``events``: the kernel steps that child recorded, which
+the parent adds to its own trace (one timeline for ``--explain``).
+
+Later, ``start`` (another process) opens ``exec.fifo`` for reading.  That unblocks init's open for
+writing; init writes one byte and calls ``execve``.  The fifo is runc's trick: it lets init wait for
+``start`` even after the ``create`` process has exited.
+
+If a child dies without sending ``ready`` or ``error``, the parent sees end-of-file on the socket:
+that is reported too, never waited on forever.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from minicontainer.observe.events import Event
+from minicontainer.runtime.errors import RuntimeFailure
+
+GO = "go"
+USERNS_CREATED = "userns-created"
+USERNS_MAPPED = "userns-mapped"
+INIT_PID = "init-pid"
+READY = "ready"
+ERROR = "error"
+
+_MAX_MESSAGE = 1 << 20
+
+
+class SyncError(RuntimeFailure):
+    """The other side broke the protocol or died."""
+
+
+class Channel:
+    """One end of the sync socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @staticmethod
+    def pair() -> tuple["Channel", "Channel"]:
+        """(parent end, child end)."""
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return Channel(a), Channel(b)
+
+    def send(self, kind: str, **fields: Any) -> None:
+        self.sock.send(json.dumps({"type": kind, **fields}).encode())
+
+    def send_events(self, kind: str, events: list[Event], **fields: Any) -> None:
+        self.send(kind, events=[ev.__dict__ for ev in events], **fields)
+
+    def recv(self, *expected: str) -> dict[str, Any]:
+        """The next message, which must be one of ``expected`` or ``error``."""
+        data = self.sock.recv(_MAX_MESSAGE)
+        if not data:
+            raise SyncError(f"the container's setup process exited without a word (waiting for "
+                            f"{' or '.join(expected)})")
+        msg = json.loads(data)
+        if msg.get("type") not in expected and msg.get("type") != ERROR:
+            raise SyncError(f"expected {' or '.join(expected)}, got {msg.get('type')!r}")
+        return msg
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
