@@ -24,9 +24,8 @@ those steps matters, because some of them need capabilities that later ones give
 
 from __future__ import annotations
 
-import functools
-
 import errno
+import functools
 from dataclasses import dataclass
 
 from minicontainer.kernel.syscalls import (

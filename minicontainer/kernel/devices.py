@@ -82,6 +82,8 @@ def populate_dev(sys: Syscalls, rootfs: str, *, in_userns: bool) -> None:
     for sub in ("pts", "shm"):
         os.makedirs(os.path.join(dev, sub), exist_ok=True)
     for name, target in DEFAULT_LINKS.items():
+        if name == "core" and not os.path.exists("/proc/kcore"):
+            continue  # a kernel built without CONFIG_PROC_KCORE: no dangling link (runc agrees)
         link = os.path.join(dev, name)
         if name == "ptmx" and os.path.lexists(link):
             os.unlink(link)

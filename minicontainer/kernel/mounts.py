@@ -23,9 +23,27 @@ import stat
 from dataclasses import dataclass
 
 from minicontainer.kernel.syscalls import (
-    MNT_DETACH, MS_BIND, MS_DIRSYNC, MS_MANDLOCK, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC,
-    MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_REMOUNT, MS_SHARED, MS_SLAVE,
-    MS_STRICTATIME, MS_SYNCHRONOUS, MS_UNBINDABLE, KernelError, Syscalls,
+    MNT_DETACH,
+    MS_BIND,
+    MS_DIRSYNC,
+    MS_MANDLOCK,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_RELATIME,
+    MS_REMOUNT,
+    MS_SHARED,
+    MS_SLAVE,
+    MS_STRICTATIME,
+    MS_SYNCHRONOUS,
+    MS_UNBINDABLE,
+    KernelError,
+    Syscalls,
 )
 
 # mount(8) option words that are flags: word -> (set it?, flag).  Everything else is filesystem data.

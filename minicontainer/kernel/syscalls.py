@@ -22,7 +22,7 @@ import errno as _errno
 import os
 import resource
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from minicontainer.observe.events import Trace
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Iterator
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Event:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Event":
+    def from_dict(cls, d: dict) -> Event:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -72,8 +72,7 @@ class Trace:
 def write_jsonl(path: str, events: Iterable[Event]) -> None:
     """Append events to a JSON-lines file (the state directory's ``events.jsonl``)."""
     with open(path, "a", encoding="utf-8") as f:
-        for ev in events:
-            f.write(ev.to_json() + "\n")
+        f.writelines(ev.to_json() + "\n" for ev in events)
 
 
 def read_jsonl(path: str) -> list[Event]:

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 from minicontainer.observe.events import Event
 
@@ -31,9 +32,10 @@ WHY = {
 
 def format_event(ev: Event, t0_ns: int, width: int = 72) -> str:
     call = f"{ev.op}({ev.args})" if ev.op not in ("start",) else f"{ev.op}: {ev.args}"
-    if len(call) > width:
-        call = call[: width - 3] + "..."
-    line = f"+{(ev.at_ns - t0_ns) / 1e6:8.2f} ms  {ev.side:<6}  {call:<{width}}  {ev.result:<8} {ev.ms:6.2f} ms"
+    head = f"+{(ev.at_ns - t0_ns) / 1e6:8.2f} ms  {ev.side:<6}  "
+    if len(call) > width:  # never cut a call short: put the result on a line of its own
+        call = f"{call}\n{'':{len(head)}}{'':<{width}}"
+    line = f"{head}{call:<{width}}  {ev.result:<8} {ev.ms:6.2f} ms"
     why = ev.detail or WHY.get(ev.op, "")
     if why:
         line += f"\n{'':28}↳ {why}"
@@ -47,8 +49,7 @@ def narrate(events: Iterable[Event], out: TextIO, *, title: str = "") -> None:
     if title:
         out.write(f"── {title} " + "─" * max(0, 60 - len(title)) + "\n")
     t0 = evs[0].at_ns
-    for ev in evs:
-        out.write(format_event(ev, t0) + "\n")
+    out.writelines(format_event(ev, t0) + "\n" for ev in evs)
     total = (evs[-1].at_ns + evs[-1].ms * 1e6 - t0) / 1e6
     out.write(f"   {len(evs)} kernel steps in {total:.1f} ms\n")
     out.flush()

@@ -135,11 +135,25 @@ class Spec:
     sysctl: dict[str, str]
     annotations: dict[str, str]
 
+    def host_ids(self) -> tuple[int, int]:
+        """The host's uid and gid for the container's process.uid/gid (through the id maps, if any)."""
+        return (_to_host(self.process.uid, self.uid_mappings, "uid"),
+                _to_host(self.process.gid, self.gid_mappings, "gid"))
+
     def has_namespace(self, kind: str) -> bool:
         return any(ns.type == kind for ns in self.namespaces)
 
     def new_namespaces(self) -> list[Namespace]:
         return [ns for ns in self.namespaces if not ns.path]
+
+
+def _to_host(container_id: int, maps: list[IdMapping], what: str) -> int:
+    if not maps:
+        return container_id
+    for m in maps:
+        if m.container_id <= container_id < m.container_id + m.size:
+            return m.host_id + container_id - m.container_id
+    raise SpecError(f"process.user.{what}", f"{container_id} is not mapped by linux.{what}Mappings")
 
 
 # --- The schema: every field the runtime knows, so that anything else is reported ----------------
@@ -198,7 +212,7 @@ class _Reader:
             raise SpecError(self._field(key), f"must be {_article(want)}, not {type(value).__name__} {value!r}")
         return value
 
-    def obj(self, key: str, *, required: bool = False) -> "_Reader | None":
+    def obj(self, key: str, *, required: bool = False) -> _Reader | None:
         value = self.get(key, dict, required=required)
         return None if value is None else _Reader(value, self._field(key))
 
@@ -209,7 +223,7 @@ class _Reader:
                 raise SpecError(f"{self._field(key)}[{i}]", f"must be a string, not {v!r}")
         return values
 
-    def objects(self, key: str) -> list["_Reader"]:
+    def objects(self, key: str) -> list[_Reader]:
         return [_Reader(item, f"{self._field(key)}[{i}]") for i, item in enumerate(self.get(key, list, []))]
 
     def finish(self) -> None:
@@ -292,9 +306,9 @@ def parse(data: Any, bundle: str) -> Spec:
     types = [ns.type for ns in namespaces]
     if (uid_maps or gid_maps) and "user" not in types:
         raise SpecError("linux.uidMappings", "id mappings need a user namespace in linux.namespaces")
-    if "user" in types and not any(ns.type == "user" and ns.path for ns in namespaces):
-        if not uid_maps or not gid_maps:
-            raise SpecError("linux.uidMappings", "a new user namespace needs both uidMappings and gidMappings")
+    new_user_namespace = "user" in types and not any(ns.type == "user" and ns.path for ns in namespaces)
+    if new_user_namespace and (not uid_maps or not gid_maps):
+        raise SpecError("linux.uidMappings", "a new user namespace needs both uidMappings and gidMappings")
     if not any(ns.type == "mount" and not ns.path for ns in namespaces):
         raise SpecError("linux.namespaces", "minicontainer-runtime needs a new mount namespace "
                                             "(add {\"type\": \"mount\"}): the root filesystem is built in it")
@@ -307,13 +321,15 @@ def parse(data: Any, bundle: str) -> Spec:
         raise SpecError("mounts", "there is no proc mount at /proc; minicontainer-runtime needs one (the "
                                   "container's init reopens its start signal through /proc/self/fd)")
 
-    return Spec(oci_version=version, bundle=bundle, root_path=root_abs, root_readonly=root_readonly,
+    spec = Spec(oci_version=version, bundle=bundle, root_path=root_abs, root_readonly=root_readonly,
                 process=process, hostname=hostname, mounts=mounts, namespaces=namespaces,
                 uid_mappings=uid_maps, gid_mappings=gid_maps, cgroups_path=cgroups_path,
                 resources=resources, masked_paths=masked, readonly_paths=readonly,
                 rootfs_propagation=propagation, devices=devices,
                 sysctl={str(k): str(v) for k, v in sysctl.items()},
                 annotations={str(k): str(v) for k, v in annotations.items()})
+    spec.host_ids()  # the process's user must be mapped: fail now, not in the child
+    return spec
 
 
 def _process(r: _Reader) -> Process:

@@ -23,12 +23,20 @@ from typing import NoReturn
 
 from minicontainer.kernel import capabilities, devices, mounts
 from minicontainer.kernel.syscalls import (
-    CLONE_NEWUSER, PR_SET_NO_NEW_PRIVS, KernelError, Syscalls,
+    CLONE_NEWUSER,
+    PR_SET_NO_NEW_PRIVS,
+    KernelError,
+    Syscalls,
 )
 from minicontainer.observe.events import Trace
 from minicontainer.runtime import sync
 from minicontainer.runtime.bundle import NAMESPACES, RLIMITS, Spec
-from minicontainer.runtime.errors import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_RUNTIME_FAILURE, RuntimeFailure
+from minicontainer.runtime.errors import (
+    EXIT_NOT_EXECUTABLE,
+    EXIT_NOT_FOUND,
+    EXIT_RUNTIME_FAILURE,
+    RuntimeFailure,
+)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -56,7 +64,7 @@ def _report_and_exit(chan: sync.Channel, trace: Trace, exc: BaseException) -> No
 # --- stage 1: namespaces --------------------------------------------------------------------------
 
 
-def stage1(spec: Spec, chan: sync.Channel, fifo_path: str) -> NoReturn:
+def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int) -> NoReturn:
     trace = Trace(side="stage1")
     sys = Syscalls(trace)
     try:
@@ -86,7 +94,7 @@ def stage1(spec: Spec, chan: sync.Channel, fifo_path: str) -> NoReturn:
 
         pid = sys.fork(detail="init: the first process of the new PID namespace, so its PID 1")
         if pid == 0:
-            container_init(spec, chan, fifo_path, trace)
+            container_init(spec, chan, fifo_handle, trace)
         chan.send_events(sync.INIT_PID, trace.events, pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
@@ -96,7 +104,7 @@ def stage1(spec: Spec, chan: sync.Channel, fifo_path: str) -> NoReturn:
 # --- init: PID 1 of the container -----------------------------------------------------------------
 
 
-def container_init(spec: Spec, chan: sync.Channel, fifo_path: str, trace: Trace) -> NoReturn:
+def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trace) -> NoReturn:
     # A fresh trace: what stage1 recorded before the fork belongs to stage1's report.
     trace.events = []
     trace.side = "init"
@@ -105,10 +113,9 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_path: str, trace: Trace)
     try:
         os.umask(0)  # device nodes and mount points get exactly the modes asked for
         in_userns = spec.has_namespace("user")
-        # Opened now, while the host's path is still reachable; reopened for writing after
-        # pivot_root through /proc/self/fd.  O_PATH: a handle on the file, not an open of the fifo
-        # (which would block until a reader comes).
-        fifo_handle = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
+        # fifo_handle: an O_PATH descriptor of exec.fifo, opened by the parent.  After pivot_root
+        # the state directory is out of reach, so init reopens the fifo for writing through
+        # /proc/self/fd (a "magic link" that leads to the file itself, not to its path).
         build_rootfs(sys, spec, in_userns)
         if spec.hostname is not None:
             sys.sethostname(spec.hostname, detail="the UTS namespace's own hostname")

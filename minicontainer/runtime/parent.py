@@ -34,10 +34,16 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str) -> State:
     state = State.reserve(root, container_id, spec.bundle)
     state.annotations = spec.annotations
     stage1_pid = init_pid = 0
+    fifo_handle = -1
     cgroup = None
     parent_end = None
     try:
         os.mkfifo(state.fifo, 0o600)
+        # init reopens the fifo after it has become the container's user: that user must own it.
+        os.chown(state.fifo, *spec.host_ids())
+        # A handle on the fifo (O_PATH: not an open of the fifo itself, which would block) for init to
+        # inherit: in a user namespace, init could not even walk the path to the state directory.
+        fifo_handle = os.open(state.fifo, os.O_PATH | os.O_CLOEXEC)
         try:
             cgroup = open_cgroup(sys, spec.cgroups_path or f"minicontainer-{container_id}")
             cgroup.create()
@@ -52,8 +58,10 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str) -> State:
         stage1_pid = sys.fork(detail="stage1: will join or create the namespaces")
         if stage1_pid == 0:
             parent_end.close()
-            stage1(spec, child_end, state.fifo)  # never returns
+            stage1(spec, child_end, fifo_handle)  # never returns
         child_end.close()
+        os.close(fifo_handle)
+        fifo_handle = -1
 
         cgroup.add_process(stage1_pid)
         parent_end.send(sync.GO)
@@ -88,6 +96,8 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str) -> State:
     finally:
         if parent_end is not None:
             parent_end.close()
+        if fifo_handle >= 0:
+            os.close(fifo_handle)
 
 
 def write_id_maps(sys: Syscalls, spec: Spec, pid: int) -> None:

@@ -77,7 +77,7 @@ class State:
 
     # -- lifecycle of the directory ----------------------------------------------------------------
     @classmethod
-    def reserve(cls, root: str, container_id: str, bundle: str) -> "State":
+    def reserve(cls, root: str, container_id: str, bundle: str) -> State:
         """Claim the id: mkdir is atomic, so two concurrent creates cannot both get it."""
         check_id(container_id)
         os.makedirs(root, mode=0o711, exist_ok=True)
@@ -91,7 +91,7 @@ class State:
         return st
 
     @classmethod
-    def load(cls, root: str, container_id: str) -> "State":
+    def load(cls, root: str, container_id: str) -> State:
         check_id(container_id)
         try:
             with open(os.path.join(root, container_id, "state.json"), encoding="utf-8") as f:

@@ -75,7 +75,7 @@ class Channel:
         self.sock = sock
 
     @staticmethod
-    def pair() -> tuple["Channel", "Channel"]:
+    def pair() -> tuple[Channel, Channel]:
         """(parent end, child end)."""
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         return Channel(a), Channel(b)

@@ -1,0 +1,97 @@
+"""``minicontainer``: the user-facing command line, docker-like (``minicontainer doctor``, later ``run``,
+``ps``, ``pull``...).
+
+The OCI runtime underneath has its own command, ``minicontainer-runtime`` (runc's interface); this one
+is what a learner types.  Each subcommand is a small function that adds its argparse sub-parser and
+names its handler; :data:`COMMANDS` lists them, so a new command is one function plus one entry.
+
+Start-up time matters for a command run hundreds of times in a course: this module imports only
+``argparse`` and ``sys``.  A handler imports its implementation when it runs, so ``minicontainer
+--version`` never loads ctypes, the cgroup code or anything else it does not use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+PROG = "minicontainer"
+
+
+# --- Subcommands ----------------------------------------------------------------------------------
+# Each add_* function registers one subcommand; set_defaults(handler=...) is how main() finds what to
+# run.  A handler takes the parsed arguments and returns the exit code.
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    from minicontainer.cli import doctor  # imported only when the command runs
+
+    return doctor.command(as_json=args.json)
+
+
+def add_doctor(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "doctor", help="show what this host allows: namespaces, overlayfs, pivot_root, cgroups, tools",
+        description="Check, and as root try for real, every kernel feature minicontainer uses; for each "
+                    "one missing, say how to get it. Exits 0 when everything real isolation needs is there.")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {check, status, detail, remedy, required} instead")
+    p.set_defaults(handler=_run_doctor)
+
+
+# The subcommands, in the order `minicontainer --help` lists them.  run, ps, pull... go here.
+COMMANDS = (add_doctor,)
+
+
+# --- The parser ------------------------------------------------------------------------------------
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: like argparse's own "version" action, but the version is looked up only when
+    asked for (importlib.metadata takes ~40 ms to import: too much for every start-up)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest=dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print minicontainer's version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"{PROG} {package_version()}")
+        parser.exit(0)
+
+
+def package_version() -> str:
+    """The installed package's version (pyproject.toml's ``version``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PROG)
+    except PackageNotFoundError:  # running from a source tree that was never pip-installed
+        return "unknown (not installed: pip install -e .)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="A container engine in readable Python, built to teach how containers work.")
+    parser.add_argument("--version", action=_VersionAction)
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for add in COMMANDS:
+        add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``minicontainer`` console script.  ``argv`` defaults to ``sys.argv[1:]``; returns the exit code.
+
+    Usage errors (and ``--help``, ``--version``) end in ``SystemExit`` from argparse, as usual.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:  # no subcommand: show what there is, as docker and git do
+        parser.print_help(sys.stderr)
+        return 2
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Shared fixtures: busybox bundles, a private runtime root, and the leak check.
+
+Isolation is tested for real, as root: these fixtures build real bundles from Debian's
+busybox-static and run them with the real runtime.  Every container a test creates is deleted in
+the fixture's teardown, also when the test fails, and the session ends by checking that nothing
+(mount, cgroup, state directory, process) was left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from minicontainer.runtime import busybox
+from minicontainer.runtime.defaults import default_config
+
+RUNTIME = [sys.executable, "-m", "minicontainer.runtime.cli"]
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("root") and not IS_ROOT:
+            item.add_marker(pytest.mark.skip(reason="needs root: real namespaces, mounts and cgroups"))
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory) -> Path:
+    """One rootfs for the session; each bundle gets its own copy (tests may write into it)."""
+    try:
+        busybox.find_static_busybox()
+    except FileNotFoundError as e:
+        pytest.fail(f"{e} -- `make test` installs it")
+    root = tmp_path_factory.mktemp("busybox") / "rootfs"
+    busybox.make_rootfs(str(root))
+    return root
+
+
+@pytest.fixture
+def runtime_root(tmp_path) -> Path:
+    root = tmp_path / "state"
+    yield root
+    # Whatever the test left: delete it (kill first), so one failure does not leak into the next.
+    if root.exists():
+        for cid in os.listdir(root):
+            subprocess.run(RUNTIME + ["--root", str(root), "delete", "--force", cid], capture_output=True,
+                           check=False)
+
+
+@pytest.fixture
+def make_bundle(tmp_path, busybox_rootfs) -> Callable[..., Path]:
+    """``make_bundle(["sh", "-c", "..."], **config_changes)`` -> a bundle dir.
+
+    ``config_changes`` are merged into the default config: ``linux={"resources": ...}`` updates
+    the ``linux`` object rather than replacing it.
+    """
+    counter = iter(range(1000))
+
+    def make(args: list[str], **changes) -> Path:
+        bundle = tmp_path / f"bundle{next(counter)}"
+        bundle.mkdir()
+        subprocess.run(["cp", "-a", str(busybox_rootfs), str(bundle / "rootfs")], check=True)
+        config = default_config(args)
+        # A cgroup name of its own: container ids repeat across tests (and concurrent sessions).
+        config["linux"]["cgroupsPath"] = f"minicontainer-test-{uuid.uuid4().hex[:12]}"
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(config.get(key), dict):
+                config[key].update(value)
+            else:
+                config[key] = value
+        (bundle / "config.json").write_text(json.dumps(config, indent=1))
+        return bundle
+
+    return make
+
+
+@pytest.fixture
+def rt(runtime_root) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``minicontainer-runtime --root <private root> ARGS...``; returns the completed process."""
+
+    def run(*args: str, timeout: float = 60, stdout=None) -> subprocess.CompletedProcess:
+        # Files, not pipes: a detached or created container inherits the runtime's stdout and
+        # stderr (as with runc), and would hold a pipe open long after the runtime has exited.
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            r = subprocess.run(RUNTIME + ["--root", str(runtime_root), *args], stdin=subprocess.DEVNULL,
+                               stdout=stdout or out, stderr=err, text=True, timeout=timeout, check=False)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(r.args, r.returncode, out.read(), err.read())
+
+    return run
+
+
+# --- the leak check ----------------------------------------------------------------------------------
+
+
+def _our_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if "/pytest-" in line or "minicontainer" in line]
+
+
+def _our_cgroups() -> list[str]:
+    found = []
+    for top, dirs, _files in os.walk("/sys/fs/cgroup"):
+        for d in dirs:
+            if d.startswith("minicontainer-test-"):
+                found.append(os.path.join(top, d))
+        if top.count("/") > 8:
+            dirs[:] = []
+    return found
+
+
+def _our_processes() -> list[str]:
+    """Runtimes started by a test (a pytest temp dir on their command line) and containers' processes
+    (in a cgroup of ours)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+        except OSError:
+            continue
+        if ("/pytest-" in cmd or "/minicontainer-test-" in cgroups) and ") Z" not in stat:
+            out.append(f"{pid}: {cmd}")
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    before = set(_our_mounts()), set(_our_cgroups()), set(_our_processes())
+    yield
+    if not IS_ROOT:
+        return
+    left = {
+        "mounts": sorted(set(_our_mounts()) - before[0]),
+        "cgroups": sorted(set(_our_cgroups()) - before[1]),
+        "processes": sorted(set(_our_processes()) - before[2]),
+    }
+    left = {k: v for k, v in left.items() if v}
+    assert not left, f"the test session left these behind: {left}"
