@@ -56,7 +56,7 @@ def start(sys: Syscalls, root: str, container_id: str) -> State:
     finally:
         os.close(fd)
     remove_quietly(state.fifo)
-    sys.trace.record("start", f"open {state.fifo} for reading", "init execs the program", start_ns=t0,
+    sys.trace.record("start", "open exec.fifo for reading", "ok", start_ns=t0,
                      detail="the read end opens: init's blocked open(O_WRONLY) returns, it writes a byte "
                             "and calls execve")
     write_jsonl(state.events_file, sys.trace.events[-1:])
