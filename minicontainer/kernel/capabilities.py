@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import errno
 import functools
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from minicontainer.kernel.syscalls import (
     PR_CAP_AMBIENT,
@@ -151,8 +151,7 @@ def names(mask: int) -> list[str]:
 # --- The five sets --------------------------------------------------------------------------------
 
 
-@dataclass
-class CapabilitySets:
+class CapabilitySets(NamedTuple):
     """One thread's five capability masks (bit N = capability N), as in ``/proc/PID/status``."""
 
     bounding: int = 0
@@ -175,13 +174,13 @@ def current(pid: int | str = "self") -> CapabilitySets:
     """
     fields = {"CapBnd": "bounding", "CapEff": "effective", "CapPrm": "permitted",
               "CapInh": "inheritable", "CapAmb": "ambient"}
-    sets = CapabilitySets()
+    masks = {}
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
             key, _, value = line.partition(":")
             if key in fields:
-                setattr(sets, fields[key], int(value.strip(), 16))
-    return sets
+                masks[fields[key]] = int(value.strip(), 16)
+    return CapabilitySets(**masks)
 
 
 def _check_consistent(caps: CapabilitySets) -> None:

@@ -129,7 +129,7 @@ def in_child(trial: Callable[[], None]) -> Attempt:
 
 def _write_quietly(fd: int, text: str) -> None:
     try:
-        os.write(fd, text.encode(errors="replace")[:4000])  # below PIPE_BUF... of any pipe: one write
+        os.write(fd, text.encode(errors="replace")[:4000])  # under PIPE_BUF (4096): one atomic write
     except OSError:
         pass
 
@@ -276,16 +276,18 @@ def check_unshare(euid: int, present: list[str] | None = None,
     if got.code == 0:
         return checks + [Check("unshare.others", OK, f"created {' '.join(others)}{how}", required=True)]
     # Which one?  Try each alone, so the report names the culprit.
-    refused = []
+    refused: dict[str, str] = {}
     for ns in others:
         one = attempt(_unshare_trial(base | NAMESPACE_FLAGS[ns]))
         if one.code != 0:
-            refused.append(f"{ns} ({_failure(one)})")
-    detail = f"unshare{how} refused: " + ("; ".join(refused) or _failure(got))
+            refused[ns] = _failure(one)
+    detail = f"unshare{how} refused: " + ("; ".join(f"{ns} ({why})" for ns, why in refused.items())
+                                           or _failure(got))
     remedy = ("run as root (sudo)" if euid != 0 else
               "if this host is itself a container, run it privileged (docker run --privileged); "
               "otherwise check seccomp/LSM policy (dmesg)")
-    core_refused = any(r.split(" ", 1)[0] in CORE_NAMESPACES for r in refused) or not refused
+    # Only user, cgroup or time refused (as root): containers that do not ask for them still run.
+    core_refused = not refused or any(ns in CORE_NAMESPACES for ns in refused)
     status = MISSING if core_refused or euid != 0 else LIMITED
     return checks + [Check("unshare.others", status, detail, remedy, required=True)]
 
@@ -429,7 +431,7 @@ def check_cgroups(euid: int, root: str = "", layout: Layout | None = None) -> li
     """
     from minicontainer.kernel.cgroups import CgroupError, detect
     try:
-        layout = layout or detect(root=root)
+        layout = detect(root=root) if layout is None else layout
     except (CgroupError, OSError) as e:
         return [Check("cgroups", MISSING, f"no usable cgroup filesystem: {e}",
                       "mount -t cgroup2 none /sys/fs/cgroup", required=True)]

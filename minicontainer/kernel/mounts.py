@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from minicontainer.kernel.syscalls import (
     MNT_DETACH,
@@ -74,8 +74,7 @@ _STATVFS_FLAGS = {os.ST_NOSUID: MS_NOSUID, os.ST_NODEV: MS_NODEV, os.ST_NOEXEC: 
                   os.ST_RDONLY: MS_RDONLY}
 
 
-@dataclass
-class MountOptions:
+class MountOptions(NamedTuple):
     flags: int  # MS_* flags for mount(2)
     propagation: int  # MS_PRIVATE etc., applied in a second call (0 = leave as is)
     data: str  # the rest, comma-separated, for the filesystem itself ("mode=755,size=65536k")

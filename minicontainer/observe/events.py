@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 
-@dataclass
-class Event:
+class Event(NamedTuple):
     """One step: ``op(args) -> result`` done by ``side`` at ``at_ns``, taking ``ms``."""
 
     op: str  # the kernel operation or runtime step: "unshare", "mount", "write", "fork", ...
@@ -32,20 +31,20 @@ class Event:
     detail: str = ""  # a note on why, for steps whose reason is not obvious from the call
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(self._asdict(), separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, d: dict) -> Event:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        return cls(**{k: d[k] for k in cls._fields if k in d})
 
 
-@dataclass
 class Trace:
     """Collects the events of one process; listeners see each event as it is recorded."""
 
-    side: str = "parent"
-    events: list[Event] = field(default_factory=list)
-    listeners: list[Callable[[Event], None]] = field(default_factory=list)
+    def __init__(self, side: str = "parent") -> None:
+        self.side = side
+        self.events: list[Event] = []
+        self.listeners: list[Callable[[Event], None]] = []
 
     def record(self, op: str, args: str, result: str = "ok", *, start_ns: int | None = None,
                errno: int = 0, detail: str = "") -> Event:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from typing import Any
 
 from minicontainer.kernel.capabilities import CapabilitySets
@@ -52,36 +52,31 @@ class SpecError(RuntimeFailure):
         self.field = field_path
 
 
-@dataclass
-class Mount:
+class Mount(NamedTuple):
     destination: str
     type: str
     source: str
     options: list[str]
 
 
-@dataclass
-class Namespace:
+class Namespace(NamedTuple):
     type: str
     path: str = ""  # join this existing namespace instead of creating a new one
 
 
-@dataclass
-class IdMapping:
+class IdMapping(NamedTuple):
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass
-class Rlimit:
+class Rlimit(NamedTuple):
     type: str
     soft: int
     hard: int
 
 
-@dataclass
-class Device:
+class Device(NamedTuple):
     path: str
     type: str  # c, b, u or p
     major: int
@@ -91,16 +86,15 @@ class Device:
     gid: int
 
 
-@dataclass
-class Process:
+class Process(NamedTuple):
     args: list[str]
     env: list[str]
     cwd: str
     uid: int = 0
     gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
+    additional_gids: list[int] = []  # noqa: RUF012 - never mutated: a NamedTuple is read-only
     umask: int | None = None
-    rlimits: list[Rlimit] = field(default_factory=list)
+    rlimits: list[Rlimit] = []  # noqa: RUF012
     no_new_privileges: bool = False
     oom_score_adj: int | None = None
     # The five capability sets as masks; None when the config has no process.capabilities.
@@ -114,8 +108,7 @@ class Process:
         return out
 
 
-@dataclass
-class Spec:
+class Spec(NamedTuple):
     oci_version: str
     bundle: str  # absolute path of the bundle directory
     root_path: str  # absolute path of the root filesystem
@@ -450,14 +443,14 @@ def _device(r: _Reader) -> Device:
 
 
 def _resources(r: _Reader | None) -> Limits:
-    limits = Limits()
     if r is None:
-        return limits
+        return Limits()
+    limits: dict[str, Any] = {}
     mem = r.obj("memory")
     if mem is not None:
-        limits.memory_limit = mem.get("limit", int)
-        limits.memory_reservation = mem.get("reservation", int)
-        limits.memory_swap = mem.get("swap", int)
+        limits["memory_limit"] = mem.get("limit", int)
+        limits["memory_reservation"] = mem.get("reservation", int)
+        limits["memory_swap"] = mem.get("swap", int)
         for key in ("kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"):
             if mem.data.get(key) not in (None, False):
                 raise SpecError(f"{mem.path}.{key}", "is not supported by minicontainer-runtime")
@@ -465,11 +458,11 @@ def _resources(r: _Reader | None) -> Limits:
         mem.finish()
     cpu = r.obj("cpu")
     if cpu is not None:
-        limits.cpu_shares = cpu.get("shares", int)
-        limits.cpu_quota = cpu.get("quota", int)
-        limits.cpu_period = cpu.get("period", int)
-        limits.cpuset_cpus = cpu.get("cpus", str) or None
-        limits.cpuset_mems = cpu.get("mems", str) or None
+        limits["cpu_shares"] = cpu.get("shares", int)
+        limits["cpu_quota"] = cpu.get("quota", int)
+        limits["cpu_period"] = cpu.get("period", int)
+        limits["cpuset_cpus"] = cpu.get("cpus", str) or None
+        limits["cpuset_mems"] = cpu.get("mems", str) or None
         for key in ("realtimeRuntime", "realtimePeriod", "idle", "burst"):
             if cpu.data.get(key) not in (None, 0):
                 raise SpecError(f"{cpu.path}.{key}", "is not supported by minicontainer-runtime")
@@ -477,7 +470,7 @@ def _resources(r: _Reader | None) -> Limits:
         cpu.finish()
     pids = r.obj("pids")
     if pids is not None:
-        limits.pids_limit = pids.get("limit", int, required=True)
+        limits["pids_limit"] = pids.get("limit", int, required=True)
         pids.finish()
     r.finish()
-    return limits
+    return Limits(**limits)

@@ -21,9 +21,7 @@ import errno
 import json
 import os
 import re
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
 
 from minicontainer.runtime.errors import ContainerNotFound, RuntimeFailure
 
@@ -52,16 +50,23 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-@dataclass
 class State:
-    id: str
-    bundle: str
-    root: str  # the runtime's state root
-    pid: int = 0
-    start_time: int = 0
-    created: str = ""
-    cgroup: dict = field(default_factory=dict)
-    annotations: dict = field(default_factory=dict)
+    """One container's record.  (A plain class: this module is on every container's start-up path,
+    and ``dataclasses`` alone costs more to import than the rest of the runtime.)"""
+
+    # What state.json holds.
+    SAVED = ("id", "bundle", "pid", "start_time", "created", "cgroup", "annotations")
+
+    def __init__(self, id: str, bundle: str, root: str, pid: int = 0, start_time: int = 0,  # noqa: A002
+                 created: str = "", cgroup: dict | None = None, annotations: dict | None = None) -> None:
+        self.id = id
+        self.bundle = bundle
+        self.root = root  # the runtime's state root (not saved: it is where the file is)
+        self.pid = pid  # init's PID on the host
+        self.start_time = start_time  # init's start time, to tell it from a later process with its PID
+        self.created = created
+        self.cgroup = cgroup or {}  # Cgroup.to_state(): enough to find and remove it again
+        self.annotations = annotations or {}
 
     @property
     def dir(self) -> str:
@@ -98,17 +103,23 @@ class State:
                 data = json.load(f)
         except FileNotFoundError:
             raise ContainerNotFound(container_id) from None
-        return cls(root=root, **{k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "root"})
+        return cls(root=root, **{k: v for k, v in data.items() if k in cls.SAVED})
 
     def save(self) -> None:
         """Write state.json atomically: a reader sees the old file or the new one, never half."""
         tmp = os.path.join(self.dir, ".state.json.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({k: v for k, v in asdict(self).items() if k != "root"}, f, indent=1)
+            json.dump({k: getattr(self, k) for k in self.SAVED}, f, indent=1)
         os.rename(tmp, os.path.join(self.dir, "state.json"))
 
     def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Remove the files the runtime made (and only those), then the directory."""
+        for name in ("state.json", ".state.json.tmp", "exec.fifo", "events.jsonl"):
+            remove_quietly(os.path.join(self.dir, name))
+        try:
+            os.rmdir(self.dir)
+        except FileNotFoundError:
+            pass
 
     # -- what is observed ---------------------------------------------------------------------------
     def alive(self) -> bool:

@@ -84,7 +84,7 @@ class Channel:
         self.sock.send(json.dumps({"type": kind, **fields}).encode())
 
     def send_events(self, kind: str, events: list[Event], **fields: Any) -> None:
-        self.send(kind, events=[ev.__dict__ for ev in events], **fields)
+        self.send(kind, events=[ev._asdict() for ev in events], **fields)
 
     def recv(self, *expected: str) -> dict[str, Any]:
         """The next message, which must be one of ``expected`` or ``error``."""

@@ -11,7 +11,7 @@ puts each container in a cgroup of its own, beneath the cgroup minicontainer its
 The runtime uses two entry points::
 
     cg = open_cgroup(sys, config["linux"]["cgroupsPath"])   # at create
-    cg.create(); cg.apply(Limits.from_oci(resources)); cg.add_process(pid)
+    cg.create(); cg.apply(spec.resources); cg.add_process(pid)
     state["cgroup"] = cg.to_state()
 
     cg = cgroup_from_state(sys, state["cgroup"])            # later, in another process: delete

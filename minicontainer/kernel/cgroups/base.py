@@ -36,7 +36,7 @@ import posixpath
 import signal
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from minicontainer.kernel.syscalls import KernelError, Syscalls
 
@@ -54,8 +54,7 @@ class CgroupError(Exception):
         self.field = field
 
 
-@dataclass
-class Limits:
+class Limits(NamedTuple):
     """The resource limits of one container, from OCI ``linux.resources``.
 
     ``None`` everywhere means "leave the kernel's default", which for a new cgroup is "unlimited".
@@ -72,23 +71,6 @@ class Limits:
     cpuset_mems: str | None = None  # NUMA memory nodes it may allocate from
     pids_limit: int | None = None  # most processes/threads at once; 0 or negative = unlimited
 
-    @classmethod
-    def from_oci(cls, resources: dict | None) -> Limits:
-        """Read the limits from an OCI ``linux.resources`` object (absent fields stay ``None``)."""
-        r = resources or {}
-        memory, cpu, pids = r.get("memory") or {}, r.get("cpu") or {}, r.get("pids") or {}
-        return cls(
-            memory_limit=memory.get("limit"),
-            memory_reservation=memory.get("reservation"),
-            memory_swap=memory.get("swap"),
-            cpu_shares=cpu.get("shares"),
-            cpu_quota=cpu.get("quota"),
-            cpu_period=cpu.get("period"),
-            cpuset_cpus=cpu.get("cpus"),
-            cpuset_mems=cpu.get("mems"),
-            pids_limit=pids.get("limit"),
-        )
-
     def needs_memory(self) -> bool:
         return any(v is not None for v in (self.memory_limit, self.memory_reservation, self.memory_swap))
 
@@ -102,8 +84,7 @@ class Limits:
         return self.pids_limit is not None
 
 
-@dataclass
-class CgroupStats:
+class CgroupStats(NamedTuple):
     """What the kernel has counted for the container's cgroup.  ``None``: this host does not count it."""
 
     memory_usage: int | None = None  # bytes in use now (page cache included)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from minicontainer.kernel.cgroups.base import CgroupError
 
@@ -34,8 +34,7 @@ V1_CONTROLLERS = frozenset({
 UNIFIED = ""  # the key of the v2 line in /proc/self/cgroup ("0::/path") and in Layout.own
 
 
-@dataclass
-class Layout:
+class Layout(NamedTuple):
     """The cgroup filesystems of this host, as this process sees them."""
 
     mode: str  # "v1", "v2" or "hybrid"
@@ -44,7 +43,7 @@ class Layout:
     own: dict[str, str]  # controller ("" for the v2 line) -> our cgroup path, from /proc/self/cgroup
     # mount point -> the cgroup path the mount shows at its top (mountinfo's 4th field).  Usually
     # "/"; inside a container that was given a sub-tree of the host's cgroups, it is that sub-tree.
-    mount_roots: dict[str, str] = field(default_factory=dict)
+    mount_roots: dict[str, str]
 
     def own_path(self, controller: str) -> str:
         """Our cgroup path for ``controller`` ("" for the unified hierarchy)."""
