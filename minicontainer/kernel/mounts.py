@@ -141,8 +141,17 @@ def _keep_locked_flags(path: str) -> int:
 
 
 def make_mounts_private(sys: Syscalls) -> None:
-    sys.mount(None, "/", None, MS_REC | MS_PRIVATE,
-              detail="stop mount events propagating between the host and the container")
+    try:
+        sys.mount(None, "/", None, MS_REC | MS_PRIVATE,
+                  detail="stop mount events propagating between the host and the container")
+    except KernelError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        # "/" is not a mount point: the runtime itself runs inside a chroot, where pivot_root (and a
+        # user namespace) cannot work.
+        raise KernelError("mount", "/", e.errno, "'/' is not a mount point: is the runtime running inside a "
+                          "chroot? Run it outside, or make the chroot's root a mount first "
+                          "(mount --rbind DIR DIR && chroot DIR)") from None
 
 
 def set_root_propagation(sys: Syscalls, propagation: str) -> None:

@@ -1,0 +1,124 @@
+"""config.json -> Spec: every field checked, none silently ignored."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from minicontainer.kernel.capabilities import CAPABILITIES
+from minicontainer.runtime.bundle import SpecError, load, parse
+from minicontainer.runtime.defaults import default_config
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    (tmp_path / "rootfs").mkdir()
+    return tmp_path
+
+
+def parse_with(bundle, change) -> object:
+    config = default_config(["sh"])
+    change(config)
+    return parse(config, str(bundle))
+
+
+def test_default_config_parses(bundle):
+    spec = parse(default_config(["echo", "hi"]), str(bundle))
+    assert spec.process.args == ["echo", "hi"]
+    assert spec.root_path == str(bundle / "rootfs")
+    assert [ns.type for ns in spec.namespaces] == ["pid", "network", "ipc", "uts", "mount", "cgroup"]
+    assert spec.process.capabilities.bounding & (1 << CAPABILITIES["CAP_KILL"])
+    assert not spec.process.capabilities.bounding & (1 << CAPABILITIES["CAP_SYS_ADMIN"])
+    assert spec.hostname == "minicontainer"
+    assert spec.resources.memory_limit is None
+    assert spec.rootfs_propagation == "private"
+
+
+def test_resources_become_limits(bundle):
+    def change(c):
+        c["linux"]["resources"] = {"memory": {"limit": 1 << 20, "swap": 2 << 20}, "pids": {"limit": 5},
+                                   "cpu": {"quota": 1000, "period": 10000, "shares": 100, "cpus": "0"}}
+    limits = parse_with(bundle, change).resources
+    assert (limits.memory_limit, limits.memory_swap, limits.pids_limit) == (1 << 20, 2 << 20, 5)
+    assert (limits.cpu_quota, limits.cpu_period, limits.cpu_shares, limits.cpuset_cpus) == (1000, 10000, 100, "0")
+
+
+def test_user_namespace_ids_map_to_host(bundle):
+    def change(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 10}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 2000, "size": 10}]
+        c["process"]["user"] = {"uid": 3, "gid": 4}
+    assert parse_with(bundle, change).host_ids() == (1003, 2004)
+
+
+@pytest.mark.parametrize("change,field,words", [
+    (lambda c: c.pop("process"), "process", "is required but missing"),
+    (lambda c: c["process"].pop("args"), "process.args", "is required"),
+    (lambda c: c["process"].__setitem__("args", []), "process.args", "must name the program"),
+    (lambda c: c["process"].__setitem__("cwd", "relative"), "process.cwd", "absolute"),
+    (lambda c: c["process"].__setitem__("env", ["NOEQUALS"]), "process.env[0]", "KEY=value"),
+    (lambda c: c["process"]["user"].__setitem__("uid", "root"), "process.user.uid", "must be an int"),
+    (lambda c: c["process"]["user"].__setitem__("uid", True), "process.user.uid", "must be an int"),
+    (lambda c: c.__setitem__("ociVersion", "0.9"), "ociVersion", "1.x"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "linux.namespaces[6].type", "twice"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "time"}), "linux.namespaces[6].type", "not supported"),
+    (lambda c: c["linux"].__setitem__("namespaces", [{"type": "pid"}]), "linux.namespaces", "mount namespace"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "linux.uidMappings", "needs both"),
+    (lambda c: c["linux"].__setitem__("namespaces", [{"type": "mount"}]), "hostname", "uts namespace"),
+    (lambda c: c["mounts"].append({"destination": "/x", "type": "nfs", "source": "h:/"}), "mounts[6].type",
+     "'nfs' is not supported"),
+    (lambda c: c["mounts"].append({"destination": "x", "type": "tmpfs"}), "mounts[6].destination", "absolute"),
+    (lambda c: c["mounts"].append({"destination": "/x", "options": ["bind"]}), "mounts[6].source", "needs a source"),
+    (lambda c: c.__setitem__("mounts", []), "mounts", "proc mount"),
+    (lambda c: c["process"].__setitem__("terminal", True), "process.terminal", "not supported yet"),
+    (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "x"}), "linux.seccomp", "not supported"),
+    (lambda c: c.__setitem__("hooks", {}), "hooks", "not supported"),
+    (lambda c: c["linux"].__setitem__("resources", {"devices": [{"allow": False}]}), "linux.resources.devices",
+     "not supported"),
+    (lambda c: c["linux"].__setitem__("resources", {"memory": {"swappiness": 10}}),
+     "linux.resources.memory.swappiness", "not supported"),
+    (lambda c: c["process"].__setitem__("rlimits", [{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]),
+     "process.rlimits[0].type", "unknown rlimit"),
+    (lambda c: c["process"].__setitem__("rlimits", [{"type": "RLIMIT_NOFILE", "soft": 2, "hard": 1}]),
+     "process.rlimits[0]", "above hard"),
+    (lambda c: c["process"]["capabilities"].__setitem__("bounding", ["CAP_FLY"]), "", "unknown capability 'CAP_FLY'"),
+    (lambda c: c.__setitem__("colour", "blue"), "colour", "not a field"),
+    (lambda c: c["linux"].__setitem__("rootfsPropagation", "sideways"), "linux.rootfsPropagation", "unknown"),
+    (lambda c: c["process"].__setitem__("oomScoreAdj", 5000), "process.oomScoreAdj", "outside"),
+])
+def test_bad_fields_are_named(bundle, change, field, words):
+    with pytest.raises(SpecError) as e:
+        parse_with(bundle, change)
+    assert field in str(e.value)
+    assert words in str(e.value)
+    if field:
+        assert e.value.field == field or e.value.field.startswith(field)
+
+
+def test_false_and_empty_unsupported_fields_are_accepted(bundle):
+    # `"terminal": false` asks for nothing this runtime lacks.
+    def change(c):
+        c["process"]["terminal"] = False
+        c["linux"]["seccomp"] = None
+    parse_with(bundle, change)
+
+
+def test_load_reports_missing_config_malformed_json_and_missing_rootfs(tmp_path):
+    with pytest.raises(SpecError, match="No such file"):
+        load(str(tmp_path))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(SpecError, match="not valid JSON"):
+        load(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps(default_config()))
+    with pytest.raises(SpecError, match="root.path.*not a directory"):
+        load(str(tmp_path))
+
+
+def test_parse_does_not_modify_its_input(bundle):
+    config = default_config()
+    before = copy.deepcopy(config)
+    parse(config, str(bundle))
+    assert config == before
