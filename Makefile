@@ -6,8 +6,10 @@
 PYTHON ?= /usr/bin/python3
 VENV   := .venv
 # Debian packages the project needs.  python3-venv: the virtual environment; busybox-static: the
-# root filesystem of the demo and test containers; runc: the peer the tests compare against.
-APT_PACKAGES := python3 python3-venv busybox-static runc
+# root filesystem of the demo and test containers; runc: the peer the tests compare against;
+# docker-registry: the real local registry the image tests pull from; skopeo, umoci: interop peers;
+# tini: a minimal init for PID 1.
+APT_PACKAGES := python3 python3-venv busybox-static runc docker-registry skopeo umoci tini
 BENCH_PACKAGES := hyperfine
 SOURCES := $(shell find minicontainer -name '*.py')
 

@@ -118,8 +118,9 @@ def flag_names(value: int, names: dict[int, str]) -> str:
 # What to do about the errors a learner meets most, by (verb, errno).  The verb alone is the
 # fallback, then the errno alone.
 _HINTS: dict[tuple[str, int] | str | int, str] = {
-    ("unshare", _errno.EPERM): "creating namespaces needs root (run with sudo), or unprivileged user "
-                               "namespaces (sysctl kernel.unprivileged_userns_clone=1)",
+    ("unshare", _errno.EPERM): "creating namespaces needs root (run with sudo); a user namespace is also "
+                               "refused inside a chroot, and where unprivileged user namespaces are off "
+                               "(sysctl kernel.unprivileged_userns_clone=1)",
     ("unshare", _errno.EINVAL): "this kernel lacks that namespace type (see `minicontainer doctor`)",
     ("unshare", _errno.ENOSPC): "the per-user namespace limit is reached (/proc/sys/user/max_*_namespaces)",
     ("setns", _errno.EPERM): "joining a namespace needs CAP_SYS_ADMIN in the namespace's owning user namespace",
