@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -164,3 +165,35 @@ def test_user_identity_capabilities_rlimits_and_no_new_privileges(rt, make_bundl
     assert status["NoNewPrivs"] == "1"
     assert "321" in out.split()
     assert out.strip().endswith("/tmp")
+
+
+def test_bind_mount_read_only(rt, make_bundle, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hello.txt").write_text("from the host\n")
+    mounts = [{"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind", "ro"]}]
+    bundle = make_bundle(["sh", "-c", "cat /data/hello.txt; touch /data/new 2>&1; grep ' /data ' /proc/mounts"])
+    config = json.loads((bundle / "config.json").read_text())
+    config["mounts"] += mounts
+    (bundle / "config.json").write_text(json.dumps(config))
+    r = rt("run", "--bundle", str(bundle), "bind")
+    assert r.returncode == 0, r.stderr
+    assert "from the host" in r.stdout
+    assert "Read-only file system" in r.stdout
+    assert not (data / "new").exists()
+
+
+def test_joining_another_containers_network_namespace_by_path(rt, make_bundle):
+    first = make_bundle(["sleep", "30"])
+    assert rt("run", "-d", "--bundle", str(first), "netowner").returncode == 0
+    try:
+        owner_pid = json.loads(rt("state", "netowner").stdout)["pid"]
+        net = f"/proc/{owner_pid}/ns/net"
+        namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")] + [{"type": "network", "path": net}]
+        second = make_bundle(["readlink", "/proc/self/ns/net"], linux={"namespaces": namespaces})
+        r = rt("run", "--bundle", str(second), "netjoiner")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == os.readlink(net)
+        assert "setns" in rt("--explain", "run", "--bundle", str(second), "netjoiner2").stderr
+    finally:
+        rt("delete", "--force", "netowner")
