@@ -183,7 +183,7 @@ def current(pid: int | str = "self") -> CapabilitySets:
     return CapabilitySets(**masks)
 
 
-def _check_consistent(caps: CapabilitySets) -> None:
+def check_consistent(caps: CapabilitySets) -> None:
     """Refuse, before touching anything, the combinations the kernel would refuse half-way through.
 
     ``capset`` fails with EPERM when effective holds a capability that permitted lacks, and raising
@@ -214,7 +214,7 @@ def apply_identity(sys: Syscalls, caps: CapabilitySets | None, uid: int, gid: in
     """
     if caps is None:
         caps = CapabilitySets()
-    _check_consistent(caps)
+    check_consistent(caps)
     highest = last_cap()
 
     # 1. Cut the bounding set first.  PR_CAPBSET_DROP needs CAP_SETPCAP in our effective set, which

@@ -154,14 +154,12 @@ def make_mounts_private(sys: Syscalls) -> None:
                           "(mount --rbind DIR DIR && chroot DIR)") from None
 
 
-def set_root_propagation(sys: Syscalls, propagation: str) -> None:
-    """linux.rootfsPropagation other than private: applied to the new / once it is in place."""
-    sys.mount(None, "/", None, PROPAGATION[propagation] | MS_REC, detail=f"rootfsPropagation {propagation}")
-
-
 def bind_rootfs(sys: Syscalls, rootfs: str) -> None:
     sys.mount(rootfs, rootfs, None, MS_BIND | MS_REC,
               detail="pivot_root needs the new root to be a mount point: bind it onto itself")
+    # No device node in the image opens a device: only those the runtime puts in the /dev tmpfs do.
+    sys.mount(None, rootfs, None, MS_BIND | MS_REMOUNT | MS_NODEV | _keep_locked_flags(rootfs),
+              detail="nodev: device files shipped in an image are inert")
 
 
 def mount_one(sys: Syscalls, rootfs: str, destination: str, kind: str, source: str, options: list[str],

@@ -84,6 +84,7 @@ MNT_DETACH = 2  # "lazy": detach now, clean up when the last user is gone
 
 # prctl(2) options used by the runtime.
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -94,7 +95,7 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 PRCTL_NAMES = {
-    PR_SET_PDEATHSIG: "PR_SET_PDEATHSIG", PR_SET_KEEPCAPS: "PR_SET_KEEPCAPS",
+    PR_SET_PDEATHSIG: "PR_SET_PDEATHSIG", PR_SET_DUMPABLE: "PR_SET_DUMPABLE", PR_SET_KEEPCAPS: "PR_SET_KEEPCAPS",
     PR_CAPBSET_READ: "PR_CAPBSET_READ", PR_CAPBSET_DROP: "PR_CAPBSET_DROP",
     PR_SET_CHILD_SUBREAPER: "PR_SET_CHILD_SUBREAPER", PR_SET_NO_NEW_PRIVS: "PR_SET_NO_NEW_PRIVS",
     PR_CAP_AMBIENT: "PR_CAP_AMBIENT",
@@ -327,6 +328,9 @@ class Syscalls:
     def mknod(self, path: str, mode: int, device: int, *, detail: str = "") -> None:
         self._call("mknod", f"{path}, {oct(mode)}, {os.major(device)}:{os.minor(device)}", path,
                    lambda: os.mknod(path, mode, device), detail=detail)
+
+    def mkfifo(self, path: str, mode: int = 0o600, *, detail: str = "") -> None:
+        self._call("mkfifo", f"{path}, {oct(mode)}", path, lambda: os.mkfifo(path, mode), detail=detail)
 
     def symlink(self, target: str, path: str, *, detail: str = "") -> None:
         self._call("symlink", f"{target} -> {path}", path, lambda: os.symlink(target, path), detail=detail)

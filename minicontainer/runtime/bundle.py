@@ -14,26 +14,21 @@ from __future__ import annotations
 
 import json
 import os
-from typing import NamedTuple
-from typing import Any
+from typing import Any, NamedTuple
 
-from minicontainer.kernel.capabilities import CapabilitySets
+from minicontainer.kernel.capabilities import CAPABILITIES, CapabilitySets, check_consistent
 from minicontainer.kernel.capabilities import parse as parse_capabilities
 from minicontainer.kernel.cgroups.base import Limits
+from minicontainer.kernel.namespaces import BY_OCI
 from minicontainer.runtime.errors import RuntimeFailure
 
-# Namespace types as the spec names them, with the kernel's clone flag and /proc/PID/ns file.
-NAMESPACES: dict[str, tuple[int, str]] = {
-    "pid": (0x20000000, "pid"),
-    "network": (0x40000000, "net"),
-    "mount": (0x00020000, "mnt"),
-    "ipc": (0x08000000, "ipc"),
-    "uts": (0x04000000, "uts"),
-    "user": (0x10000000, "user"),
-    "cgroup": (0x02000000, "cgroup"),
-}
+MOUNT_TYPES = ("proc", "tmpfs", "devpts", "mqueue", "sysfs", "bind")
 
-MOUNT_TYPES = ("proc", "tmpfs", "devpts", "mqueue", "sysfs", "bind", "none")
+# sysctls a container may set: only those that belong to one of its own namespaces.  Anything else
+# (kernel.core_pattern, vm.*) is the whole host's, and writing it would change the host.
+NAMESPACED_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                      "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
 
 # Resource limits a process may set (process.rlimits[].type), as <sys/resource.h> numbers them.
 RLIMITS: dict[str, int] = {
@@ -175,9 +170,12 @@ UNSUPPORTED = {
 }
 
 
-def _false_is_fine(path: str, value: Any) -> bool:
-    """``"terminal": false`` asks for nothing unsupported; so does an empty list or object."""
-    return value in (False, None, [], {}) and path != "hooks"
+def _asks_for_nothing(value: Any) -> bool:
+    """``"terminal": false``, ``null``, ``[]`` or ``{}`` ask for nothing this runtime lacks.
+
+    (Careful: ``0 in (None, False)`` is true in Python, and ``"swappiness": 0`` does ask for
+    something, so each case is tested by identity.)"""
+    return value is None or value is False or (isinstance(value, (list, dict)) and not value)
 
 
 class _Reader:
@@ -226,7 +224,7 @@ class _Reader:
                 continue
             path = self._field(key)
             if path in UNSUPPORTED:
-                if _false_is_fine(path, self.data[key]):
+                if _asks_for_nothing(self.data[key]):
                     continue
                 raise SpecError(path, UNSUPPORTED[path])
             raise SpecError(path, "is not a field minicontainer-runtime knows (a typo? see the OCI runtime spec)")
@@ -276,7 +274,7 @@ def parse(data: Any, bundle: str) -> Spec:
 
     hostname = top.get("hostname", str)
     top.get("domainname", str)  # read below with the uts check
-    mounts = [_mount(m) for m in top.objects("mounts")]
+    mounts = [_mount(m, bundle) for m in top.objects("mounts")]
     annotations = top.get("annotations", dict, {})
 
     linux = top.obj("linux") or _Reader({}, "linux")
@@ -288,9 +286,10 @@ def parse(data: Any, bundle: str) -> Spec:
     masked = linux.strings("maskedPaths")
     readonly = linux.strings("readonlyPaths")
     propagation = linux.get("rootfsPropagation", str, "private")
-    if propagation not in ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable",
-                           "runbindable"):
-        raise SpecError("linux.rootfsPropagation", f"unknown propagation '{propagation}'")
+    if propagation not in ("private", "rprivate"):
+        known = ("slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
+        raise SpecError("linux.rootfsPropagation", f"'{propagation}' is not supported yet: the root is always "
+                        "private" if propagation in known else f"unknown propagation '{propagation}'")
     devices = [_device(d) for d in linux.objects("devices")]
     sysctl = linux.get("sysctl", dict, {})
     linux.finish()
@@ -302,6 +301,22 @@ def parse(data: Any, bundle: str) -> Spec:
     new_user_namespace = "user" in types and not any(ns.type == "user" and ns.path for ns in namespaces)
     if new_user_namespace and (not uid_maps or not gid_maps):
         raise SpecError("linux.uidMappings", "a new user namespace needs both uidMappings and gidMappings")
+    joined_user = any(ns.type == "user" and ns.path for ns in namespaces)
+    if joined_user and (uid_maps or gid_maps):
+        raise SpecError("linux.uidMappings", "the user namespace is joined by path: its id maps are already "
+                                             "written; remove uidMappings and gidMappings")
+    caps = process.capabilities
+    if caps and caps.bounding & (1 << CAPABILITIES["CAP_MKNOD"]) and "user" not in types:
+        # Without a devices cgroup nothing would stop root in the container from making /dev/sda.
+        raise SpecError("process.capabilities.bounding", "CAP_MKNOD is refused: without a devices cgroup "
+                        "(not implemented yet) it would let the container create and open the host's disks")
+    for key in sysctl:
+        _check_sysctl(key, types)
+    dev_tmpfs = any(m.destination == "/dev" and m.type == "tmpfs" for m in mounts)
+    for i, d in enumerate(devices):
+        if not dev_tmpfs or not d.path.startswith("/dev/") or ".." in d.path.split("/"):
+            raise SpecError(f"linux.devices[{i}].path", f"'{d.path}': devices are made only inside a tmpfs "
+                            "mounted at /dev (so that nothing is written into the image)")
     if not any(ns.type == "mount" and not ns.path for ns in namespaces):
         raise SpecError("linux.namespaces", "minicontainer-runtime needs a new mount namespace "
                                             "(add {\"type\": \"mount\"}): the root filesystem is built in it")
@@ -323,6 +338,20 @@ def parse(data: Any, bundle: str) -> Spec:
                 annotations={str(k): str(v) for k, v in annotations.items()})
     spec.host_ids()  # the process's user must be mapped: fail now, not in the child
     return spec
+
+
+def _check_sysctl(key: str, namespace_types: list[str]) -> None:
+    if "/" in key or ".." in key or not key:
+        raise SpecError(f"linux.sysctl.{key}", "is not a sysctl name")
+    if key in NAMESPACED_SYSCTLS or key.startswith("fs.mqueue."):
+        need = "ipc"
+    elif key.startswith("net."):
+        need = "network"
+    else:
+        raise SpecError(f"linux.sysctl.{key}", "belongs to the whole host, not to one of the container's "
+                        "namespaces: setting it would change the host")
+    if need not in namespace_types:
+        raise SpecError(f"linux.sysctl.{key}", f"needs a new {need} namespace of the container's own")
 
 
 def _process(r: _Reader) -> Process:
@@ -355,9 +384,9 @@ def _process(r: _Reader) -> Process:
         if kind in seen:
             raise SpecError(f"{item.path}.type", f"'{kind}' is given twice")
         seen.add(kind)
-        soft = item.get("soft", int, required=True)
-        hard = item.get("hard", int, required=True)
-        if soft > hard:
+        soft = _rlimit_value(item.get("soft", int, required=True))
+        hard = _rlimit_value(item.get("hard", int, required=True))
+        if hard != INFINITY and (soft == INFINITY or soft > hard):
             raise SpecError(item.path, f"soft limit {soft} is above hard limit {hard}")
         item.finish()
         rlimits.append(Rlimit(kind, soft, hard))
@@ -372,6 +401,10 @@ def _process(r: _Reader) -> Process:
                 raise SpecError("", str(e)) from None
         caps_reader.finish()
         capabilities = CapabilitySets(**masks)
+        try:
+            check_consistent(capabilities)
+        except ValueError as e:
+            raise SpecError("process.capabilities", str(e)) from None
     nnp = r.get("noNewPrivileges", bool, False)
     oom = r.get("oomScoreAdj", int)
     if oom is not None and not -1000 <= oom <= 1000:
@@ -382,7 +415,15 @@ def _process(r: _Reader) -> Process:
                    rlimits=rlimits, no_new_privileges=nnp, oom_score_adj=oom, capabilities=capabilities)
 
 
-def _mount(r: _Reader) -> Mount:
+INFINITY = -1  # resource.RLIM_INFINITY: what Python passes to setrlimit for "unlimited"
+
+
+def _rlimit_value(value: int) -> int:
+    """OCI writes "unlimited" as 2**64-1 (the C value of RLIM_INFINITY); Python wants -1."""
+    return INFINITY if value < 0 or value >= 2**63 else value
+
+
+def _mount(r: _Reader, bundle: str) -> Mount:
     dest = r.get("destination", str, required=True)
     if not dest.startswith("/"):
         raise SpecError(f"{r.path}.destination", f"'{dest}' must be an absolute path")
@@ -396,6 +437,8 @@ def _mount(r: _Reader) -> Mount:
                                           "mqueue, sysfs, and bind mounts)")
     if kind == "bind" and not source:
         raise SpecError(f"{r.path}.source", "a bind mount needs a source")
+    if kind == "bind" and not source.startswith("/"):
+        source = os.path.join(bundle, source)  # relative sources are relative to the bundle
     for key in ("uidMappings", "gidMappings"):
         if r.data.get(key):
             raise SpecError(f"{r.path}.{key}", "id-mapped mounts are not supported yet")
@@ -410,8 +453,8 @@ def _namespaces(linux: _Reader) -> list[Namespace]:
         kind = item.get("type", str, required=True)
         if kind == "time":
             raise SpecError(f"{item.path}.type", "time namespaces are not supported yet")
-        if kind not in NAMESPACES:
-            raise SpecError(f"{item.path}.type", f"unknown namespace type '{kind}' (known: {', '.join(NAMESPACES)})")
+        if kind not in BY_OCI:
+            raise SpecError(f"{item.path}.type", f"unknown namespace type '{kind}' (known: {', '.join(BY_OCI)})")
         if any(ns.type == kind for ns in out):
             raise SpecError(f"{item.path}.type", f"namespace '{kind}' is listed twice")
         path = item.get("path", str, "")
@@ -452,7 +495,7 @@ def _resources(r: _Reader | None) -> Limits:
         limits["memory_reservation"] = mem.get("reservation", int)
         limits["memory_swap"] = mem.get("swap", int)
         for key in ("kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"):
-            if mem.data.get(key) not in (None, False):
+            if not _asks_for_nothing(mem.data.get(key)):
                 raise SpecError(f"{mem.path}.{key}", "is not supported by minicontainer-runtime")
             mem.used.add(key)
         mem.finish()
@@ -464,7 +507,7 @@ def _resources(r: _Reader | None) -> Limits:
         limits["cpuset_cpus"] = cpu.get("cpus", str) or None
         limits["cpuset_mems"] = cpu.get("mems", str) or None
         for key in ("realtimeRuntime", "realtimePeriod", "idle", "burst"):
-            if cpu.data.get(key) not in (None, 0):
+            if not _asks_for_nothing(cpu.data.get(key)):
                 raise SpecError(f"{cpu.path}.{key}", "is not supported by minicontainer-runtime")
             cpu.used.add(key)
         cpu.finish()
@@ -473,4 +516,13 @@ def _resources(r: _Reader | None) -> Limits:
         limits["pids_limit"] = pids.get("limit", int, required=True)
         pids.finish()
     r.finish()
+    # OCI: a CPU value of 0 means "not set" (the kernel would turn shares=0 into 2, its minimum).
+    for key in ("cpu_shares", "cpu_quota", "cpu_period"):
+        if limits.get(key) == 0:
+            limits[key] = None
+    swap, memory = limits.get("memory_swap"), limits.get("memory_limit")
+    # OCI's swap is memory *plus* swap, as cgroup v1's memory.memsw: it cannot be below memory.
+    if swap not in (None, -1) and (memory in (None, -1) or swap < memory):
+        raise SpecError("linux.resources.memory.swap", f"{swap} must be at least memory.limit ({memory}): "
+                                                       "it counts memory plus swap")
     return Limits(**limits)

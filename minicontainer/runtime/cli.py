@@ -28,6 +28,8 @@ from minicontainer.runtime.state import DEFAULT_ROOT
 def parse_signal(text: str) -> int:
     """``9``, ``KILL`` or ``SIGKILL``: all three spellings runc and kill(1) accept."""
     if text.isdigit():
+        if int(text) not in signal.valid_signals():
+            raise RuntimeFailure(f"invalid signal {text} (signals are 1 to {signal.SIGRTMAX})")
         return int(text)
     name = text.upper()
     name = name if name.startswith("SIG") else "SIG" + name
@@ -44,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"directory for container state (default {DEFAULT_ROOT})")
     p.add_argument("--explain", action="store_true",
                    help="narrate every kernel step on stderr (also kept in the state dir's events.jsonl)")
+    # runc's global flags, as containerd passes them: errors go to --log as well, in --log-format.
+    p.add_argument("--log", help="also write errors to this file")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--systemd-cgroup", action="store_true", help=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_bundle(sp: argparse.ArgumentParser) -> None:
@@ -85,15 +92,31 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse: usage errors are runtime failures (125), help is 0
         return EXIT_RUNTIME_FAILURE if e.code else 0
     try:
+        if args.systemd_cgroup:
+            raise RuntimeFailure("--systemd-cgroup: systemd cgroup management is not supported; minicontainer "
+                                 "manages cgroupfs directly")
         return _dispatch(args)
-    except RuntimeFailure as e:
-        print(f"minicontainer-runtime: {e}", file=sys.stderr)
-        return e.exit_code
-    except OSError as e:  # KernelError included: verb, path, errno and what to do
-        print(f"minicontainer-runtime: {e}", file=sys.stderr)
-        return EXIT_RUNTIME_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        code = getattr(e, "exit_code", EXIT_RUNTIME_FAILURE)
+        if not isinstance(e, (RuntimeFailure, OSError)) and type(e).__name__ != "CgroupError":
+            raise  # a bug: let the traceback show it
+        _report(args, str(e))
+        return code
+
+
+def _report(args: argparse.Namespace, message: str) -> None:
+    print(f"minicontainer-runtime: {message}", file=sys.stderr)
+    if args.log:
+        import time
+
+        with open(args.log, "a") as f:
+            if args.log_format == "json":
+                f.write(json.dumps({"level": "error", "msg": message,
+                                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
+            else:
+                f.write(f"error: {message}\n")
 
 
 def _dispatch(args: argparse.Namespace) -> int:

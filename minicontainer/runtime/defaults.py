@@ -7,8 +7,10 @@ from __future__ import annotations
 
 # The capabilities Docker leaves a container by default: enough for ordinary programs (chown files,
 # bind port 80, change user), none that reach the host (no CAP_SYS_ADMIN, CAP_SYS_MODULE, ...).
+# Docker's list has CAP_MKNOD too, made harmless by its devices cgroup; minicontainer has no devices
+# cgroup yet, so it leaves CAP_MKNOD out (else root inside could mknod the host's disk and read it).
 DEFAULT_CAPABILITIES = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_NET_RAW", "CAP_SETGID",
     "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ]

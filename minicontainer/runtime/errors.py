@@ -34,12 +34,3 @@ class ContainerNotFound(RuntimeFailure):
     def __init__(self, container_id: str) -> None:
         super().__init__(f"container '{container_id}' does not exist (`minicontainer-runtime list` shows those "
                          "that do)")
-
-
-def exit_code_of(wait_status: int) -> int:
-    """Turn a waitpid() status into the shell's exit code: the exit status, or 128 + the signal."""
-    import os
-
-    if os.WIFSIGNALED(wait_status):
-        return 128 + os.WTERMSIG(wait_status)
-    return os.WEXITSTATUS(wait_status)

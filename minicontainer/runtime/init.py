@@ -17,20 +17,23 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
 import sys as _sys
 from typing import NoReturn
 
 from minicontainer.kernel import capabilities, devices, mounts
+from minicontainer.kernel.namespaces import BY_OCI
 from minicontainer.kernel.syscalls import (
     CLONE_NEWUSER,
+    PR_SET_DUMPABLE,
     PR_SET_NO_NEW_PRIVS,
     KernelError,
     Syscalls,
 )
 from minicontainer.observe.events import Trace
 from minicontainer.runtime import sync
-from minicontainer.runtime.bundle import NAMESPACES, RLIMITS, Spec
+from minicontainer.runtime.bundle import RLIMITS, Spec
 from minicontainer.runtime.errors import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
@@ -39,6 +42,7 @@ from minicontainer.runtime.errors import (
 )
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MAX_FD = os.sysconf("SC_OPEN_MAX")
 
 # MINICONTAINER_DEBUG=1 sends the child's Python traceback along with its error.  The module is
 # imported here, on the host: after pivot_root the runtime's own Python files are out of reach.
@@ -73,7 +77,7 @@ def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int) -> NoReturn:
         # Namespaces given by path are joined first, the user namespace before the others: joining
         # a namespace needs privilege over the user namespace that owns it.
         for ns in sorted((ns for ns in spec.namespaces if ns.path), key=lambda ns: ns.type != "user"):
-            sys.setns(ns.path, NAMESPACES[ns.type][0], detail=f"join the existing {ns.type} namespace")
+            sys.setns(ns.path, BY_OCI[ns.type].flag, detail=f"join the existing {ns.type} namespace")
 
         new = spec.new_namespaces()
         if any(ns.type == "user" for ns in new):
@@ -88,7 +92,7 @@ def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int) -> NoReturn:
         flags = 0
         for ns in new:
             if ns.type != "user":
-                flags |= NAMESPACES[ns.type][0]
+                flags |= BY_OCI[ns.type].flag
         if flags:
             sys.unshare(flags, detail="new namespaces; the PID one takes effect for the children forked next")
 
@@ -112,35 +116,34 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
     ready = False
     try:
         os.umask(0)  # device nodes and mount points get exactly the modes asked for
-        in_userns = spec.has_namespace("user")
-        # fifo_handle: an O_PATH descriptor of exec.fifo, opened by the parent.  After pivot_root
-        # the state directory is out of reach, so init reopens the fifo for writing through
-        # /proc/self/fd (a "magic link" that leads to the file itself, not to its path).
-        build_rootfs(sys, spec, in_userns)
+        # Until it execs, init is a copy of the runtime: not dumpable, so that no process in the
+        # container (a PID namespace joined by path, say) can read its memory or files via /proc.
+        sys.prctl(PR_SET_DUMPABLE, 0)
+        build_rootfs(sys, spec, spec.has_namespace("user"))
         if spec.hostname is not None:
             sys.sethostname(spec.hostname, detail="the UTS namespace's own hostname")
         for key, value in spec.sysctl.items():
             sys.write_file("/proc/sys/" + key.replace(".", "/"), value, detail=f"sysctl {key}")
-        if spec.masked_paths or spec.readonly_paths:
-            mounts.mask_paths(sys, spec.masked_paths)
-            mounts.make_readonly(sys, spec.readonly_paths)
+        mounts.mask_paths(sys, spec.masked_paths)
+        mounts.make_readonly(sys, spec.readonly_paths)
         if spec.root_readonly:
             mounts.make_root_readonly(sys)
         setup_process(sys, spec)
         program = find_program(spec)
+        prepare_exec(sys, spec)
         chan.send_events(sync.READY, trace.events)
         ready = True
         chan.close()
 
         # Block until `minicontainer-runtime start` opens the fifo for reading, then tell it we go.
+        # fifo_handle is an O_PATH descriptor of exec.fifo, opened by the parent: after pivot_root
+        # the state directory is out of reach, so the fifo is reopened through /proc/self/fd (a
+        # "magic link" that leads to the file itself, not to its path).
         fd = os.open(f"/proc/self/fd/{fifo_handle}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
-        os.close(fifo_handle)
-        if spec.process.no_new_privileges:
-            # Last, so that nothing above is affected: from here no execve can gain privileges
-            # (setuid bits and file capabilities are ignored).
-            sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
+        # Nothing of the runtime's may reach the program: close every descriptor but stdio.
+        os.closerange(3, MAX_FD)
         sys.execve(program, spec.process.args, spec.process.env_dict())
         raise AssertionError("execve returned")  # pragma: no cover
     except BaseException as e:  # noqa: BLE001
@@ -169,8 +172,6 @@ def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool) -> None:
         devices.make_device(sys, rootfs, d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid,
                             in_userns=in_userns)
     mounts.pivot_to(sys, rootfs)
-    if spec.rootfs_propagation not in ("private", "rprivate"):
-        mounts.set_root_propagation(sys, spec.rootfs_propagation)
 
 
 def setup_process(sys: Syscalls, spec: Spec) -> None:
@@ -188,6 +189,22 @@ def setup_process(sys: Syscalls, spec: Spec) -> None:
                           "process.cwd must be a directory inside the rootfs") from None
     capabilities.apply_identity(sys, proc.capabilities, proc.uid, proc.gid, proc.additional_gids)
     os.umask(proc.umask if proc.umask is not None else 0o022)
+
+
+def prepare_exec(sys: Syscalls, spec: Spec) -> None:
+    """The last changes to the process before it becomes the user's program."""
+    # A session of its own: without it the program would share the caller's controlling terminal,
+    # and root inside could type into the host's shell through it (the TIOCSTI ioctl).
+    os.setsid()
+    sys.trace.record("setsid", "", "ok", detail="a new session: no controlling terminal shared with the host")
+    # Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: give the program the
+    # defaults any program expects (or `yes | head` would never end), and an empty signal mask.
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    if spec.process.no_new_privileges:
+        # From here on no execve can gain privileges (setuid bits, file capabilities are ignored).
+        sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
 def find_program(spec: Spec) -> str:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sys as _sys
 import time
 
 from minicontainer.kernel.cgroups import cgroup_from_state
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, Syscalls
 from minicontainer.observe.events import write_jsonl
 from minicontainer.runtime import bundle, parent
-from minicontainer.runtime.errors import RuntimeFailure
+from minicontainer.runtime.errors import ContainerNotFound, RuntimeFailure
 from minicontainer.runtime.state import State, list_ids, remove_quietly
 
 # Signals `run` passes on to the container, as runc does: the runtime stands in for the container
@@ -31,10 +32,7 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
 
 def create(sys: Syscalls, root: str, container_id: str, bundle_dir: str, pid_file: str | None = None) -> State:
     spec = bundle.load(bundle_dir)
-    state = parent.create(sys, spec, root, container_id)
-    if pid_file:
-        _write_pid_file(pid_file, state.pid)
-    return state
+    return parent.create(sys, spec, root, container_id, pid_file)
 
 
 def start(sys: Syscalls, root: str, container_id: str) -> State:
@@ -50,6 +48,9 @@ def start(sys: Syscalls, root: str, container_id: str) -> State:
     try:
         os.set_blocking(fd, True)
         while not os.read(fd, 1):  # empty read = no writer (yet): init is not at its open
+            if not os.path.exists(state.fifo):
+                # Another `start` got init's one byte and removed the fifo first.
+                raise RuntimeFailure(f"cannot start container '{container_id}': it was started meanwhile")
             if not state.alive():
                 raise RuntimeFailure(f"container '{container_id}': init exited before it could start")
             time.sleep(0.0005)
@@ -68,6 +69,8 @@ def kill(sys: Syscalls, root: str, container_id: str, sig: int, *, all_processes
     status = state.status
     if status not in ("created", "running"):
         raise RuntimeFailure(f"cannot kill container '{container_id}': it is {status}")
+    if sig not in signal.valid_signals():
+        raise RuntimeFailure(f"invalid signal {sig}")
     if all_processes:
         cgroup_from_state(sys, state.cgroup).kill_all(sig)
     else:
@@ -76,22 +79,25 @@ def kill(sys: Syscalls, root: str, container_id: str, sig: int, *, all_processes
 
 def delete(sys: Syscalls, root: str, container_id: str, *, force: bool = False) -> None:
     """Remove a stopped (or, with ``force``, any) container: its processes, cgroup and state."""
-    state = State.load(root, container_id)
+    try:
+        state = State.load(root, container_id)
+    except ContainerNotFound:
+        if force:
+            return  # as runc: deleting what is already gone, by force, is not an error
+        raise
     status = state.status
-    if status == "running" and not force:
-        raise RuntimeFailure(f"cannot delete container '{container_id}': it is running (stop it, or use "
+    if status in ("running", "creating") and not force:
+        raise RuntimeFailure(f"cannot delete container '{container_id}': it is {status} (stop it, or use "
                              "delete --force to kill it)")
-    cgroup = cgroup_from_state(sys, state.cgroup) if state.cgroup else None
+    # A created container is only init waiting on the fifo: runc deletes it without --force, and so
+    # do we (the OCI spec itself would have it fail).
     if status in ("created", "running"):
-        # A created container is only a waiting init: deleting it without --force is fine (OCI).
-        if cgroup is not None:
-            cgroup.kill_all(signal.SIGKILL)
-        try:
-            sys.kill(state.pid, signal.SIGKILL, detail="delete: end the container's processes")
-        except OSError:
-            pass
+        sys.kill(state.pid, signal.SIGKILL, detail="delete: end the container's PID 1")
         _wait_gone(state)
-    if cgroup is not None:
+    if state.cgroup:
+        # Whatever the status: without a PID namespace of its own, init's children can outlive it.
+        cgroup = cgroup_from_state(sys, state.cgroup)
+        cgroup.kill_all(signal.SIGKILL)
         cgroup.destroy()
     state.remove()
 
@@ -122,7 +128,11 @@ def run(sys: Syscalls, root: str, container_id: str, bundle_dir: str, *, pid_fil
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    try:
         delete(sys, root, container_id, force=True)
+    except Exception as e:  # noqa: BLE001 - the program's exit code matters more; say what is left
+        print(f"minicontainer-runtime: the program exited {code}, but deleting the container failed: {e}",
+              file=_sys.stderr)
     return code
 
 
@@ -165,10 +175,3 @@ def _wait_gone(state: State, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeFailure(f"container '{state.id}': PID {state.pid} did not die after SIGKILL")
         time.sleep(0.002)
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)

@@ -29,24 +29,26 @@ from minicontainer.runtime.init import stage1
 from minicontainer.runtime.state import State, process_start_time
 
 
-def create(sys: Syscalls, spec: Spec, root: str, container_id: str) -> State:
+def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: str | None = None) -> State:
     """Set the container up and leave init waiting for ``start``.  Returns the saved state."""
-    state = State.reserve(root, container_id, spec.bundle)
+    state = State.reserve(root, container_id, spec.bundle)  # state.json says "creating" from now on
     state.annotations = spec.annotations
     stage1_pid = init_pid = 0
     fifo_handle = -1
     cgroup = None
     parent_end = None
     try:
-        os.mkfifo(state.fifo, 0o600)
+        sys.mkfifo(state.fifo, 0o600, detail="init will block opening this until `start` opens it too")
         # init reopens the fifo after it has become the container's user: that user must own it.
-        os.chown(state.fifo, *spec.host_ids())
+        sys.chown(state.fifo, *spec.host_ids())
         # A handle on the fifo (O_PATH: not an open of the fifo itself, which would block) for init to
         # inherit: in a user namespace, init could not even walk the path to the state directory.
         fifo_handle = os.open(state.fifo, os.O_PATH | os.O_CLOEXEC)
         try:
             cgroup = open_cgroup(sys, spec.cgroups_path or f"minicontainer-{container_id}")
             cgroup.create()
+            state.cgroup = cgroup.to_state()
+            state.save()  # from here on `delete --force` can find the cgroup, even if we are killed
             cgroup.apply(spec.resources)
         except CgroupError as e:
             raise RuntimeFailure(str(e)) from None
@@ -70,34 +72,59 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str) -> State:
             write_id_maps(sys, spec, stage1_pid)
             parent_end.send(sync.USERNS_MAPPED)
             msg = parent_end.recv(sync.INIT_PID)
-        _take_events(sys, msg)
-        _raise_if_error(msg)
-        init_pid = msg["pid"]
-        os.waitpid(stage1_pid, 0)
-        stage1_pid = 0
-
-        msg = parent_end.recv(sync.READY)
-        _take_events(sys, msg)
-        _raise_if_error(msg)
+        # init-pid (from stage1) and ready (from init) share the socket, and a busy machine may
+        # deliver ready first: take the two in whichever order they come.
+        ready = False
+        while True:
+            _take_events(sys, msg)
+            _raise_if_error(msg)
+            if msg["type"] == sync.INIT_PID:
+                init_pid = msg["pid"]
+                os.waitpid(stage1_pid, 0)  # stage1 has exited after sending: reap it
+                stage1_pid = 0
+            else:
+                ready = True
+            if init_pid and ready:
+                break
+            msg = parent_end.recv(sync.INIT_PID, sync.READY)
         state.pid = init_pid
         state.start_time = process_start_time(init_pid) or 0
         state.save()
         write_jsonl(state.events_file, sys.trace.events)
+        if pid_file:
+            _write_pid_file(pid_file, init_pid)
         return state
     except BaseException:
-        for pid in (init_pid, stage1_pid):
-            if pid:
-                _kill_and_reap(pid)
-        if cgroup is not None:
-            cgroup.kill_all()
-            cgroup.destroy()
-        state.remove()
+        _undo(state, cgroup, init_pid, stage1_pid)
         raise
     finally:
         if parent_end is not None:
             parent_end.close()
         if fifo_handle >= 0:
             os.close(fifo_handle)
+
+
+def _undo(state: State, cgroup, *pids: int) -> None:
+    """Undo a failed create, step by step: one step failing must not stop the others."""
+    for pid in pids:
+        if pid:
+            _kill_and_reap(pid)
+    if cgroup is not None:
+        try:
+            cgroup.kill_all()
+            cgroup.destroy()
+        except Exception as e:  # noqa: BLE001 - reported, and the state kept so delete can retry
+            print(f"minicontainer-runtime: cleaning up after a failed create: {e} (the state is kept: "
+                  f"`minicontainer-runtime delete --force {state.id}` retries)", file=_sys.stderr)
+            return
+    state.remove()
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
 
 
 def write_id_maps(sys: Syscalls, spec: Spec, pid: int) -> None:

@@ -57,7 +57,7 @@ class State:
     # What state.json holds.
     SAVED = ("id", "bundle", "pid", "start_time", "created", "cgroup", "annotations")
 
-    def __init__(self, id: str, bundle: str, root: str, pid: int = 0, start_time: int = 0,  # noqa: A002
+    def __init__(self, id: str, bundle: str, root: str, pid: int = 0, start_time: int = 0,
                  created: str = "", cgroup: dict | None = None, annotations: dict | None = None) -> None:
         self.id = id
         self.bundle = bundle
@@ -93,6 +93,7 @@ class State:
         except FileExistsError:
             raise RuntimeFailure(f"container '{container_id}' already exists (delete it first, or choose "
                                  "another id)") from None
+        st.save()  # status "creating" (no PID yet): visible to list, removable by delete --force
         return st
 
     @classmethod

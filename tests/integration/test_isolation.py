@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -197,3 +198,28 @@ def test_joining_another_containers_network_namespace_by_path(rt, make_bundle):
         assert "setns" in rt("--explain", "run", "--bundle", str(second), "netjoiner2").stderr
     finally:
         rt("delete", "--force", "netowner")
+
+
+def test_the_program_gets_a_clean_process(rt, make_bundle):
+    # A session of its own (no controlling terminal shared with the host), default SIGPIPE (so
+    # `yes | head` ends), no descriptor of the runtime's beyond stdio.
+    script = ("echo sid=$(cut -d' ' -f6 /proc/self/stat); yes | head -n 1; "
+              "ls /proc/self/fd | tr '\\n' ' '; echo; grep -E '^Sig(Ign|Blk)' /proc/self/status")
+    r = run_sh(rt, make_bundle, script)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "sid=1"  # sh (PID 1) leads its own session
+    assert lines[1] == "y"
+    assert lines[2].split() == ["0", "1", "2", "3"]  # 3: ls's own handle on the directory
+    status = dict(line.split(":\t") for line in lines[3:])
+    assert int(status["SigBlk"], 16) == 0
+    assert int(status["SigIgn"], 16) & (1 << 12) == 0  # SIGPIPE (13) is not ignored
+
+
+def test_device_files_shipped_in_the_image_are_inert(rt, make_bundle):
+    bundle = make_bundle(["sh", "-c", "head -c 1 /mydisk; echo rc=$?; echo x > /dev/null && echo devnull-ok"])
+    os.mknod(bundle / "rootfs" / "mydisk", 0o666 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero's numbers
+    r = rt("run", "--bundle", str(bundle), "nodev")
+    assert "Permission denied" in r.stdout + r.stderr
+    assert "rc=1" in r.stdout
+    assert "devnull-ok" in r.stdout  # the runtime's own /dev still works

@@ -75,7 +75,23 @@ def test_user_namespace_ids_map_to_host(bundle):
     (lambda c: c.__setitem__("mounts", []), "mounts", "proc mount"),
     (lambda c: c["process"].__setitem__("terminal", True), "process.terminal", "not supported yet"),
     (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "x"}), "linux.seccomp", "not supported"),
-    (lambda c: c.__setitem__("hooks", {}), "hooks", "not supported"),
+    (lambda c: c.__setitem__("hooks", {"prestart": [{"path": "/bin/true"}]}), "hooks", "not supported"),
+    (lambda c: c["linux"].__setitem__("sysctl", {"kernel.core_pattern": "|/x"}), "linux.sysctl.kernel.core_pattern",
+     "whole host"),
+    (lambda c: c["linux"].__setitem__("sysctl", {"net.ipv4.ip_forward": "1"}) or c["linux"].__setitem__(
+        "namespaces", [{"type": t} for t in ("mount", "uts")]), "linux.sysctl.net.ipv4.ip_forward",
+     "network namespace"),
+    (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_MKNOD"), "process.capabilities.bounding",
+     "CAP_MKNOD"),
+    (lambda c: c["process"]["capabilities"]["effective"].append("CAP_SYS_ADMIN"), "process.capabilities",
+     "CAP_SYS_ADMIN"),
+    (lambda c: c["linux"].__setitem__("resources", {"memory": {"limit": 100, "swap": 50}}),
+     "linux.resources.memory.swap", "at least"),
+    (lambda c: c["linux"].__setitem__("resources", {"memory": {"swappiness": 0}}),
+     "linux.resources.memory.swappiness", "not supported"),
+    (lambda c: c["linux"].__setitem__("rootfsPropagation", "shared"), "linux.rootfsPropagation", "not supported"),
+    (lambda c: c["linux"].__setitem__("devices", [{"path": "/etc/x", "type": "c", "major": 1, "minor": 3}]),
+     "linux.devices[0].path", "inside a tmpfs"),
     (lambda c: c["linux"].__setitem__("resources", {"devices": [{"allow": False}]}), "linux.resources.devices",
      "not supported"),
     (lambda c: c["linux"].__setitem__("resources", {"memory": {"swappiness": 10}}),
@@ -87,6 +103,8 @@ def test_user_namespace_ids_map_to_host(bundle):
     (lambda c: c["process"]["capabilities"].__setitem__("bounding", ["CAP_FLY"]), "", "unknown capability 'CAP_FLY'"),
     (lambda c: c.__setitem__("colour", "blue"), "colour", "not a field"),
     (lambda c: c["linux"].__setitem__("rootfsPropagation", "sideways"), "linux.rootfsPropagation", "unknown"),
+    (lambda c: c["hostname"] and c["linux"]["namespaces"].append({"type": "time"}), "linux.namespaces[6].type",
+     "time namespaces"),
     (lambda c: c["process"].__setitem__("oomScoreAdj", 5000), "process.oomScoreAdj", "outside"),
 ])
 def test_bad_fields_are_named(bundle, change, field, words):
@@ -122,3 +140,18 @@ def test_parse_does_not_modify_its_input(bundle):
     before = copy.deepcopy(config)
     parse(config, str(bundle))
     assert config == before
+
+
+def test_zero_cpu_values_mean_unset_and_unlimited_rlimits(bundle):
+    def change(c):
+        c["linux"]["resources"] = {"cpu": {"shares": 0, "quota": 0}}
+        c["process"]["rlimits"] = [{"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}]
+    spec = parse_with(bundle, change)
+    assert spec.resources.cpu_shares is None and spec.resources.cpu_quota is None
+    assert spec.process.rlimits[0].soft == -1  # resource.RLIM_INFINITY
+
+
+def test_relative_bind_source_is_relative_to_the_bundle(bundle):
+    spec = parse_with(bundle, lambda c: c["mounts"].append({"destination": "/d", "source": "data",
+                                                            "options": ["rbind"]}))
+    assert spec.mounts[-1].source == str(bundle / "data")

@@ -8,7 +8,14 @@ import os
 
 import pytest
 
-from minicontainer.kernel.syscalls import CLONE_FLAG_NAMES, CLONE_NEWNS, CLONE_NEWPID, KernelError, Syscalls, flag_names
+from minicontainer.kernel.syscalls import (
+    CLONE_FLAG_NAMES,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    KernelError,
+    Syscalls,
+    flag_names,
+)
 from minicontainer.observe.events import Event, Trace, read_jsonl, write_jsonl
 from minicontainer.observe.explain import narrate
 from minicontainer.runtime import sync

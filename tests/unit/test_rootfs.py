@@ -10,7 +10,16 @@ import pytest
 from minicontainer.kernel import mounts
 from minicontainer.kernel.fake import FakeSyscalls
 from minicontainer.kernel.syscalls import (
-    MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT, KernelError,
+    MNT_DETACH,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    KernelError,
 )
 from minicontainer.runtime.bundle import parse
 from minicontainer.runtime.defaults import default_config
@@ -55,7 +64,8 @@ def test_build_rootfs_order_and_flags(spec):
     # private propagation first, then the rootfs bind, the spec's mounts, /dev, and pivot_root last
     assert sys.calls[0] == ("mount", (None, "/", None, MS_REC | MS_PRIVATE))
     assert sys.calls[1] == ("mount", (spec.root_path, spec.root_path, None, MS_BIND | MS_REC))
-    mounted = [args[1] for op, args in sys.calls if op == "mount"][2:8]
+    assert sys.calls[2][1][3] & MS_NODEV and sys.calls[2][1][3] & MS_REMOUNT  # image device files: inert
+    mounted = [args[1] for op, args in sys.calls if op == "mount"][3:9]
     assert mounted == [os.path.join(spec.root_path, d) for d in
                        ("proc", "dev", "dev/pts", "dev/shm", "dev/mqueue", "sys")]
     sysfs = next(args for op, args in sys.calls if op == "mount" and args[2] == "sysfs")
