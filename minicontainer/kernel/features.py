@@ -28,6 +28,8 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from minicontainer.kernel.namespaces import KINDS
+
 if TYPE_CHECKING:  # for annotations only: importing these for real costs start-up time
     from minicontainer.kernel.cgroups.layout import Layout
     from minicontainer.kernel.syscalls import Syscalls
@@ -167,10 +169,7 @@ def check_kernel(uname: os.uname_result | None = None) -> Check:
 
 # /proc/self/ns names, and the unshare(2) flag that creates each (from <sched.h>; the same numbers
 # as minicontainer.kernel.syscalls, repeated here so that reading /proc needs no ctypes).
-NAMESPACE_FLAGS = {
-    "mnt": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "pid": 0x20000000,
-    "net": 0x40000000, "user": 0x10000000, "cgroup": 0x02000000, "time": 0x00000080,
-}
+NAMESPACE_FLAGS = {kind.proc: kind.flag for kind in KINDS}  # "mnt" -> CLONE_NEWNS, ...
 # What the runtime's default config.json unshares: without these there is no container at all.
 CORE_NAMESPACES = ("mnt", "uts", "ipc", "pid", "net")
 NAMESPACE_SINCE = {"user": "3.8", "cgroup": "4.6", "time": "5.6"}  # kernel versions, for the remedy
