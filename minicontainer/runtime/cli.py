@@ -148,9 +148,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "run":
         try:
             return lifecycle.run(syscalls, args.root, args.id, args.bundle, pid_file=args.pid_file,
-                                 detach=args.detach, on_created=lambda _s: explain(f"create {args.id}"))
+                                 detach=args.detach, on_step=lambda step: explain(f"{step} {args.id}"))
         finally:
-            explain(f"start {args.id}")
+            explain(f"delete {args.id}")
     if cmd == "state":
         print(json.dumps(lifecycle.state_of(args.root, args.id), indent=2))
         return 0

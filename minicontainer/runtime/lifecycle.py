@@ -16,6 +16,7 @@ import os
 import signal
 import sys as _sys
 import time
+from collections.abc import Callable
 
 from minicontainer.kernel.cgroups import cgroup_from_state
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, Syscalls
@@ -103,20 +104,23 @@ def delete(sys: Syscalls, root: str, container_id: str, *, force: bool = False) 
 
 
 def run(sys: Syscalls, root: str, container_id: str, bundle_dir: str, *, pid_file: str | None = None,
-        detach: bool = False, on_created=None) -> int:
+        detach: bool = False, on_step: Callable[[str], None] | None = None) -> int:
     """create + start, then (unless ``detach``) wait for the program and delete the container.
 
-    Returns the program's exit code (128 + N if signal N killed it).
+    Returns the program's exit code (128 + N if signal N killed it).  ``on_step("create")`` and
+    ``on_step("start")`` are called as each step is done (``--explain`` narrates them there, before
+    the program's own output).
     """
+    on_step = on_step or (lambda _step: None)
     if not detach:
         # stage1 exits after forking init, which would then be orphaned to the host's PID 1.  As a
         # "child subreaper" we inherit it instead, and can waitpid() for its exit status.
         sys.prctl(PR_SET_CHILD_SUBREAPER, 1, detail="adopt init when stage1 exits, to wait for its exit status")
     state = create(sys, root, container_id, bundle_dir, pid_file)
     try:
-        if on_created is not None:
-            on_created(state)
+        on_step("create")
         start(sys, root, container_id)
+        on_step("start")
     except BaseException:
         delete(sys, root, container_id, force=True)
         raise
