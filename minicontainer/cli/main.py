@@ -39,8 +39,20 @@ def add_doctor(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_doctor)
 
 
-# The subcommands, in the order `minicontainer --help` lists them.  run, ps, pull... go here.
-COMMANDS = (add_doctor,)
+def add_images(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import images  # light: argparse and formatting only, until a command runs
+
+    images.add_commands(commands)
+
+
+def add_run(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import run
+
+    run.add_command(commands)
+
+
+# The subcommands, in the order `minicontainer --help` lists them.
+COMMANDS = (add_run, add_images, add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------
@@ -69,8 +81,19 @@ def package_version() -> str:
         return "unknown (not installed: pip install -e .)"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with docker's exit status for usage errors: 125 (argparse's own is 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}\nSee '{PROG} --help'.\n")
+
+
+EXIT_USAGE = 125
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG, description="A container engine in readable Python, built to teach how containers work.")
     parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
@@ -90,7 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:  # no subcommand: show what there is, as docker and git do
         parser.print_help(sys.stderr)
         return 2
-    return handler(args)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # noqa: BLE001 - the errors users meet are told in one line, as docker does
+        if type(e).__module__.startswith("minicontainer") or isinstance(e, (OSError, ValueError, LookupError)):
+            print(f"Error: {e}", file=sys.stderr)
+            return getattr(e, "exit_code", 1)
+        raise
 
 
 if __name__ == "__main__":

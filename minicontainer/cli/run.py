@@ -1,0 +1,72 @@
+"""``minicontainer run [OPTIONS] IMAGE [COMMAND] [ARG...]``, with docker's flags and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_bytes(text: str) -> int:
+    """``-m 64m`` as docker reads it: b, k, m, g suffixes, 1024-based."""
+    t = text.strip().lower().rstrip("b") or "0"
+    unit = UNITS.get(t[-1], 1)
+    number = t[:-1] if t[-1] in UNITS else t
+    try:
+        return int(float(number) * unit)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size: '{text}'") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from minicontainer.cli.images import PullPrinter
+    from minicontainer.engine import run as engine_run
+    from minicontainer.engine.spec import RunOptions
+
+    env = list(args.env)
+    for path in args.env_file:
+        with open(path) as f:
+            env += [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    opts = RunOptions(command=args.command, entrypoint=[args.entrypoint] if args.entrypoint is not None else None,
+                      env=env, workdir=args.workdir, user=args.user, hostname=args.hostname, memory=args.memory,
+                      cpus=args.cpus, pids_limit=args.pids_limit)
+    printer = PullPrinter(sys.stderr)
+
+    def explain(step: str) -> None:
+        if args.explain:
+            from minicontainer.observe.explain import narrate
+
+            narrate(sys_calls.trace.events, sys.stderr, title=step)
+            sys_calls.trace.events.clear()
+
+    from minicontainer.kernel.syscalls import Syscalls
+
+    sys_calls = Syscalls()
+    try:
+        return engine_run.run(args.image, opts, progress=printer, sys=sys_calls, on_step=explain)
+    except Exception as e:  # noqa: BLE001 - docker: a failure to run is 125, 126 or 127, with the reason
+        code = getattr(e, "exit_code", 125)
+        print(f"minicontainer: {e}", file=sys.stderr)
+        return code
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    # add_help=False: -h is --hostname, as in docker; --help stays.
+    p = commands.add_parser("run", help="run a command in a new container (pulling the image if needed)",
+                            add_help=False)
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits (always, for now)")
+    p.add_argument("-e", "--env", action="append", default=[], help="KEY=value, or KEY to pass the caller's")
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user", help="name or uid[:gid], looked up in the image")
+    p.add_argument("--entrypoint")
+    p.add_argument("-h", "--hostname")
+    p.add_argument("-m", "--memory", type=parse_bytes, help="memory limit, e.g. 64m")
+    p.add_argument("--cpus", type=float, help="CPUs, e.g. 0.5")
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=cmd_run)

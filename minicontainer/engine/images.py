@@ -1,0 +1,75 @@
+"""The engine's image service: what ``pull``, ``images``, ``rmi``, ``tag``... do, above the store.
+
+The CLI calls these today; the daemon (``minicontainerd``) will call the same functions when it
+serves the Docker Engine API.  Here the names users type (``busybox``, ``a3ed95``) meet the store's
+full references (``docker.io/library/busybox:latest``) and IDs (``sha256:a3ed95...``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from minicontainer import config
+from minicontainer.image import reference
+from minicontainer.image.store import Image, NotFound, Store
+
+
+def open_store(root: str | None = None) -> Store:
+    return Store(os.path.join(root or config.data_root(), "image"))
+
+
+def registry_client(on_notice=None):
+    """A registry client with the daemon settings (mirrors, insecure registries) and the user's logins."""
+    from minicontainer.image.auth import load_docker_credentials
+    from minicontainer.image.registry import RegistryClient
+
+    settings = config.daemon_settings()
+    credentials = load_docker_credentials()
+    return RegistryClient(credentials=credentials.get, mirrors=settings.get("registry-mirrors", []),
+                          insecure=settings.get("insecure-registries", []), on_notice=on_notice)
+
+
+def find(store: Store, text: str) -> Image:
+    """An image by what a user types: a name (``busybox``, ``busybox:1.36``, ``x@sha256:...``), a full
+    ID (``sha256:...``) or a unique prefix of one (``a3ed95``), as docker accepts."""
+    try:
+        ref = reference.parse(text)
+    except ValueError:
+        ref = None
+    if ref is not None:
+        try:
+            return store.resolve(str(ref))
+        except NotFound:
+            pass
+    return store.resolve(text)  # an ID or ID prefix; raises NotFound("No such image: ...")
+
+
+def pull(text: str, store: Store, *, platform: str | None = None, progress=None, client=None) -> Image:
+    from minicontainer.image.pull import pull as pull_image
+    from minicontainer.image.registry import Platform
+
+    own_client = client is None
+    client = client or registry_client(on_notice=lambda text: progress and progress({"status": text}))
+    try:
+        return pull_image(text, store, client, platform=Platform.parse(platform) if platform else None,
+                          progress=progress)
+    finally:
+        if own_client:
+            client.close()
+
+
+def find_or_pull(text: str, store: Store, *, progress=None, client=None) -> Image:
+    """``run``'s rule: use the image if it is here, else pull it (saying so, as docker does)."""
+    try:
+        return find(store, text)
+    except NotFound:
+        if progress:
+            progress({"status": f"Unable to find image '{_familiar(text)}' locally"})
+        return pull(text, store, progress=progress, client=client)
+
+
+def _familiar(text: str) -> str:
+    try:
+        return reference.parse(text).familiar()
+    except ValueError:
+        return text

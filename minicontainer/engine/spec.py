@@ -1,0 +1,132 @@
+"""From an image and ``docker run``'s options to the runtime's ``config.json``.
+
+This is the seam between Docker's world and the OCI runtime's: the image says what to run by default
+(Entrypoint, Cmd, Env, WorkingDir, User), the user overrides some of it on the command line, and the
+result is a runtime-spec config like the one ``minicontainer-runtime spec`` writes.
+
+Docker's rules, reproduced here:
+
+* the program is ``Entrypoint + Cmd``; a command given to ``run`` replaces Cmd; ``--entrypoint``
+  replaces Entrypoint *and* clears the image's Cmd;
+* ``-e KEY=value`` overrides the image's value of KEY; ``-e KEY`` alone takes the caller's value;
+* ``-u name`` is looked up in the image's own /etc/passwd, not the host's;
+* ``--cpus 1.5`` is a CFS quota of 150 ms per 100 ms period; ``-m`` a memory limit (and, as Docker
+  does, the same amount again of swap, so memory+swap = 2 x memory).
+"""
+
+from __future__ import annotations
+
+import os
+
+from minicontainer.kernel.mounts import secure_join
+from minicontainer.runtime.defaults import default_config
+
+CPU_PERIOD = 100_000  # microseconds: the CFS period Docker uses
+
+
+class RunOptions:
+    """What ``docker run`` lets a user change (the subset minicontainer implements so far)."""
+
+    def __init__(self, *, command: list[str] | None = None, entrypoint: list[str] | None = None,
+                 env: list[str] | None = None, workdir: str | None = None, user: str | None = None,
+                 hostname: str | None = None, memory: int | None = None, cpus: float | None = None,
+                 pids_limit: int | None = None, labels: dict[str, str] | None = None) -> None:
+        self.command = command or None
+        self.entrypoint = entrypoint
+        self.env = env or []
+        self.workdir = workdir
+        self.user = user
+        self.hostname = hostname
+        self.memory = memory
+        self.cpus = cpus
+        self.pids_limit = pids_limit
+        self.labels = labels or {}
+
+
+def program_args(image_config: dict, opts: RunOptions) -> list[str]:
+    entrypoint = image_config.get("Entrypoint") or []
+    cmd = image_config.get("Cmd") or []
+    if opts.entrypoint is not None:
+        entrypoint, cmd = opts.entrypoint, []  # --entrypoint resets the image's Cmd
+    if opts.command:
+        cmd = opts.command
+    args = list(entrypoint) + list(cmd)
+    if not args:
+        raise ValueError("no command specified: the image has no Entrypoint or Cmd; give one after the image name")
+    return args
+
+
+def merge_env(image_env: list[str], overrides: list[str]) -> list[str]:
+    env: dict[str, str] = {}
+    for item in list(image_env) + list(overrides):
+        key, sep, value = item.partition("=")
+        if not sep:
+            if key not in os.environ:
+                continue  # `-e KEY` with KEY unset: Docker leaves it out
+            value = os.environ[key]
+        env[key] = value
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
+    """``name``, ``uid``, ``name:group`` or ``uid:gid`` -> (uid, gid, supplementary gids), from the image."""
+    name, _, group = user.partition(":")
+    passwd = _table(rootfs, "/etc/passwd")
+    groups = _table(rootfs, "/etc/group")
+    if name.isdigit():
+        uid = int(name)
+        entry = next((e for e in passwd if e[2] == name), None)
+    else:
+        entry = next((e for e in passwd if e[0] == name), None)
+        if entry is None:
+            raise ValueError(f"unable to find user {name}: no matching entries in the image's /etc/passwd")
+        uid = int(entry[2])
+    gid = int(entry[3]) if entry else 0
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            g = next((e for e in groups if e[0] == group), None)
+            if g is None:
+                raise ValueError(f"unable to find group {group}: no matching entries in the image's /etc/group")
+            gid = int(g[2])
+    username = entry[0] if entry else None
+    extra = sorted({int(g[2]) for g in groups if username and len(g) > 3 and username in g[3].split(",")} - {gid})
+    return uid, gid, extra
+
+
+def _table(rootfs: str, path: str) -> list[list[str]]:
+    try:
+        with open(secure_join(rootfs, path), encoding="utf-8", errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except FileNotFoundError:
+        return []
+
+
+def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_path: str,
+               hostname: str) -> dict:
+    """The runtime-spec config for one container of this image."""
+    cfg = image_config.get("config") or {}
+    config = default_config(program_args(cfg, opts), hostname=opts.hostname or hostname, rootfs=rootfs)
+    process = config["process"]
+    process["env"] = merge_env(cfg.get("Env") or [], opts.env)
+    if not any(e.startswith("PATH=") for e in process["env"]):
+        process["env"].insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    process["cwd"] = opts.workdir or cfg.get("WorkingDir") or "/"
+    user = opts.user or cfg.get("User") or ""
+    if user:
+        uid, gid, extra = resolve_user(rootfs, user)
+        process["user"] = {"uid": uid, "gid": gid, "additionalGids": extra}
+    linux = config["linux"]
+    linux["cgroupsPath"] = cgroups_path
+    resources: dict = {}
+    if opts.memory:
+        resources["memory"] = {"limit": opts.memory, "swap": 2 * opts.memory}
+    if opts.cpus:
+        resources["cpu"] = {"quota": int(opts.cpus * CPU_PERIOD), "period": CPU_PERIOD}
+    if opts.pids_limit:
+        resources["pids"] = {"limit": opts.pids_limit}
+    if resources:
+        linux["resources"] = resources
+    config["annotations"] = {f"org.minicontainer.label.{k}": v for k, v in opts.labels.items()}
+    return config
