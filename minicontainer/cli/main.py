@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # noqa: BLE001 - the errors users meet are told in one line, as docker does
+    except Exception as e:
         if type(e).__module__.startswith("minicontainer") or isinstance(e, (OSError, ValueError, LookupError)):
             print(f"Error: {e}", file=sys.stderr)
             return getattr(e, "exit_code", 1)
