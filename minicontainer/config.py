@@ -41,6 +41,11 @@ def data_root() -> str:
     return os.environ.get("MINICONTAINER_ROOT") or daemon_settings().get("data-root") or DEFAULT_DATA_ROOT
 
 
+def run_root() -> str:
+    """Runtime state that must not survive a reboot (like /run/docker): MINICONTAINER_RUN moves it."""
+    return os.environ.get("MINICONTAINER_RUN") or "/run/minicontainer"
+
+
 def client_config_dir() -> str:
     """Where ``login`` stores credentials: $MINICONTAINER_CONFIG, else ~/.minicontainer."""
     return os.environ.get("MINICONTAINER_CONFIG") or os.path.join(os.path.expanduser("~"), ".minicontainer")

@@ -199,13 +199,26 @@ def cmd_rmi(args: argparse.Namespace) -> int:
             except (ValueError, LookupError):
                 key = name
             for line in store.remove_image(key, force=args.force):
-                print(line)
+                print(_familiar_line(line))
         except StoreError as e:
             print(f"Error response from daemon: {e}", file=sys.stderr)
             code = 1
     if code == 0:
         store.gc()
     return code
+
+
+def _familiar_line(line: str) -> str:
+    """``Untagged: docker.io/library/busybox:latest`` -> ``Untagged: busybox:latest``, as docker prints it."""
+    from minicontainer.image.reference import parse
+
+    verb, _, ref = line.partition(": ")
+    if verb != "Untagged":
+        return line
+    try:
+        return f"{verb}: {parse(ref).familiar()}"
+    except ValueError:
+        return line
 
 
 def cmd_image_prune(args: argparse.Namespace) -> int:
@@ -223,7 +236,7 @@ def cmd_image_prune(args: argparse.Namespace) -> int:
     if lines:
         print("Deleted Images:")
         for line in lines:
-            print(line.lower() if line.startswith(("Untagged", "Deleted")) else line)
+            print(_familiar_line(line).replace("Untagged:", "untagged:").replace("Deleted:", "deleted:"))
         print()
     print(f"Total reclaimed space: {human_size(getattr(result, 'bytes_freed', 0))}")
     return 0

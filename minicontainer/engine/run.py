@@ -20,20 +20,19 @@ import secrets
 import shutil
 from collections.abc import Callable
 
+from minicontainer import config
 from minicontainer.engine import images
 from minicontainer.engine.spec import RunOptions, oci_config
 from minicontainer.image import overlay
 from minicontainer.kernel.syscalls import Syscalls
 from minicontainer.runtime import lifecycle
 
-RUNTIME_ROOT = "/run/minicontainer/runtime"
-
-
-def run(image_name: str, opts: RunOptions, *, data_root: str | None = None, runtime_root: str = RUNTIME_ROOT,
+def run(image_name: str, opts: RunOptions, *, data_root: str | None = None, runtime_root: str | None = None,
         progress: Callable[[dict], None] | None = None, sys: Syscalls | None = None,
         on_step: Callable[[str], None] | None = None) -> int:
     """Run ``opts.command`` (or the image's default) in a new container; returns its exit code."""
     sys = sys or Syscalls()
+    runtime_root = runtime_root or os.path.join(config.run_root(), "runtime")
     store = images.open_store(data_root)
     image = images.find_or_pull(image_name, store, progress=progress)
     container_id = secrets.token_hex(32)  # 64 hex digits, as docker's
@@ -44,10 +43,10 @@ def run(image_name: str, opts: RunOptions, *, data_root: str | None = None, runt
     try:
         rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), container_dir)
         mounted = True
-        config = oci_config(image.config, opts, rootfs=rootfs, cgroups_path=f"minicontainer-{container_id[:12]}",
+        runtime_config = oci_config(image.config, opts, rootfs=rootfs, cgroups_path=f"minicontainer-{container_id[:12]}",
                             hostname=container_id[:12])
         with open(os.path.join(container_dir, "config.json"), "w") as f:
-            json.dump(config, f, indent=1)
+            json.dump(runtime_config, f, indent=1)
         return lifecycle.run(sys, runtime_root, container_id[:12], container_dir, on_step=on_step)
     finally:
         if mounted:

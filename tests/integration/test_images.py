@@ -1,0 +1,156 @@
+"""Images end to end, through the `minicontainer` CLI, against the real local registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def mc(tmp_path, registry):
+    """Run the `minicontainer` CLI with a private data root, run root and daemon settings whose
+    registry mirror is the local registry (so `busybox` means its library/busybox)."""
+    settings = tmp_path / "daemon.json"
+    settings.write_text(json.dumps({"registry-mirrors": [registry.url]}))
+    env = dict(os.environ, MINICONTAINER_ROOT=str(tmp_path / "data"), MINICONTAINER_RUN=str(tmp_path / "run"),
+               MINICONTAINER_DAEMON_CONFIG=str(settings), MINICONTAINER_CONFIG=str(tmp_path / "client"))
+
+    def run(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "minicontainer.cli.main", *args], env=env, text=True,
+                              capture_output=True, input=input, timeout=timeout, check=False)
+
+    run.root = tmp_path / "data"
+    return run
+
+
+def store_files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in (root / "image" / "blobs").rglob("*") if p.is_file()} \
+        if (root / "image" / "blobs").exists() else set()
+
+
+def test_pull_by_docker_hub_name_through_the_mirror_then_run(mc, fixture_images):
+    r = mc("pull", "busybox")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "Using default tag: latest"
+    assert lines[1] == "latest: Pulling from library/busybox"
+    assert any(line.endswith(": Pull complete") for line in lines)
+    assert lines[-3].startswith("Digest: sha256:")
+    assert lines[-2] == "Status: Downloaded newer image for busybox:latest"
+    assert lines[-1] == "docker.io/library/busybox:latest"
+
+    again = mc("pull", "busybox")
+    assert "Status: Image is up to date for busybox:latest" in again.stdout
+
+    images = mc("images").stdout.splitlines()
+    assert images[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert images[1].split()[:2] == ["busybox", "latest"]
+
+    r = mc("run", "busybox", "sh", "-c", "echo pid=$$; cat /etc/passwd | head -1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["pid=1", "root:x:0:0:root:/root:/bin/sh"]
+
+
+def test_run_pulls_a_missing_image_and_exit_codes_pass_through(mc, fixture_images):
+    r = mc("run", "busybox", "sh", "-c", "exit 7")
+    assert r.returncode == 7
+    assert "Unable to find image 'busybox:latest' locally" in r.stderr
+    assert mc("run", "busybox", "no-such-program").returncode == 127
+    assert mc("run", "no-such-image-anywhere").returncode != 0
+
+
+def test_multi_platform_index(mc, fixture_images):
+    name = fixture_images.multiarch.name
+    r = mc("run", name)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "amd64"
+    r = mc("pull", "--platform", "linux/arm64", name)
+    assert r.returncode == 0, r.stderr
+    inspect = json.loads(mc("image", "inspect", name).stdout)[0]
+    assert inspect["Architecture"] == "arm64"
+    assert inspect["RepoDigests"][0].endswith(fixture_images.multiarch.digest)
+
+
+def test_zstd_and_uncompressed_layers(mc, fixture_images):
+    r = mc("run", fixture_images.zstd.name, "cat", "/etc/motd")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "compressed with zstd\n"
+
+
+def test_whiteouts_and_opaque_directories(mc, fixture_images):
+    r = mc("run", fixture_images.whiteout.name, "sh", "-c",
+           "ls /data; ls /etc/old.conf 2>&1; cat /etc/keep.conf; find / -name '.wh.*' -xdev")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "new"
+    assert "No such file or directory" in lines[1]
+    assert lines[2] == "keep"
+    assert len(lines) == 3  # no whiteout file is visible
+
+
+def test_a_tampered_blob_fails_and_leaves_nothing(mc, fixture_images, registry):
+    image = fixture_images.tiny.image
+    layer_digest = image.layers[0].digest
+    blob = registry.blob_path(layer_digest)
+    original = blob.read_bytes()
+    try:
+        blob.write_bytes(original[:-10] + b"0123456789")
+        r = mc("pull", fixture_images.tiny.name)
+        assert r.returncode != 0
+        assert "digest mismatch" in r.stderr
+        assert not any(layer_digest.split(":")[1] in f for f in store_files(mc.root))
+        assert list((mc.root / "image" / "tmp").glob("blob-*")) == []
+    finally:
+        blob.write_bytes(original)
+
+
+def test_tag_history_inspect_rmi_and_prune(mc, fixture_images):
+    assert mc("pull", "-q", fixture_images.tiny.name).returncode == 0
+    assert mc("tag", fixture_images.tiny.name, "mytiny:v1").returncode == 0
+    images = mc("images").stdout
+    assert "mytiny" in images and "v1" in images
+    history = mc("history", "mytiny:v1").stdout.splitlines()
+    assert history[0].split()[:2] == ["IMAGE", "CREATED"]
+    fmt = mc("image", "inspect", "-f", "{{.Config.WorkingDir}} {{json .Config.Cmd}}", "mytiny:v1").stdout
+    assert fmt.strip() == '/ ["cat", "/hello.txt"]'
+    r = mc("rmi", "mytiny:v1")
+    assert r.stdout.strip() == "Untagged: mytiny:v1"
+    r = mc("rmi", fixture_images.tiny.name)
+    assert "Deleted: sha256:" in r.stdout
+    assert mc("rmi", "mytiny:v1").returncode == 1
+    r = mc("image", "prune", "-f")
+    assert r.returncode == 0 and "Total reclaimed space" in r.stdout
+
+
+def test_login_to_a_basic_auth_registry(mc, basic_registry):
+    bad = mc("login", "-u", "basicuser", "--password-stdin", basic_registry.host, input="wrong\n")
+    assert bad.returncode == 1
+    ok = mc("login", "-u", "basicuser", "--password-stdin", basic_registry.host, input="basic-secret\n")
+    assert ok.returncode == 0, ok.stderr
+    assert "Login Succeeded" in ok.stdout
+    config = json.loads((mc.root.parent / "client" / "config.json").read_text())
+    assert basic_registry.host in config["auths"]
+    assert mc("logout", basic_registry.host).returncode == 0
+
+
+def test_starter_images_work_offline(mc):
+    r = mc("starter", "busybox", "hello-world")
+    assert r.returncode == 0, r.stderr
+    r = mc("run", "hello-world")
+    assert r.returncode == 0 and "Hello from minicontainer!" in r.stdout
+    labels = json.loads(mc("image", "inspect", "busybox").stdout)[0]["Config"]["Labels"]
+    assert labels == {"org.minicontainer.built-locally": "true"}
+
+
+def test_run_options_env_workdir_user_and_limits(mc, fixture_images):
+    r = mc("run", "-e", "A=1", "-w", "/tmp", "-u", "nobody", "-h", "boxy", "-m", "32m", "--pids-limit", "20",
+           "busybox", "sh", "-c", "echo $A; pwd; id -u; hostname")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "/tmp", "65534", "boxy"]
