@@ -68,6 +68,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from minicontainer.engine import images
+
+    images.push(args.image, images.open_store(), progress=None if args.quiet else PullPrinter())
+    return 0
+
+
 def cmd_images(args: argparse.Namespace) -> int:
     from minicontainer.engine import images
 
@@ -305,6 +312,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("pull", help="download an image from a registry")
     _pull_args(p)
     p.set_defaults(handler=cmd_pull)
+    p = commands.add_parser("push", help="upload an image to a registry")
+    p.add_argument("image")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(handler=cmd_push)
     p = commands.add_parser("images", help="list the images in the store")
     _images_args(p)
     p.set_defaults(handler=cmd_images)

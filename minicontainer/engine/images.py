@@ -58,6 +58,44 @@ def pull(text: str, store: Store, *, platform: str | None = None, progress=None,
             client.close()
 
 
+def push(text: str, store: Store, *, progress=None, client=None) -> str:
+    """Upload an image's blobs, then its manifest, to the registry its name points at (``docker push``).
+
+    A blob the repository already has is skipped; one that another repository of the same registry
+    holds (the image was pulled from there) is *mounted*: linked without sending its bytes.
+    """
+    import json
+
+    emit = progress or (lambda _msg: None)
+    ref = reference.parse(text)
+    image = find(store, text)
+    manifest_raw = store.read_blob(image.manifest_digest)
+    manifest = json.loads(manifest_raw)
+    sources = [reference.parse(d.split("@", 1)[0]) for d in image.repo_digests]
+    mount_from = next((s for s in sources if s.domain == ref.domain and s.path != ref.path), None)
+    emit({"status": f"The push refers to repository [{ref.name}]"})
+    own_client = client is None
+    client = client or registry_client()
+    try:
+        for desc in [*reversed(manifest["layers"]), manifest["config"]]:
+            short = desc["digest"].split(":", 1)[1][:12]
+            emit({"status": "Preparing", "id": short})
+            with store.open_blob(desc["digest"]) as blob:
+                what = client.push_blob(ref, desc["digest"], blob, desc["size"], mount_from=mount_from)
+            said = {"exists": "Layer already exists", "uploaded": "Pushed",
+                    "mounted": f"Mounted from {mount_from.path if mount_from else ''}"}[what]
+            if desc is not manifest["config"]:
+                emit({"status": said, "id": short})
+        media_type = manifest.get("mediaType") or "application/vnd.oci.image.manifest.v1+json"
+        digest = client.push_manifest(ref, manifest_raw, media_type)
+    finally:
+        if own_client:
+            client.close()
+    store.add_image(manifest_raw, store.read_blob(image.config_digest), repo_digest=f"{ref.name}@{digest}")
+    emit({"status": f"{ref.tag or 'latest'}: digest: {digest} size: {len(manifest_raw)}"})
+    return digest
+
+
 def find_or_pull(text: str, store: Store, *, progress=None, client=None) -> Image:
     """``run``'s rule: use the image if it is here, else pull it (saying so, as docker does)."""
     try:

@@ -154,3 +154,55 @@ def test_run_options_env_workdir_user_and_limits(mc, fixture_images):
            "busybox", "sh", "-c", "echo $A; pwd; id -u; hostname")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1", "/tmp", "65534", "boxy"]
+
+
+def test_push_then_pull_elsewhere_with_a_cross_repository_mount(mc, fixture_images, registry, tmp_path):
+    assert mc("pull", "-q", fixture_images.busybox.name).returncode == 0
+    target = f"{registry.host}/pushed/busybox:v1"
+    assert mc("tag", fixture_images.busybox.name, target).returncode == 0
+    r = mc("push", target)
+    assert r.returncode == 0, r.stderr
+    assert f"The push refers to repository [{registry.host}/pushed/busybox]" in r.stdout
+    assert "Mounted from library/busybox" in r.stdout  # same registry: linked, not uploaded
+    assert "v1: digest: sha256:" in r.stdout
+    # skopeo, a different client, sees exactly what we pushed
+    inspect = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{target}"],
+                             capture_output=True, text=True, check=True)
+    assert json.loads(inspect.stdout)["Digest"] == fixture_images.busybox.digest
+
+
+def test_an_image_pushed_by_skopeo_pulls_and_runs(mc, fixture_images, registry, tmp_path):
+    # skopeo copies our fixture into a new repository as OCI, recompressing nothing: pull it back and run
+    dest = f"{registry.host}/skopeo/busybox:copied"
+    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--format", "oci",
+                    f"docker://{fixture_images.busybox.name}", f"docker://{dest}"],
+                   capture_output=True, check=True)
+    r = mc("run", dest, "echo", "from skopeo")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "from skopeo\n"
+
+
+def test_an_image_pushed_by_us_runs_under_umoci_and_runc(mc, registry, tmp_path):
+    assert mc("starter", "busybox").returncode == 0
+    target = f"{registry.host}/ours/busybox:starter"
+    assert mc("tag", "busybox", target).returncode == 0
+    assert mc("push", target).returncode == 0
+    layout = tmp_path / "layout"
+    subprocess.run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{target}", f"oci:{layout}:starter"],
+                   capture_output=True, check=True)
+    bundle = tmp_path / "bundle"
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:starter", str(bundle)], capture_output=True,
+                   check=True)
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["sh", "-c", "echo runc ran our image; ls /bin/busybox"]
+    (bundle / "config.json").write_text(json.dumps(config))
+    runc_root = tmp_path / "runc"
+    try:
+        r = subprocess.run(["runc", "--root", str(runc_root), "run", "--bundle", str(bundle), "umoci-ours"],
+                           capture_output=True, text=True, timeout=60, check=False)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines() == ["runc ran our image", "/bin/busybox"]
+    finally:
+        subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", "umoci-ours"], capture_output=True,
+                       check=False)
