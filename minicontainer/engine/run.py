@@ -27,6 +27,7 @@ from minicontainer.image import overlay
 from minicontainer.kernel.syscalls import Syscalls
 from minicontainer.runtime import lifecycle
 
+
 def run(image_name: str, opts: RunOptions, *, data_root: str | None = None, runtime_root: str | None = None,
         progress: Callable[[dict], None] | None = None, sys: Syscalls | None = None,
         on_step: Callable[[str], None] | None = None) -> int:
