@@ -205,7 +205,7 @@ def cmd_rmi(args: argparse.Namespace) -> int:
                 store.resolve(key)
             except (ValueError, LookupError):
                 key = name
-            for line in store.remove_image(key, force=args.force):
+            for line in store.remove_image(key, force=args.force, in_use=images.in_use(store)):
                 print(_familiar_line(line))
         except StoreError as e:
             print(f"Error response from daemon: {e}", file=sys.stderr)
@@ -238,7 +238,7 @@ def cmd_image_prune(args: argparse.Namespace) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     store = images.open_store()
-    lines = store.prune(dangling_only=not args.all)
+    lines = store.prune(dangling_only=not args.all, in_use=images.in_use(store))
     result = store.gc()
     if lines:
         print("Deleted Images:")

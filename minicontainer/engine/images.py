@@ -18,6 +18,31 @@ def open_store(root: str | None = None) -> Store:
     return Store(os.path.join(root or config.data_root(), "image"))
 
 
+def containers_dir(store: Store) -> str:
+    """``<data root>/containers``: one directory per container (its overlay dirs and config.json)."""
+    return os.path.join(os.path.dirname(store.root), "containers")
+
+
+def in_use(store: Store):
+    """A predicate for rmi/prune: is this image ID the image of an existing container?"""
+    def check(image_id: str) -> bool:
+        root = containers_dir(store)
+        try:
+            names = os.listdir(root)
+        except FileNotFoundError:
+            return False
+        for name in names:
+            try:
+                with open(os.path.join(root, name, "image")) as f:
+                    if f.read().strip() == image_id:
+                        return True
+            except OSError:
+                continue
+        return False
+
+    return check
+
+
 def registry_client(on_notice=None):
     """A registry client with the daemon settings (mirrors, insecure registries) and the user's logins."""
     from minicontainer.image.auth import load_docker_credentials

@@ -37,9 +37,10 @@ def run(image_name: str, opts: RunOptions, *, data_root: str | None = None, runt
     store = images.open_store(data_root)
     image = images.find_or_pull(image_name, store, progress=progress)
     container_id = secrets.token_hex(32)  # 64 hex digits, as docker's
-    container_dir = os.path.join(store.root, "..", "containers", container_id)
-    container_dir = os.path.normpath(container_dir)
+    container_dir = os.path.join(images.containers_dir(store), container_id)
     os.makedirs(container_dir, mode=0o700)
+    with open(os.path.join(container_dir, "image"), "w") as f:
+        f.write(image.id)  # while this file exists, `rmi` refuses to remove the image (its layers are in use)
     mounted = False
     try:
         rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), container_dir)

@@ -206,3 +206,30 @@ def test_an_image_pushed_by_us_runs_under_umoci_and_runc(mc, registry, tmp_path)
     finally:
         subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", "umoci-ours"], capture_output=True,
                        check=False)
+
+
+def test_rmi_is_refused_while_a_container_uses_the_image(mc, fixture_images):
+    import threading
+    import time
+
+    assert mc("pull", "-q", fixture_images.busybox.name).returncode == 0
+    runner = threading.Thread(target=mc, args=("run", fixture_images.busybox.name, "sleep", "3"))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not list((mc.root / "containers").glob("*/image")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = mc("rmi", fixture_images.busybox.name)
+        assert r.returncode == 1
+        assert "container" in r.stderr.lower()
+    finally:
+        runner.join()
+    assert mc("rmi", fixture_images.busybox.name).returncode == 0
+
+
+def test_redis_starter_image_runs_the_hosts_redis_server(mc):
+    r = mc("starter", "redis")
+    assert r.returncode == 0, r.stderr
+    r = mc("run", "redis", "redis-server", "--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Redis server v=")
