@@ -233,3 +233,20 @@ def test_redis_starter_image_runs_the_hosts_redis_server(mc):
     r = mc("run", "redis", "redis-server", "--version")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("Redis server v=")
+
+
+def test_pull_progress_as_bars(tmp_path, monkeypatch, registry, fixture_images):
+    import io
+
+    from minicontainer.engine import images
+    from minicontainer.observe.progress import PullBars
+
+    out = io.StringIO()
+    store = images.open_store(str(tmp_path / "data"))
+    with registry.client() as client, PullBars(file=out) as bars:
+        images.pull(fixture_images.busybox.name, store, progress=bars, client=client)
+    assert len(bars.bars) == 1
+    (bar,) = bars.bars.values()
+    assert bar.n == bar.total == len(fixture_images.busybox.image.layers[0].blob)
+    assert bars.statuses[-1].startswith("Status: Downloaded newer image")
+    assert "Pull complete" in out.getvalue()
