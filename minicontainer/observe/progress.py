@@ -16,7 +16,7 @@ Any other callable that takes a dict works as ``progress`` too: that is the thir
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 
 class PullBars:
@@ -51,7 +51,7 @@ class PullBars:
         for bar in self.bars.values():
             bar.close()
 
-    def __enter__(self) -> PullBars:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
