@@ -45,6 +45,12 @@ def add_images(commands: argparse._SubParsersAction) -> None:
     images.add_commands(commands)
 
 
+def add_archive(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import archive
+
+    archive.add_commands(commands)
+
+
 def add_run(commands: argparse._SubParsersAction) -> None:
     from minicontainer.cli import run
 
@@ -52,7 +58,7 @@ def add_run(commands: argparse._SubParsersAction) -> None:
 
 
 # The subcommands, in the order `minicontainer --help` lists them.
-COMMANDS = (add_run, add_images, add_doctor)
+COMMANDS = (add_run, add_images, add_archive, add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------

@@ -28,6 +28,13 @@ from minicontainer.kernel.syscalls import Syscalls
 from minicontainer.runtime import lifecycle
 
 
+def make_workdir(rootfs: str, workdir: str) -> None:
+    """Docker creates a missing working directory (in the container's own upper layer) before start."""
+    from minicontainer.kernel.mounts import secure_join
+
+    os.makedirs(secure_join(rootfs, workdir), mode=0o755, exist_ok=True)
+
+
 def run(image_name: str, opts: RunOptions, *, data_root: str | None = None, runtime_root: str | None = None,
         progress: Callable[[dict], None] | None = None, sys: Syscalls | None = None,
         on_step: Callable[[str], None] | None = None) -> int:
@@ -45,6 +52,7 @@ def run(image_name: str, opts: RunOptions, *, data_root: str | None = None, runt
     try:
         rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), container_dir)
         mounted = True
+        make_workdir(rootfs, opts.workdir or (image.config.get("config") or {}).get("WorkingDir") or "/")
         runtime_config = oci_config(image.config, opts, rootfs=rootfs, cgroups_path=f"minicontainer-{container_id[:12]}",
                             hostname=container_id[:12])
         with open(os.path.join(container_dir, "config.json"), "w") as f:

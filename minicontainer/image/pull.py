@@ -20,11 +20,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from minicontainer.image import layers as layer_files
 from minicontainer.image.reference import Reference, parse
-from minicontainer.image.registry import Platform, RegistryClient
 from minicontainer.image.store import Image, Store, chain_ids
+
+if TYPE_CHECKING:  # the registry client (and requests, ~100 ms to import) only when pulling for real
+    from minicontainer.image.registry import Platform, RegistryClient
 
 Progress = Callable[[dict], None]
 PARALLEL_DOWNLOADS = 3  # as dockerd's max-concurrent-downloads default
