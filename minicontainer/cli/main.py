@@ -57,8 +57,14 @@ def add_run(commands: argparse._SubParsersAction) -> None:
     run.add_command(commands)
 
 
+def add_containers(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import containers
+
+    containers.add_commands(commands)
+
+
 # The subcommands, in the order `minicontainer --help` lists them.
-COMMANDS = (add_run, add_images, add_archive, add_doctor)
+COMMANDS = (add_run, add_containers, add_images, add_archive, add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------

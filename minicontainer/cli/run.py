@@ -51,22 +51,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         return code
 
 
+def cmd(args: argparse.Namespace) -> int:
+    """Through the daemon, as docker does; with --explain, in this process, to narrate each kernel step."""
+    if args.explain:
+        if args.detach or args.interactive or args.name or args.init:
+            print("minicontainer: --explain runs the container in this process, in the foreground: it does not "
+                  "go with -d, -i, --name or --init", file=sys.stderr)
+            return 125
+        return cmd_run(args)
+    from minicontainer.cli.containers import cmd_run as run_through_daemon
+
+    return run_through_daemon(args)
+
+
 def add_command(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli.containers import add_run_flags
+
     # add_help=False: -h is --hostname, as in docker; --help stays.
     p = commands.add_parser("run", help="run a command in a new container (pulling the image if needed)",
                             add_help=False)
-    p.add_argument("--help", action="help", help="show this help and exit")
-    p.add_argument("--rm", action="store_true", help="remove the container when it exits (always, for now)")
-    p.add_argument("-e", "--env", action="append", default=[], help="KEY=value, or KEY to pass the caller's")
-    p.add_argument("--env-file", action="append", default=[])
-    p.add_argument("-w", "--workdir")
-    p.add_argument("-u", "--user", help="name or uid[:gid], looked up in the image")
-    p.add_argument("--entrypoint")
-    p.add_argument("-h", "--hostname")
-    p.add_argument("-m", "--memory", type=parse_bytes, help="memory limit, e.g. 64m")
-    p.add_argument("--cpus", type=float, help="CPUs, e.g. 0.5")
-    p.add_argument("--pids-limit", type=int)
-    p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
-    p.add_argument("image")
-    p.add_argument("command", nargs=argparse.REMAINDER)
-    p.set_defaults(handler=cmd_run)
+    p.add_argument("--explain", action="store_true",
+                   help="run it in this process and narrate every kernel step on stderr")
+    add_run_flags(p)
+    p.set_defaults(handler=cmd)

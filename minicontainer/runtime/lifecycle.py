@@ -31,9 +31,10 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
                      signal.SIGUSR2, signal.SIGWINCH)
 
 
-def create(sys: Syscalls, root: str, container_id: str, bundle_dir: str, pid_file: str | None = None) -> State:
+def create(sys: Syscalls, root: str, container_id: str, bundle_dir: str, pid_file: str | None = None,
+           stdio: tuple[int, int, int] | None = None) -> State:
     spec = bundle.load(bundle_dir)
-    return parent.create(sys, spec, root, container_id, pid_file)
+    return parent.create(sys, spec, root, container_id, pid_file, stdio)
 
 
 def start(sys: Syscalls, root: str, container_id: str) -> State:

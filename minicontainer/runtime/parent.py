@@ -29,8 +29,13 @@ from minicontainer.runtime.init import stage1
 from minicontainer.runtime.state import State, process_start_time
 
 
-def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: str | None = None) -> State:
-    """Set the container up and leave init waiting for ``start``.  Returns the saved state."""
+def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: str | None = None,
+           stdio: tuple[int, int, int] | None = None) -> State:
+    """Set the container up and leave init waiting for ``start``.  Returns the saved state.
+
+    The container's stdin, stdout and stderr are the caller's (as with runc), or the three file
+    descriptors in ``stdio`` (an engine passes its log files and a stdin pipe).
+    """
     state = State.reserve(root, container_id, spec.bundle)  # state.json says "creating" from now on
     state.annotations = spec.annotations
     stage1_pid = init_pid = 0
@@ -60,6 +65,9 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
         stage1_pid = sys.fork(detail="stage1: will join or create the namespaces")
         if stage1_pid == 0:
             parent_end.close()
+            if stdio is not None:
+                for target, fd in enumerate(stdio):
+                    os.dup2(fd, target)  # dup2 clears close-on-exec: the program inherits them
             stage1(spec, child_end, fifo_handle)  # never returns
         child_end.close()
         os.close(fifo_handle)

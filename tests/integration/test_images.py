@@ -16,18 +16,53 @@ pytestmark = pytest.mark.root
 @pytest.fixture
 def mc(tmp_path, registry):
     """Run the `minicontainer` CLI with a private data root, run root and daemon settings whose
-    registry mirror is the local registry (so `busybox` means its library/busybox)."""
+    registry mirror is the local registry (so `busybox` means its library/busybox); a daemon of the
+    test's own serves the container commands, and is stopped (its containers with it) at the end."""
     settings = tmp_path / "daemon.json"
     settings.write_text(json.dumps({"registry-mirrors": [registry.url]}))
     env = dict(os.environ, MINICONTAINER_ROOT=str(tmp_path / "data"), MINICONTAINER_RUN=str(tmp_path / "run"),
                MINICONTAINER_DAEMON_CONFIG=str(settings), MINICONTAINER_CONFIG=str(tmp_path / "client"))
+    daemon = start_daemon(env, tmp_path / "run")
 
     def run(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "minicontainer.cli.main", *args], env=env, text=True,
                               capture_output=True, input=input, timeout=timeout, check=False)
 
     run.root = tmp_path / "data"
-    return run
+    run.env = env
+    yield run
+    stop_daemon(daemon)
+
+
+def start_daemon(env: dict, run_dir: Path) -> subprocess.Popen:
+    import time
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sock = run_dir / "minicontainer.sock"
+    log = open(run_dir / "daemon.log", "wb")  # noqa: SIM115 - the daemon writes it while it runs
+    proc = subprocess.Popen([sys.executable, "-m", "minicontainer.daemon.main", "--host", f"unix://{sock}",
+                             "--data-root", env["MINICONTAINER_ROOT"], "--exec-root", str(run_dir)],
+                            env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_daemon(proc)
+            raise AssertionError(f"minicontainerd did not start: {(run_dir / 'daemon.log').read_text()}")
+        time.sleep(0.02)
+    proc.log = log
+    return proc
+
+
+def stop_daemon(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if hasattr(proc, "log"):
+        proc.log.close()
 
 
 def store_files(root: Path) -> set[str]:
@@ -213,7 +248,7 @@ def test_rmi_is_refused_while_a_container_uses_the_image(mc, fixture_images):
     import time
 
     assert mc("pull", "-q", fixture_images.busybox.name).returncode == 0
-    runner = threading.Thread(target=mc, args=("run", fixture_images.busybox.name, "sleep", "3"))
+    runner = threading.Thread(target=mc, args=("run", "--rm", fixture_images.busybox.name, "sleep", "3"))
     runner.start()
     try:
         deadline = time.monotonic() + 10

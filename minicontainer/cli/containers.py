@@ -1,0 +1,456 @@
+"""The container commands, through ``minicontainerd``: ``run``, ``create``, ``start``, ``ps``, ``logs``,
+``stop``, ``kill``, ``restart``, ``wait``, ``rm``, ``container prune``, ``inspect``, ``top``, ``diff``,
+``version``, ``info``.
+
+Each one is the same sequence of Engine API requests the docker CLI sends (see
+``shared/docs/engine-api-facts.md``), so a learner can watch them in the daemon's log and compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+
+from minicontainer.cli.format import ago, human_size, table
+
+
+def client():
+    from minicontainer.client.api import APIClient
+
+    return APIClient()
+
+
+def _exit_code_of_start_error(message: str) -> int:
+    """docker's rule: a program that cannot be found is 127, one that cannot be run 126, else 125."""
+    if "not found" in message or "no such file" in message.lower():
+        return 127
+    if "permission denied" in message.lower():
+        return 126
+    return 125
+
+
+def create_body(args: argparse.Namespace) -> dict:
+    from minicontainer.cli.run import parse_bytes  # noqa: F401 - the flags' types live there
+
+    env = list(args.env)
+    for path in args.env_file:
+        with open(path) as f:
+            env += [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
+    host = {"AutoRemove": args.rm, "Init": args.init, "Memory": args.memory or 0,
+            "NanoCpus": int((args.cpus or 0) * 1e9), "PidsLimit": args.pids_limit}
+    body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
+            "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
+            "AttachStdin": args.interactive, "OpenStdin": args.interactive, "StdinOnce": args.interactive,
+            "AttachStdout": True, "AttachStderr": True, "Tty": args.tty, "HostConfig": host}
+    if args.entrypoint is not None:
+        body["Entrypoint"] = [args.entrypoint] if args.entrypoint else []
+    if args.stop_signal:
+        body["StopSignal"] = args.stop_signal
+    if args.stop_timeout is not None:
+        body["StopTimeout"] = args.stop_timeout
+    return body
+
+
+def _create(api, args: argparse.Namespace) -> str:
+    from minicontainer.client.api import APIError
+
+    body = create_body(args)
+    try:
+        return api.json("POST", "/containers/create", {"name": args.name}, body)["Id"]
+    except APIError as e:
+        if e.status != 404 or "image" not in e.message.lower():
+            raise
+    print(f"Unable to find image '{_familiar(args.image)}' locally", file=sys.stderr)
+    _pull(api, args.image, sys.stderr)
+    return api.json("POST", "/containers/create", {"name": args.name}, body)["Id"]
+
+
+def _familiar(name: str) -> str:
+    from minicontainer.image.reference import parse
+
+    try:
+        return parse(name).familiar()
+    except ValueError:
+        return name
+
+
+def _pull(api, image: str, out) -> None:
+    from minicontainer.cli.images import PullPrinter
+    from minicontainer.image.reference import parse
+
+    ref = parse(image)
+    printer = PullPrinter(out)
+    for msg in api.stream_json("POST", "/images/create", {"fromImage": ref.name, "tag": ref.digest or ref.tag}):
+        if "error" in msg:
+            raise RuntimeError(msg["error"])
+        printer(msg)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from minicontainer.client.api import APIError
+
+    api = client()
+    try:
+        cid = _create(api, args)
+    except APIError as e:
+        print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
+        return 125
+    except RuntimeError as e:  # the pull failed
+        print(f"minicontainer: {e}", file=sys.stderr)
+        return 125
+    if args.detach:
+        try:
+            api.request("POST", f"/containers/{cid}/start").read()
+        except APIError as e:
+            print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
+            return _exit_code_of_start_error(e.message)
+        print(cid)
+        return 0
+    stream = api.attach(cid, stdin=args.interactive)
+    result: dict = {}
+    waiter = threading.Thread(target=lambda: result.update(
+        api.json("POST", f"/containers/{cid}/wait", {"condition": "removed" if args.rm else "next-exit"})),
+        daemon=True)  # a failed start leaves it waiting: it must not keep the command alive
+    waiter.start()
+    if args.interactive:
+        threading.Thread(target=_pump_stdin, args=(stream,), daemon=True).start()
+    try:
+        api.request("POST", f"/containers/{cid}/start").read()
+    except APIError as e:
+        print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
+        stream.close()
+        if args.rm:
+            try:
+                api.request("DELETE", f"/containers/{cid}", {"force": 1}).read()
+            except APIError:
+                pass
+        waiter.join(timeout=5)
+        return _exit_code_of_start_error(e.message)
+    _copy_output(api, stream)
+    waiter.join()
+    return int(result.get("StatusCode", 125))
+
+
+def _pump_stdin(stream) -> None:
+    while True:
+        data = sys.stdin.buffer.read1(65536) if hasattr(sys.stdin.buffer, "read1") else sys.stdin.buffer.read(65536)
+        if not data:
+            stream.shutdown_write()
+            return
+        stream.sendall(data)
+
+
+def _copy_output(api, stream) -> None:
+    for kind, data in api.frames(stream):
+        out = sys.stdout if kind == 1 else sys.stderr
+        out.buffer.write(data)
+        out.flush()
+    stream.close()
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    print(_create(client(), args))
+    return 0
+
+
+def _each(args: argparse.Namespace, action) -> int:
+    from minicontainer.client.api import APIError
+
+    api = client()
+    code = 0
+    for ref in args.containers:
+        try:
+            action(api, ref)
+            print(ref)
+        except APIError as e:
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    if args.attach:
+        from minicontainer.client.api import APIError
+
+        api = client()
+        ref = args.containers[0]
+        try:
+            cid = api.json("GET", f"/containers/{ref}/json")["Id"]
+            stream = api.attach(cid)
+            result: dict = {}
+            waiter = threading.Thread(target=lambda: result.update(
+                api.json("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})), daemon=True)
+            waiter.start()
+            api.request("POST", f"/containers/{cid}/start").read()
+        except APIError as e:
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
+            return 1
+        _copy_output(api, stream)
+        waiter.join()
+        return int(result.get("StatusCode", 1))
+    return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/start").read())
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/stop", {"t": args.time}).read())
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/restart", {"t": args.time}).read())
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/kill", {"signal": args.signal}).read())
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    return _each(args, lambda api, ref: api.request("DELETE", f"/containers/{ref}", {"force": int(args.force)}).read())
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from minicontainer.client.api import APIError
+
+    api = client()
+    code = 0
+    for ref in args.containers:
+        try:
+            print(api.json("POST", f"/containers/{ref}/wait")["StatusCode"])
+        except APIError as e:
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    filters: dict[str, list[str]] = {}
+    for f in args.filter:
+        key, _, value = f.partition("=")
+        filters.setdefault(key, []).append(value)
+    rows = client().json("GET", "/containers/json", {"all": int(args.all), "filters": json.dumps(filters)})
+    if args.quiet:
+        for c in rows:
+            print(c["Id"] if args.no_trunc else c["Id"][:12])
+        return 0
+    lines = []
+    for c in rows:
+        command = c["Command"] if args.no_trunc else _trunc(c["Command"], 20)
+        lines.append([c["Id"] if args.no_trunc else c["Id"][:12], c["Image"], f'"{command}"',
+                      ago_unix(c["Created"]), c["Status"], "", ",".join(n.lstrip("/") for n in c["Names"])])
+    sys.stdout.write(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], lines))
+    return 0
+
+
+def _trunc(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def ago_unix(seconds: int) -> str:
+    import time
+
+    return ago(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds)))
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    api = client()
+    params = {"stdout": 1, "stderr": 1, "follow": int(args.follow), "timestamps": int(args.timestamps),
+              "tail": args.tail, "since": _since(args.since)}
+    resp = api.request("GET", f"/containers/{args.container}/logs", params)
+    for kind, data in api.frames(resp):
+        out = sys.stdout if kind == 1 else sys.stderr
+        out.buffer.write(data)
+        out.flush()
+    return 0
+
+
+def _since(text: str | None) -> str | None:
+    """``--since 10m`` (relative) or an RFC 3339 time, as a unix timestamp for the API."""
+    import time
+
+    if not text:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text[-1] in units and text[:-1].replace(".", "").isdigit():
+        return str(time.time() - float(text[:-1]) * units[text[-1]])
+    if text.replace(".", "").isdigit():
+        return text
+    from minicontainer.engine.service import parse_time
+
+    return str(parse_time(text))
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    if not args.force:
+        sys.stdout.write("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    result = client().json("POST", "/containers/prune")
+    if result.get("ContainersDeleted"):
+        print("Deleted Containers:")
+        print("\n".join(result["ContainersDeleted"]))
+        print()
+    print(f"Total reclaimed space: {human_size(result.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from minicontainer.cli.images import _go_template
+    from minicontainer.client.api import APIError
+
+    api = client()
+    found, code = [], 0
+    for ref in args.names:
+        for path in (f"/containers/{ref}/json", f"/images/{ref}/json"):
+            try:
+                found.append(api.json("GET", path))
+                break
+            except APIError as e:
+                if e.status != 404:
+                    raise
+        else:
+            print(f"Error: No such object: {ref}", file=sys.stderr)
+            code = 1
+    if args.format:
+        for item in found:
+            print(_go_template(args.format, item))
+    else:
+        print(json.dumps(found, indent=4))
+    return code
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    result = client().json("GET", f"/containers/{args.container}/top")
+    sys.stdout.write(table(result["Titles"], result["Processes"]))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    for change in client().json("GET", f"/containers/{args.container}/changes") or []:
+        print(f"{'CAD'[change['Kind']]} {change['Path']}")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    import platform
+
+    from minicontainer.cli.main import package_version
+
+    print("Client:")
+    print(f" Version:           {package_version()}")
+    print(" API version:       1.45")
+    print(f" Python version:    {platform.python_version()}")
+    print(f" OS/Arch:           linux/{platform.machine()}")
+    v = client().json("GET", "/version")
+    print("\nServer: minicontainer engine")
+    print(" Engine:")
+    print(f"  Version:          {v['Version']}")
+    print(f"  API version:      {v['ApiVersion']} (minimum version {v['MinAPIVersion']})")
+    print(f"  OS/Arch:          {v['Os']}/{v['Arch']}")
+    print(f"  Kernel version:   {v['KernelVersion']}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    i = client().json("GET", "/info")
+    print("Server:")
+    for key, label in (("Containers", "Containers"), ("ContainersRunning", " Running"), ("ContainersStopped", " Stopped"),
+                       ("Images", "Images"), ("ServerVersion", "Server Version"), ("Driver", "Storage Driver"),
+                       ("LoggingDriver", "Logging Driver"), ("CgroupDriver", "Cgroup Driver"),
+                       ("CgroupVersion", "Cgroup Version"), ("KernelVersion", "Kernel Version"),
+                       ("OperatingSystem", "Operating System"), ("Architecture", "Architecture"), ("NCPU", "CPUs"),
+                       ("MemTotal", "Total Memory"), ("Name", "Name"), ("DockerRootDir", "Root Dir")):
+        value = i.get(key)
+        if key == "MemTotal":
+            value = human_size(value or 0)
+        print(f" {label}: {value}")
+    for warning in i.get("Warnings") or []:
+        print(f"WARNING: {warning}")
+    return 0
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    from minicontainer.cli.run import parse_bytes
+
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background and print its ID")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    p.add_argument("-t", "--tty", action="store_true", help="a terminal (not supported yet)")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("--name")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-l", "--label", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("--entrypoint")
+    p.add_argument("-h", "--hostname")
+    p.add_argument("--init", action="store_true", help="run tini as PID 1: it forwards signals, reaps zombies")
+    p.add_argument("--stop-signal")
+    p.add_argument("--stop-timeout", type=int)
+    p.add_argument("-m", "--memory", type=parse_bytes)
+    p.add_argument("--cpus", type=float)
+    p.add_argument("--pids-limit", type=int)
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("create", help="create a container without starting it", add_help=False)
+    add_run_flags(p)
+    p.set_defaults(handler=cmd_create, detach=False)
+
+    def containers(p):
+        p.add_argument("containers", nargs="+")
+        return p
+
+    p = containers(commands.add_parser("start", help="start containers"))
+    p.add_argument("-a", "--attach", action="store_true")
+    p.set_defaults(handler=cmd_start)
+    for name, handler, helptext in (("stop", cmd_stop, "stop (StopSignal, then SIGKILL after -t seconds)"),
+                                    ("restart", cmd_restart, "stop, then start again")):
+        p = containers(commands.add_parser(name, help=helptext))
+        p.add_argument("-t", "--time", type=int)
+        p.set_defaults(handler=handler)
+    p = containers(commands.add_parser("kill", help="send a signal (default SIGKILL)"))
+    p.add_argument("-s", "--signal", default="KILL")
+    p.set_defaults(handler=cmd_kill)
+    p = containers(commands.add_parser("rm", help="remove containers"))
+    p.add_argument("-f", "--force", action="store_true")
+    p.set_defaults(handler=cmd_rm)
+    p = containers(commands.add_parser("wait", help="wait for containers to stop; print their exit codes"))
+    p.set_defaults(handler=cmd_wait)
+    p = commands.add_parser("ps", help="list containers")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[], help="status=, name=, ancestor=, id=")
+    p.set_defaults(handler=cmd_ps)
+    p = commands.add_parser("logs", help="a container's output")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-t", "--timestamps", action="store_true")
+    p.add_argument("-n", "--tail", default="all")
+    p.add_argument("--since")
+    p.add_argument("container")
+    p.set_defaults(handler=cmd_logs)
+    group = commands.add_parser("container", help="manage containers (prune)")
+    sub = group.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
+    p = sub.add_parser("prune", help="remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true")
+    p.set_defaults(handler=cmd_prune)
+    p = commands.add_parser("inspect", help="low-level information on containers or images")
+    p.add_argument("names", nargs="+")
+    p.add_argument("-f", "--format")
+    p.set_defaults(handler=cmd_inspect)
+    p = commands.add_parser("top", help="the processes of a running container")
+    p.add_argument("container")
+    p.set_defaults(handler=cmd_top)
+    p = commands.add_parser("diff", help="what a container changed in its filesystem (A added, C changed, D deleted)")
+    p.add_argument("container")
+    p.set_defaults(handler=cmd_diff)
+    p = commands.add_parser("version", help="client and server versions")
+    p.set_defaults(handler=cmd_version)
+    p = commands.add_parser("info", help="what the daemon runs on")
+    p.set_defaults(handler=cmd_info)

@@ -1,0 +1,191 @@
+"""Talking to ``minicontainerd``: HTTP/1.1 over a unix socket, with the standard library only.
+
+This is what docker's client library does for the docker CLI: every command is one or more requests
+to the Engine API (``POST /containers/create``, ``POST /containers/{id}/start``...).  The module
+imports only ``http.client``, ``json``, ``socket`` and ``os``: the CLI starts fast.
+
+If the daemon is not running, :func:`connect` starts it (as root) and says so, as Docker Desktop
+starts dockerd.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+DEFAULT_SOCKET = "/run/minicontainer/minicontainer.sock"
+API_PREFIX = "/v1.45"
+
+
+def socket_path() -> str:
+    host = os.environ.get("MINICONTAINER_HOST", "")
+    if host.startswith("unix://"):
+        return host[len("unix://"):]
+    if os.environ.get("MINICONTAINER_RUN"):
+        return os.path.join(os.environ["MINICONTAINER_RUN"], "minicontainer.sock")
+    return DEFAULT_SOCKET
+
+
+class APIError(Exception):
+    """The daemon answered with an error status; ``message`` is its ``{"message": ...}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None = None) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if self.timeout is not None:
+            sock.settimeout(self.timeout)
+        sock.connect(self.path)
+        self.sock = sock
+
+
+class APIClient:
+    def __init__(self, path: str | None = None, *, autostart: bool = True) -> None:
+        self.path = path or socket_path()
+        if autostart:
+            ensure_daemon(self.path)
+
+    def request(self, method: str, path: str, params: dict | None = None, body=None, *,
+                timeout: float | None = None) -> http.client.HTTPResponse:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        url = API_PREFIX + path + ("?" + urlencode(query) if query else "")
+        headers = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        conn = _UnixConnection(self.path, timeout=timeout)
+        conn.request(method, url, body=data, headers=headers)
+        resp = conn.getresponse()
+        if resp.status >= 400:
+            raw = resp.read()
+            try:
+                message = json.loads(raw)["message"]
+            except (ValueError, KeyError, TypeError):
+                message = raw.decode(errors="replace")
+            conn.close()
+            raise APIError(resp.status, message)
+        return resp
+
+    def json(self, method: str, path: str, params: dict | None = None, body=None):
+        resp = self.request(method, path, params, body)
+        raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def stream_json(self, method: str, path: str, params: dict | None = None, body=None) -> Iterator[dict]:
+        """A chunked reply of JSON lines (pull progress)."""
+        resp = self.request(method, path, params, body)
+        for line in resp:
+            if line.strip():
+                yield json.loads(line)
+
+    def frames(self, resp) -> Iterator[tuple[int, bytes]]:
+        """Demultiplex a raw stream: 8-byte headers ``[stream, 0, 0, 0, length (big-endian)]``."""
+        while True:
+            header = _read_exactly(resp, 8)
+            if len(header) < 8:
+                return
+            size = int.from_bytes(header[4:], "big")
+            yield header[0], _read_exactly(resp, size)
+
+    def attach(self, cid: str, *, stdin: bool = False) -> socket.socket:
+        """``POST /containers/{id}/attach`` with ``Upgrade: tcp``: after the 101, the socket is a raw stream."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.path)
+        query = urlencode({"stream": 1, "stdout": 1, "stderr": 1, "stdin": int(stdin)})
+        sock.sendall((f"POST {API_PREFIX}/containers/{cid}/attach?{query} HTTP/1.1\r\nHost: localhost\r\n"
+                      "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise APIError(500, "the daemon closed the attach connection")
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status != 101:
+            raise APIError(status, rest.decode(errors="replace"))
+        return _Prebuffered(sock, rest)
+
+
+class _Prebuffered:
+    """A socket whose first bytes were already read with the HTTP headers."""
+
+    def __init__(self, sock: socket.socket, first: bytes) -> None:
+        self.sock = sock
+        self.buffer = first
+
+    def read(self, n: int) -> bytes:
+        if self.buffer:
+            out, self.buffer = self.buffer[:n], self.buffer[n:]
+            return out
+        return self.sock.recv(n)
+
+    def sendall(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def shutdown_write(self) -> None:
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _read_exactly(stream, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = stream.read(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def ensure_daemon(path: str, *, timeout: float = 10.0) -> None:
+    """Start ``minicontainerd`` if nothing answers on ``path`` (and we may: root), saying so."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return
+    except OSError:
+        pass
+    finally:
+        probe.close()
+    if os.geteuid() != 0:
+        raise APIError(500, f"Cannot connect to minicontainerd at unix://{path}. Is the daemon running? "
+                            "(start it as root: sudo minicontainerd)")
+    run_dir = os.path.dirname(path)
+    os.makedirs(run_dir, exist_ok=True)
+    log_path = os.path.join(run_dir, "minicontainerd.log")
+    print(f"minicontainerd is not running: starting it (log: {log_path})", file=sys.stderr)
+    with open(log_path, "ab") as log:
+        subprocess.Popen([sys.executable, "-m", "minicontainer.daemon.main", "--host", f"unix://{path}"],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                         close_fds=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+            return
+        except OSError:
+            time.sleep(0.05)
+        finally:
+            probe.close()
+    raise APIError(500, f"minicontainerd did not start in {timeout:.0f} s: see {log_path}")

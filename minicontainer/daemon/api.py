@@ -1,0 +1,501 @@
+"""The routes of the Docker Engine API that minicontainerd serves, each a thin call into the engine.
+
+This module is the *translation* layer: URL + query + JSON body in, one ``Engine`` call, JSON (or a
+stream) out.  It decides nothing about containers.  The rules it does own are HTTP's:
+
+* **versions**: clients put the API version in the path (``/v1.45/containers/json``); we strip it,
+  refuse versions we do not speak, and advertise ours in an ``Api-Version`` header on every reply
+  (the CLI reads it from ``HEAD /_ping`` and then speaks min(ours, its own));
+* **errors**: the engine raises exceptions carrying an HTTP ``status`` (``NotFound`` 404,
+  ``Conflict`` 409, ``NotModified`` 304, ``InvalidParameter`` 400); we answer
+  ``{"message": "..."}``.  The status codes matter: a 404 from ``create`` is what makes
+  ``docker run`` pull the image and try again;
+* **streams**: pull progress and logs go out chunked as they come; ``attach`` hijacks the
+  connection; ``wait`` sends its headers at once and its body when the container exits.
+
+The reference is Docker's own spec, ``api/swagger.yaml`` in the moby repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import inspect
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NamedTuple
+
+from minicontainer.daemon import streams
+from minicontainer.daemon.http import ClientGone, Connection, Request
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.45"
+MIN_API_VERSION = "1.24"
+# docker-py reads the 101 head through a buffered file and then reads the raw socket *under* it:
+# output that arrived together with the head is lost in that buffer.  When output is ready at once
+# (replayed logs), give the client this long to read the head first, as a busy Docker daemon
+# happens to.
+HIJACK_SETTLE_SECONDS = 0.05
+_VERSION_PREFIX = re.compile(r"/v(\d+)\.(\d+)(/.*)")
+
+
+def _version_tuple(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+def server_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("minicontainer")
+    except PackageNotFoundError:
+        return "dev"
+
+
+class BadRequest(Exception):
+    """Something wrong with the request itself (a parameter, the body): 400, like the engine's
+    ``InvalidParameter``."""
+
+    status = 400
+
+
+class PageNotFound(Exception):
+    status = 404
+
+
+# --- reading parameters -----------------------------------------------------------------------------
+
+
+def flag(value: str | None, default: bool = False) -> bool:
+    """Docker's reading of a boolean query parameter: empty, "0", "no", "false", "none" are false,
+    anything else true (``?all=1``, ``?all=true``, ``?all=True`` all work)."""
+    if value is None:
+        return default
+    return value.strip().lower() not in ("", "0", "no", "false", "none")
+
+
+def optional_int(value: str | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"invalid value for {name}: {value!r}") from None
+
+
+def parse_filters(text: str | None) -> dict[str, list[str]]:
+    """``filters`` is JSON, in one of two shapes: ``{"status": ["exited"]}`` (current) or
+    ``{"status": {"exited": true}}`` (what the CLI has sent for years).  Both become lists."""
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadRequest(f"invalid filters: {e}") from None
+    if not isinstance(raw, dict):
+        raise BadRequest("invalid filters: expected a JSON object")
+    filters: dict[str, list[str]] = {}
+    for key, values in raw.items():
+        if isinstance(values, dict):
+            filters[key] = [v for v, on in values.items() if on]
+        elif isinstance(values, list):
+            filters[key] = [str(v) for v in values]
+        else:
+            filters[key] = [str(values)]
+    return filters
+
+
+def registry_auth(header: str | None) -> dict | None:
+    """``X-Registry-Auth``: base64url(JSON credentials), padding optional.  Unreadable = anonymous."""
+    if not header:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    return decoded if isinstance(decoded, dict) and decoded else None
+
+
+async def _maybe_await(value: Any) -> Any:
+    """Engine streams may be async generators (call -> iterator) or coroutines returning one."""
+    return await value if inspect.isawaitable(value) else value
+
+
+# --- replies -------------------------------------------------------------------------------------
+
+
+class Reply(NamedTuple):
+    """What a simple handler returns: a status and a JSON body (None: no body)."""
+
+    status: int = 200
+    body: Any = None
+
+
+class Call(NamedTuple):
+    """One request as a handler sees it."""
+
+    request: Request
+    conn: Connection
+    version: tuple[int, int]       # the API version the client asked for (ours if none)
+
+    def q(self, name: str, default: str | None = None) -> str | None:
+        return self.request.query.get(name, default)
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        return flag(self.request.query.get(name), default)
+
+
+Handler = Callable[..., Awaitable[Reply | None]]
+
+
+class Route(NamedTuple):
+    method: str
+    pattern: re.Pattern[str]
+    handler_name: str
+
+
+ROUTES: list[Route] = []
+
+
+def route(method: str, template: str) -> Callable[[Handler], Handler]:
+    """Register a handler.  ``{id}`` matches one path segment; ``{name*}`` matches several, because
+    image names have slashes in them (``/images/docker.io/library/alpine/json``)."""
+    regex = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", template)
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
+
+    def register(handler: Handler) -> Handler:
+        ROUTES.append(Route(method, re.compile(regex), handler.__name__))
+        return handler
+
+    return register
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+class DockerAPI:
+    """Dispatches requests to handlers; the handlers are its methods, registered with :func:`route`."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.server_header = f"minicontainerd/{server_version()} (linux)"
+
+    def common_headers(self) -> list[tuple[str, str]]:
+        """On every reply: clients read these from any response, ``_ping`` above all."""
+        return [("Api-Version", API_VERSION), ("Ostype", "linux"), ("Docker-Experimental", "false"),
+                ("Server", self.server_header)]
+
+    async def handle(self, request: Request, conn: Connection) -> None:
+        """Answer one request, whatever happens (unless the client is gone)."""
+        try:
+            path, version = self._split_version(request.path)
+            handler, params = self._find(request.method, path)
+            reply = await handler(Call(request, conn, version), **params)
+            if reply is not None:
+                if reply.body is None:
+                    await conn.reply(reply.status)
+                else:
+                    await conn.reply_json(reply.body, reply.status)
+        except (ClientGone, ConnectionError):
+            raise                                   # nobody to answer: the server closes the connection
+        except Exception as exc:  # noqa: BLE001 -- any failure becomes an HTTP error, never a dropped connection
+            await self._reply_error(exc, request, conn)
+
+    @staticmethod
+    def _split_version(path: str) -> tuple[str, tuple[int, int]]:
+        m = _VERSION_PREFIX.fullmatch(path)
+        if not m:
+            return path, _version_tuple(API_VERSION)
+        version = (int(m.group(1)), int(m.group(2)))
+        if version > _version_tuple(API_VERSION):
+            raise BadRequest(f"client version {m.group(1)}.{m.group(2)} is too new. "
+                             f"Maximum supported API version is {API_VERSION}")
+        if version < _version_tuple(MIN_API_VERSION):
+            raise BadRequest(f"client version {m.group(1)}.{m.group(2)} is too old. "
+                             f"Minimum supported API version is {MIN_API_VERSION}, "
+                             "please upgrade your client to a newer version")
+        return m.group(3), version
+
+    def _find(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        # HEAD is GET without the body (the http layer drops the body).
+        methods = (method, "GET") if method == "HEAD" else (method,)
+        for r in ROUTES:
+            if r.method in methods:
+                m = r.pattern.fullmatch(path)
+                if m:
+                    return getattr(self, r.handler_name), m.groupdict()
+        raise PageNotFound("page not found")
+
+    async def _reply_error(self, exc: Exception, request: Request, conn: Connection) -> None:
+        status = getattr(exc, "status", 500)
+        if not isinstance(status, int) or not 300 <= status <= 599:
+            status = 500
+        message = str(exc) or type(exc).__name__
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.path, message, exc_info=exc)
+        else:
+            log.info("%s %s: %d %s", request.method, request.path, status, message)
+        if conn.hijacked:
+            return
+        if conn.responded:
+            # The status line has gone out: too late for an HTTP error.  Closing the connection
+            # without ending the chunked body tells the client the reply is incomplete.
+            raise ClientGone() from exc
+        if status == 304:
+            await conn.reply(304)
+        else:
+            await conn.reply_json({"message": message}, status)
+
+    # --- system ---------------------------------------------------------------------------------
+
+    @route("GET", "/_ping")
+    async def ping(self, call: Call) -> None:
+        await call.conn.reply(200, b"OK", "text/plain; charset=utf-8",
+                              headers=[("Builder-Version", "1"), ("Swarm", "inactive"),
+                                       ("Cache-Control", "no-cache, no-store, must-revalidate"),
+                                       ("Pragma", "no-cache")])
+
+    @route("GET", "/version")
+    async def version(self, call: Call) -> Reply:
+        info = dict(self.engine.version())
+        # The API version is this layer's to say (the engine does not speak HTTP).
+        info["ApiVersion"] = API_VERSION
+        info["MinAPIVersion"] = MIN_API_VERSION
+        # `docker version` prints the server part from the "Engine" component's Details, not from
+        # the top-level fields docker-py reads: fill them in from the top level where missing.
+        components = [dict(c) for c in info.get("Components") or []]
+        engine = next((c for c in components if c.get("Name") == "Engine"), None)
+        if engine is None:
+            engine = {"Name": "Engine", "Version": info.get("Version", "")}
+            components.insert(0, engine)
+        details = dict(engine.get("Details") or {})
+        for key in ("GitCommit", "GoVersion", "Os", "Arch", "KernelVersion", "BuildTime"):
+            details.setdefault(key, str(info.get(key, "")))
+        details.setdefault("Experimental", "false")
+        details.update(ApiVersion=API_VERSION, MinAPIVersion=MIN_API_VERSION)
+        engine["Details"] = details
+        info["Components"] = components
+        return Reply(200, info)
+
+    @route("GET", "/info")
+    async def info(self, call: Call) -> Reply:
+        return Reply(200, self.engine.info())
+
+    # --- images ---------------------------------------------------------------------------------
+
+    @route("POST", "/images/create")
+    async def image_pull(self, call: Call) -> None:
+        if call.q("fromSrc") is not None:
+            raise BadRequest("importing an image (fromSrc) is not supported by minicontainerd")
+        image = call.q("fromImage") or ""
+        if not image:
+            raise BadRequest("fromImage is required")
+        auth = registry_auth(call.request.headers.get("x-registry-auth"))
+        progress: AsyncIterator[dict] = aiter(await _maybe_await(
+            self.engine.pull(image, call.q("tag") or None, call.q("platform") or None, auth)))
+        conn = call.conn
+        # Until the first progress message an error is still an HTTP status (404 for an image that
+        # does not exist); after it, errors travel inside the stream.
+        first = await conn.until_disconnect(anext(progress, None))
+        await conn.start_stream(200, "application/json")
+
+        async def pump() -> None:
+            item = first
+            while item is not None:
+                await conn.send(streams.json_line(item))
+                item = await anext(progress, None)
+
+        try:
+            await conn.until_disconnect(pump())
+        except ClientGone:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- whatever failed, the client must read why
+            log.info("pull %s failed: %s", image, exc)
+            await conn.send(streams.error_line(str(exc) or type(exc).__name__))
+        await conn.end_stream()
+
+    @route("GET", "/images/json")
+    async def image_list(self, call: Call) -> Reply:
+        return Reply(200, self.engine.images(all=call.flag("all")))
+
+    @route("GET", "/images/{name*}/json")
+    async def image_inspect(self, call: Call, name: str) -> Reply:
+        return Reply(200, self.engine.image_inspect(name))
+
+    @route("GET", "/images/{name*}/history")
+    async def image_history(self, call: Call, name: str) -> Reply:
+        return Reply(200, self.engine.image_history(name))
+
+    @route("POST", "/images/{name*}/tag")
+    async def image_tag(self, call: Call, name: str) -> Reply:
+        repo = call.q("repo") or ""
+        if not repo:
+            raise BadRequest("repo is required")
+        self.engine.tag_image(name, repo, call.q("tag") or None)
+        return Reply(201)
+
+    @route("POST", "/images/prune")
+    async def image_prune(self, call: Call) -> Reply:
+        return Reply(200, self.engine.prune_images(parse_filters(call.q("filters"))))
+
+    @route("DELETE", "/images/{name*}")
+    async def image_remove(self, call: Call, name: str) -> Reply:
+        return Reply(200, self.engine.remove_image(name, force=call.flag("force")))
+
+    # --- containers: life cycle ----------------------------------------------------------------
+
+    @route("POST", "/containers/create")
+    async def container_create(self, call: Call) -> Reply:
+        try:
+            body = call.request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BadRequest(f"invalid JSON in the request body: {e}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object (a container config)")
+        return Reply(201, await self.engine.create(body, call.q("name") or None))
+
+    @route("POST", "/containers/prune")
+    async def container_prune(self, call: Call) -> Reply:
+        return Reply(200, await self.engine.prune(parse_filters(call.q("filters"))))
+
+    @route("GET", "/containers/json")
+    async def container_list(self, call: Call) -> Reply:
+        limit = optional_int(call.q("limit"), "limit")
+        if limit is not None and limit <= 0:        # the CLI's "no limit" is -1 (old ones sent 0)
+            limit = None
+        return Reply(200, self.engine.list(all=call.flag("all"), filters=parse_filters(call.q("filters")),
+                                           limit=limit))
+
+    @route("GET", "/containers/{id}/json")
+    async def container_inspect(self, call: Call, id: str) -> Reply:
+        return Reply(200, self.engine.inspect(id))
+
+    @route("POST", "/containers/{id}/start")
+    async def container_start(self, call: Call, id: str) -> Reply:
+        await self.engine.start(id)                 # NotModified (304) if it already runs
+        return Reply(204)
+
+    @route("POST", "/containers/{id}/stop")
+    async def container_stop(self, call: Call, id: str) -> Reply:
+        await self.engine.stop(id, optional_int(call.q("t"), "t"))
+        return Reply(204)
+
+    @route("POST", "/containers/{id}/restart")
+    async def container_restart(self, call: Call, id: str) -> Reply:
+        await self.engine.restart(id, optional_int(call.q("t"), "t"))
+        return Reply(204)
+
+    @route("POST", "/containers/{id}/kill")
+    async def container_kill(self, call: Call, id: str) -> Reply:
+        await self.engine.kill(id, call.q("signal") or None)
+        return Reply(204)
+
+    @route("DELETE", "/containers/{id}")
+    async def container_remove(self, call: Call, id: str) -> Reply:
+        await self.engine.remove(id, force=call.flag("force"))
+        return Reply(204)
+
+    @route("POST", "/containers/{id}/wait")
+    async def container_wait(self, call: Call, id: str) -> None:
+        condition = call.q("condition") or "not-running"
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise BadRequest(f"invalid condition: {condition!r}")
+        conn = call.conn
+        # Start waiting *before* answering: the CLI sends `start` as soon as it has our headers, and
+        # a `next-exit` wait registered after the start could miss a quick exit.  One turn of the
+        # event loop lets the engine register (or raise NotFound, which is still a 404 here).
+        waiting = asyncio.ensure_future(self.engine.wait(id, condition))
+        await asyncio.sleep(0)
+        if waiting.done():
+            waiting.result()
+        try:
+            await conn.start_stream(200, "application/json")
+        except ClientGone:
+            waiting.cancel()
+            raise
+        try:
+            result = await conn.until_disconnect(waiting)
+        except ClientGone:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- headers are out: the error goes in the body
+            result = {"StatusCode": -1, "Error": {"Message": str(exc) or type(exc).__name__}}
+        await conn.send(streams.json_line(result))
+        await conn.end_stream()
+
+    # --- containers: looking inside ------------------------------------------------------------
+
+    @route("GET", "/containers/{id}/logs")
+    async def container_logs(self, call: Call, id: str) -> None:
+        stdout, stderr = call.flag("stdout"), call.flag("stderr")
+        if not (stdout or stderr):
+            raise BadRequest("Bad parameters: you must choose at least one stream")
+        tty = bool(self.engine.inspect(id).get("Config", {}).get("Tty"))
+        try:
+            since = float(call.q("since") or 0)
+            until = float(call.q("until") or 0)
+        except ValueError:
+            raise BadRequest("since and until must be unix timestamps") from None
+        lines: AsyncIterator[tuple[int, bytes]] = aiter(await _maybe_await(self.engine.logs(
+            id, stdout=stdout, stderr=stderr, follow=call.flag("follow"), since=since, until=until,
+            timestamps=call.flag("timestamps"), tail=call.q("tail") or "all")))
+        conn = call.conn
+        await conn.start_stream(200, streams.stream_content_type(tty, call.version))
+
+        async def pump() -> None:
+            async for stream, data in lines:
+                await conn.send(data if tty else streams.frame(stream, data))
+
+        try:
+            await conn.until_disconnect(pump())
+        finally:
+            aclose = getattr(lines, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await conn.end_stream()
+
+    @route("POST", "/containers/{id}/attach")
+    async def container_attach(self, call: Call, id: str) -> None:
+        config = self.engine.inspect(id).get("Config", {})       # 404 before we hijack
+        stdin, stdout, stderr = call.flag("stdin"), call.flag("stdout"), call.flag("stderr")
+        tty = bool(config.get("Tty"))
+        content_type = streams.stream_content_type(tty, call.version)
+        if not call.flag("stream"):
+            # Only what was logged so far (docker-py's `attach(logs=True, stream=False)`).
+            raw = await call.conn.hijack(content_type)
+            await asyncio.sleep(HIJACK_SETTLE_SECONDS)
+            if call.flag("logs") and (stdout or stderr):
+                lines = await _maybe_await(self.engine.logs(
+                    id, stdout=stdout, stderr=stderr, follow=False, since=0, until=0,
+                    timestamps=False, tail="all"))
+                async for stream, data in lines:
+                    raw.writer.write(data if tty else streams.frame(stream, data))
+                    await raw.writer.drain()
+            if raw.writer.can_write_eof():
+                raw.writer.write_eof()
+            return
+        attachment = await self.engine.attach(id, stdin=stdin, stdout=stdout, stderr=stderr,
+                                              logs=call.flag("logs"))
+        raw = await call.conn.hijack(content_type)
+        if call.flag("logs"):
+            await asyncio.sleep(HIJACK_SETTLE_SECONDS)
+        await streams.attach_session(
+            raw, attachment, forward_stdin=stdin and bool(config.get("OpenStdin")),
+            close_stdin_at_eof=bool(config.get("StdinOnce")))
+
+    @route("POST", "/containers/{id}/resize")
+    async def container_resize(self, call: Call, id: str) -> Reply:
+        # We have no terminal size to set yet; accept it (the CLI sends it after every `run -t`).
+        self.engine.inspect(id)
+        return Reply(200)
+
+    @route("GET", "/containers/{id}/top")
+    async def container_top(self, call: Call, id: str) -> Reply:
+        return Reply(200, self.engine.top(id, call.q("ps_args") or None))
+
+    @route("GET", "/containers/{id}/changes")
+    async def container_changes(self, call: Call, id: str) -> Reply:
+        return Reply(200, self.engine.changes(id))

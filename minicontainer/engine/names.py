@@ -1,0 +1,59 @@
+"""Container names as Docker makes them when none is given: ``adjective_noun`` (``brave_ritchie``).
+
+The nouns are people whose work the course stands on: the authors of Unix, of Linux and of the
+kernel features containers are made of.
+"""
+
+from __future__ import annotations
+
+import random
+
+ADJECTIVES = (
+    "admiring", "agile", "amazing", "bold", "brave", "bright", "calm", "clever", "cool", "curious", "daring",
+    "eager", "elastic", "epic", "fervent", "focused", "friendly", "gallant", "gentle", "happy", "hopeful",
+    "jolly", "keen", "kind", "lucid", "modest", "nimble", "patient", "peaceful", "quirky", "relaxed",
+    "serene", "sharp", "stoic", "tender", "trusting", "upbeat", "vibrant", "wizardly", "zealous",
+)
+
+NOUNS = (
+    "thompson",  # Ken Thompson: Unix
+    "ritchie",  # Dennis Ritchie: Unix and C
+    "mcilroy",  # Doug McIlroy: pipes
+    "kernighan",  # Brian Kernighan
+    "joy",  # Bill Joy: chroot in BSD (1982), the first step toward containers
+    "torvalds",  # Linus Torvalds: Linux
+    "biederman",  # Eric Biederman: PID and user namespaces
+    "menage",  # Paul Menage: cgroups
+    "heo",  # Tejun Heo: cgroup v2
+    "viro",  # Al Viro: the VFS and mount namespaces
+    "kamp",  # Poul-Henning Kamp: FreeBSD jails
+    "hykes",  # Solomon Hykes: Docker
+    "lamport",  # Leslie Lamport
+    "hopper",  # Grace Hopper
+    "lovelace",  # Ada Lovelace
+    "turing",  # Alan Turing
+    "dijkstra",  # Edsger Dijkstra
+    "liskov",  # Barbara Liskov
+    "hamilton",  # Margaret Hamilton
+    "allen",  # Frances Allen
+    "knuth",  # Donald Knuth
+    "stallman",  # Richard Stallman: GNU
+    "tanenbaum",  # Andrew Tanenbaum: MINIX
+    "corbato",  # Fernando Corbató: time-sharing
+    "saltzer",  # Jerome Saltzer: least privilege
+    "bach",  # Maurice Bach: the design of the Unix operating system
+    "pike",  # Rob Pike: Plan 9, whose namespaces inspired Linux's
+    "presotto",  # Dave Presotto: Plan 9
+)
+
+
+def generate(taken: set[str], rng: random.Random | None = None) -> str:
+    """A name not in ``taken``; after many collisions a digit is added, as Docker does."""
+    rng = rng or random.SystemRandom()
+    for attempt in range(100):
+        name = f"{rng.choice(ADJECTIVES)}_{rng.choice(NOUNS)}"
+        if attempt > 10:
+            name += str(rng.randint(0, 9))
+        if name not in taken:
+            return name
+    raise RuntimeError("no free container name found")

@@ -1,0 +1,891 @@
+"""The engine: containers that outlive a command, supervised by the daemon itself.
+
+``minicontainerd`` owns one :class:`Engine`.  Every container is a directory under
+``<data root>/containers/<64 hex id>``::
+
+    container.json   the record docker's ``inspect`` shows: Config, HostConfig, State (saved on every change)
+    config.json      the OCI runtime config of its next start (the bundle is this directory)
+    upper/ work/     its own overlay layer (what it wrote) and overlayfs's scratch dir; merged/ while running
+    stdout.raw       what the program writes, appended by the kernel itself (the daemon does not relay it)
+    stderr.raw
+    json.log         the same lines with a time each, in Docker's json-file format: what ``logs`` reads
+    image            the image ID (while it exists, ``rmi`` refuses the image)
+
+Why the program writes straight into files: no process has to stay between it and its output, so a
+daemon restart loses nothing.  The daemon *tails* the files into json.log (recording when each line
+arrived) and hands new lines to ``logs -f`` and ``attach`` readers.
+
+Supervision: the daemon is a "child subreaper", so each container's init, orphaned when the
+runtime's stage1 exits, becomes the daemon's child, and its exit status arrives as SIGCHLD.  After a
+daemon restart a running container is no longer our child: we watch it through a pidfd instead,
+and if it ended while we were down we say so in ``State.Error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator
+
+from minicontainer import config as settings
+from minicontainer.engine import images as image_service
+from minicontainer.engine import names
+from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
+from minicontainer.engine.spec import RunOptions, oci_config
+from minicontainer.image import overlay
+from minicontainer.image.store import StoreError
+from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, Syscalls
+from minicontainer.runtime import lifecycle
+from minicontainer.runtime.errors import RuntimeFailure
+
+API_VERSION = "1.45"
+MIN_API_VERSION = "1.24"
+VERSION = "0.1.0"
+TAIL_INTERVAL = 0.02  # seconds between looks at a running container's output files
+DEFAULT_STOP_TIMEOUT = 10
+INIT_PATH = "/dev/init"  # where --init's tini is mounted in the container, as Docker does
+
+
+def now_rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def parse_time(text: str) -> float:
+    import calendar
+
+    if not text or text.startswith("0001"):
+        return 0.0
+    main, _, frac = text.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{frac or 0}")
+
+
+def signal_number(name: str | int | None, default: int = signal.SIGKILL) -> int:
+    if name in (None, ""):
+        return default
+    text = str(name).upper()
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(signal.Signals[text if text.startswith("SIG") else "SIG" + text])
+    except KeyError:
+        raise InvalidParameter(f"Invalid signal: {name}") from None
+
+
+class Container:
+    """One container's record, as ``container.json`` holds it."""
+
+    def __init__(self, record: dict, directory: str) -> None:
+        self.record = record
+        self.dir = directory
+
+    @property
+    def id(self) -> str:
+        return self.record["Id"]
+
+    @property
+    def name(self) -> str:
+        return self.record["Name"].lstrip("/")
+
+    @property
+    def state(self) -> dict:
+        return self.record["State"]
+
+    @property
+    def running(self) -> bool:
+        return self.state["Running"]
+
+    def save(self) -> None:
+        tmp = os.path.join(self.dir, ".container.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(self.record, f, indent=1)
+        os.rename(tmp, os.path.join(self.dir, "container.json"))
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+
+class LogTail:
+    """Follows a running container's stdout.raw and stderr.raw into json.log, and to live readers."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.offsets = self._load_offsets()
+        self.partial = {1: b"", 2: b""}
+        self.readers: list[asyncio.Queue] = []
+        self.task: asyncio.Task | None = None
+
+    def _load_offsets(self) -> dict[int, int]:
+        try:
+            with open(self.container.path("log.offsets")) as f:
+                data = json.load(f)
+            return {1: data["stdout"], 2: data["stderr"]}
+        except (OSError, ValueError, KeyError):
+            return {1: 0, 2: 0}
+
+    def poll(self, final: bool = False) -> None:
+        """Move what is new in the raw files into json.log (whole lines; at the end, the rest too)."""
+        lines: list[tuple[int, bytes]] = []
+        for stream, name in ((1, "stdout.raw"), (2, "stderr.raw")):
+            try:
+                with open(self.container.path(name), "rb") as f:
+                    f.seek(self.offsets[stream])
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            if not data and not (final and self.partial[stream]):
+                continue
+            self.offsets[stream] += len(data)
+            data = self.partial[stream] + data
+            *complete, rest = data.split(b"\n")
+            lines += [(stream, line + b"\n") for line in complete]
+            self.partial[stream] = rest
+            if final and rest:
+                lines.append((stream, rest))
+                self.partial[stream] = b""
+        if not lines:
+            return
+        stamp = now_rfc3339()
+        with open(self.container.path("json.log"), "a") as log:
+            for stream, line in lines:
+                log.write(json.dumps({"log": line.decode("utf-8", "replace"),
+                                      "stream": "stdout" if stream == 1 else "stderr", "time": stamp}) + "\n")
+        with open(self.container.path("log.offsets"), "w") as f:
+            json.dump({"stdout": self.offsets[1], "stderr": self.offsets[2]}, f)
+        for queue in self.readers:
+            for stream, line in lines:
+                queue.put_nowait((stream, line, stamp))
+
+    async def run(self) -> None:
+        while True:
+            self.poll()
+            await asyncio.sleep(TAIL_INTERVAL)
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self.run())
+
+    def finish(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        self.poll(final=True)
+        for queue in self.readers:
+            queue.put_nowait(None)  # end of output
+        self.readers.clear()
+
+
+class Engine:
+    def __init__(self, data_root: str | None = None, run_root: str | None = None) -> None:
+        self.data_root = data_root or settings.data_root()
+        self.run_root = run_root or settings.run_root()
+        self.store = image_service.open_store(self.data_root)
+        self.containers_dir = image_service.containers_dir(self.store)
+        self.runtime_root = os.path.join(self.run_root, "runtime")
+        self.containers: dict[str, Container] = {}
+        self.tails: dict[str, LogTail] = {}
+        self.exited: dict[str, asyncio.Event] = {}
+        self.removed: dict[str, asyncio.Event] = {}
+        self.watched_pidfds: dict[int, str] = {}
+        self.stdin_pipes: dict[str, int] = {}
+        self.waiting_readers: dict[str, list[asyncio.Queue]] = {}  # attached before start
+        self.attachments: dict[str, list[Attachment]] = {}
+        self.sys = Syscalls()
+        self.lock = asyncio.Lock()  # one create/start at a time: they fork
+
+    # --- start-up and shutdown ------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Load every container and reconcile it with what the kernel says, after a restart or a crash."""
+        os.makedirs(self.containers_dir, exist_ok=True)
+        self.sys.prctl(PR_SET_CHILD_SUBREAPER, 1, detail="adopt every container's init, to learn its exit status")
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        for cid in os.listdir(self.containers_dir):
+            directory = os.path.join(self.containers_dir, cid)
+            try:
+                with open(os.path.join(directory, "container.json")) as f:  # noqa: ASYNC230 - a small local file: not worth a thread
+                    container = Container(json.load(f), directory)
+            except (OSError, ValueError):
+                continue  # a half-made container directory: nothing to recover
+            self.containers[container.id] = container
+            self.exited[container.id] = asyncio.Event()
+            if container.running:
+                self._recover(container)
+
+    def _recover(self, container: Container) -> None:
+        state = lifecycle.State.load(self.runtime_root, container.id[:12]) if os.path.exists(
+            os.path.join(self.runtime_root, container.id[:12], "state.json")) else None
+        if state is not None and state.alive():
+            # Still running: follow its output again, and learn of its end through a pidfd.
+            tail = self.tails[container.id] = LogTail(container)
+            tail.start()
+            self._watch_pidfd(container, state.pid)
+            return
+        self._finish(container, 255, error="the container exited while minicontainerd was down: its exit "
+                                            "status is unknown")
+
+    async def close(self) -> None:
+        """Stop running containers (as dockerd does without live-restore) and the tails."""
+        running = [c for c in self.containers.values() if c.running]
+        await asyncio.gather(*(self.stop(c.id, 2) for c in running), return_exceptions=True)
+        for tail in self.tails.values():
+            tail.finish()
+        loop = asyncio.get_running_loop()
+        loop.remove_signal_handler(signal.SIGCHLD)
+        for fd in list(self.watched_pidfds):
+            loop.remove_reader(fd)
+            os.close(fd)
+
+    # --- lookups --------------------------------------------------------------------------------------
+    def get(self, ref: str) -> Container:
+        """By full ID, by name, then by unique ID prefix: docker's order."""
+        if ref in self.containers:
+            return self.containers[ref]
+        name = ref.lstrip("/")
+        for c in self.containers.values():
+            if c.name == name:
+                return c
+        matches = [c for c in self.containers.values() if c.id.startswith(ref)] if ref else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    # --- create ---------------------------------------------------------------------------------------
+    async def create(self, body: dict, name: str | None) -> dict:
+        image_name = body.get("Image") or ""
+        try:
+            image = image_service.find(self.store, image_name)
+        except LookupError:
+            raise NotFound(f"No such image: {image_service._familiar(image_name)}") from None
+        taken = {c.name for c in self.containers.values()}
+        if name:
+            name = name.lstrip("/")
+            if name in taken:
+                other = next(c for c in self.containers.values() if c.name == name)
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                               f'"{other.id}". You have to remove (or rename) that container to be able to '
+                               "reuse that name.")
+        else:
+            name = names.generate(taken)
+        host = body.get("HostConfig") or {}
+        if body.get("Tty"):
+            raise InvalidParameter("a TTY (-t) is not supported yet: run without -t")
+        image_config = image.config.get("config") or {}
+        cmd = body.get("Cmd") or None
+        entrypoint = body.get("Entrypoint")
+        opts = self._options(body, host)
+        from minicontainer.engine.spec import program_args
+
+        try:
+            args = program_args(image_config, opts)
+        except ValueError as e:
+            raise InvalidParameter(str(e)) from None
+        cid = secrets.token_hex(32)
+        directory = os.path.join(self.containers_dir, cid)
+        os.makedirs(directory, mode=0o700)
+        with open(os.path.join(directory, "image"), "w") as f:  # noqa: ASYNC230 - a small local file: not worth a thread
+            f.write(image.id)
+        config = {
+            "Hostname": body.get("Hostname") or cid[:12], "Domainname": "", "User": body.get("User") or "",
+            "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout", True)),
+            "AttachStderr": bool(body.get("AttachStderr", True)), "Tty": False,
+            "OpenStdin": bool(body.get("OpenStdin")), "StdinOnce": bool(body.get("StdinOnce")),
+            "Env": body.get("Env") or [], "Cmd": cmd if cmd is not None else image_config.get("Cmd"),
+            "Image": image_name, "Volumes": None, "WorkingDir": body.get("WorkingDir") or "",
+            "Entrypoint": entrypoint if entrypoint is not None else image_config.get("Entrypoint"),
+            "Labels": body.get("Labels") or {}, "StopSignal": body.get("StopSignal") or
+            image_config.get("StopSignal") or "SIGTERM", "StopTimeout": body.get("StopTimeout"),
+        }
+        host_config = {
+            "AutoRemove": bool(host.get("AutoRemove")), "Init": bool(host.get("Init")),
+            "Memory": host.get("Memory") or 0, "NanoCpus": host.get("NanoCpus") or 0,
+            "PidsLimit": host.get("PidsLimit"), "NetworkMode": "none",
+            "LogConfig": {"Type": "json-file", "Config": {}}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        }
+        record = {
+            "Id": cid, "Created": now_rfc3339(), "Path": args[0], "Args": args[1:],
+            "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+                      "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+                      "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z"},
+            "Image": image.id, "Name": "/" + name, "RestartCount": 0, "Driver": "overlay2", "Platform": "linux",
+            "Config": config, "HostConfig": host_config,
+            "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "", "LogPath": os.path.join(directory, "json.log"),
+            "Mounts": [], "NetworkSettings": {"Networks": {}, "Ports": {}},
+            "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": os.path.join(directory, "upper"),
+                                                         "WorkDir": os.path.join(directory, "work"),
+                                                         "MergedDir": os.path.join(directory, "merged")}},
+        }
+        container = Container(record, directory)
+        container.save()
+        self.containers[cid] = container
+        self.exited[cid] = asyncio.Event()
+        return {"Id": cid, "Warnings": []}
+
+    @staticmethod
+    def _options(config: dict, host: dict) -> RunOptions:
+        cpus = (host.get("NanoCpus") or 0) / 1e9 or None
+        return RunOptions(command=config.get("Cmd") or None, entrypoint=config.get("Entrypoint"),
+                          env=config.get("Env") or [], workdir=config.get("WorkingDir") or None,
+                          user=config.get("User") or None, hostname=config.get("Hostname") or None,
+                          memory=host.get("Memory") or None, cpus=cpus, pids_limit=host.get("PidsLimit") or None,
+                          labels=config.get("Labels") or {})
+
+    # --- start ----------------------------------------------------------------------------------------
+    async def start(self, cid: str) -> None:
+        container = self.get(cid)
+        if container.running:
+            raise NotModified("container already started")
+        async with self.lock:
+            self._start(container)
+
+    def _start(self, container: Container) -> None:
+        image = self.store.image(container.record["Image"])
+        cfg = container.record["Config"]
+        host = container.record["HostConfig"]
+        opts = self._options({**cfg, "Cmd": cfg["Cmd"], "Entrypoint": cfg["Entrypoint"]}, host)
+        rootfs = overlay.mount_rootfs(self.sys, self.store.lowerdirs(image), container.dir)
+        stdin_r = -1
+        try:
+            from minicontainer.engine.run import make_workdir
+
+            make_workdir(rootfs, opts.workdir or (image.config.get("config") or {}).get("WorkingDir") or "/")
+            runtime_config = oci_config(image.config, opts, rootfs=rootfs,
+                                        cgroups_path=f"minicontainer-{container.id[:12]}", hostname=cfg["Hostname"])
+            runtime_config["process"]["args"] = [container.record["Path"], *container.record["Args"]]
+            if host.get("Init"):
+                self._add_init(runtime_config)
+            with open(container.path("config.json"), "w") as f:
+                json.dump(runtime_config, f, indent=1)
+            if cfg.get("OpenStdin"):
+                stdin_r, stdin_w = os.pipe()
+                self.stdin_pipes[container.id] = stdin_w
+            else:
+                stdin_r = os.open("/dev/null", os.O_RDONLY)
+            out = os.open(container.path("stdout.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            err = os.open(container.path("stderr.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                state = lifecycle.create(self.sys, self.runtime_root, container.id[:12], container.dir,
+                                         stdio=(stdin_r, out, err))
+                lifecycle.start(self.sys, self.runtime_root, container.id[:12])
+            finally:
+                for fd in (stdin_r, out, err):
+                    os.close(fd)
+        except RuntimeFailure as e:
+            overlay.unmount_rootfs(self.sys, container.dir, remove=False)
+            container.state.update({"Status": "created", "Error": str(e), "ExitCode": e.exit_code})
+            container.save()
+            raise _runtime_error(e) from None
+        except BaseException:
+            overlay.unmount_rootfs(self.sys, container.dir, remove=False)
+            raise
+        container.state.update({"Status": "running", "Running": True, "Pid": state.pid, "ExitCode": 0,
+                                "Error": "", "StartedAt": now_rfc3339(), "FinishedAt": "0001-01-01T00:00:00Z",
+                                "OOMKilled": False})
+        container.save()
+        self.exited.setdefault(container.id, asyncio.Event()).clear()  # waiters for its next exit keep theirs
+        tail = self.tails[container.id] = LogTail(container)
+        tail.readers += self.waiting_readers.pop(container.id, [])  # clients attached before the start
+        for attachment in self.attachments.get(container.id, []):
+            attachment.flush_stdin()  # what `docker run -i` sent before the start
+        tail.start()
+        self._reap()  # in case it already ended
+
+    @staticmethod
+    def _add_init(runtime_config: dict) -> None:
+        """--init: a tiny init (tini) as PID 1 forwards signals to the program and reaps zombies."""
+        tini = shutil.which("tini-static") or shutil.which("tini")
+        if not tini:
+            raise InvalidParameter("--init needs tini on the host (apt-get install tini)")
+        runtime_config["mounts"].append({"destination": INIT_PATH, "type": "bind", "source": tini,
+                                         "options": ["bind", "ro"]})
+        runtime_config["process"]["args"] = [INIT_PATH, "--", *runtime_config["process"]["args"]]
+
+    # --- exits ----------------------------------------------------------------------------------------
+    def _reap(self) -> None:
+        """SIGCHLD: collect every child that ended; those that are containers' inits finish them."""
+        by_pid = {c.state["Pid"]: c for c in self.containers.values() if c.running}
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            container = by_pid.get(pid)
+            if container is not None:
+                code = os.waitstatus_to_exitcode(status)
+                self._finish(container, 128 - code if code < 0 else code)
+
+    def _watch_pidfd(self, container: Container, pid: int) -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._finish(container, 255, error="the container exited while minicontainerd was restarting")
+            return
+        self.watched_pidfds[fd] = container.id
+
+        def ended() -> None:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+            del self.watched_pidfds[fd]
+            if container.running:
+                self._finish(container, 255, error="exit status unknown: the container ended after a restart "
+                                                   "of minicontainerd, which was no longer its parent")
+
+        asyncio.get_running_loop().add_reader(fd, ended)
+
+    def _finish(self, container: Container, code: int, *, error: str = "") -> None:
+        """The container's init has exited: record how, free its cgroup, mount and runtime state."""
+        oom = False
+        try:
+            state = lifecycle.State.load(self.runtime_root, container.id[:12])
+            if state.cgroup:
+                from minicontainer.kernel.cgroups import cgroup_from_state
+
+                oom = bool(cgroup_from_state(self.sys, state.cgroup).stats().oom_kills)
+            lifecycle.delete(self.sys, self.runtime_root, container.id[:12], force=True)
+        except Exception as e:  # noqa: BLE001 - recorded: the container still has to be marked exited
+            error = error or f"cleaning up: {e}"
+        tail = self.tails.pop(container.id, None)
+        if tail is not None:
+            tail.finish()
+        stdin = self.stdin_pipes.pop(container.id, None)
+        if stdin is not None:
+            os.close(stdin)
+        overlay.unmount_rootfs(self.sys, container.dir, remove=False)
+        container.state.update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
+                                "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
+        container.save()
+        self.exited.setdefault(container.id, asyncio.Event()).set()
+        if container.record["HostConfig"].get("AutoRemove"):
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.remove(container.id, True)))
+
+    # --- wait, stop, kill, restart, remove -------------------------------------------------------------
+    async def wait(self, cid: str, condition: str = "not-running") -> dict:
+        container = self.get(cid)
+        if condition == "removed":
+            event = self.removed.setdefault(container.id, asyncio.Event())
+            if not container.running and container.state["Status"] != "created" and \
+                    not container.record["HostConfig"].get("AutoRemove"):
+                return {"StatusCode": container.state["ExitCode"], "Error": None}
+            await event.wait()
+        elif condition == "next-exit" or container.running or container.state["Status"] == "created":
+            event = self.exited[container.id]
+            if event.is_set():
+                event.clear()
+            await event.wait()
+        return {"StatusCode": container.state["ExitCode"], "Error": None}
+
+    async def stop(self, cid: str, timeout: int | None = None) -> None:
+        """StopSignal, then SIGKILL after the grace period.
+
+        A namespace's PID 1 gets no signal it has no handler for (the kernel protects init), so
+        ``sleep 60`` as PID 1 ignores SIGTERM and is killed when the grace period runs out (137).
+        With ``--init``, tini is PID 1: it forwards SIGTERM to the program, which dies at once (143).
+        """
+        container = self.get(cid)
+        if not container.running:
+            raise NotModified("container already stopped")
+        if timeout is None:
+            timeout = container.record["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT
+        stop_signal = signal_number(container.record["Config"].get("StopSignal"), signal.SIGTERM)
+        self._signal(container, stop_signal)
+        try:
+            await asyncio.wait_for(self.exited[container.id].wait(), timeout)
+        except TimeoutError:
+            if container.running:
+                self._signal(container, signal.SIGKILL)
+                await self.exited[container.id].wait()
+
+    def _signal(self, container: Container, sig: int) -> None:
+        try:
+            lifecycle.kill(self.sys, self.runtime_root, container.id[:12], sig)
+        except RuntimeFailure:
+            pass  # it ended meanwhile
+
+    async def kill(self, cid: str, sig: str | None = None) -> None:
+        container = self.get(cid)
+        if not container.running:
+            raise Conflict(f"Cannot kill container: {cid}: Container {container.id} is not running")
+        self._signal(container, signal_number(sig, signal.SIGKILL))
+
+    async def restart(self, cid: str, timeout: int | None = None) -> None:
+        container = self.get(cid)
+        if container.running:
+            await self.stop(cid, timeout)
+        await self.start(container.id)
+
+    async def remove(self, cid: str, force: bool = False) -> None:
+        container = self.get(cid)
+        if container.running:
+            if not force:
+                raise Conflict(f"You cannot remove a running container {container.id}. Stop the container "
+                               "before attempting removal or force remove")
+            self._signal(container, signal.SIGKILL)
+            await self.exited[container.id].wait()
+        overlay.unmount_rootfs(self.sys, container.dir, remove=False)
+        shutil.rmtree(container.dir, ignore_errors=True)
+        self.containers.pop(container.id, None)
+        self.removed.setdefault(container.id, asyncio.Event()).set()
+
+    async def prune(self, filters: dict | None = None) -> dict:
+        deleted, freed = [], 0
+        for container in list(self.containers.values()):
+            if not container.running:
+                freed += _du(container.path("upper"))
+                await self.remove(container.id)
+                deleted.append(container.id)
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": freed}
+
+    # --- looking at containers -------------------------------------------------------------------------
+    def inspect(self, cid: str) -> dict:
+        return self.get(cid).record
+
+    def list(self, all: bool = False, filters: dict | None = None, limit: int | None = None) -> list[dict]:
+        filters = filters or {}
+        out = []
+        for c in sorted(self.containers.values(), key=lambda c: c.record["Created"], reverse=True):
+            if not all and not c.running and not filters.get("status"):
+                continue
+            if not self._matches(c, filters):
+                continue
+            out.append(self._summary(c))
+        return out[:limit] if limit and limit > 0 else out
+
+    def _matches(self, c: Container, filters: dict) -> bool:
+        for key, values in filters.items():
+            values = list(values) if isinstance(values, (list, dict)) else [values]
+            if key == "status" and c.state["Status"] not in values:
+                return False
+            if key == "name" and not any(v in c.name for v in values):
+                return False
+            if key == "id" and not any(c.id.startswith(v) for v in values):
+                return False
+            if key == "ancestor":
+                wanted = set()
+                for v in values:
+                    try:
+                        wanted.add(image_service.find(self.store, v).id)
+                    except LookupError:
+                        continue
+                if c.record["Image"] not in wanted:
+                    return False
+        return True
+
+    def _summary(self, c: Container) -> dict:
+        command = " ".join([c.record["Path"], *c.record["Args"]])
+        return {"Id": c.id, "Names": ["/" + c.name], "Image": c.record["Config"]["Image"],
+                "ImageID": c.record["Image"], "Command": command, "Created": int(parse_time(c.record["Created"])),
+                "Ports": [], "Labels": c.record["Config"].get("Labels") or {}, "State": c.state["Status"],
+                "Status": self._status_text(c), "HostConfig": {"NetworkMode": "none"},
+                "NetworkSettings": {"Networks": {}}, "Mounts": []}
+
+    @staticmethod
+    def _status_text(c: Container) -> str:
+        from minicontainer.cli.format import human_duration
+
+        s = c.state
+        if s["Running"]:
+            return "Up " + human_duration(time.time() - parse_time(s["StartedAt"]))
+        if s["Status"] == "created":
+            return "Created"
+        return f"Exited ({s['ExitCode']}) {human_duration(time.time() - parse_time(s['FinishedAt']))} ago"
+
+    async def logs(self, cid: str, *, stdout: bool = True, stderr: bool = True, follow: bool = False,
+                   since: float = 0, until: float = 0, timestamps: bool = False,
+                   tail: str = "all") -> AsyncIterator[tuple[int, bytes]]:
+        container = self.get(cid)
+        live = self.tails.get(container.id)
+        queue: asyncio.Queue | None = None
+        if live is not None:
+            live.poll()
+            if follow:
+                queue = asyncio.Queue()
+                live.readers.append(queue)
+        wanted = {1: stdout, 2: stderr}
+        entries = []
+        try:
+            with open(container.path("json.log")) as f:  # noqa: ASYNC230 - a small local file: not worth a thread
+                for line in f:
+                    entry = json.loads(line)
+                    stream = 1 if entry["stream"] == "stdout" else 2
+                    t = parse_time(entry["time"])
+                    if wanted[stream] and (not since or t >= since) and (not until or t <= until):
+                        entries.append((stream, entry["log"].encode(), entry["time"]))
+        except FileNotFoundError:
+            pass
+        if tail not in ("all", "", None):
+            n = int(tail)
+            entries = entries[-n:] if n > 0 else []
+        for stream, data, stamp in entries:
+            yield stream, (stamp.encode() + b" " + data) if timestamps else data
+        if queue is None:
+            return
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            stream, data, stamp = item
+            if wanted[stream]:
+                yield stream, (stamp.encode() + b" " + data) if timestamps else data
+
+    def top(self, cid: str, ps_args: str | None = None) -> dict:
+        container = self.get(cid)
+        if not container.running:
+            raise Conflict(f"Container {container.id} is not running")
+        from minicontainer.kernel.cgroups import cgroup_from_state
+
+        state = lifecycle.State.load(self.runtime_root, container.id[:12])
+        pids = sorted(cgroup_from_state(self.sys, state.cgroup).pids())
+        rows = []
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                uid = os.stat(f"/proc/{pid}").st_uid
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            ticks = os.sysconf("SC_CLK_TCK")
+            cpu = (int(fields[11]) + int(fields[12])) // ticks
+            rows.append([str(uid), str(pid), fields[1], "0", "", "?", time.strftime("%H:%M:%S", time.gmtime(cpu)),
+                         cmd or stat[stat.index("(") + 1:stat.rindex(")")]])
+        return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}
+
+    def changes(self, cid: str) -> list[dict]:
+        container = self.get(cid)
+        image = self.store.image(container.record["Image"])
+        kinds = {"C": 0, "A": 1, "D": 2}
+        return [{"Path": path, "Kind": kinds[kind]}
+                for kind, path in overlay.diff(container.dir, self.store.lowerdirs(image))]
+
+    async def attach(self, cid: str, *, stdin: bool, stdout: bool, stderr: bool, logs: bool) -> Attachment:
+        container = self.get(cid)
+        attachment = Attachment(self, container, stdin=stdin, stdout=stdout, stderr=stderr, logs=logs)
+        self.attachments.setdefault(container.id, []).append(attachment)
+        return attachment
+
+    # --- images ---------------------------------------------------------------------------------------
+    async def pull(self, image: str, tag: str | None, platform_name: str | None = None,
+                   auth: dict | None = None) -> AsyncIterator[dict]:
+        name = f"{image}:{tag}" if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1] else image
+        queue: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def progress(msg: dict) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, msg)
+
+        def work() -> None:
+            try:
+                image_service.pull(name, self.store, platform=platform_name, progress=progress)
+            except Exception as e:  # noqa: BLE001 - reported inside the stream, as the Engine API does
+                progress({"error": str(e), "errorDetail": {"message": str(e)}})
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        task = loop.run_in_executor(None, work)
+        while True:
+            msg = await queue.get()
+            if msg is None:
+                break
+            yield msg
+        await task
+
+    def images(self, all: bool = False) -> list[dict]:
+        from minicontainer.cli.images import familiar_repository
+
+        out = []
+        for image in self.store.images():
+            config = image.config
+            out.append({"Id": image.id, "ParentId": "", "RepoTags": [":".join(familiar_repository(t)) for t in
+                                                                     image.repo_tags],
+                        "RepoDigests": list(image.repo_digests), "Created": int(parse_time(image.created)),
+                        "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
+                        "Labels": (config.get("config") or {}).get("Labels") or {}, "Containers": -1})
+        return out
+
+    def image_inspect(self, name: str) -> dict:
+        from minicontainer.cli.images import inspect_json
+
+        try:
+            return inspect_json(image_service.find(self.store, name))
+        except LookupError:
+            raise NotFound(f"No such image: {name}") from None
+
+    def image_history(self, name: str) -> list[dict]:
+        data = self.image_inspect(name)
+        image = image_service.find(self.store, name)
+        history = image.config.get("history") or []
+        return [{"Id": data["Id"] if i == len(history) - 1 else "<missing>",
+                 "Created": int(parse_time(h.get("created", ""))), "CreatedBy": h.get("created_by", ""),
+                 "Tags": data["RepoTags"] if i == len(history) - 1 else None, "Size": 0,
+                 "Comment": h.get("comment", "")} for i, h in reversed(list(enumerate(history)))]
+
+    def remove_image(self, name: str, force: bool = False) -> list[dict]:
+        from minicontainer.image.reference import parse
+
+        try:
+            key = str(parse(name))
+            self.store.resolve(key)
+        except (ValueError, LookupError):
+            key = name
+        try:
+            lines = self.store.remove_image(key, force=force, in_use=image_service.in_use(self.store))
+        except LookupError:
+            raise NotFound(f"No such image: {name}") from None
+        except StoreError as e:
+            raise Conflict(str(e)) from None
+        return [{verb: rest} for verb, _, rest in (line.partition(": ") for line in lines)]
+
+    def tag_image(self, name: str, repo: str, tag: str | None) -> None:
+        from minicontainer.image.reference import parse
+
+        image = image_service.find(self.store, name)
+        self.store.tag(image.id, str(parse(f"{repo}:{tag or 'latest'}")))
+
+    def prune_images(self, filters: dict | None = None) -> dict:
+        lines = self.store.prune(dangling_only=True, in_use=image_service.in_use(self.store))
+        result = self.store.gc()
+        return {"ImagesDeleted": [{verb: rest} for verb, _, rest in (x.partition(": ") for x in lines)] or None,
+                "SpaceReclaimed": getattr(result, "freed", 0)}
+
+    # --- the system -----------------------------------------------------------------------------------
+    def version(self) -> dict:
+        u = os.uname()
+        return {"Platform": {"Name": "minicontainer"}, "Version": VERSION, "ApiVersion": API_VERSION,
+                "MinAPIVersion": MIN_API_VERSION, "GitCommit": "n/a", "GoVersion": f"python{platform.python_version()}",
+                "Os": "linux", "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(u.machine, u.machine),
+                "KernelVersion": u.release, "BuildTime": "",
+                "Components": [{"Name": "Engine", "Version": VERSION,
+                                "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+                                            "Os": "linux", "KernelVersion": u.release}},
+                               {"Name": "minicontainer-runtime", "Version": VERSION, "Details": {}}]}
+
+    def info(self) -> dict:
+        from minicontainer.kernel.cgroups.layout import detect
+
+        u = os.uname()
+        running = sum(c.running for c in self.containers.values())
+        try:
+            mode = detect().mode
+        except Exception:  # noqa: BLE001 - info must answer even without cgroups
+            mode = "unknown"
+        with open("/proc/meminfo") as f:
+            mem_total = int(f.readline().split()[1]) * 1024
+        return {"ID": "", "Containers": len(self.containers), "ContainersRunning": running, "ContainersPaused": 0,
+                "ContainersStopped": len(self.containers) - running, "Images": len(self.store.images()),
+                "Driver": "overlay2", "MemoryLimit": True, "SwapLimit": True, "CgroupDriver": "cgroupfs",
+                "CgroupVersion": "2" if mode == "v2" else "1", "KernelVersion": u.release,
+                "OperatingSystem": _os_name(), "OSType": "linux",
+                "Architecture": u.machine, "NCPU": os.cpu_count(), "MemTotal": mem_total, "Name": u.nodename,
+                "ServerVersion": VERSION, "DockerRootDir": self.data_root, "Runtimes": {"minicontainer-runtime": {}},
+                "DefaultRuntime": "minicontainer-runtime", "LoggingDriver": "json-file", "Plugins": {},
+                "Labels": [], "ExperimentalBuild": False, "Warnings": [f"cgroup layout: {mode}"] if mode == "hybrid"
+                else []}
+
+
+class Attachment:
+    """A client attached to a container: its output as it comes, and (with -i) its stdin."""
+
+    tty = False
+
+    def __init__(self, engine: Engine, container: Container, *, stdin: bool, stdout: bool, stderr: bool,
+                 logs: bool) -> None:
+        self.engine = engine
+        self.container = container
+        self.want = {1: stdout, 2: stderr}
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.pending_stdin: list[bytes] = []
+        self.stdin_closed = False
+        self.engine_registration()
+        self.output: AsyncIterator[tuple[int, bytes]] = self._output()  # one generator: read it once
+
+    def engine_registration(self) -> None:
+        """Follow the container's output from now on: through its tail if it runs, else from its start
+        (``docker run`` attaches before it starts the container)."""
+        tail = self.engine.tails.get(self.container.id)
+        if tail is not None:
+            tail.readers.append(self.queue)
+        else:
+            self.engine.waiting_readers.setdefault(self.container.id, []).append(self.queue)
+
+    async def _output(self) -> AsyncIterator[tuple[int, bytes]]:
+        self.flush_stdin()
+        try:
+            while True:
+                item = await self.queue.get()
+                if item is None:
+                    return
+                stream, data, _stamp = item
+                if self.want[stream]:
+                    yield stream, data
+        finally:
+            attached = self.engine.attachments.get(self.container.id, [])
+            if self in attached:
+                attached.remove(self)
+
+    async def write_stdin(self, data: bytes) -> None:
+        self.pending_stdin.append(data)
+        self.flush_stdin()
+
+    def flush_stdin(self) -> None:
+        """Write what is waiting into the container's stdin pipe (there is none before the start)."""
+        fd = self.engine.stdin_pipes.get(self.container.id)
+        if fd is None:
+            return
+        while self.pending_stdin:
+            chunk = self.pending_stdin.pop(0)
+            try:
+                os.write(fd, chunk)
+            except OSError:
+                self.pending_stdin.clear()
+                return
+        if self.stdin_closed and self.container.record["Config"].get("StdinOnce"):
+            fd = self.engine.stdin_pipes.pop(self.container.id, None)
+            if fd is not None:
+                os.close(fd)
+
+    async def close_stdin(self) -> None:
+        self.stdin_closed = True
+        self.flush_stdin()
+
+
+def _runtime_error(e: RuntimeFailure) -> Exception:
+    from minicontainer.engine.errors import EngineError
+
+    err = EngineError(f"failed to create task for container: {e}")
+    err.exit_code = e.exit_code  # 126/127 for a program that cannot run, as docker reports it
+    if e.exit_code in (126, 127):
+        err.status = 400
+    return err
+
+
+def _du(path: str) -> int:
+    total = 0
+    for top, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(top, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
