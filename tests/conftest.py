@@ -111,7 +111,7 @@ def _our_cgroups() -> list[str]:
     found = []
     for top, dirs, _files in os.walk("/sys/fs/cgroup"):
         for d in dirs:
-            if d.startswith("minicontainer-test-"):
+            if d.startswith("minicontainer-"):  # tests' (minicontainer-test-*) and engines' (minicontainer-<id>)
                 found.append(os.path.join(top, d))
         if top.count("/") > 8:
             dirs[:] = []
@@ -131,7 +131,7 @@ def _our_processes() -> list[str]:
             cgroups = Path(f"/proc/{pid}/cgroup").read_text()
         except OSError:
             continue
-        if ("/pytest-" in cmd or "/minicontainer-test-" in cgroups) and ") Z" not in stat:
+        if ("/pytest-" in cmd or "/minicontainer-" in cgroups) and ") Z" not in stat:
             out.append(f"{pid}: {cmd}")
     return out
 

@@ -110,11 +110,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(cid)
         return 0
     stream = api.attach(cid, stdin=args.interactive)
-    result: dict = {}
-    waiter = threading.Thread(target=lambda: result.update(
-        api.json("POST", f"/containers/{cid}/wait", {"condition": "removed" if args.rm else "next-exit"})),
-        daemon=True)  # a failed start leaves it waiting: it must not keep the command alive
-    waiter.start()
+    # The wait is registered before the start, as the docker CLI does: the daemon answers its headers
+    # at once and the body (the exit code) when the container is gone, so no exit can be missed.
+    waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "removed" if args.rm else "next-exit"})
     if args.interactive:
         threading.Thread(target=_pump_stdin, args=(stream,), daemon=True).start()
     try:
@@ -127,11 +125,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 api.request("DELETE", f"/containers/{cid}", {"force": 1}).read()
             except APIError:
                 pass
-        waiter.join(timeout=5)
         return _exit_code_of_start_error(e.message)
     _copy_output(api, stream)
-    waiter.join()
-    return int(result.get("StatusCode", 125))
+    return int(json.loads(waiting.read()).get("StatusCode", 125))
 
 
 def _pump_stdin(stream) -> None:
@@ -180,17 +176,13 @@ def cmd_start(args: argparse.Namespace) -> int:
         try:
             cid = api.json("GET", f"/containers/{ref}/json")["Id"]
             stream = api.attach(cid)
-            result: dict = {}
-            waiter = threading.Thread(target=lambda: result.update(
-                api.json("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})), daemon=True)
-            waiter.start()
+            waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})
             api.request("POST", f"/containers/{cid}/start").read()
         except APIError as e:
             print(f"Error response from daemon: {e.message}", file=sys.stderr)
             return 1
         _copy_output(api, stream)
-        waiter.join()
-        return int(result.get("StatusCode", 1))
+        return int(json.loads(waiting.read()).get("StatusCode", 1))
     return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/start").read())
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from daemon_support import start_daemon, stop_daemon
 
 pytestmark = pytest.mark.root
 
@@ -32,37 +33,6 @@ def mc(tmp_path, registry):
     run.env = env
     yield run
     stop_daemon(daemon)
-
-
-def start_daemon(env: dict, run_dir: Path) -> subprocess.Popen:
-    import time
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    sock = run_dir / "minicontainer.sock"
-    log = open(run_dir / "daemon.log", "wb")  # noqa: SIM115 - the daemon writes it while it runs
-    proc = subprocess.Popen([sys.executable, "-m", "minicontainer.daemon.main", "--host", f"unix://{sock}",
-                             "--data-root", env["MINICONTAINER_ROOT"], "--exec-root", str(run_dir)],
-                            env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while not sock.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_daemon(proc)
-            raise AssertionError(f"minicontainerd did not start: {(run_dir / 'daemon.log').read_text()}")
-        time.sleep(0.02)
-    proc.log = log
-    return proc
-
-
-def stop_daemon(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if hasattr(proc, "log"):
-        proc.log.close()
 
 
 def store_files(root: Path) -> set[str]:

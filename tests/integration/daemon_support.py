@@ -1,0 +1,38 @@
+"""Starting and stopping a minicontainerd of a test's own (a subprocess, with its own roots)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def start_daemon(env: dict, run_dir: Path) -> subprocess.Popen:
+    import time
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sock = run_dir / "minicontainer.sock"
+    log = open(run_dir / "daemon.log", "wb")  # noqa: SIM115 - the daemon writes it while it runs
+    proc = subprocess.Popen([sys.executable, "-m", "minicontainer.daemon.main", "--host", f"unix://{sock}",
+                             "--data-root", env["MINICONTAINER_ROOT"], "--exec-root", str(run_dir)],
+                            env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_daemon(proc)
+            raise AssertionError(f"minicontainerd did not start: {(run_dir / 'daemon.log').read_text()}")
+        time.sleep(0.02)
+    proc.log = log
+    return proc
+
+
+def stop_daemon(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if hasattr(proc, "log"):
+        proc.log.close()

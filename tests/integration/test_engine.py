@@ -1,0 +1,173 @@
+"""Containers through the real daemon and engine: our CLI, the docker CLI and docker-py as clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from daemon_support import start_daemon, stop_daemon
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def engine(tmp_path):
+    """A daemon of the test's own (real engine) with the starter busybox image; stopped at the end."""
+    env = dict(os.environ, MINICONTAINER_ROOT=str(tmp_path / "data"), MINICONTAINER_RUN=str(tmp_path / "run"),
+               MINICONTAINER_CONFIG=str(tmp_path / "client"), DOCKER_HOST=f"unix://{tmp_path}/run/minicontainer.sock",
+               DOCKER_CONFIG=str(tmp_path / "docker"))
+    subprocess.run([sys.executable, "-m", "minicontainer.cli.main", "starter", "busybox"], env=env, check=True,
+                   capture_output=True)
+
+    class Engine:
+        def mc(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "minicontainer.cli.main", *args], env=env, text=True,
+                                  capture_output=True, timeout=timeout, input=input, check=False)
+
+        def docker(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+            return subprocess.run(["docker", *args], env=env, text=True, capture_output=True, timeout=timeout,
+                                  check=False)
+
+        def restart(self) -> None:
+            stop_daemon(self.daemon)
+            self.daemon = start_daemon(env, tmp_path / "run")
+
+        def crash(self) -> None:
+            self.daemon.send_signal(signal.SIGKILL)
+            self.daemon.wait()
+
+    e = Engine()
+    e.env, e.root = env, tmp_path
+    e.daemon = start_daemon(env, tmp_path / "run")
+    yield e
+    stop_daemon(e.daemon)  # a daemon stops its running containers as it shuts down
+
+
+def test_run_ps_logs_inspect_rm(engine):
+    r = engine.mc("run", "--name", "first", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert r.returncode == 3
+    assert r.stdout == "out\n" and r.stderr == "err\n"
+    ps = engine.mc("ps", "-a").stdout.splitlines()
+    assert ps[0].split()[:3] == ["CONTAINER", "ID", "IMAGE"]
+    assert "Exited (3)" in ps[1] and ps[1].endswith("first")
+    logs = engine.mc("logs", "first")
+    assert logs.stdout == "out\n" and logs.stderr == "err\n"  # stdout and stderr kept apart
+    stamped = engine.mc("logs", "-t", "--tail", "2", "first")
+    assert stamped.stdout.endswith(" out\n") and stamped.stdout[:4].isdigit()
+    assert engine.mc("logs", "--tail", "1", "first").stdout == ""  # the last line of all is stderr's
+    state = json.loads(engine.mc("inspect", "first").stdout)[0]["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 3 and state["OOMKilled"] is False
+    assert engine.mc("rm", "first").returncode == 0
+    assert engine.mc("ps", "-aq").stdout == ""
+
+
+def test_ids_names_and_conflicts(engine):
+    cid = engine.mc("run", "-d", "--name", "web", "busybox", "sleep", "30").stdout.strip()
+    assert len(cid) == 64
+    r = engine.mc("run", "-d", "--name", "web", "busybox", "true")
+    assert r.returncode == 125 and 'The container name "/web" is already in use' in r.stderr
+    r = engine.mc("rm", "web")
+    assert r.returncode == 1 and "cannot remove a running container" in r.stderr
+    assert engine.mc("stop", "-t", "1", cid[:6]).returncode == 0  # a unique prefix is enough
+    assert engine.mc("stop", "web").returncode == 0  # stopping a stopped container is no error
+    auto = engine.mc("run", "-d", "busybox", "true").stdout.strip()
+    name = json.loads(engine.mc("inspect", auto).stdout)[0]["Name"]
+    assert "_" in name  # adjective_noun
+    assert engine.mc("container", "prune", "-f").returncode == 0
+    assert engine.mc("ps", "-aq").stdout == ""
+
+
+def test_pid_1_ignores_sigterm_but_init_forwards_it(engine):
+    engine.mc("run", "-d", "--name", "plain", "busybox", "sleep", "60")
+    engine.mc("run", "-d", "--init", "--name", "tini", "busybox", "sleep", "60")
+    time.sleep(0.5)  # tini must have installed its signal handling
+    t = time.monotonic()
+    assert engine.mc("stop", "-t", "2", "plain").returncode == 0
+    plain = time.monotonic() - t
+    t = time.monotonic()
+    assert engine.mc("stop", "tini").returncode == 0
+    tini = time.monotonic() - t
+    codes = {n: json.loads(engine.mc("inspect", n).stdout)[0]["State"]["ExitCode"] for n in ("plain", "tini")}
+    assert codes == {"plain": 137, "tini": 143}
+    assert plain >= 2  # the whole grace period: the kernel dropped SIGTERM to a PID 1 with no handler
+    assert tini < 1.5  # (the CLI's own start-up is in this figure)
+
+
+def test_exit_codes_and_errors(engine):
+    assert engine.mc("run", "busybox", "no-such-program").returncode == 127
+    assert engine.mc("run", "busybox", "/etc/passwd").returncode == 126
+    assert engine.mc("run", "--frobnicate", "busybox").returncode == 125
+    assert engine.mc("kill", "no-such-container").returncode == 1
+
+
+def test_a_daemon_restart_loses_nothing(engine):
+    engine.mc("create", "--name", "made", "busybox", "true")
+    engine.mc("run", "--name", "done", "busybox", "sh", "-c", "echo finished; exit 5")
+    engine.mc("run", "-d", "--name", "alive", "busybox", "sh", "-c", "echo before; sleep 1; echo after; sleep 60")
+    engine.mc("run", "-d", "--name", "dies", "busybox", "sh", "-c", "sleep 1; exit 9")
+    time.sleep(0.3)
+    engine.crash()  # the daemon dies; its containers go on
+    time.sleep(1.5)  # "dies" ends while no daemon is there
+    engine.daemon = start_daemon(engine.env, engine.root / "run")
+    ps = engine.mc("ps", "-a").stdout
+    assert "Created" in ps and "Exited (5)" in ps and "Up " in ps
+    dies = json.loads(engine.mc("inspect", "dies").stdout)[0]["State"]
+    assert dies["Status"] == "exited" and "while minicontainerd was down" in dies["Error"]
+    assert engine.mc("logs", "done").stdout == "finished\n"
+    time.sleep(0.3)
+    assert engine.mc("logs", "alive").stdout == "before\nafter\n"  # written while the daemon was down
+    assert engine.mc("stop", "-t", "1", "alive").returncode == 0
+
+
+def test_twenty_concurrent_runs(engine):
+    def run(i: int) -> subprocess.CompletedProcess:
+        return engine.mc("run", "--name", f"c{i}", "busybox", "sh", "-c", f"echo {i}", timeout=120)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(run, range(20)))
+    assert [r.returncode for r in results] == [0] * 20
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(20)]
+    names = {line.split()[-1] for line in engine.mc("ps", "-a").stdout.splitlines()[1:]}
+    assert names == {f"c{i}" for i in range(20)}
+    assert engine.mc("container", "prune", "-f").returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed on this machine")
+def test_the_real_docker_cli(engine):
+    v = engine.docker("version")
+    assert "Server: minicontainer" in v.stdout
+    r = engine.docker("run", "--rm", "busybox", "sh", "-c", "echo hello from docker")
+    assert r.returncode == 0 and r.stdout == "hello from docker\n"
+    assert engine.docker("run", "busybox", "sh", "-c", "exit 4").returncode == 4
+    cid = engine.docker("run", "-d", "--name", "dk", "busybox", "sleep", "30").stdout.strip()
+    assert engine.docker("ps", "--format", "{{.Names}}").stdout.strip() == "dk"
+    assert engine.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+    assert engine.docker("kill", "dk").returncode == 0
+    assert engine.docker("rm", "dk").returncode == 0
+    assert "busybox" in engine.docker("images").stdout
+    assert engine.docker("container", "prune", "-f").returncode == 0
+
+
+def test_docker_py(engine):
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=engine.env["DOCKER_HOST"])
+    try:
+        assert client.version()["ApiVersion"] == "1.45"
+        assert client.containers.run("busybox", "echo from docker-py", remove=True) == b"from docker-py\n"
+        c = client.containers.run("busybox", "sleep 30", detach=True, name="py")
+        assert [x.name for x in client.containers.list()] == ["py"]
+        c.kill()
+        assert c.wait()["StatusCode"] == 137
+        c.reload()
+        assert c.attrs["State"]["Status"] == "exited"
+        c.remove()
+        assert any("busybox:latest" in i.tags for i in client.images.list())
+    finally:
+        client.close()
