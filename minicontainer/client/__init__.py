@@ -1,0 +1,254 @@
+"""The Python client for notebooks, shaped like docker-py::
+
+    import minicontainer
+    client = minicontainer.from_env()
+    client.containers.run("busybox", "echo hi")          # b'hi\\n'
+    box = client.containers.run("busybox", "sleep 60", detach=True)
+    box.logs(); box.stop(); box.wait(); box.remove()
+    client.images.pull("busybox"); client.images.list()
+
+It speaks the Engine API to ``minicontainerd`` over its unix socket (starting the daemon if it is
+not running, as root), as docker-py speaks to dockerd.  In a notebook, containers and images show
+themselves as small tables.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shlex
+
+from minicontainer.client.api import APIClient, APIError
+
+
+class ContainerError(Exception):
+    """``containers.run`` of a program that exited non-zero (docker-py raises the same)."""
+
+    def __init__(self, container: Container, exit_status: int, command, image: str, stderr: bytes) -> None:
+        super().__init__(f"Command '{command}' in image '{image}' returned non-zero exit status {exit_status}: "
+                         f"{stderr.decode(errors='replace')}")
+        self.container = container
+        self.exit_status = exit_status
+        self.stderr = stderr
+
+
+class Container:
+    def __init__(self, client: Client, attrs: dict) -> None:
+        self.client = client
+        self.attrs = attrs
+
+    @property
+    def id(self) -> str:
+        return self.attrs["Id"]
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def name(self) -> str:
+        return self.attrs.get("Name", "").lstrip("/")
+
+    @property
+    def status(self) -> str:
+        return self.attrs.get("State", {}).get("Status", "")
+
+    def reload(self) -> None:
+        self.attrs = self.client.api.json("GET", f"/containers/{self.id}/json")
+
+    def start(self) -> None:
+        self.client.api.request("POST", f"/containers/{self.id}/start").read()
+
+    def stop(self, timeout: int | None = None) -> None:
+        self.client.api.request("POST", f"/containers/{self.id}/stop", {"t": timeout}).read()
+
+    def kill(self, signal: str | int = "SIGKILL") -> None:
+        self.client.api.request("POST", f"/containers/{self.id}/kill", {"signal": signal}).read()
+
+    def restart(self, timeout: int | None = None) -> None:
+        self.client.api.request("POST", f"/containers/{self.id}/restart", {"t": timeout}).read()
+
+    def wait(self, condition: str = "not-running") -> dict:
+        return self.client.api.json("POST", f"/containers/{self.id}/wait", {"condition": condition})
+
+    def remove(self, force: bool = False) -> None:
+        self.client.api.request("DELETE", f"/containers/{self.id}", {"force": int(force)}).read()
+
+    def logs(self, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False, tail: str | int = "all",
+             since: float | None = None) -> bytes:
+        resp = self.client.api.request("GET", f"/containers/{self.id}/logs",
+                                       {"stdout": int(stdout), "stderr": int(stderr), "timestamps": int(timestamps),
+                                        "tail": tail, "since": since})
+        return b"".join(data for _kind, data in self.client.api.frames(resp))
+
+    def top(self) -> dict:
+        return self.client.api.json("GET", f"/containers/{self.id}/top")
+
+    def diff(self) -> list[dict]:
+        return self.client.api.json("GET", f"/containers/{self.id}/changes") or []
+
+    def __repr__(self) -> str:
+        return f"<Container: {self.short_id}>"
+
+    def _repr_html_(self) -> str:
+        state = self.attrs.get("State", {})
+        rows = [("ID", self.short_id), ("Name", self.name), ("Image", self.attrs.get("Config", {}).get("Image", "")),
+                ("Command", shlex.join([self.attrs.get("Path", ""), *self.attrs.get("Args", [])])),
+                ("Status", state.get("Status", "")), ("PID", state.get("Pid", "")),
+                ("Exit code", state.get("ExitCode", "")), ("OOM killed", state.get("OOMKilled", ""))]
+        return _html_table(f"container {self.name}", rows)
+
+
+class Image:
+    def __init__(self, client: Client, attrs: dict) -> None:
+        self.client = client
+        self.attrs = attrs
+
+    @property
+    def id(self) -> str:
+        return self.attrs["Id"]
+
+    @property
+    def short_id(self) -> str:
+        return self.id.split(":", 1)[-1][:12]
+
+    @property
+    def tags(self) -> list[str]:
+        return self.attrs.get("RepoTags") or []
+
+    def __repr__(self) -> str:
+        return f"<Image: {', '.join(repr(t) for t in self.tags)}>"
+
+    def _repr_html_(self) -> str:
+        from minicontainer.cli.format import human_size
+
+        rows = [("ID", self.short_id), ("Tags", ", ".join(self.tags)), ("Size", human_size(self.attrs.get("Size", 0))),
+                ("Layers", len((self.attrs.get("RootFS") or {}).get("Layers") or []) or "")]
+        return _html_table("image", rows)
+
+
+class ContainerCollection:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def create(self, image: str, command: str | list[str] | None = None, *, name: str | None = None,
+               environment: list[str] | dict | None = None, working_dir: str | None = None, user: str | None = None,
+               hostname: str | None = None, entrypoint: str | list[str] | None = None, auto_remove: bool = False,
+               init: bool = False, mem_limit: int | str | None = None, nano_cpus: int | None = None,
+               pids_limit: int | None = None, labels: dict | None = None, stdin_open: bool = False) -> Container:
+        from minicontainer.cli.run import parse_bytes
+
+        if isinstance(environment, dict):
+            environment = [f"{k}={v}" for k, v in environment.items()]
+        body = {"Image": image, "Cmd": shlex.split(command) if isinstance(command, str) else command,
+                "Env": environment or [], "WorkingDir": working_dir or "", "User": user or "",
+                "Hostname": hostname or "", "Labels": labels or {}, "OpenStdin": stdin_open,
+                "HostConfig": {"AutoRemove": auto_remove, "Init": init, "NanoCpus": nano_cpus or 0,
+                               "PidsLimit": pids_limit,
+                               "Memory": parse_bytes(mem_limit) if isinstance(mem_limit, str) else mem_limit or 0}}
+        if entrypoint is not None:
+            body["Entrypoint"] = shlex.split(entrypoint) if isinstance(entrypoint, str) else entrypoint
+        try:
+            cid = self.client.api.json("POST", "/containers/create", {"name": name}, body)["Id"]
+        except APIError as e:
+            if e.status != 404:
+                raise
+            self.client.images.pull(image)
+            cid = self.client.api.json("POST", "/containers/create", {"name": name}, body)["Id"]
+        return self.get(cid)
+
+    def run(self, image: str, command: str | list[str] | None = None, *, detach: bool = False,
+            remove: bool = False, stdout: bool = True, stderr: bool = False, **kwargs) -> Container | bytes:
+        """Like docker-py: the container if ``detach``, else its output (a ContainerError if it failed)."""
+        container = self.create(image, command, **kwargs)
+        container.start()
+        if detach:
+            container.reload()
+            return container
+        status = container.wait()["StatusCode"]
+        out = container.logs(stdout=stdout, stderr=stderr)
+        if status != 0:
+            err = container.logs(stdout=False, stderr=True)
+            if remove:
+                container.remove(force=True)
+            raise ContainerError(container, status, command, image, err)
+        if remove:
+            container.remove(force=True)
+        return out
+
+    def get(self, ref: str) -> Container:
+        return Container(self.client, self.client.api.json("GET", f"/containers/{ref}/json"))
+
+    def list(self, all: bool = False, filters: dict | None = None) -> list[Container]:
+        rows = self.client.api.json("GET", "/containers/json",
+                                    {"all": int(all), "filters": json.dumps(filters or {})})
+        return [self.get(row["Id"]) for row in rows]
+
+    def prune(self) -> dict:
+        return self.client.api.json("POST", "/containers/prune")
+
+
+class ImageCollection:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def pull(self, repository: str, tag: str | None = None, *, progress=None) -> Image:
+        """Pull, with a progress callback or (in a notebook, ``progress=True``) per-layer bars."""
+        from minicontainer.image.reference import parse
+
+        ref = parse(f"{repository}:{tag}" if tag else repository)
+        bars = None
+        if progress is True:
+            from minicontainer.observe.progress import PullBars
+
+            progress = bars = PullBars()
+        try:
+            for msg in self.client.api.stream_json("POST", "/images/create",
+                                                   {"fromImage": ref.name, "tag": ref.digest or ref.tag}):
+                if "error" in msg:
+                    raise APIError(500, msg["error"])
+                if progress:
+                    progress(msg)
+        finally:
+            if bars is not None:
+                bars.close()
+        return self.get(str(ref))
+
+    def get(self, name: str) -> Image:
+        return Image(self.client, self.client.api.json("GET", f"/images/{name}/json"))
+
+    def list(self) -> list[Image]:
+        return [self.get(row["Id"]) for row in self.client.api.json("GET", "/images/json")]
+
+    def remove(self, name: str, force: bool = False) -> list[dict]:
+        return self.client.api.json("DELETE", f"/images/{name}", {"force": int(force)})
+
+
+class Client:
+    def __init__(self, socket_path: str | None = None) -> None:
+        self.api = APIClient(socket_path)
+        self.containers = ContainerCollection(self)
+        self.images = ImageCollection(self)
+
+    def version(self) -> dict:
+        return self.api.json("GET", "/version")
+
+    def info(self) -> dict:
+        return self.api.json("GET", "/info")
+
+    def ping(self) -> bool:
+        return self.api.request("GET", "/_ping").read() == b"OK"
+
+    def close(self) -> None:
+        """Nothing to close: each request has its own connection (kept for docker-py's shape)."""
+
+
+def from_env() -> Client:
+    """A client for the daemon named by MINICONTAINER_HOST (unix:///...), else the default socket."""
+    return Client()
+
+
+def _html_table(title: str, rows: list[tuple[str, object]]) -> str:
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in rows)
+    return f"<table><caption>{html.escape(title)}</caption>{body}</table>"

@@ -171,3 +171,29 @@ def test_docker_py(engine):
         assert any("busybox:latest" in i.tags for i in client.images.list())
     finally:
         client.close()
+
+
+def test_the_python_client(engine, monkeypatch):
+    import minicontainer
+    from minicontainer.client import ContainerError
+
+    monkeypatch.setenv("MINICONTAINER_RUN", engine.env["MINICONTAINER_RUN"])
+    client = minicontainer.from_env()
+    assert client.ping()
+    assert client.containers.run("busybox", "echo hi") == b"hi\n"
+    with pytest.raises(ContainerError) as e:
+        client.containers.run("busybox", ["sh", "-c", "echo bad >&2; exit 2"], remove=True)
+    assert e.value.exit_status == 2 and e.value.stderr == b"bad\n"
+    box = client.containers.run("busybox", "sleep 30", detach=True, name="nb", init=True)
+    assert box.status == "running" and "<td>running</td>" in box._repr_html_()
+    assert [c.name for c in client.containers.list()] == ["nb"]
+    time.sleep(0.5)  # until tini has set up its signal handling (before that, PID 1 drops SIGTERM)
+    box.stop()
+    assert box.wait()["StatusCode"] == 143
+    box.reload()
+    assert box.status == "exited"
+    box.remove()
+    image = client.images.get("busybox")
+    assert "docker.io/library/busybox:latest" in image.tags or "busybox:latest" in image.tags
+    assert "<table>" in image._repr_html_()
+    client.containers.prune()
