@@ -9,9 +9,11 @@ past its memory limit is killed by the kernel's OOM killer.  Last, hello-world.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 INSIDE = r"""
 echo "my PID:               $$"
@@ -41,6 +43,20 @@ def main() -> int:
         print("the demo needs root: namespaces, mounts and cgroups are root's to make (try: sudo make demo;\n"
               "`minicontainer doctor` tells what this host allows)", file=sys.stderr)
         return 1
+    from minicontainer.client.api import ensure_daemon, socket_path
+
+    started = ensure_daemon(socket_path())  # the daemon the CLI talks to, as dockerd for docker
+    try:
+        return _demo()
+    finally:
+        if started:  # the demo started it: it stops it (and so every container is gone too)
+            os.kill(started, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while os.path.exists(f"/proc/{started}") and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+def _demo() -> int:
     section("$ minicontainer images")
     listed = minicontainer("images", "-q", "busybox", capture_output=True, text=True).stdout.strip()
     if not listed:

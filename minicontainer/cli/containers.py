@@ -16,6 +16,15 @@ import threading
 from minicontainer.cli.format import ago, human_size, table
 
 
+def explain(api, cid: str, since_ns: int, title: str) -> None:
+    """--explain: narrate the kernel steps the daemon recorded for this container since ``since_ns``."""
+    from minicontainer.observe.events import Event
+    from minicontainer.observe.explain import narrate
+
+    events = [Event.from_dict(e) for e in api.json("GET", f"/containers/{cid}/events", {"since_ns": since_ns})]
+    narrate(events, sys.stderr, title=title)
+
+
 def client():
     from minicontainer.client.api import APIClient
 
@@ -117,6 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         threading.Thread(target=_pump_stdin, args=(stream,), daemon=True).start()
     try:
         api.request("POST", f"/containers/{cid}/start").read()
+        if getattr(args, "explain", False):
+            explain(api, cid, 0, f"create and start {cid[:12]}")
     except APIError as e:
         print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
         stream.close()
@@ -187,7 +198,15 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/stop", {"t": args.time}).read())
+    import time
+
+    def stop(api, ref: str) -> None:
+        since = time.monotonic_ns()
+        api.request("POST", f"/containers/{ref}/stop", {"t": args.time}).read()
+        if args.explain:
+            explain(api, ref, since, f"stop {ref}")
+
+    return _each(args, stop)
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
@@ -405,6 +424,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                     ("restart", cmd_restart, "stop, then start again")):
         p = containers(commands.add_parser(name, help=helptext))
         p.add_argument("-t", "--time", type=int)
+        p.add_argument("--explain", action="store_true", help="narrate the signals and the wait on stderr")
         p.set_defaults(handler=handler)
     p = containers(commands.add_parser("kill", help="send a signal (default SIGKILL)"))
     p.add_argument("-s", "--signal", default="KILL")

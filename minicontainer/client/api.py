@@ -157,12 +157,14 @@ def _read_exactly(stream, n: int) -> bytes:
     return out
 
 
-def ensure_daemon(path: str, *, timeout: float = 10.0) -> None:
-    """Start ``minicontainerd`` if nothing answers on ``path`` (and we may: root), saying so."""
+def ensure_daemon(path: str, *, timeout: float = 10.0) -> int | None:
+    """Start ``minicontainerd`` if nothing answers on ``path`` (and we may: root), saying so.
+
+    Returns the PID of the daemon it started, or None if one was already there."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)
-        return
+        return None
     except OSError:
         pass
     finally:
@@ -175,15 +177,15 @@ def ensure_daemon(path: str, *, timeout: float = 10.0) -> None:
     log_path = os.path.join(run_dir, "minicontainerd.log")
     print(f"minicontainerd is not running: starting it (log: {log_path})", file=sys.stderr)
     with open(log_path, "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "minicontainer.daemon.main", "--host", f"unix://{path}"],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                         close_fds=True)
+        daemon = subprocess.Popen([sys.executable, "-m", "minicontainer.daemon.main", "--host", f"unix://{path}"],
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                  close_fds=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.connect(path)
-            return
+            return daemon.pid
         except OSError:
             time.sleep(0.05)
         finally:

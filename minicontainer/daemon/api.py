@@ -499,3 +499,8 @@ class DockerAPI:
     @route("GET", "/containers/{id}/changes")
     async def container_changes(self, call: Call, id: str) -> Reply:
         return Reply(200, self.engine.changes(id))
+
+    # minicontainer's own (not Docker's): the kernel steps recorded for a container, for --explain.
+    @route("GET", "/containers/{id}/events")
+    async def container_events(self, call: Call, id: str) -> Reply:
+        return Reply(200, self.engine.events(id, since_ns=int(call.q("since_ns") or 0)))

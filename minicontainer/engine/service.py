@@ -343,14 +343,31 @@ class Engine:
         if container.running:
             raise NotModified("container already started")
         async with self.lock:
-            self._start(container)
+            sys = Syscalls()  # this start's own trace: its kernel steps are the container's story
+            try:
+                self._start(container, sys)
+            finally:
+                self._record(container, sys)
 
-    def _start(self, container: Container) -> None:
+    def _record(self, container: Container, sys: Syscalls) -> None:
+        from minicontainer.observe.events import write_jsonl
+
+        if os.path.isdir(container.dir):
+            write_jsonl(container.path("events.jsonl"), sys.trace.events)
+
+    def events(self, cid: str, since_ns: int = 0) -> list[dict]:
+        """The kernel steps recorded for a container (its starts, stops, kills), oldest first."""
+        from minicontainer.observe.events import read_jsonl
+
+        container = self.get(cid)
+        return [e._asdict() for e in read_jsonl(container.path("events.jsonl")) if e.at_ns >= since_ns]
+
+    def _start(self, container: Container, sys: Syscalls) -> None:
         image = self.store.image(container.record["Image"])
         cfg = container.record["Config"]
         host = container.record["HostConfig"]
         opts = self._options({**cfg, "Cmd": cfg["Cmd"], "Entrypoint": cfg["Entrypoint"]}, host)
-        rootfs = overlay.mount_rootfs(self.sys, self.store.lowerdirs(image), container.dir)
+        rootfs = overlay.mount_rootfs(sys, self.store.lowerdirs(image), container.dir)
         stdin_r = -1
         try:
             from minicontainer.engine.run import make_workdir
@@ -371,19 +388,19 @@ class Engine:
             out = os.open(container.path("stdout.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             err = os.open(container.path("stderr.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
-                state = lifecycle.create(self.sys, self.runtime_root, container.id[:12], container.dir,
+                state = lifecycle.create(sys, self.runtime_root, container.id[:12], container.dir,
                                          stdio=(stdin_r, out, err))
-                lifecycle.start(self.sys, self.runtime_root, container.id[:12])
+                lifecycle.start(sys, self.runtime_root, container.id[:12])
             finally:
                 for fd in (stdin_r, out, err):
                     os.close(fd)
         except RuntimeFailure as e:
-            overlay.unmount_rootfs(self.sys, container.dir, remove=False)
+            overlay.unmount_rootfs(sys, container.dir, remove=False)
             container.state.update({"Status": "created", "Error": str(e), "ExitCode": e.exit_code})
             container.save()
             raise _runtime_error(e) from None
         except BaseException:
-            overlay.unmount_rootfs(self.sys, container.dir, remove=False)
+            overlay.unmount_rootfs(sys, container.dir, remove=False)
             raise
         container.state.update({"Status": "running", "Running": True, "Pid": state.pid, "ExitCode": 0,
                                 "Error": "", "StartedAt": now_rfc3339(), "FinishedAt": "0001-01-01T00:00:00Z",
@@ -496,17 +513,29 @@ class Engine:
         if timeout is None:
             timeout = container.record["Config"].get("StopTimeout") or DEFAULT_STOP_TIMEOUT
         stop_signal = signal_number(container.record["Config"].get("StopSignal"), signal.SIGTERM)
-        self._signal(container, stop_signal)
+        sys = Syscalls()
+        pid = container.state["Pid"]
+        handled = _handles(pid, stop_signal)
+        self._signal(container, stop_signal, sys)
+        t0 = time.monotonic_ns()
         try:
             await asyncio.wait_for(self.exited[container.id].wait(), timeout)
+            sys.trace.record("wait", f"PID 1 ({pid}) to exit, up to {timeout} s", "exited", start_ns=t0,
+                             detail=f"{signal.Signals(stop_signal).name} ended it")
         except TimeoutError:
+            why = (f"PID 1 has a handler for {signal.Signals(stop_signal).name} but did not exit in time" if handled
+                   else f"the kernel drops signals a namespace's PID 1 has no handler for: "
+                        f"{signal.Signals(stop_signal).name} never reached it (--init puts tini there to forward it)")
+            sys.trace.record("wait", f"PID 1 ({pid}) to exit, up to {timeout} s", "timed out", start_ns=t0,
+                             detail=why)
             if container.running:
-                self._signal(container, signal.SIGKILL)
+                self._signal(container, signal.SIGKILL, sys)
                 await self.exited[container.id].wait()
+        self._record(container, sys)
 
-    def _signal(self, container: Container, sig: int) -> None:
+    def _signal(self, container: Container, sig: int, sys: Syscalls | None = None) -> None:
         try:
-            lifecycle.kill(self.sys, self.runtime_root, container.id[:12], sig)
+            lifecycle.kill(sys or self.sys, self.runtime_root, container.id[:12], sig)
         except RuntimeFailure:
             pass  # it ended meanwhile
 
@@ -867,6 +896,18 @@ def _runtime_error(e: RuntimeFailure) -> Exception:
     if e.exit_code in (126, 127):
         err.status = 400
     return err
+
+
+def _handles(pid: int, sig: int) -> bool:
+    """Does process ``pid`` catch ``sig`` (its bit in SigCgt of /proc/PID/status)?"""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+    except OSError:
+        pass
+    return False
 
 
 def _du(path: str) -> int:
