@@ -169,7 +169,7 @@ def ensure_daemon(path: str, *, timeout: float = 10.0) -> int | None:
         pass
     finally:
         probe.close()
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or os.environ.get("MINICONTAINER_AUTOSTART") == "0":
         raise APIError(500, f"Cannot connect to minicontainerd at unix://{path}. Is the daemon running? "
                             "(start it as root: sudo minicontainerd)")
     run_dir = os.path.dirname(path)

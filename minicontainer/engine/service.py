@@ -202,6 +202,16 @@ class Engine:
     async def open(self) -> None:
         """Load every container and reconcile it with what the kernel says, after a restart or a crash."""
         os.makedirs(self.containers_dir, exist_ok=True)
+        # One daemon per data root: two would both supervise and tail the same containers.
+        import fcntl
+
+        self.lock_fd = os.open(os.path.join(self.data_root, "minicontainerd.lock"),
+                               os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.lock_fd)
+            raise RuntimeError(f"another minicontainerd is already using {self.data_root}") from None
         self.sys.prctl(PR_SET_CHILD_SUBREAPER, 1, detail="adopt every container's init, to learn its exit status")
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGCHLD, self._reap)

@@ -12,12 +12,14 @@ def start_daemon(env: dict, run_dir: Path) -> subprocess.Popen:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     sock = run_dir / "minicontainer.sock"
-    log = open(run_dir / "daemon.log", "wb")  # noqa: SIM115 - the daemon writes it while it runs
+    sock.unlink(missing_ok=True)  # a crashed daemon's socket file: wait for the new one to answer
+    env = dict(env, MINICONTAINER_AUTOSTART="0")  # a test's CLI never starts a daemon of its own
+    log = open(run_dir / "daemon.log", "ab")  # noqa: SIM115 - the daemon writes it while it runs
     proc = subprocess.Popen([sys.executable, "-m", "minicontainer.daemon.main", "--host", f"unix://{sock}",
                              "--data-root", env["MINICONTAINER_ROOT"], "--exec-root", str(run_dir)],
                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 15
-    while not sock.exists():
+    while not _answers(sock):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_daemon(proc)
             raise AssertionError(f"minicontainerd did not start: {(run_dir / 'daemon.log').read_text()}")
@@ -36,3 +38,16 @@ def stop_daemon(proc: subprocess.Popen) -> None:
             proc.wait()
     if hasattr(proc, "log"):
         proc.log.close()
+
+
+def _answers(sock: Path) -> bool:
+    import socket
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(sock))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.root
 def engine(tmp_path):
     """A daemon of the test's own (real engine) with the starter busybox image; stopped at the end."""
     env = dict(os.environ, MINICONTAINER_ROOT=str(tmp_path / "data"), MINICONTAINER_RUN=str(tmp_path / "run"),
-               MINICONTAINER_CONFIG=str(tmp_path / "client"), DOCKER_HOST=f"unix://{tmp_path}/run/minicontainer.sock",
+               MINICONTAINER_CONFIG=str(tmp_path / "client"), MINICONTAINER_AUTOSTART="0", DOCKER_HOST=f"unix://{tmp_path}/run/minicontainer.sock",
                DOCKER_CONFIG=str(tmp_path / "docker"))
     subprocess.run([sys.executable, "-m", "minicontainer.cli.main", "starter", "busybox"], env=env, check=True,
                    capture_output=True)
@@ -77,6 +77,11 @@ def test_ids_names_and_conflicts(engine):
     assert r.returncode == 1 and "cannot remove a running container" in r.stderr
     assert engine.mc("stop", "-t", "1", cid[:6]).returncode == 0  # a unique prefix is enough
     assert engine.mc("stop", "web").returncode == 0  # stopping a stopped container is no error
+    running = engine.mc("run", "-d", "--name", "still", "busybox", "sleep", "30").stdout.strip()
+    assert engine.mc("ps", "-q", "--filter", "status=exited").stdout.split() == [cid[:12]]
+    assert engine.mc("ps", "-aq", "--filter", "name=sti").stdout.split() == [running[:12]]
+    assert len(engine.mc("ps", "-aq", "--filter", "ancestor=busybox").stdout.split()) == 2
+    assert engine.mc("rm", "-f", "still").returncode == 0
     auto = engine.mc("run", "-d", "busybox", "true").stdout.strip()
     name = json.loads(engine.mc("inspect", auto).stdout)[0]["Name"]
     assert "_" in name  # adjective_noun
@@ -105,6 +110,8 @@ def test_exit_codes_and_errors(engine):
     assert engine.mc("run", "busybox", "/etc/passwd").returncode == 126
     assert engine.mc("run", "--frobnicate", "busybox").returncode == 125
     assert engine.mc("kill", "no-such-container").returncode == 1
+    r = engine.mc("run", "no-such-image-anywhere")  # a pull attempt (no registry knows it), then an error
+    assert r.returncode == 125 and "Unable to find image 'no-such-image-anywhere:latest' locally" in r.stderr
 
 
 def test_a_daemon_restart_loses_nothing(engine):

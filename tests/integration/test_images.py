@@ -22,7 +22,8 @@ def mc(tmp_path, registry):
     settings = tmp_path / "daemon.json"
     settings.write_text(json.dumps({"registry-mirrors": [registry.url]}))
     env = dict(os.environ, MINICONTAINER_ROOT=str(tmp_path / "data"), MINICONTAINER_RUN=str(tmp_path / "run"),
-               MINICONTAINER_DAEMON_CONFIG=str(settings), MINICONTAINER_CONFIG=str(tmp_path / "client"))
+               MINICONTAINER_DAEMON_CONFIG=str(settings), MINICONTAINER_CONFIG=str(tmp_path / "client"),
+               MINICONTAINER_AUTOSTART="0")
     daemon = start_daemon(env, tmp_path / "run")
 
     def run(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
