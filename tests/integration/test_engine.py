@@ -139,7 +139,7 @@ def test_twenty_concurrent_runs(engine):
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(run, range(20)))
-    assert [r.returncode for r in results] == [0] * 20
+    assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results if r.returncode]
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(20)]
     names = {line.split()[-1] for line in engine.mc("ps", "-a").stdout.splitlines()[1:]}
     assert names == {f"c{i}" for i in range(20)}
