@@ -6,6 +6,8 @@ shape); the command lines are ``minicontainer``, ``minicontainerd`` and ``minico
 
 from __future__ import annotations
 
+__version__ = "0.1.0"  # pyproject.toml reads it from here
+
 
 def from_env():
     """A client for minicontainerd, shaped like ``docker.from_env()`` (imported on first use: the

@@ -33,6 +33,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 
+from minicontainer import __version__
 from minicontainer import config as settings
 from minicontainer.engine import images as image_service
 from minicontainer.engine import names
@@ -46,7 +47,7 @@ from minicontainer.runtime.errors import RuntimeFailure
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
-VERSION = "0.1.0"
+VERSION = __version__  # the engine reports the package's version
 TAIL_INTERVAL = 0.02  # seconds between looks at a running container's output files
 DEFAULT_STOP_TIMEOUT = 10
 INIT_PATH = "/dev/init"  # where --init's tini is mounted in the container, as Docker does
