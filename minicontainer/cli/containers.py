@@ -308,7 +308,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from minicontainer.cli.images import _go_template
+    from minicontainer.cli.images import print_inspected
     from minicontainer.client.api import APIError
 
     api = client()
@@ -324,11 +324,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         else:
             print(f"Error: No such object: {ref}", file=sys.stderr)
             code = 1
-    if args.format:
-        for item in found:
-            print(_go_template(args.format, item))
-    else:
-        print(json.dumps(found, indent=4))
+    print_inspected(found, args.format)
     return code
 
 

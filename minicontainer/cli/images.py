@@ -134,12 +134,17 @@ def cmd_image_inspect(args: argparse.Namespace) -> int:
         except NotFound:
             print(f"Error: No such image: {name}", file=sys.stderr)
             code = 1
-    if args.format:
+    print_inspected(found, args.format)
+    return code
+
+
+def print_inspected(found: list[dict], fmt: str | None) -> None:
+    """``inspect``'s output: the JSON array, or one line per object with ``--format``."""
+    if fmt:
         for item in found:
-            print(_go_template(args.format, item))
+            print(_go_template(fmt, item))
     else:
         print(json.dumps(found, indent=4))
-    return code
 
 
 def _go_template(fmt: str, data: dict) -> str:

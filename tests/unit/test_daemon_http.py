@@ -38,26 +38,7 @@ from minicontainer.daemon import api, main, streams
 from minicontainer.daemon.server import serve
 
 # --- the fake engine -------------------------------------------------------------------------------
-
-
-class EngineError(Exception):
-    status = 500
-
-
-class NotFound(EngineError):
-    status = 404
-
-
-class Conflict(EngineError):
-    status = 409
-
-
-class NotModified(EngineError):
-    status = 304
-
-
-class InvalidParameter(EngineError):
-    status = 400
+from minicontainer.engine.errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
 
 
 def _now_iso(t: float | None = None) -> str:
