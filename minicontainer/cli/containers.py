@@ -164,13 +164,20 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def _each(args: argparse.Namespace, action) -> int:
+    """Do ``action`` to each container named, print its name (as docker does), narrate with --explain."""
+    import time
+
     from minicontainer.client.api import APIError
 
     api = client()
     code = 0
     for ref in args.containers:
         try:
+            since = time.monotonic_ns()
             action(api, ref)
+            if getattr(args, "explain", False):
+                time.sleep(0.05)  # the exit that a signal causes arrives a moment later
+                explain(api, ref, since, f"{args.command} {ref}")
             print(ref)
         except APIError as e:
             print(f"Error response from daemon: {e.message}", file=sys.stderr)
@@ -198,15 +205,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    import time
-
-    def stop(api, ref: str) -> None:
-        since = time.monotonic_ns()
-        api.request("POST", f"/containers/{ref}/stop", {"t": args.time}).read()
-        if args.explain:
-            explain(api, ref, since, f"stop {ref}")
-
-    return _each(args, stop)
+    return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/stop", {"t": args.time}).read())
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
@@ -415,6 +414,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     p = containers(commands.add_parser("start", help="start containers"))
     p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
     p.set_defaults(handler=cmd_start)
     for name, handler, helptext in (("stop", cmd_stop, "stop (StopSignal, then SIGKILL after -t seconds)"),
                                     ("restart", cmd_restart, "stop, then start again")):
@@ -424,6 +424,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         p.set_defaults(handler=handler)
     p = containers(commands.add_parser("kill", help="send a signal (default SIGKILL)"))
     p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
     p.set_defaults(handler=cmd_kill)
     p = containers(commands.add_parser("rm", help="remove containers"))
     p.add_argument("-f", "--force", action="store_true")

@@ -196,6 +196,7 @@ class Engine:
         self.stdin_pipes: dict[str, int] = {}
         self.waiting_readers: dict[str, list[asyncio.Queue]] = {}  # attached before start
         self.attachments: dict[str, list[Attachment]] = {}
+        self.removed_events: dict[str, list] = {}  # the last removed containers' events, by full ID
         self.sys = Syscalls()
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
 
@@ -367,11 +368,16 @@ class Engine:
             write_jsonl(container.path("events.jsonl"), sys.trace.events)
 
     def events(self, cid: str, since_ns: int = 0) -> list[dict]:
-        """The kernel steps recorded for a container (its starts, stops, kills), oldest first."""
+        """The kernel steps recorded for a container (its starts, stops, kills), oldest first.
+
+        A removed container's are kept a while: `run --rm --explain` asks after the removal."""
         from minicontainer.observe.events import read_jsonl
 
-        container = self.get(cid)
-        return [e._asdict() for e in read_jsonl(container.path("events.jsonl")) if e.at_ns >= since_ns]
+        if cid in self.removed_events:
+            events = self.removed_events[cid]
+        else:
+            events = read_jsonl(self.get(cid).path("events.jsonl"))
+        return [e._asdict() for e in events if e.at_ns >= since_ns]
 
     def _start(self, container: Container, sys: Syscalls) -> None:
         image = self.store.image(container.record["Image"])
@@ -472,13 +478,16 @@ class Engine:
     def _finish(self, container: Container, code: int, *, error: str = "") -> None:
         """The container's init has exited: record how, free its cgroup, mount and runtime state."""
         oom = False
+        sys = Syscalls()
+        sys.trace.record("exit", f"PID 1 of {container.name}", f"code {code}",
+                         detail="SIGCHLD: the daemon, as subreaper, collected its exit status" if not error else error)
         try:
             state = lifecycle.State.load(self.runtime_root, container.id[:12])
             if state.cgroup:
                 from minicontainer.kernel.cgroups import cgroup_from_state
 
-                oom = bool(cgroup_from_state(self.sys, state.cgroup).stats().oom_kills)
-            lifecycle.delete(self.sys, self.runtime_root, container.id[:12], force=True)
+                oom = bool(cgroup_from_state(sys, state.cgroup).stats().oom_kills)
+            lifecycle.delete(sys, self.runtime_root, container.id[:12], force=True)
         except Exception as e:  # noqa: BLE001 - recorded: the container still has to be marked exited
             error = error or f"cleaning up: {e}"
         tail = self.tails.pop(container.id, None)
@@ -487,7 +496,8 @@ class Engine:
         stdin = self.stdin_pipes.pop(container.id, None)
         if stdin is not None:
             os.close(stdin)
-        overlay.unmount_rootfs(self.sys, container.dir, remove=False)
+        overlay.unmount_rootfs(sys, container.dir, remove=False)
+        self._record(container, sys)
         container.state.update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
         container.save()
@@ -554,7 +564,9 @@ class Engine:
         container = self.get(cid)
         if not container.running:
             raise Conflict(f"Cannot kill container: {cid}: Container {container.id} is not running")
-        self._signal(container, signal_number(sig, signal.SIGKILL))
+        sys = Syscalls()
+        self._signal(container, signal_number(sig, signal.SIGKILL), sys)
+        self._record(container, sys)
 
     async def restart(self, cid: str, timeout: int | None = None) -> None:
         container = self.get(cid)
@@ -571,6 +583,11 @@ class Engine:
             self._signal(container, signal.SIGKILL)
             await self.exited[container.id].wait()
         overlay.unmount_rootfs(self.sys, container.dir, remove=False)
+        from minicontainer.observe.events import read_jsonl
+
+        self.removed_events[container.id] = read_jsonl(container.path("events.jsonl"))
+        while len(self.removed_events) > 100:
+            self.removed_events.pop(next(iter(self.removed_events)))
         shutil.rmtree(container.dir, ignore_errors=True)
         self.containers.pop(container.id, None)
         self.removed.setdefault(container.id, asyncio.Event()).set()

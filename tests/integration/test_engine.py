@@ -204,3 +204,18 @@ def test_the_python_client(engine, monkeypatch):
     assert "docker.io/library/busybox:latest" in image.tags or "busybox:latest" in image.tags
     assert "<table>" in image._repr_html_()
     client.containers.prune()
+
+
+def test_explain_narrates_start_stop_and_kill(engine):
+    r = engine.mc("run", "--explain", "--rm", "busybox", "true")
+    assert r.returncode == 0
+    for step in ("mount(overlay", "unshare(CLONE_NEWNS", "pivot_root(., .)", "cgroup.procs"):
+        assert step in r.stderr, step
+    engine.mc("run", "-d", "--name", "quiet", "busybox", "sleep", "30")
+    time.sleep(0.3)
+    r = engine.mc("stop", "--explain", "-t", "1", "quiet")
+    assert "the kernel drops signals a namespace's PID 1 has no handler for" in r.stderr
+    assert "kill(" in r.stderr and ", 9)" in r.stderr  # the SIGKILL after the grace period
+    engine.mc("start", "quiet")
+    r = engine.mc("kill", "--explain", "quiet")
+    assert "kill(" in r.stderr and "exit(PID 1 of quiet)" in r.stderr
