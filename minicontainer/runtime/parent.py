@@ -75,13 +75,13 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
 
         cgroup.add_process(stage1_pid)
         parent_end.send(sync.GO)
-        msg = parent_end.recv(sync.USERNS_CREATED, sync.INIT_PID)
+        # stage1's init-pid and init's ready share the socket, and on a busy machine ready may come
+        # first (stage1 is descheduled between its fork and its send): accept either, at every step.
+        msg = parent_end.recv(sync.USERNS_CREATED, sync.INIT_PID, sync.READY)
         if msg["type"] == sync.USERNS_CREATED:
             write_id_maps(sys, spec, stage1_pid)
             parent_end.send(sync.USERNS_MAPPED)
-            msg = parent_end.recv(sync.INIT_PID)
-        # init-pid (from stage1) and ready (from init) share the socket, and a busy machine may
-        # deliver ready first: take the two in whichever order they come.
+            msg = parent_end.recv(sync.INIT_PID, sync.READY)
         ready = False
         while True:
             _take_events(sys, msg)

@@ -34,6 +34,9 @@ step  from      to        type                 meaning
                                                setup failed; the parent reports it and cleans up.
 ====  ========  ========  ===================  ================================================================
 
+Steps 4 and 5 come from two processes over one socket: on a busy machine init's ``ready`` can
+arrive before stage1's ``init-pid``, and the parent accepts them in either order.
+
 ``ready``, ``error`` and ``init-pid`` carry ``events``: the kernel steps that child recorded, which
 the parent adds to its own trace (one timeline for ``--explain``).
 
