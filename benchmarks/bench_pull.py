@@ -632,36 +632,53 @@ def hide_shared_state(work: Path) -> tuple[bool, list[Path]]:
     return cache.returncode == 0 and shm.returncode == 0, created
 
 
-LOOP_FS_SIZE = 16 * 1024**3  # sparse: the disk holds only what is written (a few GB at most)
+LOOP_FS_SIZE = 8 * 1024**3
 
 
 def fresh_filesystem(outer: Path) -> Path | None:
-    """A new ext4 (with a journal, as most hosts have) in a sparse file ``outer/fs.img``, loop-mounted on
-    ``outer/fs``: the same disk, but a filesystem that only this run has touched (see FRESH_FS).  Only
-    in our own mount namespace, so that the mount cannot outlive us.  None if it cannot be made."""
+    """A new ext4 (with a journal, as most hosts have) in ``outer/fs.img``, loop-mounted on ``outer/fs``:
+    the same disk, but a filesystem that only this run has touched (see FRESH_FS).  Only in our own
+    mount namespace, so that the mount cannot outlive us.  None if it cannot be made."""
     if not os.environ.get(NAMESPACE_MARK) or not shutil.which("mkfs.ext4"):
         return None
     image, mount_point = outer / "fs.img", outer / "fs"
-    with open(image, "wb") as f:
-        f.truncate(LOOP_FS_SIZE)
     mount_point.mkdir()
-    # Inode tables and journal written now, not by ext4lazyinit in the background during the timings.
-    steps = (["mkfs.ext4", "-q", "-F", "-L", "bench-pull", "-E", "lazy_itable_init=0,lazy_journal_init=0",
-              str(image)], ["mount", "-o", "loop", str(image), str(mount_point)])
+    try:
+        with open(image, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, LOOP_FS_SIZE)  # allocated now: no block allocation while timing
+    except OSError as e:
+        print(f"note: cannot allocate {LOOP_FS_SIZE >> 30} GiB for a fresh filesystem ({e}): running on {outer}")
+        image.unlink(missing_ok=True)
+        return None
+    steps = [
+        # 1M inodes (one per 8 KiB): the runs keep ~600,000 files until the end.  Inode tables and journal
+        # written now, not by ext4lazyinit in the background during the timings.
+        ["mkfs.ext4", "-q", "-F", "-L", "bench-pull", "-i", "8192", "-E",
+         "lazy_itable_init=0,lazy_journal_init=0", str(image)],
+        ["mount", "-o", "loop", str(image), str(mount_point)],  # "loop" sets autoclear: unmount frees it
+    ]
     for step in steps:
         r = subprocess.run(step, check=False, capture_output=True, text=True)
         if r.returncode != 0:
             print(f"note: {step[0]} failed ({r.stderr.strip()[-200:]}): running on {outer} itself")
             return None
+    # Direct I/O from the loop device to its file: no second copy of every block in the page cache, and
+    # a flush is the disk's flush (with buffered loop I/O, an fsync here cost 3-4 times one on the disk).
+    device = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(mount_point)], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    if device.startswith("/dev/loop"):
+        subprocess.run(["losetup", "--direct-io=on", device], check=False, capture_output=True)
     return mount_point
 
 
 FRESH_FS = """Why, by default, a fresh filesystem in a file: this VM's root is an ext4 without a journal, where
 creating files is up to 25 times slower for minutes after many files were removed nearby (see
 WHY_KEEP): after another session's clean-up, or this benchmark's own (it removes some 600,000 files
-at its end, which would also slow every other user of the disk for those minutes).  A new ext4 in a
-sparse file on the same disk starts empty every time, has a journal (so no such wait), and takes the
-benchmark's files away with it.  ``--fs dir`` runs in ``--dir`` itself instead."""
+at its end, which would also slow every other user of the disk for those minutes).  A new ext4 in an
+8 GiB file on the same disk starts empty every time, has a journal (so no such wait), and takes the
+benchmark's files away with it.  The file is allocated before the timings, and the loop device
+reads and writes it with direct I/O, so that a flush costs what it costs on the disk.  ``--fs dir``
+runs in ``--dir`` itself instead."""
 
 
 def filesystem_of(path: Path) -> str:
@@ -744,15 +761,14 @@ def main() -> int:
         registry.start()
         print(f"work dir {work}: {filesystem_of(work)}; every tool writes there, the registry's storage too")
         if loop_fs:
-            print(f"  (a fresh {LOOP_FS_SIZE >> 30} GiB ext4 in the sparse file {outer / 'fs.img'}, on "
+            print(f"  (a fresh {LOOP_FS_SIZE >> 30} GiB ext4 in the file {outer / 'fs.img'}, on "
                   f"{filesystem_of(outer)}: see FRESH_FS in the script)")
         print(f"registry {REGISTRY_BINARY} on {registry.host} (pid {registry.process.pid}); "
               f"{os.cpu_count()} CPUs; {args.runs} timed runs per tool and case, the tools' order rotating")
         os.sync()
         free = shutil.disk_usage(outer).free
-        if free < 10e9:
-            print(f"WARNING: {free / 1e9:.1f} GB free under {outer}; a run writes up to about "
-                  f"{1.5 * args.runs:.0f} GB there")
+        if free < 5e9:
+            print(f"WARNING: {free / 1e9:.1f} GB left free under {outer}")
         if not spread:
             print("note: chattr +T failed on the work dir: runs may land next to recently removed files "
                   "(see WHY_KEEP in the script)")
@@ -857,8 +873,6 @@ def main() -> int:
               if ("cold", "ours") in by else f"  busybox through the console script: {cli_wall * 1000:.0f} ms")
         for label, seconds in cli_parts:
             print(f"    {seconds * 1000:8.1f} ms {100 * seconds / cli_wall:5.1f}%  {label}")
-        if loop_fs:
-            print(f"\nthe filesystem's file took {(outer / 'fs.img').stat().st_blocks * 512 / 1e9:.1f} GB of disk")
         print(f"\ntotal {time.perf_counter() - started:.0f} s")
     finally:
         if registry:

@@ -39,8 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="images and containers (default: $MINICONTAINER_ROOT, daemon.json or /var/lib/minicontainer)")
     p.add_argument("--exec-root", default=None,
                    help="runtime state, gone at reboot (default: $MINICONTAINER_RUN or /run/minicontainer)")
-    p.add_argument("-G", "--group", default=None,
-                   help="group that may use the socket (e.g. minicontainer); default: root only")
+    p.add_argument("-G", "--group", default=default_group(),
+                   help="group that may use the socket, so that a notebook kernel running as a member can "
+                        "(default: 'minicontainer' if that group exists, as Docker uses 'docker'; else root only)")
     p.add_argument("-l", "--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -53,6 +54,18 @@ async def run(args: argparse.Namespace, path: str) -> None:
     engine = Engine(data_root=args.data_root or config.data_root(), run_root=args.exec_root or config.run_root())
     await engine.open()            # recovers containers' state after a restart of the daemon
     await serve(engine, path, group=args.group)
+
+
+def default_group() -> str | None:
+    """``minicontainer`` if the group exists: ``sudo groupadd minicontainer; sudo usermod -aG minicontainer
+    $USER`` lets that user's notebooks talk to the daemon, as the ``docker`` group does for dockerd."""
+    import grp
+
+    try:
+        grp.getgrnam("minicontainer")
+        return "minicontainer"
+    except KeyError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
