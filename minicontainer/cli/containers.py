@@ -41,8 +41,7 @@ def _exit_code_of_start_error(message: str) -> int:
 
 
 def create_body(args: argparse.Namespace) -> dict:
-    from minicontainer.cli.run import parse_bytes  # noqa: F401 - the flags' types live there
-
+    """docker's flags -> the Engine API's ContainerCreate body (Config fields and a HostConfig)."""
     env = list(args.env)
     for path in args.env_file:
         with open(path) as f:
