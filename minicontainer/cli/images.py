@@ -47,14 +47,6 @@ class PullPrinter:
             self.last[layer] = status
 
 
-def familiar_repository(repo_tag: str) -> tuple[str, str]:
-    """``docker.io/library/busybox:latest`` -> (``busybox``, ``latest``), as ``docker images`` shows."""
-    from minicontainer.image.reference import parse
-
-    ref = parse(repo_tag)
-    return ref.familiar_name(), ref.tag or "<none>"
-
-
 def cmd_pull(args: argparse.Namespace) -> int:
     from minicontainer.engine import images
     from minicontainer.image.reference import parse
@@ -77,6 +69,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def cmd_images(args: argparse.Namespace) -> int:
     from minicontainer.engine import images
+    from minicontainer.engine.images import familiar_repository
 
     store = images.open_store()
     rows = []
@@ -99,31 +92,9 @@ def cmd_images(args: argparse.Namespace) -> int:
     return 0
 
 
-def inspect_json(image) -> dict:
-    """``docker image inspect``'s shape, filled from the image record and its config."""
-    config = image.config
-    return {
-        "Id": image.id,
-        "RepoTags": [f"{r}:{t}" for r, t in (familiar_repository(x) for x in image.repo_tags)],
-        "RepoDigests": list(image.repo_digests),
-        "Parent": "",
-        "Comment": "",
-        "Created": image.created,
-        "DockerVersion": "",
-        "Author": config.get("author", ""),
-        "Config": config.get("config") or {},
-        "Architecture": config.get("architecture", ""),
-        "Variant": config.get("variant", ""),
-        "Os": config.get("os", ""),
-        "Size": image.size,
-        "GraphDriver": {"Name": "overlay2", "Data": None},
-        "RootFS": {"Type": "layers", "Layers": config.get("rootfs", {}).get("diff_ids", [])},
-        "Metadata": {"LastTagTime": ""},
-    }
-
-
 def cmd_image_inspect(args: argparse.Namespace) -> int:
     from minicontainer.engine import images
+    from minicontainer.engine.images import inspect_json
     from minicontainer.image.store import NotFound
 
     store = images.open_store()

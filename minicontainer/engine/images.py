@@ -136,3 +136,34 @@ def _familiar(text: str) -> str:
         return reference.parse(text).familiar()
     except ValueError:
         return text
+
+
+def familiar_repository(repo_tag: str) -> tuple[str, str]:
+    """``docker.io/library/busybox:latest`` -> (``busybox``, ``latest``), as ``docker images`` shows."""
+    from minicontainer.image.reference import parse
+
+    ref = parse(repo_tag)
+    return ref.familiar_name(), ref.tag or "<none>"
+
+
+def inspect_json(image) -> dict:
+    """``docker image inspect``'s shape, filled from the image record and its config."""
+    config = image.config
+    return {
+        "Id": image.id,
+        "RepoTags": [f"{r}:{t}" for r, t in (familiar_repository(x) for x in image.repo_tags)],
+        "RepoDigests": list(image.repo_digests),
+        "Parent": "",
+        "Comment": "",
+        "Created": image.created,
+        "DockerVersion": "",
+        "Author": config.get("author", ""),
+        "Config": config.get("config") or {},
+        "Architecture": config.get("architecture", ""),
+        "Variant": config.get("variant", ""),
+        "Os": config.get("os", ""),
+        "Size": image.size,
+        "GraphDriver": {"Name": "overlay2", "Data": None},
+        "RootFS": {"Type": "layers", "Layers": config.get("rootfs", {}).get("diff_ids", [])},
+        "Metadata": {"LastTagTime": ""},
+    }

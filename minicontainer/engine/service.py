@@ -758,12 +758,10 @@ class Engine:
         await task
 
     def images(self, all: bool = False) -> list[dict]:
-        from minicontainer.cli.images import familiar_repository
-
         out = []
         for image in self.store.images():
             config = image.config
-            out.append({"Id": image.id, "ParentId": "", "RepoTags": [":".join(familiar_repository(t)) for t in
+            out.append({"Id": image.id, "ParentId": "", "RepoTags": [":".join(image_service.familiar_repository(t)) for t in
                                                                      image.repo_tags],
                         "RepoDigests": list(image.repo_digests), "Created": int(parse_time(image.created)),
                         "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
@@ -771,10 +769,8 @@ class Engine:
         return out
 
     def image_inspect(self, name: str) -> dict:
-        from minicontainer.cli.images import inspect_json
-
         try:
-            return inspect_json(image_service.find(self.store, name))
+            return image_service.inspect_json(image_service.find(self.store, name))
         except LookupError:
             raise NotFound(f"No such image: {name}") from None
 
