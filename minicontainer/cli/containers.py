@@ -419,7 +419,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                     ("restart", cmd_restart, "stop, then start again")):
         p = containers(commands.add_parser(name, help=helptext))
         p.add_argument("-t", "--time", type=int)
-        p.add_argument("--explain", action="store_true", help="narrate the signals and the wait on stderr")
+        p.add_argument("--explain", action="store_true", help="narrate the signals, the wait (and the start)")
         p.set_defaults(handler=handler)
     p = containers(commands.add_parser("kill", help="send a signal (default SIGKILL)"))
     p.add_argument("-s", "--signal", default="KILL")
@@ -427,6 +427,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_kill)
     p = containers(commands.add_parser("rm", help="remove containers"))
     p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
     p.set_defaults(handler=cmd_rm)
     p = containers(commands.add_parser("wait", help="wait for containers to stop; print their exit codes"))
     p.set_defaults(handler=cmd_wait)

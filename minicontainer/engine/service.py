@@ -373,10 +373,12 @@ class Engine:
         A removed container's are kept a while: `run --rm --explain` asks after the removal."""
         from minicontainer.observe.events import read_jsonl
 
-        if cid in self.removed_events:
-            events = self.removed_events[cid]
-        else:
+        try:
             events = read_jsonl(self.get(cid).path("events.jsonl"))
+        except NotFound:
+            if cid.lstrip("/") not in self.removed_events:
+                raise
+            events = self.removed_events[cid.lstrip("/")]
         return [e._asdict() for e in events if e.at_ns >= since_ns]
 
     def _start(self, container: Container, sys: Syscalls) -> None:
@@ -580,13 +582,17 @@ class Engine:
             if not force:
                 raise Conflict(f"You cannot remove a running container {container.id}. Stop the container "
                                "before attempting removal or force remove")
-            self._signal(container, signal.SIGKILL)
+            sys = Syscalls()
+            self._signal(container, signal.SIGKILL, sys)
+            self._record(container, sys)
             await self.exited[container.id].wait()
         overlay.unmount_rootfs(self.sys, container.dir, remove=False)
         from minicontainer.observe.events import read_jsonl
 
-        self.removed_events[container.id] = read_jsonl(container.path("events.jsonl"))
-        while len(self.removed_events) > 100:
+        # by ID and by name: `rm --explain NAME` asks after the removal
+        self.removed_events[container.id] = self.removed_events[container.name] = \
+            read_jsonl(container.path("events.jsonl"))
+        while len(self.removed_events) > 200:
             self.removed_events.pop(next(iter(self.removed_events)))
         shutil.rmtree(container.dir, ignore_errors=True)
         self.containers.pop(container.id, None)

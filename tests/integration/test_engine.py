@@ -219,3 +219,7 @@ def test_explain_narrates_start_stop_and_kill(engine):
     engine.mc("start", "quiet")
     r = engine.mc("kill", "--explain", "quiet")
     assert "kill(" in r.stderr and "exit(PID 1 of quiet)" in r.stderr
+    r = engine.mc("restart", "--explain", "-t", "1", "quiet")
+    assert "pivot_root(., .)" in r.stderr  # the start again
+    r = engine.mc("rm", "-f", "--explain", "quiet")
+    assert r.returncode == 0 and "kill(" in r.stderr
