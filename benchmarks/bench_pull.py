@@ -27,8 +27,8 @@ small (35,000)  cold pull + unpack, next to ``tar -xzf`` of the same layer blob 
 ==============  ====================================================================================
 
 Every tool writes under the same temporary directory, so on the same filesystem, which the report
-names: by default (``--fs loop``) a fresh ext4, with a journal, made for the run in a sparse file under
-``--dir`` and loop-mounted (see ``FRESH_FS`` below: on this VM's root filesystem, an ext4 without a
+names: by default (``--fs loop``) a fresh ext4, with a journal, made for the run in an 8 GiB file
+under ``--dir`` and loop-mounted (see ``FRESH_FS`` below: on this VM's root filesystem, an ext4 without a
 journal, creating files next to recently removed ones is many times slower, and other sessions keep
 removing files); ``--fs dir`` runs in ``--dir`` itself.  Each cold run writes into a target of its
 own, which stays until the end (the 200 MB runs excepted; see ``WHY_KEEP``).
@@ -49,8 +49,9 @@ the pull.
 skopeo and podman keep a blob-info cache in ``/var/lib/containers/cache``, and podman its locks in
 ``/dev/shm/libpod_lock``; so that this benchmark leaves nothing there, the script re-executes itself in
 a private mount namespace (``unshare --mount``), binds a temporary directory over the first and mounts
-a tmpfs of its own on ``/dev/shm``; podman's ``--tmpdir`` keeps ``/run/libpod`` out of it too.  At the end the registry is stopped (by PID), nothing is left
-mounted and the temporary directory is removed.  A report, not a test: it always exits 0.
+a tmpfs of its own on ``/dev/shm``; podman's ``--tmpdir`` keeps ``/run/libpod`` out of it too.  At the
+end the registry is stopped (by PID), nothing is left mounted and the temporary directory is
+removed.  A report, not a test: it always exits 0.
 """
 
 from __future__ import annotations
@@ -432,16 +433,16 @@ def cold_runs(tag: str, image: BenchImage, tools: list[Tool], runs: int, work: P
     return results
 
 
-WHY_KEEP = """Why every run gets a directory of its own block group, and nothing is removed before the end:
-on an ext4 without a journal (as this VM's root), creating a file avoids reusing an inode freed in
-the last 60 s (360 s while its inode table block is dirty, as it is in a group still being written
-to): ext4's find_inode_bit() looks up every such free inode of the group, and takes the last one
-anyway when the group has nothing else.  So near a mass removal, each new file costs up to a scan of
-8,192 inodes (~0.5 ms here: 15-25 s for 35,000 files instead of 1), paid by whichever tool creates
-files there next.  The script therefore (1) marks its work directory ``chattr +T``, so that ext4
-places each run's directory as it places top-level ones, in a block group of its own, away from
-/var/tmp's recently removed files, and (2) keeps every run's files until the end (the 200 MB runs,
-a few inodes each, excepted), so that no run's clean-up lands in the next one's time."""
+WHY_KEEP = """Why nothing is removed before the end: on an ext4 without a journal (this VM's root), creating a
+file avoids reusing an inode freed in the last 60 s (360 s while its inode table block is dirty):
+ext4's find_inode_bit() looks up every such free inode of the group, and takes the last one anyway
+when the group has nothing else.  Near a mass removal each new file then costs up to a scan of 8,192
+inodes (~0.5 ms here: 5-25 s for 35,000 files instead of ~1), paid by whichever tool creates files
+there next.  So no run's files are removed before the end (the 200 MB runs, a few inodes each,
+excepted), and the work directory is marked ``chattr +T``, so that each run's directory goes to a
+block group of its own, as top-level directories do.  That does not help against a mass removal made
+just before the benchmark started (ext4 then prefers the groups just emptied): hence, by default,
+the fresh filesystem of FRESH_FS."""
 
 
 def spread_subdirectories(path: Path) -> bool:
