@@ -48,7 +48,8 @@ from minicontainer.runtime.errors import RuntimeFailure
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
 VERSION = __version__  # the engine reports the package's version
-TAIL_INTERVAL = 0.02  # seconds between looks at a running container's output files
+TAIL_INTERVAL = 0.02  # seconds between looks at a running container's output files...
+MAX_TAIL_INTERVAL = 0.25  # ...growing to this while it writes nothing
 DEFAULT_STOP_TIMEOUT = 10
 INIT_PATH = "/dev/init"  # where --init's tini is mounted in the container, as Docker does
 
@@ -130,8 +131,10 @@ class LogTail:
         except (OSError, ValueError, KeyError):
             return {1: 0, 2: 0}
 
-    def poll(self, final: bool = False) -> None:
-        """Move what is new in the raw files into json.log (whole lines; at the end, the rest too)."""
+    def poll(self, final: bool = False) -> bool:
+        """Move what is new in the raw files into json.log (whole lines; at the end, the rest too).
+
+        Returns whether there was anything new."""
         lines: list[tuple[int, bytes]] = []
         for stream, name in ((1, "stdout.raw"), (2, "stderr.raw")):
             try:
@@ -151,7 +154,7 @@ class LogTail:
                 lines.append((stream, rest))
                 self.partial[stream] = b""
         if not lines:
-            return
+            return False
         stamp = now_rfc3339()
         with open(self.container.path("json.log"), "a") as log:
             for stream, line in lines:
@@ -162,11 +165,15 @@ class LogTail:
         for queue in self.readers:
             for stream, line in lines:
                 queue.put_nowait((stream, line, stamp))
+        return True
 
     async def run(self) -> None:
+        # Look often while the program writes, less and less often while it is quiet: fifty idle
+        # containers should not keep the daemon busy.
+        interval = TAIL_INTERVAL
         while True:
-            self.poll()
-            await asyncio.sleep(TAIL_INTERVAL)
+            interval = TAIL_INTERVAL if self.poll() else min(interval * 1.5, MAX_TAIL_INTERVAL)
+            await asyncio.sleep(interval)
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self.run())
