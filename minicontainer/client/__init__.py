@@ -32,7 +32,9 @@ class ContainerError(Exception):
         self.stderr = stderr
 
 
-class Container:
+class Model:
+    """What docker-py's objects share: the client they came from and the daemon's JSON (``attrs``)."""
+
     def __init__(self, client: Client, attrs: dict) -> None:
         self.client = client
         self.attrs = attrs
@@ -43,7 +45,11 @@ class Container:
 
     @property
     def short_id(self) -> str:
-        return self.id[:12]
+        """The 12 hex digits docker prints (an image ID's ``sha256:`` prefix left out)."""
+        return self.id.split(":", 1)[-1][:12]
+
+
+class Container(Model):
 
     @property
     def name(self) -> str:
@@ -99,19 +105,7 @@ class Container:
         return _html_table(f"container {self.name}", rows)
 
 
-class Image:
-    def __init__(self, client: Client, attrs: dict) -> None:
-        self.client = client
-        self.attrs = attrs
-
-    @property
-    def id(self) -> str:
-        return self.attrs["Id"]
-
-    @property
-    def short_id(self) -> str:
-        return self.id.split(":", 1)[-1][:12]
-
+class Image(Model):
     @property
     def tags(self) -> list[str]:
         return self.attrs.get("RepoTags") or []
