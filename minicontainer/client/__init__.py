@@ -14,7 +14,6 @@ themselves as small tables.
 
 from __future__ import annotations
 
-import html
 import json
 import shlex
 
@@ -243,6 +242,8 @@ def from_env() -> Client:
 
 
 def _html_table(title: str, rows: list[tuple[str, object]]) -> str:
+    import html  # only in a notebook: the CLI imports this package for its API client, and starts faster
+
     body = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                    for k, v in rows)
     return f"<table><caption>{html.escape(title)}</caption>{body}</table>"

@@ -1,8 +1,9 @@
 """Talking to ``minicontainerd``: HTTP/1.1 over a unix socket, with the standard library only.
 
 This is what docker's client library does for the docker CLI: every command is one or more requests
-to the Engine API (``POST /containers/create``, ``POST /containers/{id}/start``...).  The module
-imports only ``http.client``, ``json``, ``socket`` and ``os``: the CLI starts fast.
+to the Engine API (``POST /containers/create``, ``POST /containers/{id}/start``...).  The HTTP is
+:mod:`minicontainer.client.http`'s, over ``socket``; with ``json`` and ``os`` that is all this module
+imports, so the CLI starts fast.
 
 If the daemon is not running, :func:`connect` starts it (as root) and says so, as Docker Desktop
 starts dockerd.
@@ -10,15 +11,14 @@ starts dockerd.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from urllib.parse import urlencode
+
+from minicontainer.client import http
 
 DEFAULT_SOCKET = "/run/minicontainer/minicontainer.sock"
 API_PREFIX = "/v1.45"
@@ -42,19 +42,6 @@ class APIError(Exception):
         self.message = message
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None = None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if self.timeout is not None:
-            sock.settimeout(self.timeout)
-        sock.connect(self.path)
-        self.sock = sock
-
-
 class APIClient:
     def __init__(self, path: str | None = None, *, autostart: bool = True) -> None:
         self.path = path or socket_path()
@@ -62,25 +49,19 @@ class APIClient:
             ensure_daemon(self.path)
 
     def request(self, method: str, path: str, params: dict | None = None, body=None, *,
-                timeout: float | None = None) -> http.client.HTTPResponse:
+                timeout: float | None = None, headers: dict[str, str] | None = None) -> http.Response:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         url = API_PREFIX + path + ("?" + urlencode(query) if query else "")
-        headers = {}
+        headers = dict(headers or {})
         data = None
-        if body is not None:
+        if isinstance(body, bytes):
+            data = body
+        elif body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        conn = _UnixConnection(self.path, timeout=timeout)
-        conn.request(method, url, body=data, headers=headers)
-        resp = conn.getresponse()
+        resp = http.request(self.path, method, url, data, headers, timeout=timeout)
         if resp.status >= 400:
-            raw = resp.read()
-            try:
-                message = json.loads(raw)["message"]
-            except (ValueError, KeyError, TypeError):
-                message = raw.decode(errors="replace")
-            conn.close()
-            raise APIError(resp.status, message)
+            raise _error(resp)
         return resp
 
     def json(self, method: str, path: str, params: dict | None = None, body=None):
@@ -104,47 +85,26 @@ class APIClient:
             size = int.from_bytes(header[4:], "big")
             yield header[0], _read_exactly(resp, size)
 
-    def attach(self, cid: str, *, stdin: bool = False) -> socket.socket:
-        """``POST /containers/{id}/attach`` with ``Upgrade: tcp``: after the 101, the socket is a raw stream."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(self.path)
+    def attach(self, cid: str, *, stdin: bool = False) -> http.Response:
+        """``POST /containers/{id}/attach`` with ``Upgrade: tcp``: after the 101, the connection is a raw
+        stream, the container's output one way (framed as :meth:`frames` reads it) and its stdin the other."""
         query = urlencode({"stream": 1, "stdout": 1, "stderr": 1, "stdin": int(stdin)})
-        sock.sendall((f"POST {API_PREFIX}/containers/{cid}/attach?{query} HTTP/1.1\r\nHost: localhost\r\n"
-                      "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise APIError(500, "the daemon closed the attach connection")
-            head += chunk
-        head, _, rest = head.partition(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        if status != 101:
-            raise APIError(status, rest.decode(errors="replace"))
-        return _Prebuffered(sock, rest)
+        resp = http.request(self.path, "POST", f"{API_PREFIX}/containers/{cid}/attach?{query}",
+                            headers={"Connection": "Upgrade", "Upgrade": "tcp"})
+        if resp.status != 101:
+            raise _error(resp)
+        return resp
 
 
-class _Prebuffered:
-    """A socket whose first bytes were already read with the HTTP headers."""
-
-    def __init__(self, sock: socket.socket, first: bytes) -> None:
-        self.sock = sock
-        self.buffer = first
-
-    def read(self, n: int) -> bytes:
-        if self.buffer:
-            out, self.buffer = self.buffer[:n], self.buffer[n:]
-            return out
-        return self.sock.recv(n)
-
-    def sendall(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def shutdown_write(self) -> None:
-        self.sock.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self.sock.close()
+def _error(resp: http.Response) -> APIError:
+    """The daemon's ``{"message": ...}`` of an error reply (or its text, if it is not JSON)."""
+    raw = resp.read()
+    resp.close()
+    try:
+        message = json.loads(raw)["message"]
+    except (ValueError, KeyError, TypeError):
+        message = raw.decode(errors="replace")
+    return APIError(resp.status, message)
 
 
 def _read_exactly(stream, n: int) -> bytes:
@@ -174,6 +134,9 @@ def ensure_daemon(path: str, *, timeout: float = 10.0) -> int | None:
                             "(start it as root: sudo minicontainerd)")
     run_dir = os.path.dirname(path)
     os.makedirs(run_dir, exist_ok=True)
+    import subprocess
+    import time
+
     log_path = os.path.join(run_dir, "minicontainerd.log")
     print(f"minicontainerd is not running: starting it (log: {log_path})", file=sys.stderr)
     with open(log_path, "ab") as log:
