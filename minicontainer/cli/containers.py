@@ -86,15 +86,12 @@ def _familiar(name: str) -> str:
 
 
 def _pull(api, image: str, out) -> None:
-    from minicontainer.cli.images import PullPrinter
-    from minicontainer.image.reference import parse
+    from minicontainer.cli.images import DaemonError, PullPrinter, pull_through_daemon
 
-    ref = parse(image)
-    printer = PullPrinter(out)
-    for msg in api.stream_json("POST", "/images/create", {"fromImage": ref.name, "tag": ref.digest or ref.tag}):
-        if "error" in msg:
-            raise RuntimeError(msg["error"])
-        printer(msg)
+    try:
+        pull_through_daemon(api, image, PullPrinter(out))
+    except DaemonError as e:
+        raise RuntimeError(e.args[0]) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

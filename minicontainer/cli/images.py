@@ -2,8 +2,11 @@
 ``image prune``, ``login``, ``logout``, and the teaching extra ``starter``.
 
 Each prints what ``docker`` prints for the same command, so that a learner's muscle memory (and
-scripts) carry over.  They call the engine in-process for now; with ``minicontainerd`` they will go
-through the daemon, as docker's do.
+scripts) carry over.  Like docker's, they are requests to the daemon (``POST /images/create``,
+``GET /images/json``...), so a user in the socket's group needs no root.  ``login`` and ``logout``
+only touch this user's own credentials file; the daemon gets the credentials with each pull or push
+(``X-Registry-Auth``).  ``starter`` builds images from this host's files straight into the store,
+which takes root.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import argparse
 import json
 import sys
 
-from minicontainer.cli.format import ago, human_size, table
+from minicontainer.cli.format import human_size, table
 
 
 class PullPrinter:
@@ -47,44 +50,112 @@ class PullPrinter:
             self.last[layer] = status
 
 
+def registry_auth(image: str) -> dict[str, str]:
+    """The ``X-Registry-Auth`` header for a pull or push of ``image``: the credentials ``login`` stored
+    (in *this user's* config) for its registry, base64url(JSON), as the docker CLI sends them.  The
+    daemon keeps no logins of its own."""
+    import base64
+
+    from minicontainer.image.auth import load_docker_credentials
+    from minicontainer.image.reference import parse
+
+    domain = parse(image).domain
+    found = load_docker_credentials().get(domain)
+    auth = {"username": found[0], "password": found[1], "serveraddress": domain} if found else {}
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()}
+
+
+def pull_through_daemon(api, image: str, printer, platform: str | None = None) -> None:
+    """``POST /images/create?fromImage=...``: the daemon pulls, and streams its progress back."""
+    from minicontainer.image.reference import parse
+
+    ref = parse(image)
+    params = {"fromImage": ref.name, "tag": ref.digest or ref.tag, "platform": platform}
+    resp = api.request("POST", "/images/create", params, headers=registry_auth(image))
+    _follow(api, resp, printer)
+
+
+def _follow(api, resp, printer) -> None:
+    """Print a progress stream; an ``{"error": ...}`` in it ends the command (as docker: exit 1)."""
+    for line in resp:
+        if not line.strip():
+            continue
+        msg = json.loads(line)
+        if "error" in msg:
+            raise DaemonError(msg["error"])
+        if printer:
+            printer(msg)
+
+
+class DaemonError(Exception):
+    """An error the daemon reported (inside a stream, or as an error status)."""
+
+    exit_code = 1
+    prefix = "Error response from daemon: "  # what main() prints before the message, as docker
+
+
+def _api():
+    from minicontainer.cli.containers import client
+
+    return client()
+
+
+def _calling(action):
+    """Run ``action``; an error status from the daemon becomes docker's message and exit status 1."""
+    from minicontainer.client.api import APIError
+
+    try:
+        return action()
+    except APIError as e:
+        raise DaemonError(e.message) from None
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
     from minicontainer.image.reference import parse
 
     ref = parse(args.image)
     if ":" not in args.image.rsplit("/", 1)[-1] and "@" not in args.image and not args.quiet:
         print("Using default tag: latest")
-    printer = None if args.quiet else PullPrinter()
-    images.pull(args.image, images.open_store(), platform=args.platform, progress=printer)
+    api = _api()
+    _calling(lambda: pull_through_daemon(api, args.image, None if args.quiet else PullPrinter(), args.platform))
     print(str(ref))
     return 0
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
+    from minicontainer.image.reference import parse
 
-    images.push(args.image, images.open_store(), progress=None if args.quiet else PullPrinter())
+    ref = parse(args.image)
+    api = _api()
+    resp = _calling(lambda: api.request("POST", f"/images/{ref.familiar_name()}/push", {"tag": ref.tag},
+                                        headers=registry_auth(args.image)))
+    _follow(api, resp, None if args.quiet else PullPrinter())
     return 0
 
 
-def cmd_images(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
-    from minicontainer.engine.images import familiar_repository
+def split_repo_tag(repo_tag: str) -> tuple[str, str]:
+    """``127.0.0.1:5000/app:v1`` -> (``127.0.0.1:5000/app``, ``v1``): the tag is after the last ``:``
+    that follows the last ``/`` (a registry's port is not a tag)."""
+    repo, colon, tag = repo_tag.rpartition(":")
+    return (repo, tag) if colon and "/" not in tag else (repo_tag, "latest")
 
-    store = images.open_store()
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from minicontainer.cli.containers import ago_unix
+
     rows = []
     ids = []
-    for image in sorted(store.images(), key=lambda i: i.created, reverse=True):
-        shown_id = image.id if args.no_trunc else image.short_id
+    listed = _calling(lambda: _api().json("GET", "/images/json", {"all": int(args.all)}))
+    for image in sorted(listed, key=lambda i: i.get("Created", 0), reverse=True):
+        shown_id = image["Id"] if args.no_trunc else image["Id"].split(":", 1)[-1][:12]
         if args.quiet:
             if shown_id not in ids:
                 ids.append(shown_id)
             continue
-        tags = [familiar_repository(t) for t in image.repo_tags] or [("<none>", "<none>")]
-        for repo, tag in tags:
+        for repo, tag in [split_repo_tag(t) for t in image.get("RepoTags") or []] or [("<none>", "<none>")]:
             if args.repository and repo != args.repository:
                 continue
-            rows.append([repo, tag, shown_id, ago(image.created), human_size(image.size)])
+            rows.append([repo, tag, shown_id, ago_unix(image.get("Created", 0)), human_size(image.get("Size", 0))])
     if args.quiet:
         print("\n".join(ids)) if ids else None
         return 0
@@ -93,16 +164,16 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_image_inspect(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
-    from minicontainer.engine.images import inspect_json
-    from minicontainer.image.store import NotFound
+    from minicontainer.client.api import APIError
 
-    store = images.open_store()
+    api = _api()
     found, code = [], 0
     for name in args.images:
         try:
-            found.append(inspect_json(images.find(store, name)))
-        except NotFound:
+            found.append(api.json("GET", f"/images/{name}/json"))
+        except APIError as e:
+            if e.status != 404:
+                raise DaemonError(e.message) from None
             print(f"Error: No such image: {name}", file=sys.stderr)
             code = 1
     print_inspected(found, args.format)
@@ -139,55 +210,43 @@ def _go_template(fmt: str, data: dict) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
+    from minicontainer.cli.containers import ago_unix
 
-    image = images.find(images.open_store(), args.image)
-    config = image.config
-    history = list(reversed(config.get("history") or []))
     rows = []
-    sizes = iter(reversed([images.open_store().layer(c).size for c in image.chain_ids]))
-    for i, h in enumerate(history):
-        size = 0 if h.get("empty_layer") else next(sizes, 0)
-        created_by = h.get("created_by", "")
+    for h in _calling(lambda: _api().json("GET", f"/images/{args.image}/history")):
+        created_by = h.get("CreatedBy", "")
         if not args.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        rows.append([image.short_id if i == 0 else "<missing>", ago(h.get("created", "")), created_by,
-                     human_size(size), h.get("comment", "")])
+        shown = h.get("Id", "")
+        shown = shown if args.no_trunc or shown == "<missing>" else shown.split(":", 1)[-1][:12]
+        rows.append([shown, ago_unix(h.get("Created", 0)), created_by, human_size(h.get("Size", 0)),
+                     h.get("Comment", "")])
     sys.stdout.write(table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], rows))
     return 0
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
     from minicontainer.image.reference import parse
 
-    store = images.open_store()
-    image = images.find(store, args.source)
-    store.tag(image.id, str(parse(args.target)))
+    target = parse(args.target)  # a bad name is refused here, before the daemon is asked
+    repo, tag = split_repo_tag(target.familiar())
+    _calling(lambda: _api().request("POST", f"/images/{args.source}/tag", {"repo": repo, "tag": tag}).read())
     return 0
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
-    from minicontainer.image.reference import parse
-    from minicontainer.image.store import StoreError
+    from minicontainer.client.api import APIError
 
-    store = images.open_store()
+    api = _api()
     code = 0
     for name in args.images:
         try:
-            try:
-                key = str(parse(name))
-                store.resolve(key)
-            except (ValueError, LookupError):
-                key = name
-            for line in store.remove_image(key, force=args.force, in_use=images.in_use(store)):
-                print(_familiar_line(line))
-        except StoreError as e:
-            print(f"Error response from daemon: {e}", file=sys.stderr)
+            for item in api.json("DELETE", f"/images/{name}", {"force": int(args.force)}) or []:
+                for verb, what in item.items():
+                    print(_familiar_line(f"{verb}: {what}"))
+        except APIError as e:
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
             code = 1
-    if code == 0:
-        store.gc()
     return code
 
 
@@ -205,23 +264,22 @@ def _familiar_line(line: str) -> str:
 
 
 def cmd_image_prune(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
-
     what = "all images without at least one container associated to them" if args.all else "all dangling images"
     if not args.force:
         sys.stdout.write(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    store = images.open_store()
-    lines = store.prune(dangling_only=not args.all, in_use=images.in_use(store))
-    result = store.gc()
-    if lines:
+    filters = json.dumps({"dangling": ["false" if args.all else "true"]})
+    result = _calling(lambda: _api().json("POST", "/images/prune", {"filters": filters}))
+    if result.get("ImagesDeleted"):
         print("Deleted Images:")
-        for line in lines:
-            print(_familiar_line(line).replace("Untagged:", "untagged:").replace("Deleted:", "deleted:"))
+        for item in result["ImagesDeleted"]:
+            for verb, what in item.items():
+                print(_familiar_line(f"{verb}: {what}").replace("Untagged:", "untagged:")
+                      .replace("Deleted:", "deleted:"))
         print()
-    print(f"Total reclaimed space: {human_size(getattr(result, 'bytes_freed', 0))}")
+    print(f"Total reclaimed space: {human_size(result.get('SpaceReclaimed', 0))}")
     return 0
 
 
@@ -264,9 +322,15 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 
 def cmd_starter(args: argparse.Namespace) -> int:
+    import os
+
     from minicontainer.engine import images
     from minicontainer.image.starter import STARTERS, install_starter
 
+    if os.geteuid() != 0:
+        print("minicontainer starter builds images straight into the image store, which only root may write: "
+              "run it as root (sudo minicontainer starter)", file=sys.stderr)
+        return 1
     store = images.open_store()
     names = args.names or [n for n in STARTERS if n != "redis" or _has_redis()]
     for name in names:

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:
         if type(e).__module__.startswith("minicontainer") or isinstance(e, (OSError, ValueError, LookupError)):
-            print(f"Error: {e}", file=sys.stderr)
+            print(f"{getattr(e, 'prefix', 'Error: ')}{e}", file=sys.stderr)
             return getattr(e, "exit_code", 1)
         raise
 

@@ -295,8 +295,17 @@ class DockerAPI:
         if not image:
             raise BadRequest("fromImage is required")
         auth = registry_auth(call.request.headers.get("x-registry-auth"))
-        progress: AsyncIterator[dict] = aiter(await _maybe_await(
-            self.engine.pull(image, call.q("tag") or None, call.q("platform") or None, auth)))
+        await self._stream_progress(call, f"pull {image}", self.engine.pull(
+            image, call.q("tag") or None, call.q("platform") or None, auth))
+
+    @route("POST", "/images/{name*}/push")
+    async def image_push(self, call: Call, name: str) -> None:
+        auth = registry_auth(call.request.headers.get("x-registry-auth"))
+        await self._stream_progress(call, f"push {name}", self.engine.push(name, call.q("tag") or None, auth))
+
+    async def _stream_progress(self, call: Call, what: str, stream: Any) -> None:
+        """A registry transfer's progress, one JSON object per line as it happens."""
+        progress: AsyncIterator[dict] = aiter(await _maybe_await(stream))
         conn = call.conn
         # Until the first progress message an error is still an HTTP status (404 for an image that
         # does not exist); after it, errors travel inside the stream.
@@ -314,7 +323,7 @@ class DockerAPI:
         except ClientGone:
             raise
         except Exception as exc:  # noqa: BLE001 -- whatever failed, the client must read why
-            log.info("pull %s failed: %s", image, exc)
+            log.info("%s failed: %s", what, exc)
             await conn.send(streams.error_line(str(exc) or type(exc).__name__))
         await conn.end_stream()
 

@@ -43,13 +43,23 @@ def in_use(store: Store):
     return check
 
 
-def registry_client(on_notice=None):
-    """A registry client with the daemon settings (mirrors, insecure registries) and the user's logins."""
-    from minicontainer.image.auth import load_docker_credentials
+def registry_client(on_notice=None, auth: dict | None = None):
+    """A registry client with the daemon settings (mirrors, insecure registries) and credentials.
+
+    ``auth`` is what a client sent in ``X-Registry-Auth`` (``{"username", "password",
+    "serveraddress"}``): the daemon uses those and nothing else, as dockerd does, so one user's
+    logins never serve another's pulls.  Without it (the engine used in-process, as root) the
+    credentials are this process's own ``config.json``."""
+    from minicontainer.image.auth import load_docker_credentials, normalize_registry_host
     from minicontainer.image.registry import RegistryClient
 
     settings = config.daemon_settings()
-    credentials = load_docker_credentials()
+    if auth is None:
+        credentials = load_docker_credentials()
+    elif auth.get("username") and auth.get("serveraddress"):
+        credentials = {normalize_registry_host(auth["serveraddress"]): (auth["username"], auth.get("password", ""))}
+    else:
+        credentials = {}
     return RegistryClient(credentials=credentials.get, mirrors=settings.get("registry-mirrors", []),
                           insecure=settings.get("insecure-registries", []), on_notice=on_notice)
 
@@ -69,12 +79,13 @@ def find(store: Store, text: str) -> Image:
     return store.resolve(text)  # an ID or ID prefix; raises NotFound("No such image: ...")
 
 
-def pull(text: str, store: Store, *, platform: str | None = None, progress=None, client=None) -> Image:
+def pull(text: str, store: Store, *, platform: str | None = None, progress=None, client=None,
+         auth: dict | None = None) -> Image:
     from minicontainer.image.pull import pull as pull_image
     from minicontainer.image.registry import Platform
 
     own_client = client is None
-    client = client or registry_client(on_notice=lambda text: progress and progress({"status": text}))
+    client = client or registry_client(on_notice=lambda text: progress and progress({"status": text}), auth=auth)
     try:
         return pull_image(text, store, client, platform=Platform.parse(platform) if platform else None,
                           progress=progress)
@@ -83,7 +94,7 @@ def pull(text: str, store: Store, *, platform: str | None = None, progress=None,
             client.close()
 
 
-def push(text: str, store: Store, *, progress=None, client=None) -> str:
+def push(text: str, store: Store, *, progress=None, client=None, auth: dict | None = None) -> str:
     """Upload an image's blobs, then its manifest, to the registry its name points at (``docker push``).
 
     A blob the repository already has is skipped; one that another repository of the same registry
@@ -100,7 +111,7 @@ def push(text: str, store: Store, *, progress=None, client=None) -> str:
     mount_from = next((s for s in sources if s.domain == ref.domain and s.path != ref.path), None)
     emit({"status": f"The push refers to repository [{ref.name}]"})
     own_client = client is None
-    client = client or registry_client()
+    client = client or registry_client(auth=auth)
     try:
         for desc in [*reversed(manifest["layers"]), manifest["config"]]:
             short = desc["digest"].split(":", 1)[1][:12]

@@ -31,7 +31,7 @@ import secrets
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from minicontainer import __version__
 from minicontainer import config as settings
@@ -748,21 +748,39 @@ class Engine:
     async def pull(self, image: str, tag: str | None, platform_name: str | None = None,
                    auth: dict | None = None) -> AsyncIterator[dict]:
         name = f"{image}:{tag}" if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1] else image
+        async for msg in self._in_thread(lambda progress: image_service.pull(
+                name, self.store, platform=platform_name, progress=progress, auth=auth)):
+            yield msg
+
+    async def push(self, image: str, tag: str | None, auth: dict | None = None) -> AsyncIterator[dict]:
+        name = f"{image}:{tag}" if tag and ":" not in image.rsplit("/", 1)[-1] else image
+        try:
+            image_service.find(self.store, name)
+        except LookupError:
+            raise NotFound(f"An image does not exist locally with the tag: {image_service._familiar(name)}") from None
+        async for msg in self._in_thread(lambda progress: image_service.push(
+                name, self.store, progress=progress, auth=auth)):
+            yield msg
+
+    @staticmethod
+    async def _in_thread(work: Callable[[Callable[[dict], None]], object]) -> AsyncIterator[dict]:
+        """Run a registry transfer (blocking: requests) in a thread; yield its progress messages as they
+        come.  A failure is the last message, ``{"error": ...}``, as the Engine API streams it."""
         queue: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
 
         def progress(msg: dict) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, msg)
 
-        def work() -> None:
+        def run() -> None:
             try:
-                image_service.pull(name, self.store, platform=platform_name, progress=progress)
+                work(progress)
             except Exception as e:  # noqa: BLE001 - reported inside the stream, as the Engine API does
                 progress({"error": str(e), "errorDetail": {"message": str(e)}})
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, None)
 
-        task = loop.run_in_executor(None, work)
+        task = loop.run_in_executor(None, run)
         while True:
             msg = await queue.get()
             if msg is None:
@@ -791,9 +809,12 @@ class Engine:
         data = self.image_inspect(name)
         image = image_service.find(self.store, name)
         history = image.config.get("history") or []
+        # Each history entry that made a layer (not "empty_layer") gets that layer's size, in order.
+        sizes = iter([self.store.layer(c).size for c in image.chain_ids])
+        sized = [0 if h.get("empty_layer") else next(sizes, 0) for h in history]
         return [{"Id": data["Id"] if i == len(history) - 1 else "<missing>",
                  "Created": int(parse_time(h.get("created", ""))), "CreatedBy": h.get("created_by", ""),
-                 "Tags": data["RepoTags"] if i == len(history) - 1 else None, "Size": 0,
+                 "Tags": data["RepoTags"] if i == len(history) - 1 else None, "Size": sized[i],
                  "Comment": h.get("comment", "")} for i, h in reversed(list(enumerate(history)))]
 
     def remove_image(self, name: str, force: bool = False) -> list[dict]:
@@ -810,6 +831,7 @@ class Engine:
             raise NotFound(f"No such image: {name}") from None
         except StoreError as e:
             raise Conflict(str(e)) from None
+        self.store.gc()  # the blobs and layers no image refers to any more
         return [{verb: rest} for verb, _, rest in (line.partition(": ") for line in lines)]
 
     def tag_image(self, name: str, repo: str, tag: str | None) -> None:
@@ -819,7 +841,10 @@ class Engine:
         self.store.tag(image.id, str(parse(f"{repo}:{tag or 'latest'}")))
 
     def prune_images(self, filters: dict | None = None) -> dict:
-        lines = self.store.prune(dangling_only=True, in_use=image_service.in_use(self.store))
+        """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged."""
+        dangling = (filters or {}).get("dangling", ["true"])
+        dangling_only = not (isinstance(dangling, list) and dangling and str(dangling[0]).lower() in ("false", "0"))
+        lines = self.store.prune(dangling_only=dangling_only, in_use=image_service.in_use(self.store))
         result = self.store.gc()
         return {"ImagesDeleted": [{verb: rest} for verb, _, rest in (x.partition(": ") for x in lines)] or None,
                 "SpaceReclaimed": getattr(result, "freed", 0)}

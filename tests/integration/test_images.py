@@ -124,6 +124,9 @@ def test_tag_history_inspect_rmi_and_prune(mc, fixture_images):
     assert "mytiny" in images and "v1" in images
     history = mc("history", "mytiny:v1").stdout.splitlines()
     assert history[0].split()[:2] == ["IMAGE", "CREATED"]
+    assert not history[1].rstrip().endswith(" 0B"), history  # the layer's own size, from the daemon
+    assert mc("images", "-q").stdout.split().count(mc("image", "inspect", "-f", "{{.Id}}",
+                                                      "mytiny:v1").stdout.strip()[7:19]) == 1
     fmt = mc("image", "inspect", "-f", "{{.Config.WorkingDir}} {{json .Config.Cmd}}", "mytiny:v1").stdout
     assert fmt.strip() == '/ ["cat", "/hello.txt"]'
     r = mc("rmi", "mytiny:v1")
@@ -133,9 +136,14 @@ def test_tag_history_inspect_rmi_and_prune(mc, fixture_images):
     assert mc("rmi", "mytiny:v1").returncode == 1
     r = mc("image", "prune", "-f")
     assert r.returncode == 0 and "Total reclaimed space" in r.stdout
+    # -a: every image no container uses, tagged or not
+    assert mc("pull", "-q", fixture_images.tiny.name).returncode == 0
+    r = mc("image", "prune", "-a", "-f")
+    assert r.returncode == 0 and "untagged: " in r.stdout and "deleted: sha256:" in r.stdout, r.stdout
+    assert fixture_images.tiny.name.rsplit("/", 1)[-1].split(":")[0] not in mc("images").stdout
 
 
-def test_login_to_a_basic_auth_registry(mc, basic_registry):
+def test_login_then_push_and_pull_with_the_users_credentials(mc, basic_registry, registry, fixture_images):
     bad = mc("login", "-u", "basicuser", "--password-stdin", basic_registry.host, input="wrong\n")
     assert bad.returncode == 1
     ok = mc("login", "-u", "basicuser", "--password-stdin", basic_registry.host, input="basic-secret\n")
@@ -143,7 +151,22 @@ def test_login_to_a_basic_auth_registry(mc, basic_registry):
     assert "Login Succeeded" in ok.stdout
     config = json.loads((mc.root.parent / "client" / "config.json").read_text())
     assert basic_registry.host in config["auths"]
+    # The daemon keeps no logins: the CLI sends this user's with each push and pull (X-Registry-Auth).
+    private = f"{basic_registry.host}/private/tiny:latest"
+    assert mc("pull", f"{registry.host}/tests/tiny").returncode == 0
+    assert mc("tag", f"{registry.host}/tests/tiny", private).returncode == 0
+    pushed = mc("push", private)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "digest: sha256:" in pushed.stdout
+    assert mc("rmi", private).returncode == 0
+    pulled = mc("pull", private)
+    assert pulled.returncode == 0, pulled.stderr
+    assert mc("rmi", private).returncode == 0
     assert mc("logout", basic_registry.host).returncode == 0
+    refused = mc("pull", private)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error response from daemon: pull access denied"), refused.stderr
+    assert "minicontainer login" in refused.stderr
 
 
 def test_starter_images_work_offline(mc):
