@@ -13,7 +13,7 @@ APT_PACKAGES := python3 python3-venv busybox-static runc docker-registry skopeo 
 BENCH_PACKAGES := hyperfine podman
 SOURCES := $(shell find minicontainer -name '*.py')
 
-.PHONY: demo test bench setup apt lint clean
+.PHONY: demo test bench setup apt group lint clean
 
 demo: setup
 	$(VENV)/bin/python -m minicontainer.demo
@@ -28,7 +28,14 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check minicontainer tests benchmarks
 
-setup: apt $(VENV)/.installed $(VENV)/.compiled
+setup: apt group $(VENV)/.installed $(VENV)/.compiled
+
+# The group whose members may use the daemon's socket (as Debian's docker package adds `docker`):
+# `sudo usermod -aG minicontainer $$USER` lets that user's notebooks run containers without root.
+group:
+	@getent group minicontainer >/dev/null || { [ "$$(id -u)" = 0 ] && groupadd --system minicontainer \
+	  && echo "added the group 'minicontainer' (its members may use minicontainerd's socket)"; } \
+	  || echo "no group 'minicontainer': as root, groupadd --system minicontainer lets non-root users in"
 
 # Install the Debian packages that are missing (needs root: CI and the demo run as root).
 apt:

@@ -59,7 +59,10 @@ class APIClient:
         elif body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        resp = http.request(self.path, method, url, data, headers, timeout=timeout)
+        try:
+            resp = http.request(self.path, method, url, data, headers, timeout=timeout)
+        except PermissionError:
+            raise permission_denied(self.path) from None
         if resp.status >= 400:
             raise _error(resp)
         return resp
@@ -89,11 +92,37 @@ class APIClient:
         """``POST /containers/{id}/attach`` with ``Upgrade: tcp``: after the 101, the connection is a raw
         stream, the container's output one way (framed as :meth:`frames` reads it) and its stdin the other."""
         query = urlencode({"stream": 1, "stdout": 1, "stderr": 1, "stdin": int(stdin)})
-        resp = http.request(self.path, "POST", f"{API_PREFIX}/containers/{cid}/attach?{query}",
-                            headers={"Connection": "Upgrade", "Upgrade": "tcp"})
+        try:
+            resp = http.request(self.path, "POST", f"{API_PREFIX}/containers/{cid}/attach?{query}",
+                                headers={"Connection": "Upgrade", "Upgrade": "tcp"})
+        except PermissionError:
+            raise permission_denied(self.path) from None
         if resp.status != 101:
             raise _error(resp)
         return resp
+
+
+def permission_denied(path: str) -> APIError:
+    """connect() refused with EACCES: the daemon is there, but this user may not use its socket.
+    Say which group opens it (as docker's message points at the ``docker`` group)."""
+    import grp
+
+    try:
+        gid = os.stat(path).st_gid
+    except OSError:
+        gid = -1
+    if gid == 0:
+        hint = ("only root may use it; to let a group's members in, start the daemon with "
+                "`minicontainerd --group GROUP` (by default the group 'minicontainer', if it exists)")
+    else:
+        try:
+            group = grp.getgrgid(gid).gr_name
+        except (KeyError, OverflowError):
+            group = str(gid) if gid >= 0 else "minicontainer"
+        hint = (f"members of the group '{group}' may use it: sudo usermod -aG {group} $USER, then log in "
+                f"again (or start a shell in the group with `newgrp {group}`)")
+    return APIError(403, f"permission denied while trying to connect to the minicontainerd socket at "
+                         f"unix://{path}: {hint}")
 
 
 def _error(resp: http.Response) -> APIError:
@@ -125,6 +154,8 @@ def ensure_daemon(path: str, *, timeout: float = 10.0) -> int | None:
     try:
         probe.connect(path)
         return None
+    except PermissionError:
+        raise permission_denied(path) from None  # it is running: this user is not let in
     except OSError:
         pass
     finally:

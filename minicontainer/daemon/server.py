@@ -54,9 +54,10 @@ def _remove_stale_socket(path: str) -> None:
 
 
 def _set_permissions(path: str, group: str | None) -> None:
+    """``group`` is a name or a numeric GID (as for dockerd's ``--group``)."""
     if group:
         try:
-            gid = grp.getgrnam(group).gr_gid
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
         except KeyError:
             raise RuntimeError(f"group {group!r} does not exist (create it with: groupadd {group})") from None
         os.chown(path, -1, gid)

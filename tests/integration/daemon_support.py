@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-def start_daemon(env: dict, run_dir: Path) -> subprocess.Popen:
+def start_daemon(env: dict, run_dir: Path, *args: str) -> subprocess.Popen:
     import time
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -16,7 +16,7 @@ def start_daemon(env: dict, run_dir: Path) -> subprocess.Popen:
     env = dict(env, MINICONTAINER_AUTOSTART="0")  # a test's CLI never starts a daemon of its own
     log = open(run_dir / "daemon.log", "ab")  # noqa: SIM115 - the daemon writes it while it runs
     proc = subprocess.Popen([sys.executable, "-m", "minicontainer.daemon.main", "--host", f"unix://{sock}",
-                             "--data-root", env["MINICONTAINER_ROOT"], "--exec-root", str(run_dir)],
+                             "--data-root", env["MINICONTAINER_ROOT"], "--exec-root", str(run_dir), *args],
                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 15
     while not _answers(sock):
