@@ -282,7 +282,7 @@ def _since(text: str | None) -> str | None:
         return str(time.time() - float(text[:-1]) * units[text[-1]])
     if text.replace(".", "").isdigit():
         return text
-    from minicontainer.engine.service import parse_time
+    from minicontainer.engine.clock import parse_time
 
     return str(parse_time(text))
 

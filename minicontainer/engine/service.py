@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import platform
 import secrets
@@ -37,35 +38,22 @@ from minicontainer import __version__
 from minicontainer import config as settings
 from minicontainer.engine import images as image_service
 from minicontainer.engine import names
+from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
+from minicontainer.engine.logs import LogTail, OutputWatcher
 from minicontainer.engine.spec import RunOptions, oci_config
 from minicontainer.image import overlay
 from minicontainer.image.store import StoreError
-from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, Syscalls
+from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
 from minicontainer.runtime import lifecycle
 from minicontainer.runtime.errors import RuntimeFailure
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
+log = logging.getLogger(__name__)
 VERSION = __version__  # the engine reports the package's version
-TAIL_INTERVAL = 0.02  # seconds between looks at a running container's output files...
-MAX_TAIL_INTERVAL = 0.25  # ...growing to this while it writes nothing
 DEFAULT_STOP_TIMEOUT = 10
 INIT_PATH = "/dev/init"  # where --init's tini is mounted in the container, as Docker does
-
-
-def now_rfc3339() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
-
-
-def parse_time(text: str) -> float:
-    import calendar
-
-    if not text or text.startswith("0001"):
-        return 0.0
-    main, _, frac = text.rstrip("Z").partition(".")
-    return calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{frac or 0}")
 
 
 def signal_number(name: str | int | None, default: int = signal.SIGKILL) -> int:
@@ -113,81 +101,6 @@ class Container:
         return os.path.join(self.dir, name)
 
 
-class LogTail:
-    """Follows a running container's stdout.raw and stderr.raw into json.log, and to live readers."""
-
-    def __init__(self, container: Container) -> None:
-        self.container = container
-        self.offsets = self._load_offsets()
-        self.partial = {1: b"", 2: b""}
-        self.readers: list[asyncio.Queue] = []
-        self.task: asyncio.Task | None = None
-
-    def _load_offsets(self) -> dict[int, int]:
-        try:
-            with open(self.container.path("log.offsets")) as f:
-                data = json.load(f)
-            return {1: data["stdout"], 2: data["stderr"]}
-        except (OSError, ValueError, KeyError):
-            return {1: 0, 2: 0}
-
-    def poll(self, final: bool = False) -> bool:
-        """Move what is new in the raw files into json.log (whole lines; at the end, the rest too).
-
-        Returns whether there was anything new."""
-        lines: list[tuple[int, bytes]] = []
-        for stream, name in ((1, "stdout.raw"), (2, "stderr.raw")):
-            try:
-                with open(self.container.path(name), "rb") as f:
-                    f.seek(self.offsets[stream])
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            if not data and not (final and self.partial[stream]):
-                continue
-            self.offsets[stream] += len(data)
-            data = self.partial[stream] + data
-            *complete, rest = data.split(b"\n")
-            lines += [(stream, line + b"\n") for line in complete]
-            self.partial[stream] = rest
-            if final and rest:
-                lines.append((stream, rest))
-                self.partial[stream] = b""
-        if not lines:
-            return False
-        stamp = now_rfc3339()
-        with open(self.container.path("json.log"), "a") as log:
-            for stream, line in lines:
-                log.write(json.dumps({"log": line.decode("utf-8", "replace"),
-                                      "stream": "stdout" if stream == 1 else "stderr", "time": stamp}) + "\n")
-        with open(self.container.path("log.offsets"), "w") as f:
-            json.dump({"stdout": self.offsets[1], "stderr": self.offsets[2]}, f)
-        for queue in self.readers:
-            for stream, line in lines:
-                queue.put_nowait((stream, line, stamp))
-        return True
-
-    async def run(self) -> None:
-        # Look often while the program writes, less and less often while it is quiet: fifty idle
-        # containers should not keep the daemon busy.
-        interval = TAIL_INTERVAL
-        while True:
-            interval = TAIL_INTERVAL if self.poll() else min(interval * 1.5, MAX_TAIL_INTERVAL)
-            await asyncio.sleep(interval)
-
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self.run())
-
-    def finish(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
-        self.poll(final=True)
-        for queue in self.readers:
-            queue.put_nowait(None)  # end of output
-        self.readers.clear()
-
-
 class Engine:
     def __init__(self, data_root: str | None = None, run_root: str | None = None) -> None:
         self.data_root = data_root or settings.data_root()
@@ -205,6 +118,7 @@ class Engine:
         self.attachments: dict[str, list[Attachment]] = {}
         self.removed_events: dict[str, list] = {}  # the last removed containers' events, by full ID
         self.sys = Syscalls()
+        self.watcher: OutputWatcher | None = None  # inotify on the containers' output files
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
 
     # --- start-up and shutdown ------------------------------------------------------------------------
@@ -222,6 +136,10 @@ class Engine:
             os.close(self.lock_fd)
             raise RuntimeError(f"another minicontainerd is already using {self.data_root}") from None
         self.sys.prctl(PR_SET_CHILD_SUBREAPER, 1, detail="adopt every container's init, to learn its exit status")
+        try:
+            self.watcher = OutputWatcher(self.sys)
+        except KernelError as e:
+            log.warning("%s: containers' output will be polled instead", e)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
         for cid in os.listdir(self.containers_dir):
@@ -242,7 +160,7 @@ class Engine:
         if state is not None and state.alive():
             # Still running: follow its output again, and learn of its end through a pidfd.
             tail = self.tails[container.id] = LogTail(container)
-            tail.start()
+            tail.start(self.watcher, Syscalls())
             self._watch_pidfd(container, state.pid)
             return
         self._finish(container, 255, error="the container exited while minicontainerd was down: its exit "
@@ -254,6 +172,9 @@ class Engine:
         await asyncio.gather(*(self.stop(c.id, 2) for c in running), return_exceptions=True)
         for tail in self.tails.values():
             tail.finish()
+        if self.watcher is not None:
+            self.watcher.close()
+            self.watcher = None
         loop = asyncio.get_running_loop()
         loop.remove_signal_handler(signal.SIGCHLD)
         for fd in list(self.watched_pidfds):
@@ -437,7 +358,7 @@ class Engine:
         tail.readers += self.waiting_readers.pop(container.id, [])  # clients attached before the start
         for attachment in self.attachments.get(container.id, []):
             attachment.flush_stdin()  # what `docker run -i` sent before the start
-        tail.start()
+        tail.start(self.watcher, sys)
         self._reap()  # in case it already ended
 
     @staticmethod
@@ -659,8 +580,6 @@ class Engine:
 
     @staticmethod
     def _status_text(c: Container) -> str:
-        from minicontainer.cli.format import human_duration
-
         s = c.state
         if s["Running"]:
             return "Up " + human_duration(time.time() - parse_time(s["StartedAt"]))

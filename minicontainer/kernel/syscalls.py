@@ -101,6 +101,15 @@ PRCTL_NAMES = {
     PR_CAP_AMBIENT: "PR_CAP_AMBIENT",
 }
 
+# <sys/inotify.h>: the kernel tells a reader when a watched file changes, instead of the reader
+# looking again and again.
+IN_MODIFY = 0x00000002       # the file was written to
+IN_CLOSE_WRITE = 0x00000008  # a writer closed it
+IN_NONBLOCK = 0o4000         # = O_NONBLOCK
+IN_CLOEXEC = 0o2000000       # = O_CLOEXEC
+INOTIFY_EVENT_NAMES = {IN_MODIFY: "IN_MODIFY", IN_CLOSE_WRITE: "IN_CLOSE_WRITE"}
+INOTIFY_INIT_NAMES = {IN_NONBLOCK: "IN_NONBLOCK", IN_CLOEXEC: "IN_CLOEXEC"}
+
 # capget(2)/capset(2): version 3 carries 64 capability bits as two 32-bit words.
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -189,6 +198,9 @@ def libc() -> ctypes.CDLL:
             "umount2": [ctypes.c_char_p, ctypes.c_int],
             "sethostname": [ctypes.c_char_p, ctypes.c_size_t],
             "prctl": [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong],
+            "inotify_init1": [ctypes.c_int],
+            "inotify_add_watch": [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32],
+            "inotify_rm_watch": [ctypes.c_int, ctypes.c_int],
             "syscall": None,  # variadic: arguments are converted at the call
         }.items():
             fn = getattr(lib, name)
@@ -385,6 +397,23 @@ class Syscalls:
                 data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
             self._check(libc().syscall(ctypes.c_long(_sysno("capset")), ctypes.byref(header), data))
         self._call("capset", f"eff={effective:#x}, perm={permitted:#x}, inh={inheritable:#x}", "", call)
+
+    # -- inotify ------------------------------------------------------------------------------------
+    def inotify_init1(self, flags: int = 0, *, detail: str = "") -> int:
+        """A new inotify instance: a file descriptor that becomes readable when a watched file changes."""
+        return self._call("inotify_init1", flag_names(flags, INOTIFY_INIT_NAMES), "inotify",
+                          lambda: self._check(libc().inotify_init1(flags)), detail=detail,
+                          show=lambda fd: f"fd {fd}")
+
+    def inotify_add_watch(self, fd: int, path: str, mask: int, *, detail: str = "") -> int:
+        """Watch ``path`` for the events in ``mask``; returns the watch descriptor events will name."""
+        return self._call("inotify_add_watch", f"{fd}, {path}, {flag_names(mask, INOTIFY_EVENT_NAMES)}", path,
+                          lambda: self._check(libc().inotify_add_watch(fd, _b(path), mask)), detail=detail,
+                          show=lambda wd: f"wd {wd}")
+
+    def inotify_rm_watch(self, fd: int, wd: int) -> None:
+        self._call("inotify_rm_watch", f"{fd}, {wd}", f"watch {wd}",
+                   lambda: self._check(libc().inotify_rm_watch(fd, wd)))
 
     def execve(self, path: str, argv: list[str], env: dict[str, str]) -> None:
         """Replace this process with the user's program.  On success nothing after it runs, so the

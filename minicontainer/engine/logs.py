@@ -1,0 +1,183 @@
+"""A container's output: from the files the kernel writes into Docker's json-file log, and to the
+clients following it (``logs -f``, ``attach``).
+
+The program's stdout and stderr are ``stdout.raw`` and ``stderr.raw`` in its directory, opened by
+the daemon and handed to the program as file descriptors 1 and 2: the kernel appends to them, and
+no process of ours stands in between (so a daemon restart loses nothing).  The daemon has to learn
+that something was written.  It could look every few milliseconds; fifty idle containers would then
+keep it busy.  Instead it asks the kernel to tell it, with **inotify**::
+
+    fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)          # one for the whole daemon
+    wd = inotify_add_watch(fd, ".../stdout.raw", IN_MODIFY)  # per file: a "watch descriptor"
+    read(fd) -> struct inotify_event { int wd; uint32 mask, cookie, len; char name[len]; } ...
+
+The fd becomes readable when a watched file is written to; the event names the watch, the watch
+names the container, and the daemon reads what is new.  An idle container costs nothing at all.
+(Where inotify is not available, e.g. its per-user limits are reached, the tail falls back to
+looking: often while the program writes, rarely while it is quiet.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import struct
+from typing import Protocol
+
+from minicontainer.engine.clock import now_rfc3339
+from minicontainer.kernel.syscalls import IN_CLOEXEC, IN_MODIFY, IN_NONBLOCK, KernelError, Syscalls
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 0.02       # without inotify: seconds between looks while the program writes...
+MAX_POLL_INTERVAL = 0.25   # ...growing to this while it writes nothing
+STREAMS = ((1, "stdout.raw"), (2, "stderr.raw"))
+_EVENT = struct.Struct("iIII")  # struct inotify_event, without its variable-length name
+
+
+class HasFiles(Protocol):
+    def path(self, name: str) -> str: ...
+
+
+class LogTail:
+    """Follows a running container's stdout.raw and stderr.raw into json.log, and to live readers."""
+
+    def __init__(self, container: HasFiles) -> None:
+        self.container = container
+        self.offsets = self._load_offsets()
+        self.partial = {1: b"", 2: b""}
+        self.readers: list[asyncio.Queue] = []
+        self.task: asyncio.Task | None = None      # the polling fallback
+        self.watcher: OutputWatcher | None = None  # or the inotify watches
+        self.watches: list[int] = []
+
+    def _load_offsets(self) -> dict[int, int]:
+        try:
+            with open(self.container.path("log.offsets")) as f:
+                data = json.load(f)
+            return {1: data["stdout"], 2: data["stderr"]}
+        except (OSError, ValueError, KeyError):
+            return {1: 0, 2: 0}
+
+    def poll(self, final: bool = False) -> bool:
+        """Move what is new in the raw files into json.log (whole lines; at the end, the rest too).
+
+        Returns whether there was anything new."""
+        lines: list[tuple[int, bytes]] = []
+        for stream, name in STREAMS:
+            try:
+                with open(self.container.path(name), "rb") as f:
+                    f.seek(self.offsets[stream])
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            if not data and not (final and self.partial[stream]):
+                continue
+            self.offsets[stream] += len(data)
+            data = self.partial[stream] + data
+            *complete, rest = data.split(b"\n")
+            lines += [(stream, line + b"\n") for line in complete]
+            self.partial[stream] = rest
+            if final and rest:
+                lines.append((stream, rest))
+                self.partial[stream] = b""
+        if not lines:
+            return False
+        stamp = now_rfc3339()
+        with open(self.container.path("json.log"), "a") as log_file:
+            for stream, line in lines:
+                log_file.write(json.dumps({"log": line.decode("utf-8", "replace"),
+                                           "stream": "stdout" if stream == 1 else "stderr", "time": stamp}) + "\n")
+        with open(self.container.path("log.offsets"), "w") as f:
+            json.dump({"stdout": self.offsets[1], "stderr": self.offsets[2]}, f)
+        for queue in self.readers:
+            for stream, line in lines:
+                queue.put_nowait((stream, line, stamp))
+        return True
+
+    def start(self, watcher: OutputWatcher | None, sys: Syscalls) -> None:
+        """Follow the files: through ``watcher`` (inotify) if it can, else by looking now and then.
+        ``sys`` records the watches among the container's own kernel steps (``--explain``)."""
+        if watcher is not None:
+            try:
+                watcher.watch(self, sys)
+            except KernelError as e:
+                log.warning("%s; following %s by polling instead", e, self.container.path(""))
+            else:
+                self.poll()  # what was written before the watches existed
+                return
+        self.task = asyncio.get_running_loop().create_task(self._poll_loop())
+
+    async def _poll_loop(self) -> None:
+        interval = POLL_INTERVAL
+        while True:
+            interval = POLL_INTERVAL if self.poll() else min(interval * 1.5, MAX_POLL_INTERVAL)
+            await asyncio.sleep(interval)
+
+    def finish(self) -> None:
+        """The program ended: read the rest, tell the readers, stop following."""
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+        if self.watcher is not None:
+            self.watcher.unwatch(self)
+        self.poll(final=True)
+        for queue in self.readers:
+            queue.put_nowait(None)  # end of output
+        self.readers.clear()
+
+
+class OutputWatcher:
+    """One inotify instance for the output files of every running container."""
+
+    def __init__(self, sys: Syscalls) -> None:
+        self.sys = sys
+        self.fd = sys.inotify_init1(IN_NONBLOCK | IN_CLOEXEC,
+                                    detail="the daemon will be woken when a container writes output")
+        self.tails: dict[int, LogTail] = {}  # watch descriptor -> the tail it wakes
+        asyncio.get_running_loop().add_reader(self.fd, self._on_events)
+
+    def watch(self, tail: LogTail, sys: Syscalls) -> None:
+        for _, name in STREAMS:
+            path = tail.container.path(name)
+            if not os.path.exists(path):
+                continue
+            wd = sys.inotify_add_watch(self.fd, path, IN_MODIFY,
+                                       detail=f"wake the daemon when the program writes to its {name[:6]}")
+            self.tails[wd] = tail
+            tail.watches.append(wd)
+        tail.watcher = self
+
+    def unwatch(self, tail: LogTail) -> None:
+        for wd in tail.watches:
+            self.tails.pop(wd, None)
+            try:
+                Syscalls().inotify_rm_watch(self.fd, wd)  # not recorded: the container is gone
+            except KernelError:
+                pass  # the file was removed already, and its watch with it
+        tail.watches.clear()
+        tail.watcher = None
+
+    def _on_events(self) -> None:
+        try:
+            data = os.read(self.fd, 64 * 1024)
+        except BlockingIOError:
+            return
+        woken: dict[int, LogTail] = {}
+        offset = 0
+        while offset + _EVENT.size <= len(data):
+            wd, _mask, _cookie, name_len = _EVENT.unpack_from(data, offset)
+            offset += _EVENT.size + name_len
+            if wd == -1:  # IN_Q_OVERFLOW: the kernel dropped events; look at every file
+                woken.update((id(t), t) for t in self.tails.values())
+            elif (tail := self.tails.get(wd)) is not None:
+                woken[id(tail)] = tail  # many writes, one read of the files
+        for tail in woken.values():
+            tail.poll()
+
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.fd)
+        os.close(self.fd)
+        self.tails.clear()

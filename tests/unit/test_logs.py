@@ -1,0 +1,77 @@
+"""Following a container's output files: woken by inotify, or (without it) by looking."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+from pathlib import Path
+
+from minicontainer.engine.logs import LogTail, OutputWatcher
+from minicontainer.kernel.syscalls import KernelError, Syscalls
+
+
+class Box:
+    """The part of a container a tail needs: its directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        for name in ("stdout.raw", "stderr.raw"):
+            (directory / name).touch()
+
+    def path(self, name: str) -> str:
+        return str(self.directory / name)
+
+
+def _follow(directory: Path, sys: Syscalls) -> tuple[OutputWatcher, LogTail, asyncio.Queue]:
+    """A watcher, and a tail following ``directory``'s files with one live reader (as ``logs -f``)."""
+    watcher = OutputWatcher(sys)
+    tail = LogTail(Box(directory))
+    lines: asyncio.Queue = asyncio.Queue()
+    tail.readers.append(lines)
+    tail.start(watcher, sys)
+    return watcher, tail, lines
+
+
+def test_a_write_wakes_the_daemon_without_any_polling(tmp_path):
+    async def scenario() -> None:
+        sys = Syscalls()
+        watcher, tail, lines = _follow(tmp_path, sys)
+        assert tail.task is None and len(tail.watches) == 2  # no polling task: inotify only
+        _append(tmp_path / "stderr.raw", b"oops\n")  # as the program would
+        stream, line, _stamp = await asyncio.wait_for(lines.get(), 2)
+        assert (stream, line) == (2, b"oops\n")
+        _append(tmp_path / "stdout.raw", b"no newline at the end")
+        tail.finish()
+        assert (await lines.get())[:2] == (1, b"no newline at the end")  # the rest, at the end
+        assert await lines.get() is None
+        assert watcher.tails == {} and tail.watches == []
+        watcher.close()
+        ops = [e.op for e in sys.trace.events]
+        assert ops == ["inotify_init1", "inotify_add_watch", "inotify_add_watch"]
+
+    asyncio.run(scenario())
+    log = [json.loads(line) for line in (tmp_path / "json.log").read_text().splitlines()]
+    assert [(e["stream"], e["log"]) for e in log] == [("stderr", "oops\n"), ("stdout", "no newline at the end")]
+
+
+def _append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+class NoWatches(Syscalls):
+    def inotify_add_watch(self, fd: int, path: str, mask: int, *, detail: str = "") -> int:
+        raise KernelError("inotify_add_watch", path, errno.ENOSPC)  # fs.inotify.max_user_watches reached
+
+
+def test_without_inotify_the_tail_looks_now_and_then(tmp_path):
+    async def scenario() -> None:
+        watcher, tail, lines = _follow(tmp_path, NoWatches())
+        assert tail.task is not None and tail.watches == []
+        _append(tmp_path / "stdout.raw", b"polled\n")
+        assert (await asyncio.wait_for(lines.get(), 2))[:2] == (1, b"polled\n")
+        tail.finish()
+        watcher.close()
+
+    asyncio.run(scenario())
