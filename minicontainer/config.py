@@ -46,6 +46,15 @@ def run_root() -> str:
     return os.environ.get("MINICONTAINER_RUN") or "/run/minicontainer"
 
 
+def socket_path() -> str:
+    """Where the daemon listens and clients connect: ``$MINICONTAINER_HOST`` (``unix:///path``), else
+    ``minicontainer.sock`` in the run root (``/run/minicontainer``, like ``/run/docker.sock``)."""
+    host = os.environ.get("MINICONTAINER_HOST", "")
+    if host.startswith("unix://"):
+        return host[len("unix://"):]
+    return os.path.join(run_root(), "minicontainer.sock")
+
+
 def client_config_dir() -> str:
     """Where ``login`` stores credentials: $MINICONTAINER_CONFIG, else ~/.minicontainer."""
     return os.environ.get("MINICONTAINER_CONFIG") or os.path.join(os.path.expanduser("~"), ".minicontainer")

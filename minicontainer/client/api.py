@@ -19,18 +19,9 @@ from collections.abc import Iterator
 from urllib.parse import urlencode
 
 from minicontainer.client import http
+from minicontainer.config import socket_path
 
-DEFAULT_SOCKET = "/run/minicontainer/minicontainer.sock"
 API_PREFIX = "/v1.45"
-
-
-def socket_path() -> str:
-    host = os.environ.get("MINICONTAINER_HOST", "")
-    if host.startswith("unix://"):
-        return host[len("unix://"):]
-    if os.environ.get("MINICONTAINER_RUN"):
-        return os.path.join(os.environ["MINICONTAINER_RUN"], "minicontainer.sock")
-    return DEFAULT_SOCKET
 
 
 class APIError(Exception):

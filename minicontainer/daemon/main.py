@@ -17,8 +17,6 @@ import sys
 
 from minicontainer import config
 
-DEFAULT_HOST = "unix:///run/minicontainer/minicontainer.sock"
-
 
 def socket_path(host: str) -> str:
     """``unix:///run/x.sock`` -> ``/run/x.sock``.  Only unix sockets: a TCP socket without TLS would
@@ -33,8 +31,9 @@ def socket_path(host: str) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="minicontainerd", description="Serve the Docker Engine API on a unix socket.")
-    p.add_argument("-H", "--host", default=os.environ.get("MINICONTAINER_HOST") or DEFAULT_HOST,
-                   help="where to listen, unix:///path (default: $MINICONTAINER_HOST or %(default)s)")
+    p.add_argument("-H", "--host", default=None,
+                   help="where to listen, unix:///path (default: $MINICONTAINER_HOST, else minicontainer.sock "
+                        "in the exec root, /run/minicontainer/minicontainer.sock)")
     p.add_argument("--data-root", default=None,
                    help="images and containers (default: $MINICONTAINER_ROOT, daemon.json or /var/lib/minicontainer)")
     p.add_argument("--exec-root", default=None,
@@ -43,7 +42,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="group that may use the socket, so that a notebook kernel running as a member can "
                         "(default: 'minicontainer' if that group exists, as Docker uses 'docker'; else root only)")
     p.add_argument("-l", "--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.host is None:
+        args.host = os.environ.get("MINICONTAINER_HOST") or \
+            f"unix://{os.path.join(args.exec_root or config.run_root(), 'minicontainer.sock')}"
+    return args
 
 
 async def run(args: argparse.Namespace, path: str) -> None:
