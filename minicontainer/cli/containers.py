@@ -72,7 +72,7 @@ def _create(api, args: argparse.Namespace) -> str:
         if e.status != 404 or "image" not in e.message.lower():
             raise
     print(f"Unable to find image '{_familiar(args.image)}' locally", file=sys.stderr)
-    _pull(api, args.image, sys.stderr)
+    _pull(api, args.image, sys.stderr, explain=getattr(args, "explain", False))
     return api.json("POST", "/containers/create", {"name": args.name}, body)["Id"]
 
 
@@ -85,11 +85,11 @@ def _familiar(name: str) -> str:
         return name
 
 
-def _pull(api, image: str, out) -> None:
+def _pull(api, image: str, out, explain: bool = False) -> None:
     from minicontainer.cli.images import DaemonError, PullPrinter, pull_through_daemon
 
     try:
-        pull_through_daemon(api, image, PullPrinter(out))
+        pull_through_daemon(api, image, PullPrinter(out), explain=explain)
     except DaemonError as e:
         raise RuntimeError(e.args[0]) from None
 

@@ -65,25 +65,35 @@ def registry_auth(image: str) -> dict[str, str]:
     return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()}
 
 
-def pull_through_daemon(api, image: str, printer, platform: str | None = None) -> None:
-    """``POST /images/create?fromImage=...``: the daemon pulls, and streams its progress back."""
+def pull_through_daemon(api, image: str, printer, platform: str | None = None, *, explain: bool = False) -> None:
+    """``POST /images/create?fromImage=...``: the daemon pulls, and streams its progress back (with
+    ``explain``, each HTTP exchange it has with the registry too, narrated on stderr)."""
     from minicontainer.image.reference import parse
 
     ref = parse(image)
-    params = {"fromImage": ref.name, "tag": ref.digest or ref.tag, "platform": platform}
+    params = {"fromImage": ref.name, "tag": ref.digest or ref.tag, "platform": platform,
+              "explain": 1 if explain else None}
     resp = api.request("POST", "/images/create", params, headers=registry_auth(image))
     _follow(api, resp, printer)
 
 
 def _follow(api, resp, printer) -> None:
     """Print a progress stream; an ``{"error": ...}`` in it ends the command (as docker: exit 1)."""
+    t0 = None
     for line in resp:
         if not line.strip():
             continue
         msg = json.loads(line)
         if "error" in msg:
             raise DaemonError(msg["error"])
-        if printer:
+        if "explain" in msg:
+            from minicontainer.observe.events import Event
+            from minicontainer.observe.explain import format_event
+
+            event = Event.from_dict(msg["explain"])
+            t0 = event.at_ns if t0 is None else t0
+            print(format_event(event, t0), file=sys.stderr, flush=True)
+        elif printer:
             printer(msg)
 
 
@@ -117,7 +127,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if ":" not in args.image.rsplit("/", 1)[-1] and "@" not in args.image and not args.quiet:
         print("Using default tag: latest")
     api = _api()
-    _calling(lambda: pull_through_daemon(api, args.image, None if args.quiet else PullPrinter(), args.platform))
+    _calling(lambda: pull_through_daemon(api, args.image, None if args.quiet else PullPrinter(), args.platform,
+                                         explain=args.explain))
     print(str(ref))
     return 0
 
@@ -421,6 +432,8 @@ def _rmi_args(p: argparse.ArgumentParser) -> None:
 
 def _pull_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("image")
+    p.add_argument("--explain", action="store_true",
+                   help="narrate on stderr every HTTP exchange the daemon has with the registry")
     p.add_argument("--platform", help="os/arch[/variant], e.g. linux/arm64 (default: this machine's)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image's name")
 

@@ -295,8 +295,10 @@ class DockerAPI:
         if not image:
             raise BadRequest("fromImage is required")
         auth = registry_auth(call.request.headers.get("x-registry-auth"))
+        # explain=1 is ours (docker has no such thing): the registry exchanges come in the stream too.
+        extra = {"explain": True} if call.flag("explain") else {}
         await self._stream_progress(call, f"pull {image}", self.engine.pull(
-            image, call.q("tag") or None, call.q("platform") or None, auth))
+            image, call.q("tag") or None, call.q("platform") or None, auth, **extra))
 
     @route("POST", "/images/{name*}/push")
     async def image_push(self, call: Call, name: str) -> None:

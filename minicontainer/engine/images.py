@@ -80,12 +80,15 @@ def find(store: Store, text: str) -> Image:
 
 
 def pull(text: str, store: Store, *, platform: str | None = None, progress=None, client=None,
-         auth: dict | None = None) -> Image:
+         auth: dict | None = None, explain=None) -> Image:
+    """``explain``: called with an Event for every HTTP exchange with the registry (``pull --explain``)."""
     from minicontainer.image.pull import pull as pull_image
     from minicontainer.image.registry import Platform
 
     own_client = client is None
     client = client or registry_client(on_notice=lambda text: progress and progress({"status": text}), auth=auth)
+    if explain is not None:
+        client.explain(explain)
     try:
         return pull_image(text, store, client, platform=Platform.parse(platform) if platform else None,
                           progress=progress)

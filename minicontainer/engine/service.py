@@ -665,10 +665,13 @@ class Engine:
 
     # --- images ---------------------------------------------------------------------------------------
     async def pull(self, image: str, tag: str | None, platform_name: str | None = None,
-                   auth: dict | None = None) -> AsyncIterator[dict]:
+                   auth: dict | None = None, explain: bool = False) -> AsyncIterator[dict]:
+        """Progress messages as docker's; with ``explain`` (ours), ``{"explain": event}`` for each HTTP
+        exchange with the registry too."""
         name = f"{image}:{tag}" if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1] else image
         async for msg in self._in_thread(lambda progress: image_service.pull(
-                name, self.store, platform=platform_name, progress=progress, auth=auth)):
+                name, self.store, platform=platform_name, progress=progress, auth=auth,
+                explain=(lambda ev: progress({"explain": ev._asdict()})) if explain else None)):
             yield msg
 
     async def push(self, image: str, tag: str | None, auth: dict | None = None) -> AsyncIterator[dict]:

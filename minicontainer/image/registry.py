@@ -43,6 +43,7 @@ from minicontainer.image.auth import (
 )
 from minicontainer.image.digest import DigestMismatch, check_digest, digest_bytes
 from minicontainer.image.reference import DEFAULT_DOMAIN, Reference, is_loopback_host
+from minicontainer.observe.events import Event
 
 # The four manifest media types.  distribution 2.8 answers 404 for an OCI index when the OCI types
 # are missing from Accept, and the deprecated "schema1" when Accept is empty: send them all.
@@ -239,6 +240,15 @@ class RegistryClient:
         self.tokens = TokenCache()
         self._challenges: dict[str, Challenge] = {}  # registry -> how it wants to be authenticated
         self._dead_mirrors: set[str] = set()
+
+    def explain(self, listener: Callable[[Event], None]) -> None:
+        """Tell ``listener`` of every HTTP exchange with a registry or token server, as an :class:`Event`
+        (``pull --explain``).  A requests response hook sees them all, token requests included."""
+
+        def hook(resp: requests.Response, *args: object, **kwargs: object) -> None:
+            listener(exchange_event(resp))
+
+        self.session.hooks["response"].append(hook)
 
     def close(self) -> None:
         self.session.close()
@@ -767,3 +777,53 @@ def _reason(e: BaseException) -> str:
         return m.group(1)
     m = re.search(r"(Connection (?:broken|aborted|refused|reset)[^'\")]*)", text)
     return (m.group(1) if m else text)[:160]
+
+
+# --- narration -------------------------------------------------------------------------------------
+
+
+def exchange_event(resp: requests.Response) -> Event:
+    """One request and its answer as an event: ``GET https://.../manifests/latest -> 200 OK``, with
+    what the answer means for the pull.  Credentials and tokens never appear: they travel in headers,
+    and only the answer's headers are quoted."""
+    elapsed_ns = int(resp.elapsed.total_seconds() * 1e9)
+    return Event(op=resp.request.method or "GET", args=resp.url, result=f"{resp.status_code} {resp.reason}",
+                 ms=elapsed_ns / 1e6, side="daemon", at_ns=time.monotonic_ns() - elapsed_ns,
+                 detail=_meaning(resp))
+
+
+def _meaning(resp: requests.Response) -> str:
+    headers, path, status = resp.headers, urlsplit(resp.url).path, resp.status_code
+    if status == 401:
+        return f"no (valid) token: WWW-Authenticate says where to get one: {headers.get('WWW-Authenticate', '')}"
+    if status in _REDIRECTS:
+        where = urlsplit(urljoin(resp.url, headers.get("Location", ""))).netloc
+        return f"the bytes are elsewhere ({where}); our Authorization header is not sent there"
+    if status == 429:
+        return "rate limited: " + ", ".join(f"{k}: {v}" for k, v in headers.items() if k.lower().startswith("ratelimit"))
+    if status >= 400:
+        return ""
+    if path.rstrip("/") == "/v2" or path == "/v2/":
+        return "the registry answers the v2 protocol, and needs no token for this ping"
+    if "/manifests/" in path:
+        kind = headers.get("Content-Type", "").split(";")[0]
+        what = "an index: one manifest per platform, one is chosen" if kind in INDEX_TYPES else \
+            "a manifest: the config and the layers, each by digest"
+        return f"{what} ({kind}, Docker-Content-Digest {headers.get('Docker-Content-Digest', '?')})"
+    if "/blobs/uploads/" in path:
+        return "an upload session: the blob's bytes go to the Location given"
+    if "/blobs/" in path:
+        size = headers.get("Content-Length", "?")
+        return f"{size} bytes, checked against the digest in the URL as they stream in"
+    if "/tags/list" in path:
+        return "the repository's tags"
+    scope = next((v for k, v in _query(resp.url) if k == "scope"), "")
+    if scope:  # a token server
+        return f"a bearer token for {scope}; it goes in the Authorization header of the retried request"
+    return ""
+
+
+def _query(url: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(urlsplit(url).query)

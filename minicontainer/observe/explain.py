@@ -30,8 +30,14 @@ WHY = {
 }
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def format_event(ev: Event, t0_ns: int, width: int = 72) -> str:
-    call = f"{ev.op}({ev.args})" if ev.op not in ("start",) else f"{ev.op}: {ev.args}"
+    if ev.op in HTTP_METHODS:  # an exchange with a registry: "GET https://..."
+        call = f"{ev.op} {ev.args}"
+    else:
+        call = f"{ev.op}({ev.args})" if ev.op not in ("start",) else f"{ev.op}: {ev.args}"
     head = f"+{(ev.at_ns - t0_ns) / 1e6:8.2f} ms  {ev.side:<6}  "
     if len(call) > width:  # never cut a call short: put the result on a line of its own
         call = f"{call}\n{'':{len(head)}}{'':<{width}}"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from daemon_support import start_daemon, stop_daemon
+from imagefactory import build_image, push_image
 
 pytestmark = pytest.mark.root
 
@@ -167,6 +168,24 @@ def test_login_then_push_and_pull_with_the_users_credentials(mc, basic_registry,
     assert refused.returncode == 1
     assert refused.stderr.startswith("Error response from daemon: pull access denied"), refused.stderr
     assert "minicontainer login" in refused.stderr
+
+
+def test_pull_explain_narrates_every_exchange_with_the_registry(mc, token_registry):
+    ref = token_registry.ref("tests/explained:latest")
+    with token_registry.client() as pusher:
+        push_image(pusher, ref, build_image([{"explained.txt": "told step by step\n"}]))
+    r = mc("pull", "--explain", str(ref))
+    assert r.returncode == 0, r.stderr
+    told = r.stderr
+    base = f"http://{token_registry.host}/v2/"
+    # The dance every Docker Hub pull does: refused, a token from the realm, the same request again.
+    assert f"GET {base}" in told and "401 Unauthorized" in told and "WWW-Authenticate says where" in told
+    assert 'Bearer realm="http://' in told
+    assert f"a bearer token for repository:{ref.path}:pull" in told
+    assert f"GET {base}{ref.path}/manifests/latest" in told and "Docker-Content-Digest sha256:" in told
+    assert told.count("checked against the digest in the URL") == 2  # the config and the one layer
+    assert "Bearer ey" not in told and "tokenuser" not in told  # tokens and credentials are never shown
+    assert "Pull complete" in r.stdout  # docker's own progress lines are still there
 
 
 def test_starter_images_work_offline(mc):
