@@ -14,7 +14,6 @@ command (``ps``, ``logs``, ``start``, ``stop``) come with the daemon.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -22,17 +21,10 @@ from collections.abc import Callable
 
 from minicontainer import config
 from minicontainer.engine import images
-from minicontainer.engine.spec import RunOptions, oci_config
+from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.image import overlay
 from minicontainer.kernel.syscalls import Syscalls
 from minicontainer.runtime import lifecycle
-
-
-def make_workdir(rootfs: str, workdir: str) -> None:
-    """Docker creates a missing working directory (in the container's own upper layer) before start."""
-    from minicontainer.kernel.mounts import secure_join
-
-    os.makedirs(secure_join(rootfs, workdir), mode=0o755, exist_ok=True)
 
 
 def run(image_name: str, opts: RunOptions, *, data_root: str | None = None, runtime_root: str | None = None,
@@ -50,13 +42,9 @@ def run(image_name: str, opts: RunOptions, *, data_root: str | None = None, runt
         f.write(image.id)  # while this file exists, `rmi` refuses to remove the image (its layers are in use)
     mounted = False
     try:
-        rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), container_dir)
+        write_bundle(sys, store, image, opts, container_dir, cgroups_path=f"minicontainer-{container_id[:12]}",
+                     hostname=container_id[:12])
         mounted = True
-        make_workdir(rootfs, opts.workdir or (image.config.get("config") or {}).get("WorkingDir") or "/")
-        runtime_config = oci_config(image.config, opts, rootfs=rootfs, cgroups_path=f"minicontainer-{container_id[:12]}",
-                            hostname=container_id[:12])
-        with open(os.path.join(container_dir, "config.json"), "w") as f:
-            json.dump(runtime_config, f, indent=1)
         return lifecycle.run(sys, runtime_root, container_id[:12], container_dir, on_step=on_step)
     finally:
         if mounted:

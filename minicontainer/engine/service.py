@@ -41,7 +41,7 @@ from minicontainer.engine import names
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.logs import LogTail, OutputWatcher
-from minicontainer.engine.spec import RunOptions, oci_config
+from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.image import overlay
 from minicontainer.image.store import StoreError
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
@@ -53,7 +53,6 @@ MIN_API_VERSION = "1.24"
 log = logging.getLogger(__name__)
 VERSION = __version__  # the engine reports the package's version
 DEFAULT_STOP_TIMEOUT = 10
-INIT_PATH = "/dev/init"  # where --init's tini is mounted in the container, as Docker does
 
 
 def signal_number(name: str | int | None, default: int = signal.SIGKILL) -> int:
@@ -314,19 +313,11 @@ class Engine:
         cfg = container.record["Config"]
         host = container.record["HostConfig"]
         opts = self._options({**cfg, "Cmd": cfg["Cmd"], "Entrypoint": cfg["Entrypoint"]}, host)
-        rootfs = overlay.mount_rootfs(sys, self.store.lowerdirs(image), container.dir)
+        write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
+                     hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
+                     init=bool(host.get("Init")))
         stdin_r = -1
         try:
-            from minicontainer.engine.run import make_workdir
-
-            make_workdir(rootfs, opts.workdir or (image.config.get("config") or {}).get("WorkingDir") or "/")
-            runtime_config = oci_config(image.config, opts, rootfs=rootfs,
-                                        cgroups_path=f"minicontainer-{container.id[:12]}", hostname=cfg["Hostname"])
-            runtime_config["process"]["args"] = [container.record["Path"], *container.record["Args"]]
-            if host.get("Init"):
-                self._add_init(runtime_config)
-            with open(container.path("config.json"), "w") as f:
-                json.dump(runtime_config, f, indent=1)
             if cfg.get("OpenStdin"):
                 stdin_r, stdin_w = os.pipe()
                 self.stdin_pipes[container.id] = stdin_w
@@ -360,16 +351,6 @@ class Engine:
             attachment.flush_stdin()  # what `docker run -i` sent before the start
         tail.start(self.watcher, sys)
         self._reap()  # in case it already ended
-
-    @staticmethod
-    def _add_init(runtime_config: dict) -> None:
-        """--init: a tiny init (tini) as PID 1 forwards signals to the program and reaps zombies."""
-        tini = shutil.which("tini-static") or shutil.which("tini")
-        if not tini:
-            raise InvalidParameter("--init needs tini on the host (apt-get install tini)")
-        runtime_config["mounts"].append({"destination": INIT_PATH, "type": "bind", "source": tini,
-                                         "options": ["bind", "ro"]})
-        runtime_config["process"]["args"] = [INIT_PATH, "--", *runtime_config["process"]["args"]]
 
     # --- exits ----------------------------------------------------------------------------------------
     def _reap(self) -> None:

@@ -1,4 +1,4 @@
-"""From an image and ``docker run``'s options to the runtime's ``config.json``.
+"""From an image and ``docker run``'s options to the runtime's bundle: a root filesystem and ``config.json``.
 
 This is the seam between Docker's world and the OCI runtime's: the image says what to run by default
 (Entrypoint, Cmd, Env, WorkingDir, User), the user overrides some of it on the command line, and the
@@ -16,12 +16,18 @@ Docker's rules, reproduced here:
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
+from minicontainer.engine.errors import InvalidParameter
+from minicontainer.image import overlay
 from minicontainer.kernel.mounts import secure_join
+from minicontainer.kernel.syscalls import Syscalls
 from minicontainer.runtime.defaults import default_config
 
 CPU_PERIOD = 100_000  # microseconds: the CFS period Docker uses
+INIT_PATH = "/dev/init"  # where --init's tini is mounted in the container, as Docker does
 
 
 class RunOptions:
@@ -130,3 +136,45 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
         linux["resources"] = resources
     config["annotations"] = {f"org.minicontainer.label.{k}": v for k, v in opts.labels.items()}
     return config
+
+
+# --- the bundle ----------------------------------------------------------------------------------
+
+
+def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, *, cgroups_path: str,
+                 hostname: str, args: list[str] | None = None, init: bool = False) -> str:
+    """Make ``directory`` a bundle the runtime can run: the image's layers stacked under an overlay of
+    the container's own (``merged/``, :mod:`minicontainer.image.overlay`) and ``config.json``.
+
+    ``args`` replaces the program :func:`oci_config` worked out (the daemon decided it at create);
+    ``init`` puts tini in front of it.  Returns the root filesystem's path; if anything fails,
+    nothing stays mounted."""
+    rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), directory)
+    try:
+        make_workdir(rootfs, opts.workdir or (image.config.get("config") or {}).get("WorkingDir") or "/")
+        runtime_config = oci_config(image.config, opts, rootfs=rootfs, cgroups_path=cgroups_path, hostname=hostname)
+        if args:
+            runtime_config["process"]["args"] = args
+        if init:
+            add_init(runtime_config)
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump(runtime_config, f, indent=1)
+    except BaseException:
+        overlay.unmount_rootfs(sys, directory, remove=False)
+        raise
+    return rootfs
+
+
+def make_workdir(rootfs: str, workdir: str) -> None:
+    """Docker creates a missing working directory (in the container's own upper layer) before start."""
+    os.makedirs(secure_join(rootfs, workdir), mode=0o755, exist_ok=True)
+
+
+def add_init(runtime_config: dict) -> None:
+    """--init: a tiny init (tini) as PID 1 forwards signals to the program and reaps zombies."""
+    tini = shutil.which("tini-static") or shutil.which("tini")
+    if not tini:
+        raise InvalidParameter("--init needs tini on the host (apt-get install tini)")
+    runtime_config["mounts"].append({"destination": INIT_PATH, "type": "bind", "source": tini,
+                                     "options": ["bind", "ro"]})
+    runtime_config["process"]["args"] = [INIT_PATH, "--", *runtime_config["process"]["args"]]
