@@ -179,5 +179,5 @@ def inspect_json(image) -> dict:
         "Size": image.size,
         "GraphDriver": {"Name": "overlay2", "Data": None},
         "RootFS": {"Type": "layers", "Layers": config.get("rootfs", {}).get("diff_ids", [])},
-        "Metadata": {"LastTagTime": ""},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},  # Go's zero time: never tagged
     }
