@@ -6,6 +6,8 @@
 * ``minicontainer import [-c CHANGE]... [-m MESSAGE] FILE|- [REPOSITORY[:TAG]]`` makes an image of a
   root filesystem tarball, and prints its ID.
 
+Like docker's, they stream the tar to or from the daemon (``GET /images/get``, ``POST /images/load``,
+``POST /images/create?fromSrc=-``): the file is read or written by the user who runs the command.
 The formats themselves are explained in :mod:`minicontainer.image.archive`.
 """
 
@@ -15,23 +17,28 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 from minicontainer.cli.format import human_size
+
+CHUNK = 1 << 20
 
 TERMINAL_SAVE = "Cowardly refusing to save to a terminal. Use the -o flag or redirect."
 TERMINAL_LOAD = "requested load from stdin, but stdin is empty"
 
 
 def cmd_save(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
-    from minicontainer.image import archive
+    from minicontainer.cli.images import calling, daemon_client
 
-    store = images.open_store()
+    if not args.output and sys.stdout.isatty():  # a tar on a terminal is a screenful of noise (and can upset it)
+        print(f"Error: {TERMINAL_SAVE}", file=sys.stderr)
+        return 1
+    api = daemon_client()
+    # The names are checked before the first byte comes: a missing image fails here, as an error status.
+    resp = calling(lambda: api.request("GET", "/images/get", {"names": args.images, "format": args.format}))
     if not args.output:
-        if sys.stdout.isatty():  # a tar on a terminal is a screenful of noise (and can upset it)
-            print(f"Error: {TERMINAL_SAVE}", file=sys.stderr)
-            return 1
-        archive.save(store, args.images, sys.stdout.buffer, format=args.format)
+        while data := resp.read(CHUNK):
+            sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return 0
     # Written beside the destination, then renamed: a failed save never leaves half a tar under the
@@ -42,7 +49,8 @@ def cmd_save(args: argparse.Namespace) -> int:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".minicontainer-save-")
     try:
         with os.fdopen(fd, "wb") as f:
-            archive.save(store, args.images, f, format=args.format)
+            while data := resp.read(CHUNK):
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -54,6 +62,12 @@ def cmd_save(args: argparse.Namespace) -> int:
             os.unlink(tmp)
         raise
     return 0
+
+
+def _chunks(source) -> Iterator[bytes]:
+    """A file (or stdin) as the chunks of a streamed upload."""
+    while data := source.read(CHUNK):
+        yield data
 
 
 class LoadPrinter:
@@ -82,39 +96,46 @@ class LoadPrinter:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
-    from minicontainer.image import archive
+    """The tar goes to the daemon as it is read (``POST /images/load``); its answer is the progress."""
+    from minicontainer.cli.images import calling, daemon_client, follow
 
-    store = images.open_store()
-    printer = LoadPrinter(args.quiet)
-    if args.input:
-        with open(args.input, "rb") as f:
-            archive.load(store, f, progress=printer)
-        return 0
-    if sys.stdin.isatty():  # as docker: nothing was piped in, and a terminal cannot type a tar
+    if not args.input and sys.stdin.isatty():  # as docker: nothing was piped in, and a terminal cannot type a tar
         print(f"Error: {TERMINAL_LOAD}", file=sys.stderr)
         return 1
-    archive.load(store, sys.stdin.buffer, progress=printer)
+    api = daemon_client()
+    with open(args.input, "rb") if args.input else contextlib.nullcontext(sys.stdin.buffer) as source:
+        resp = calling(lambda: api.request("POST", "/images/load", {"quiet": int(args.quiet)}, _chunks(source),
+                                            headers={"Content-Type": "application/x-tar"}))
+    follow(resp, LoadPrinter(args.quiet))
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from minicontainer.engine import images
-    from minicontainer.image import archive
+    """``POST /images/create?fromSrc=-`` with the tarball as the body; the daemon answers the new ID."""
+    from minicontainer.cli.images import calling, daemon_client, follow
+    from minicontainer.image.archive import apply_changes
+    from minicontainer.image.reference import parse
 
     if "://" in args.file:
         print("Error: importing from a URL is not supported: download the file, then import it",
               file=sys.stderr)
         return 1
-    store = images.open_store()
-    if args.file == "-":
-        image = archive.import_tarball(store, sys.stdin.buffer, reference=args.reference, changes=args.change,
-                                       message=args.message)
-    else:
-        with open(args.file, "rb") as f:
-            image = archive.import_tarball(store, f, reference=args.reference, changes=args.change,
-                                           message=args.message)
-    print(image.id)
+    apply_changes({}, args.change)  # a bad --change is said before anything is sent
+    params: dict = {"fromSrc": "-", "message": args.message or None, "changes": args.change}
+    if args.reference:
+        ref = parse(args.reference)
+        if ref.digest:
+            print(f"Error: cannot import to '{args.reference}': a digest names existing content, give a tag",
+                  file=sys.stderr)
+            return 1
+        params.update(repo=ref.name, tag=ref.tag or "latest")
+    api = daemon_client()
+    with open(args.file, "rb") if args.file != "-" else contextlib.nullcontext(sys.stdin.buffer) as source:
+        resp = calling(lambda: api.request("POST", "/images/create", params, _chunks(source),
+                                            headers={"Content-Type": "application/x-tar"}))
+    ids: list[str] = []
+    follow(resp, lambda msg: ids.append(msg.get("status", "")))
+    print(ids[-1] if ids else "")
     return 0
 
 

@@ -74,10 +74,10 @@ def pull_through_daemon(api, image: str, printer, platform: str | None = None, *
     params = {"fromImage": ref.name, "tag": ref.digest or ref.tag, "platform": platform,
               "explain": 1 if explain else None}
     resp = api.request("POST", "/images/create", params, headers=registry_auth(image))
-    _follow(api, resp, printer)
+    follow(resp, printer)
 
 
-def _follow(api, resp, printer) -> None:
+def follow(resp, printer) -> None:
     """Print a progress stream; an ``{"error": ...}`` in it ends the command (as docker: exit 1)."""
     t0 = None
     for line in resp:
@@ -104,13 +104,13 @@ class DaemonError(Exception):
     prefix = "Error response from daemon: "  # what main() prints before the message, as docker
 
 
-def _api():
+def daemon_client():
     from minicontainer.cli.containers import client
 
     return client()
 
 
-def _calling(action):
+def calling(action):
     """Run ``action``; an error status from the daemon becomes docker's message and exit status 1."""
     from minicontainer.client.api import APIError
 
@@ -126,8 +126,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     ref = parse(args.image)
     if ":" not in args.image.rsplit("/", 1)[-1] and "@" not in args.image and not args.quiet:
         print("Using default tag: latest")
-    api = _api()
-    _calling(lambda: pull_through_daemon(api, args.image, None if args.quiet else PullPrinter(), args.platform,
+    api = daemon_client()
+    calling(lambda: pull_through_daemon(api, args.image, None if args.quiet else PullPrinter(), args.platform,
                                          explain=args.explain))
     print(str(ref))
     return 0
@@ -137,10 +137,10 @@ def cmd_push(args: argparse.Namespace) -> int:
     from minicontainer.image.reference import parse
 
     ref = parse(args.image)
-    api = _api()
-    resp = _calling(lambda: api.request("POST", f"/images/{ref.familiar_name()}/push", {"tag": ref.tag},
+    api = daemon_client()
+    resp = calling(lambda: api.request("POST", f"/images/{ref.familiar_name()}/push", {"tag": ref.tag},
                                         headers=registry_auth(args.image)))
-    _follow(api, resp, None if args.quiet else PullPrinter())
+    follow(resp, None if args.quiet else PullPrinter())
     return 0
 
 
@@ -156,7 +156,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
     rows = []
     ids = []
-    listed = _calling(lambda: _api().json("GET", "/images/json", {"all": int(args.all)}))
+    listed = calling(lambda: daemon_client().json("GET", "/images/json", {"all": int(args.all)}))
     for image in sorted(listed, key=lambda i: i.get("Created", 0), reverse=True):
         shown_id = image["Id"] if args.no_trunc else image["Id"].split(":", 1)[-1][:12]
         if args.quiet:
@@ -177,7 +177,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 def cmd_image_inspect(args: argparse.Namespace) -> int:
     from minicontainer.client.api import APIError
 
-    api = _api()
+    api = daemon_client()
     found, code = [], 0
     for name in args.images:
         try:
@@ -224,7 +224,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from minicontainer.cli.containers import ago_unix
 
     rows = []
-    for h in _calling(lambda: _api().json("GET", f"/images/{args.image}/history")):
+    for h in calling(lambda: daemon_client().json("GET", f"/images/{args.image}/history")):
         created_by = h.get("CreatedBy", "")
         if not args.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
@@ -241,14 +241,14 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
     target = parse(args.target)  # a bad name is refused here, before the daemon is asked
     repo, tag = split_repo_tag(target.familiar())
-    _calling(lambda: _api().request("POST", f"/images/{args.source}/tag", {"repo": repo, "tag": tag}).read())
+    calling(lambda: daemon_client().request("POST", f"/images/{args.source}/tag", {"repo": repo, "tag": tag}).read())
     return 0
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
     from minicontainer.client.api import APIError
 
-    api = _api()
+    api = daemon_client()
     code = 0
     for name in args.images:
         try:
@@ -282,7 +282,7 @@ def cmd_image_prune(args: argparse.Namespace) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     filters = json.dumps({"dangling": ["false" if args.all else "true"]})
-    result = _calling(lambda: _api().json("POST", "/images/prune", {"filters": filters}))
+    result = calling(lambda: daemon_client().json("POST", "/images/prune", {"filters": filters}))
     if result.get("ImagesDeleted"):
         print("Deleted Images:")
         for item in result["ImagesDeleted"]:

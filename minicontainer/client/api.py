@@ -42,10 +42,10 @@ class APIClient:
     def request(self, method: str, path: str, params: dict | None = None, body=None, *,
                 timeout: float | None = None, headers: dict[str, str] | None = None) -> http.Response:
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        url = API_PREFIX + path + ("?" + urlencode(query) if query else "")
+        url = API_PREFIX + path + ("?" + urlencode(query, doseq=True) if query else "")  # lists repeat
         headers = dict(headers or {})
         data = None
-        if isinstance(body, bytes):
+        if isinstance(body, bytes) or hasattr(body, "__next__"):  # bytes, or chunks to stream (a tar)
             data = body
         elif body is not None:
             data = json.dumps(body).encode()

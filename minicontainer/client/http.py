@@ -16,6 +16,8 @@ daemon's replies need is small, and it is worth seeing once:
 * a reply's body is framed by ``Content-Length``, or sent piece by piece with
   ``Transfer-Encoding: chunked`` (``<size in hex>\\r\\n<bytes>\\r\\n`` ... ``0\\r\\n\\r\\n``: pull progress,
   ``logs -f``, the exit code of ``wait``), or runs until the server closes the connection;
+* a request body of unknown size (``load`` and ``import`` send a tar from a pipe) is chunked the
+  same way;
 * ``101 Switching Protocols`` (``attach``) ends HTTP on that connection: what follows is the
   container's raw output one way and its stdin the other.
 
@@ -26,7 +28,7 @@ tens of microseconds, and a waiting request (``wait``, ``attach``) holds its con
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 
 class ProtocolError(Exception):
@@ -124,9 +126,11 @@ class Response:
         self.sock.close()
 
 
-def request(path: str, method: str, target: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-            *, timeout: float | None = None) -> Response:
-    """Send one request to the unix socket at ``path`` and read the head of its reply."""
+def request(path: str, method: str, target: str, body: bytes | Iterable[bytes] | None = None,
+            headers: dict[str, str] | None = None, *, timeout: float | None = None) -> Response:
+    """Send one request to the unix socket at ``path`` and read the head of its reply.
+
+    ``body`` is bytes, or an iterable of byte chunks (sent chunked, as they come)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
@@ -135,9 +139,18 @@ def request(path: str, method: str, target: str, body: bytes | None = None, head
         head += [f"{name}: {value}" for name, value in (headers or {}).items()]
         if "Upgrade" not in (headers or {}):
             head.append("Connection: close")
-        if body is not None or method in ("POST", "PUT"):
+        streamed = body is not None and not isinstance(body, bytes)
+        if streamed:
+            head.append("Transfer-Encoding: chunked")
+        elif body is not None or method in ("POST", "PUT"):
             head.append(f"Content-Length: {len(body or b'')}")
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
+        first = body if isinstance(body, bytes) else b""
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + first)
+        if streamed:
+            for chunk in body:  # type: ignore[union-attr]
+                if chunk:
+                    sock.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            sock.sendall(b"0\r\n\r\n")
         return Response(sock, method)
     except BaseException:
         sock.close()

@@ -120,6 +120,10 @@ def registry_auth(header: str | None) -> dict | None:
     return decoded if isinstance(decoded, dict) and decoded else None
 
 
+async def _as_is(work: Awaitable[Any]) -> Any:
+    return await work
+
+
 async def _maybe_await(value: Any) -> Any:
     """Engine streams may be async generators (call -> iterator) or coroutines returning one."""
     return await value if inspect.isawaitable(value) else value
@@ -250,6 +254,12 @@ class DockerAPI:
         else:
             await conn.reply_json({"message": message}, status)
 
+    @staticmethod
+    def is_upload(method: str, path: str, query: dict[str, str]) -> bool:
+        """Requests whose body is an image's tar, of any size: streamed to the handler, not buffered."""
+        path = re.sub(r"^/v[0-9.]+", "", path)
+        return method == "POST" and (path == "/images/load" or path == "/images/create" and "fromSrc" in query)
+
     # --- system ---------------------------------------------------------------------------------
 
     @route("GET", "/_ping")
@@ -290,7 +300,7 @@ class DockerAPI:
     @route("POST", "/images/create")
     async def image_pull(self, call: Call) -> None:
         if call.q("fromSrc") is not None:
-            raise BadRequest("importing an image (fromSrc) is not supported by minicontainerd")
+            return await self._image_import(call)
         image = call.q("fromImage") or ""
         if not image:
             raise BadRequest("fromImage is required")
@@ -300,18 +310,67 @@ class DockerAPI:
         await self._stream_progress(call, f"pull {image}", self.engine.pull(
             image, call.q("tag") or None, call.q("platform") or None, auth, **extra))
 
+    async def _image_import(self, call: Call) -> None:
+        """``POST /images/create?fromSrc=-``: the request's body is a root filesystem's tar."""
+        if call.q("fromSrc") != "-":
+            raise BadRequest("importing from a URL is not supported: download the file, then import it")
+        repo, tag = call.q("repo") or "", call.q("tag") or ""
+        reference = f"{repo}:{tag}" if repo and tag else (repo or None)
+        changes = (call.request.query_lists or {}).get("changes", [])
+        await self._stream_progress(call, "import", self.engine.import_image(
+            call.conn.body_chunks(), reference, changes, call.q("message") or ""), upload=True)
+
+    @route("POST", "/images/load")
+    async def image_load(self, call: Call) -> None:
+        """``docker load``: the body is an archive's tar; the reply streams the progress and the
+        ``Loaded image: ...`` lines."""
+        await self._stream_progress(call, "load", self.engine.load(call.conn.body_chunks(), call.flag("quiet")),
+                                    upload=True)
+
+    @route("GET", "/images/get")
+    async def image_save(self, call: Call) -> None:
+        """``docker save``: ``?names=a&names=b``; ``format=oci-archive`` is ours (an OCI image layout)."""
+        names = (call.request.query_lists or {}).get("names", [])
+        if not names:
+            raise BadRequest("names is required")
+        await self._stream_tar(call, self.engine.save(names, call.q("format") or "docker-archive"))
+
+    @route("GET", "/images/{name*}/get")
+    async def image_save_one(self, call: Call, name: str) -> None:
+        await self._stream_tar(call, self.engine.save([name], call.q("format") or "docker-archive"))
+
+    async def _stream_tar(self, call: Call, chunks: AsyncIterator[bytes]) -> None:
+        """A tar as it is written.  An error before its first byte is still an HTTP status."""
+        first = await anext(chunks, b"")
+        conn = call.conn
+        await conn.start_stream(200, "application/x-tar")
+
+        async def pump() -> None:
+            chunk = first
+            while chunk:
+                await conn.send(chunk)
+                chunk = await anext(chunks, b"")
+
+        await conn.until_disconnect(pump())
+        await conn.end_stream()
+
     @route("POST", "/images/{name*}/push")
     async def image_push(self, call: Call, name: str) -> None:
         auth = registry_auth(call.request.headers.get("x-registry-auth"))
         await self._stream_progress(call, f"push {name}", self.engine.push(name, call.q("tag") or None, auth))
 
-    async def _stream_progress(self, call: Call, what: str, stream: Any) -> None:
-        """A registry transfer's progress, one JSON object per line as it happens."""
+    async def _stream_progress(self, call: Call, what: str, stream: Any, *, upload: bool = False) -> None:
+        """A transfer's progress, one JSON object per line as it happens.
+
+        While a client uploads (``upload``: load, import), the upload itself is read from the
+        connection, so nothing else may read it to notice a disconnect; a client that leaves ends
+        the upload instead."""
         progress: AsyncIterator[dict] = aiter(await _maybe_await(stream))
         conn = call.conn
+        watched = _as_is if upload else conn.until_disconnect
         # Until the first progress message an error is still an HTTP status (404 for an image that
         # does not exist); after it, errors travel inside the stream.
-        first = await conn.until_disconnect(anext(progress, None))
+        first = await watched(anext(progress, None))
         await conn.start_stream(200, "application/json")
 
         async def pump() -> None:
@@ -321,7 +380,7 @@ class DockerAPI:
                 item = await anext(progress, None)
 
         try:
-            await conn.until_disconnect(pump())
+            await watched(pump())
         except ClientGone:
             raise
         except Exception as exc:  # noqa: BLE001 -- whatever failed, the client must read why

@@ -5,6 +5,9 @@ The Docker Engine API is plain HTTP/1.1 over a unix socket, with three habits a 
 * **keep-alive**: clients send many requests on one connection (docker-py does it all the time);
 * **streaming replies**: ``pull`` progress, ``logs --follow`` and ``wait`` send their headers at once
   and the body bit by bit, framed with ``Transfer-Encoding: chunked``;
+* **streamed uploads**: ``load`` and ``import`` send a tar of any size (``Content-Type:
+  application/x-tar``, usually chunked): its bytes are handed to the handler as they arrive
+  (:meth:`Connection.body_chunks`), never held whole in memory;
 * **hijacking**: ``attach`` asks ``Connection: Upgrade`` / ``Upgrade: tcp``; the server answers
   ``101 UPGRADED`` and from then on the socket carries the container's raw stdin/stdout, not HTTP.
 
@@ -20,7 +23,7 @@ import asyncio
 import email.utils
 import http
 import json
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -30,6 +33,10 @@ import h11
 # than let one client fill the daemon's memory.
 MAX_BODY = 16 * 1024 * 1024
 READ_SIZE = 64 * 1024
+# Bodies of these types are images in a tar, streamed to the handler instead (no size limit); so are
+# the bodies of the requests the API layer names as uploads (the docker CLI's import sends its tar
+# with no Content-Type at all).
+STREAMED_BODIES = ("application/x-tar", "application/octet-stream")
 
 
 class ClientGone(Exception):
@@ -45,8 +52,9 @@ class Request(NamedTuple):
     path: str                  # percent-decoded, without the query: "/v1.45/containers/json"
     query: dict[str, str]      # the last value wins when a parameter repeats
     headers: dict[str, str]    # names in lower case
-    body: bytes
+    body: bytes                # empty for a streamed body: see Connection.body_chunks
     wants_upgrade: bool        # "Connection: Upgrade": the client is ready to be hijacked
+    query_lists: dict[str, list[str]] | None = None  # every value of each parameter (?names=a&names=b)
 
     def json(self) -> Any:
         """The body as JSON; an empty body is ``{}`` (docker-py omits bodies it has nothing for)."""
@@ -78,14 +86,17 @@ class Connection:
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 common_headers: Iterable[tuple[str, str]] = ()) -> None:
+                 common_headers: Iterable[tuple[str, str]] = (),
+                 is_upload: Callable[[str, str, dict[str, str]], bool] | None = None) -> None:
         self.reader = reader
+        self.is_upload = is_upload or (lambda method, path, query: False)  # (method, path, query)
         self.writer = writer
         self.common_headers = list(common_headers)
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
         self._method = b"GET"
         self.hijacked = False
         self.idle = True           # between requests: safe to close at shutdown
+        self.body_pending = False  # a streamed request body not read to its end yet
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -116,8 +127,13 @@ class Connection:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
         if self._h11.they_are_waiting_for_100_continue:
             await self._write(self._h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+        url = urlsplit(event.target.decode("latin-1"))
+        pairs = parse_qsl(url.query, keep_blank_values=True)
+        method, path = event.method.decode("ascii"), unquote(url.path)
         body = bytearray()
-        while True:
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        self.body_pending = content_type in STREAMED_BODIES or self.is_upload(method, path, dict(pairs))
+        while not self.body_pending:
             part = await self._event()
             if isinstance(part, h11.Data):
                 body += part.data
@@ -127,15 +143,35 @@ class Connection:
                 break
             elif isinstance(part, h11.ConnectionClosed):
                 raise ClientGone()
-        url = urlsplit(event.target.decode("latin-1"))
+        lists: dict[str, list[str]] = {}
+        for name, value in pairs:
+            lists.setdefault(name, []).append(value)
         return Request(
-            method=event.method.decode("ascii"),
-            path=unquote(url.path),
-            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            method=method,
+            path=path,
+            query=dict(pairs),
             headers=headers,
             body=bytes(body),
             wants_upgrade="upgrade" in headers.get("connection", "").lower(),
+            query_lists=lists,
         )
+
+    async def body_chunks(self) -> AsyncIterator[bytes]:
+        """A streamed request body (a tar), piece by piece as the client sends it."""
+        while self.body_pending:
+            part = await self._event()
+            if isinstance(part, h11.Data):
+                yield bytes(part.data)
+            elif isinstance(part, h11.EndOfMessage):
+                self.body_pending = False
+            elif isinstance(part, h11.ConnectionClosed):
+                raise ClientGone()
+
+    async def drain_body(self) -> None:
+        """Read and drop what is left of a streamed body (a handler refused it early): the client is
+        still sending, and must be able to finish before it reads our answer."""
+        async for _ in self.body_chunks():
+            pass
 
     async def wait_for_disconnect(self) -> None:
         """Return when the client closes the connection.

@@ -89,7 +89,7 @@ class Daemon:
         log.info("API listening on %s", self.socket_path)
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = Connection(reader, writer, self.api.common_headers())
+        conn = Connection(reader, writer, self.api.common_headers(), is_upload=self.api.is_upload)
         task = asyncio.current_task()
         assert task is not None
         self._connections[task] = conn
@@ -100,6 +100,8 @@ class Daemon:
                     break
                 log.debug("%s %s", request.method, request.path)
                 await self.api.handle(request, conn)
+                if conn.body_pending and not conn.hijacked:
+                    await conn.drain_body()
                 if not conn.next_cycle():
                     break
         except BadHTTP as e:

@@ -42,6 +42,7 @@ from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.logs import LogTail, OutputWatcher
 from minicontainer.engine.spec import RunOptions, write_bundle
+from minicontainer.engine.threads import ChunkReader, output_of, progress_of
 from minicontainer.image import overlay
 from minicontainer.image.store import StoreError
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
@@ -650,7 +651,7 @@ class Engine:
         """Progress messages as docker's; with ``explain`` (ours), ``{"explain": event}`` for each HTTP
         exchange with the registry too."""
         name = f"{image}:{tag}" if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1] else image
-        async for msg in self._in_thread(lambda progress: image_service.pull(
+        async for msg in progress_of(lambda progress: image_service.pull(
                 name, self.store, platform=platform_name, progress=progress, auth=auth,
                 explain=(lambda ev: progress({"explain": ev._asdict()})) if explain else None)):
             yield msg
@@ -661,35 +662,64 @@ class Engine:
             image_service.find(self.store, name)
         except LookupError:
             raise NotFound(f"An image does not exist locally with the tag: {image_service._familiar(name)}") from None
-        async for msg in self._in_thread(lambda progress: image_service.push(
+        async for msg in progress_of(lambda progress: image_service.push(
                 name, self.store, progress=progress, auth=auth)):
             yield msg
 
-    @staticmethod
-    async def _in_thread(work: Callable[[Callable[[dict], None]], object]) -> AsyncIterator[dict]:
-        """Run a registry transfer (blocking: requests) in a thread; yield its progress messages as they
-        come.  A failure is the last message, ``{"error": ...}``, as the Engine API streams it."""
-        queue: asyncio.Queue = asyncio.Queue()
-        loop = asyncio.get_running_loop()
+    # --- image archives (save, load, import) -------------------------------------------------------
+    async def save(self, names: list[str], fmt: str = "docker-archive") -> AsyncIterator[bytes]:
+        """``docker save``'s tar, as it is written.  Unknown names fail before the first byte (404)."""
+        from minicontainer.image import archive
 
-        def progress(msg: dict) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, msg)
+        try:
+            archive.select(self.store, names)
+        except LookupError as e:
+            raise NotFound(str(e).strip("'\"")) from None
+        except ValueError as e:
+            raise InvalidParameter(str(e)) from None
+        async for chunk in output_of(lambda out: archive.save(self.store, names, out, format=fmt)):
+            yield chunk
 
-        def run() -> None:
+    async def load(self, upload: AsyncIterator[bytes], quiet: bool = False) -> AsyncIterator[dict]:
+        """``docker load``: the tar streams in from the client while the thread unpacks it."""
+        from minicontainer.image import archive
+
+        def work(progress: Callable[[dict], None]) -> None:
+            shown = (lambda msg: "stream" in msg and progress(msg)) if quiet else progress
             try:
-                work(progress)
-            except Exception as e:  # noqa: BLE001 - reported inside the stream, as the Engine API does
-                progress({"error": str(e), "errorDetail": {"message": str(e)}})
+                archive.load(self.store, reader, progress=shown)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, None)
+                reader.close()
 
-        task = loop.run_in_executor(None, run)
-        while True:
-            msg = await queue.get()
-            if msg is None:
-                break
+        async for msg in self._with_upload(upload, reader := ChunkReader(), work):
             yield msg
-        await task
+
+    async def import_image(self, upload: AsyncIterator[bytes], reference: str | None, changes: list[str],
+                           message: str) -> AsyncIterator[dict]:
+        """``docker import``: a root filesystem's tar becomes a one-layer image; the last message is its ID."""
+        from minicontainer.image import archive
+
+        def work(progress: Callable[[dict], None]) -> None:
+            try:
+                image = archive.import_tarball(self.store, reader, reference=reference, changes=changes,
+                                               message=message)
+            finally:
+                reader.close()
+            progress({"status": image.id})
+
+        async for msg in self._with_upload(upload, reader := ChunkReader(), work):
+            yield msg
+
+    @staticmethod
+    async def _with_upload(upload: AsyncIterator[bytes], reader: ChunkReader,
+                           work: Callable[[Callable[[dict], None]], None]) -> AsyncIterator[dict]:
+        feeding = asyncio.ensure_future(reader.feed(upload))
+        try:
+            async for msg in progress_of(work):
+                yield msg
+        finally:
+            reader.close()
+            await asyncio.gather(feeding, return_exceptions=True)
 
     def images(self, all: bool = False) -> list[dict]:
         out = []

@@ -162,6 +162,32 @@ def test_the_real_docker_cli(engine):
     assert engine.docker("container", "prune", "-f").returncode == 0
 
 
+@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed on this machine")
+def test_the_real_docker_cli_moves_images(engine, tmp_path):
+    import io
+    import tarfile
+
+    archive = tmp_path / "busybox.tar"
+    saved = engine.docker("save", "-o", str(archive), "busybox")
+    assert saved.returncode == 0, saved.stderr
+    assert engine.docker("rmi", "busybox").returncode == 0
+    loaded = engine.docker("load", "-i", str(archive))
+    assert loaded.returncode == 0 and "Loaded image: busybox:latest" in loaded.stdout, loaded.stderr
+    assert engine.docker("tag", "busybox", "mine:v1").returncode == 0
+    history = engine.docker("history", "mine:v1")
+    assert history.returncode == 0 and "IMAGE" in history.stdout, history.stderr
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        info = tarfile.TarInfo("etc/motd")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    imported = engine.docker("import", "-c", "CMD [\"/bin/sh\"]", str(rootfs), "imp:1")
+    assert imported.returncode == 0 and imported.stdout.strip().startswith("sha256:"), imported.stderr
+    assert engine.docker("image", "inspect", "-f", "{{json .Config.Cmd}}", "imp:1").stdout.strip() == '["/bin/sh"]'
+    # the docker CLI parses every time in the JSON (a bad one fails the whole inspect)
+    assert engine.docker("inspect", "-f", "{{.Created}}", "busybox").returncode == 0
+
+
 def test_docker_py(engine):
     docker = pytest.importorskip("docker")
     client = docker.DockerClient(base_url=engine.env["DOCKER_HOST"])

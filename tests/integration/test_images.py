@@ -188,6 +188,62 @@ def test_pull_explain_narrates_every_exchange_with_the_registry(mc, token_regist
     assert "Pull complete" in r.stdout  # docker's own progress lines are still there
 
 
+def _tar_members(data: bytes) -> set[str]:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return set(tar.getnames())
+
+
+def test_save_load_and_import_stream_through_the_daemon(mc, tmp_path):
+    import gzip
+    import io
+    import tarfile
+
+    assert mc("starter", "busybox").returncode == 0
+    cli = [sys.executable, "-m", "minicontainer.cli.main"]
+    # save: to stdout (a pipe), and to a file in either format
+    piped = subprocess.run([*cli, "save", "busybox"], env=mc.env, capture_output=True, timeout=60, check=False)
+    assert piped.returncode == 0 and "manifest.json" in _tar_members(piped.stdout), piped.stderr
+    oci = tmp_path / "out" / "busybox-oci.tar"
+    oci.parent.mkdir()
+    assert mc("save", "-o", str(oci), "--format", "oci-archive", "busybox").returncode == 0
+    assert {"index.json", "oci-layout"} <= _tar_members(oci.read_bytes())
+    missing = mc("save", "-o", str(tmp_path / "out" / "none.tar"), "nosuch")
+    assert missing.returncode == 1 and missing.stderr.startswith("Error response from daemon:")
+    assert "nosuch" in missing.stderr
+    assert sorted(os.listdir(oci.parent)) == ["busybox-oci.tar"]  # no half-written file, no temporary left
+    # load: from stdin, then from a file (-i), after the image is gone
+    assert mc("rmi", "busybox").returncode == 0
+    loaded = subprocess.run([*cli, "load"], env=mc.env, input=piped.stdout, capture_output=True, timeout=60,
+                            check=False)
+    assert loaded.returncode == 0 and b"Loaded image: busybox:latest" in loaded.stdout, loaded.stderr
+    assert mc("rmi", "busybox").returncode == 0
+    again = mc("load", "-q", "-i", str(oci))
+    assert again.returncode == 0 and again.stdout.strip() == "Loaded image: busybox:latest", again.stderr
+    garbage = subprocess.run([*cli, "load"], env=mc.env, input=b"not a tar" * 1000, capture_output=True,
+                             timeout=60, check=False)
+    assert garbage.returncode == 1 and b"Error response from daemon:" in garbage.stderr
+    # import: a root filesystem's tarball, gzip'd, from stdin, with --change and a message
+    files = io.BytesIO()
+    with tarfile.open(fileobj=files, mode="w") as tar:
+        data = b"imported through the daemon\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    imported = subprocess.run([*cli, "import", "-c", "CMD [\"/bin/cat\", \"/hello.txt\"]", "-c", "ENV A=1",
+                               "-m", "from a test", "-", "imported:v1"], env=mc.env,
+                              input=gzip.compress(files.getvalue()), capture_output=True, timeout=60, check=False)
+    assert imported.returncode == 0, imported.stderr
+    image_id = imported.stdout.decode().strip()
+    assert image_id.startswith("sha256:") and len(image_id) == 71
+    config = json.loads(mc("image", "inspect", "imported:v1").stdout)[0]
+    assert config["Id"] == image_id and config["Config"]["Cmd"] == ["/bin/cat", "/hello.txt"]
+    assert config["Config"]["Env"] == ["A=1"]
+    assert "from a test" in mc("history", "imported:v1").stdout
+
+
 def test_starter_images_work_offline(mc):
     r = mc("starter", "busybox", "hello-world")
     assert r.returncode == 0, r.stderr

@@ -16,7 +16,7 @@ import zstandard
 
 from minicontainer.cli import archive as cli_archive
 from minicontainer.image import archive, builder
-from minicontainer.image.digest import DigestMismatch, digest_bytes
+from minicontainer.image.digest import DigestMismatch
 from minicontainer.image.pull import LayerMismatch, install
 from minicontainer.image.store import NotFound, Store, chain_ids
 
@@ -407,53 +407,19 @@ def test_apply_changes_details():
 
 
 # --- the CLI --------------------------------------------------------------------------------------------
+# (It streams through the daemon: tested end to end in tests/integration/test_images.py.)
 
 
-@pytest.fixture
-def cli(tmp_path, monkeypatch, source):
-    """Run the save/load/import commands against a data root holding ``source``'s images."""
-    data_root = tmp_path / "data"
-    (data_root).mkdir()
-    os.rename(source.root, data_root / "image")
-    monkeypatch.setenv("MINICONTAINER_ROOT", str(data_root))
+def test_cli_refuses_to_save_to_a_terminal_or_load_from_one(monkeypatch, capsys):
+    """Before any daemon is asked: a tar on a terminal is noise, and a terminal cannot type one."""
     parser = argparse.ArgumentParser()
     cli_archive.add_commands(parser.add_subparsers())
-
-    def run(*argv: str) -> int:
-        args = parser.parse_args(argv)
-        return args.handler(args)
-
-    return run
-
-
-def test_cli_save_refuses_a_terminal_and_writes_files_whole(cli, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    assert cli("save", "busybox") == 1
-    assert capsys.readouterr().err == ("Error: Cowardly refusing to save to a terminal. Use the -o flag or "
-                                       "redirect.\n")
-    out = tmp_path / "out" / "b.tar"
-    out.parent.mkdir()
-    assert cli("save", "-o", str(out), "--format", "oci-archive", "busybox") == 0
-    assert "index.json" in members(out.read_bytes())
-    with pytest.raises(NotFound):
-        cli("save", "-o", str(tmp_path / "out" / "c.tar"), "nosuch")
-    assert os.listdir(out.parent) == ["b.tar"]  # no half-written file, no temporary left
-
-
-def test_cli_load_and_import(cli, tmp_path, capsys):
-    out = tmp_path / "b.tar"
-    assert cli("save", "-o", str(out), "busybox", APP) == 0
-    assert cli("load", "-q", "-i", str(out)) == 0
-    assert capsys.readouterr().out.splitlines() == ["Loaded image: busybox:latest",
-                                                    "Loaded image: registry.example.com:5000/team/app:1.0"]
-    rootfs = tmp_path / "rootfs.tar.gz"
-    rootfs.write_bytes(gzip.compress(ROOTFS))
-    assert cli("import", "-c", "CMD /bin/hello", "-m", "hi", str(rootfs), "imported") == 0
-    image_id = capsys.readouterr().out.strip()
-    assert image_id.startswith("sha256:") and len(image_id) == 71
-    store = Store(os.path.join(os.environ["MINICONTAINER_ROOT"], "image"))
-    assert store.resolve("docker.io/library/imported:latest").id == image_id
-    assert digest_bytes(store.read_blob(image_id)) == image_id
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    for argv, message in ((["save", "busybox"], cli_archive.TERMINAL_SAVE), (["load"], cli_archive.TERMINAL_LOAD)):
+        args = parser.parse_args(argv)
+        assert args.handler(args) == 1
+        assert capsys.readouterr().err == f"Error: {message}\n"
 
 
 def test_load_a_docker_25_archive(source, target):

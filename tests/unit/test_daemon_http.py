@@ -216,6 +216,13 @@ class FakeEngine:
                 return self.images_by_id[found[0]]
         raise NotFound(f"No such image: {normalize(name) if ':' not in name[-8:] else name}")
 
+    async def load(self, upload: AsyncIterator[bytes], quiet: bool = False) -> AsyncIterator[dict]:
+        """Counts what was uploaded (and how many pieces it came in), instead of unpacking it."""
+        size = pieces = 0
+        async for chunk in upload:
+            size, pieces = size + len(chunk), pieces + 1
+        yield {"stream": f"Loaded {size} bytes in {pieces} pieces\n"}
+
     async def pull(self, image: str, tag: str | None, platform: str | None,
                    auth: dict | None) -> AsyncIterator[dict]:
         self.pulls.append((image, tag, auth))
@@ -701,6 +708,29 @@ def test_main_refuses_tcp(capsys):
 
 
 # --- tests: HTTP -----------------------------------------------------------------------------------
+
+
+def test_an_upload_streams_to_the_handler_whatever_its_size(daemon):
+    """``load``'s tar is not held whole: 40 MiB (beyond the 16 MiB limit on buffered bodies) arrive
+    in pieces; then the connection serves the next request (keep-alive)."""
+    size = 40 << 20
+    conn = UnixHTTPConnection(daemon.socket_path)
+    try:
+        chunks = (b"x" * (1 << 20) for _ in range(size >> 20))
+        conn.request("POST", "/v1.45/images/load?quiet=1", body=chunks,
+                     headers={"Content-Type": "application/x-tar", "Transfer-Encoding": "chunked"},
+                     encode_chunked=True)
+        r = conn.getresponse()
+        said = json.loads(r.read())["stream"]
+        assert r.status == 200 and said.startswith(f"Loaded {size} bytes in ")
+        assert int(said.split()[4]) > 1
+        # import with a URL is refused before its body is read; the body is drained, the answer read
+        conn.request("POST", "/v1.45/images/create?fromSrc=http://example.invalid/x.tar", body=b"y" * 100_000)
+        r = conn.getresponse()
+        assert r.status == 400 and b"URL" in r.read()
+        assert request(daemon, "GET", "/_ping", conn=conn).body == b"OK"
+    finally:
+        conn.close()
 
 
 def test_ping_get_and_head_on_one_connection(daemon):

@@ -1,0 +1,101 @@
+"""The bridges between the daemon's event loop and the threads that do blocking work."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from minicontainer.engine.threads import QUEUED_CHUNKS, ChunkReader, output_of, progress_of
+
+
+def test_progress_comes_as_it_is_reported_and_a_failure_is_the_last_message():
+    def work(progress):
+        progress({"status": "one"})
+        progress({"status": "two"})
+        raise RuntimeError("the registry went away")
+
+    async def collect():
+        return [msg async for msg in progress_of(work)]
+
+    assert asyncio.run(collect()) == [{"status": "one"}, {"status": "two"},
+                                      {"error": "the registry went away",
+                                       "errorDetail": {"message": "the registry went away"}}]
+
+
+def test_what_a_thread_writes_streams_out_and_the_writer_waits_for_a_slow_reader():
+    written = []
+
+    def work(out):
+        for i in range(QUEUED_CHUNKS * 3):
+            out.write(b"%d," % i)
+            written.append(i)
+
+    async def read_slowly():
+        got = b""
+        async for chunk in output_of(work):
+            # The writer can never be more than the queue's length ahead of us.
+            assert len(written) - got.count(b",") <= QUEUED_CHUNKS + 2
+            got += chunk
+            await asyncio.sleep(0.001)
+        return got
+
+    assert asyncio.run(read_slowly()) == b"".join(b"%d," % i for i in range(QUEUED_CHUNKS * 3))
+
+
+def test_a_writers_failure_is_raised_after_its_last_chunk():
+    def work(out):
+        out.write(b"half a tar")
+        raise ValueError("no such image")
+
+    async def read():
+        chunks = []
+        with pytest.raises(ValueError, match="no such image"):
+            async for chunk in output_of(work):
+                chunks.append(chunk)
+        return chunks
+
+    assert asyncio.run(read()) == [b"half a tar"]
+
+
+def test_an_upload_is_read_by_a_thread_as_a_file():
+    async def upload():
+        for piece in (b"abc", b"", b"defgh", b"ij"):
+            await asyncio.sleep(0)
+            yield piece
+
+    async def scenario():
+        reader = ChunkReader()
+        feeding = asyncio.ensure_future(reader.feed(upload()))
+        got = await asyncio.get_running_loop().run_in_executor(None, lambda: [reader.read(4), reader.read(4),
+                                                                             reader.read(4), reader.read()])
+        await feeding
+        return got
+
+    assert asyncio.run(scenario()) == [b"abcd", b"efgh", b"ij", b""]
+
+
+def test_a_reader_that_gives_up_does_not_block_the_upload():
+    sent = [0]
+
+    async def endless():
+        while True:
+            await asyncio.sleep(0)
+            sent[0] += 1
+            yield b"z" * 1024
+
+    async def scenario():
+        reader = ChunkReader()
+        feeding = asyncio.ensure_future(reader.feed(endless()))
+        await asyncio.get_running_loop().run_in_executor(None, reader.read, 10)
+        reader.close()  # e.g. the tar turned out to be garbage
+        await asyncio.sleep(0.2)
+        before = sent[0]
+        await asyncio.sleep(0.3)
+        # Nobody reads the queue any more, yet the upload is still consumed (and dropped): a full
+        # queue would have stopped it at QUEUED_CHUNKS pieces.
+        assert sent[0] > before > QUEUED_CHUNKS + 1
+        feeding.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)
+
+    asyncio.run(scenario())
