@@ -15,8 +15,8 @@ pushed to it:
 Then, side by side in one run, ``--runs`` times each (the tools' order rotating from round to round):
 
 ==============  ====================================================================================
-busybox cold    ours (the ``minicontainer pull`` console script, a fresh ``MINICONTAINER_ROOT`` each
-                run) vs ``skopeo copy docker://... oci:DIR:latest`` (a fresh DIR) vs ``podman pull``
+busybox cold    ours (the ``minicontainer pull`` console script, asking a ``minicontainerd`` that has a
+                fresh data root each run) vs ``skopeo copy docker://... oci:DIR:latest`` (a fresh DIR) vs ``podman pull``
                 (a fresh ``--root``/``--runroot``/``--tmpdir``); podman unpacks, like us; skopeo does not
 busybox warm    the same commands again on what the cold pull left: our "Image is up to date" path,
                 skopeo into the existing layout, podman with the image present
@@ -281,12 +281,53 @@ class Tool:
         return elapsed, r.stdout.decode(errors="replace")
 
 
+@dataclass
 class Ours(Tool):
+    """``minicontainer pull`` asks the daemon, which pulls: one ``minicontainerd`` per data root (each
+    cold run has its own), started before the run (untimed, as dockerd is already running when one
+    types ``docker pull``) and stopped when the root is removed."""
+
+    daemons: dict[Path, subprocess.Popen] = field(default_factory=dict)
+
     def command(self, image, target):
         return [str(OURS), "pull", image.name]
 
     def env(self, target):
-        return {**os.environ, "MINICONTAINER_ROOT": str(target)}
+        return {**os.environ, "MINICONTAINER_ROOT": str(target), "MINICONTAINER_AUTOSTART": "0",
+                "MINICONTAINER_HOST": f"unix://{target / 'run' / 'minicontainer.sock'}"}
+
+    def prepare(self, target):
+        if target in self.daemons:
+            return
+        sock = target / "run" / "minicontainer.sock"
+        (target / "run").mkdir(parents=True, exist_ok=True)
+        daemon = subprocess.Popen([str(VENV_BIN / "python"), "-m", "minicontainer.daemon.main", "--host", f"unix://{sock}",
+                                   "--data-root", str(target), "--exec-root", str(target / "run")],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.daemons[target] = daemon
+        deadline = time.monotonic() + 15
+        while daemon.poll() is None and time.monotonic() < deadline:
+            probe = socket.socket(socket.AF_UNIX)
+            try:
+                probe.connect(str(sock))
+                return
+            except OSError:
+                time.sleep(0.02)
+            finally:
+                probe.close()
+        raise Failed(f"minicontainerd did not start on {target}")
+
+    def release(self, target: Path | None = None) -> None:
+        """Stop the daemon of ``target`` (of every root, without one)."""
+        for root in [target] if target is not None else list(self.daemons):
+            daemon = self.daemons.pop(root, None)
+            if daemon is not None and daemon.poll() is None:
+                daemon.terminate()
+                try:
+                    daemon.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    daemon.kill()
+                    daemon.wait()
 
 
 class Skopeo(Tool):
@@ -387,6 +428,7 @@ def mounts_below(path: Path) -> list[str]:
 
 
 def remove_tree(path: Path) -> None:
+    OURS_TOOL.release(path)
     for point in mounts_below(path):  # podman may leave overlay mounts in its root
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
     shutil.rmtree(path, ignore_errors=True)
@@ -577,9 +619,10 @@ def console_script_costs(image: BenchImage, work: Path, kept: list[Path], runs: 
     def probe(modules: list[str]) -> dict:
         root = Path(tempfile.mkdtemp(prefix="cli-", dir=work))
         kept.append(root)
+        OURS_TOOL.prepare(root)  # the daemon of this root: running before the clock starts
         start = time.perf_counter()
         r = subprocess.run([python, "-c", CLI_PROBE, image.name, json.dumps(modules)], capture_output=True,
-                           text=True, env={**os.environ, "MINICONTAINER_ROOT": str(root)}, check=True)
+                           text=True, env=OURS_TOOL.env(root), check=True)
         wall = time.perf_counter() - start
         parts = json.loads(r.stderr.strip().splitlines()[-1])
         parts["outside"] = wall - parts["cli"] - parts["later"] - parts["pull"]
@@ -595,8 +638,9 @@ def console_script_costs(image: BenchImage, work: Path, kept: list[Path], runs: 
     return median("wall"), [
         (f"interpreter start, and exit with the {len(modules)} modules loaded", median("outside")),
         ("importing minicontainer.cli.main", median("cli")),
-        ("importing what the pull imports later (requests, urllib3, the image modules...)", median("later")),
-        ("main(['pull', ...]): argparse, then the pull itself", median("pull"))]
+        ("importing what the command imports later (the HTTP client, the image reference parser...)",
+         median("later")),
+        ("main(['pull', ...]): argparse, then the pull itself (the daemon's work, streamed back)", median("pull"))]
 
 
 # --- the private mount namespace ----------------------------------------------------------------------
@@ -876,6 +920,7 @@ def main() -> int:
             print(f"    {seconds * 1000:8.1f} ms {100 * seconds / cli_wall:5.1f}%  {label}")
         print(f"\ntotal {time.perf_counter() - started:.0f} s")
     finally:
+        OURS_TOOL.release()  # every daemon of ours, before their roots go
         if registry:
             registry.stop()
         if hidden:

@@ -56,7 +56,7 @@ def registry_auth(image: str) -> dict[str, str]:
     daemon keeps no logins of its own."""
     import base64
 
-    from minicontainer.image.auth import load_docker_credentials
+    from minicontainer.image.credentials import load_docker_credentials
     from minicontainer.image.reference import parse
 
     domain = parse(image).domain
@@ -295,7 +295,7 @@ def cmd_image_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from minicontainer.image.auth import normalize_registry_host, save_login
+    from minicontainer.image.credentials import normalize_registry_host, save_login
     from minicontainer.image.registry import RegistryClient, RegistryError
 
     host = normalize_registry_host(args.server or "docker.io")
@@ -322,7 +322,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
-    from minicontainer.image.auth import normalize_registry_host, remove_login
+    from minicontainer.image.credentials import normalize_registry_host, remove_login
 
     host = normalize_registry_host(args.server or "docker.io")
     if remove_login(host):

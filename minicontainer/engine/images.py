@@ -50,7 +50,7 @@ def registry_client(on_notice=None, auth: dict | None = None):
     "serveraddress"}``): the daemon uses those and nothing else, as dockerd does, so one user's
     logins never serve another's pulls.  Without it (the engine used in-process, as root) the
     credentials are this process's own ``config.json``."""
-    from minicontainer.image.auth import load_docker_credentials, normalize_registry_host
+    from minicontainer.image.credentials import load_docker_credentials, normalize_registry_host
     from minicontainer.image.registry import RegistryClient
 
     settings = config.daemon_settings()

@@ -18,6 +18,7 @@ the daemon will stream them as the Engine API does, a notebook turns them into p
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -101,6 +102,9 @@ def _find(store: Store, image_id: str) -> Image | None:
         return None
 
 
+PROGRESS_INTERVAL = 0.1  # seconds between two "Downloading" messages of one layer
+
+
 def _finish(emit: Progress, ref: Reference, digest: str, verdict: str) -> None:
     emit({"status": f"Digest: {digest}"})
     emit({"status": f"Status: {verdict} {ref.familiar()}"})
@@ -109,9 +113,14 @@ def _finish(emit: Progress, ref: Reference, digest: str, verdict: str) -> None:
 def _download(store: Store, client: RegistryClient, ref: Reference, digest: str, size: int | None,
               emit: Progress, *, show: bool = True) -> None:
     layer_id = _short(digest)
+    last = [0.0]
 
     def report(done: int, total: int | None) -> None:
-        if show:
+        # At most ten a second (and the last one): a bar needs no more, and each message travels
+        # from the daemon's thread through its event loop to the client.
+        now = time.monotonic()
+        if show and (now - last[0] >= PROGRESS_INTERVAL or done >= (total or size or 0)):
+            last[0] = now
             emit({"status": "Downloading", "id": layer_id,
                   "progressDetail": {"current": done, "total": total or size or 0}})
 
