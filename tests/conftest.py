@@ -149,3 +149,12 @@ def nothing_left_behind():
     }
     left = {k: v for k, v in left.items() if v}
     assert not left, f"the test session left these behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def cgroup_join_file() -> str:
+    """The file a container's first process writes 0 into to join its cgroup, as ``--explain`` shows
+    it: each v1 hierarchy's ``tasks`` (v1 and hybrid hosts), else ``cgroup.procs``."""
+    from minicontainer.kernel.cgroups.layout import detect
+
+    return "cgroup.procs" if detect().mode == "v2" else "/tasks"

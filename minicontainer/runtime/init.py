@@ -20,7 +20,7 @@ import os
 import signal
 import stat
 import sys as _sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from minicontainer.kernel import capabilities, devices, mounts
 from minicontainer.kernel.namespaces import BY_OCI
@@ -34,6 +34,9 @@ from minicontainer.kernel.syscalls import (
 from minicontainer.observe.events import Trace
 from minicontainer.runtime import sync
 from minicontainer.runtime.bundle import RLIMITS, Spec
+
+if TYPE_CHECKING:
+    from minicontainer.kernel.cgroups.base import Cgroup
 from minicontainer.runtime.errors import (
     EXIT_NOT_EXECUTABLE,
     EXIT_NOT_FOUND,
@@ -68,11 +71,13 @@ def _report_and_exit(chan: sync.Channel, trace: Trace, exc: BaseException) -> No
 # --- stage 1: namespaces --------------------------------------------------------------------------
 
 
-def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int) -> NoReturn:
+def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int, cgroup: Cgroup) -> NoReturn:
     trace = Trace(side="stage1")
     sys = Syscalls(trace)
     try:
-        chan.recv(sync.GO)  # wait until the parent has put us in the container's cgroup
+        # Into the container's cgroup first: everything forked from here on is counted and limited
+        # there, and the cgroup namespace made below is rooted there.
+        cgroup.join_self(sys)
 
         # Namespaces given by path are joined first, the user namespace before the others: joining
         # a namespace needs privilege over the user namespace that owns it.

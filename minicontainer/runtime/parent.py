@@ -68,13 +68,11 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             if stdio is not None:
                 for target, fd in enumerate(stdio):
                     os.dup2(fd, target)  # dup2 clears close-on-exec: the program inherits them
-            stage1(spec, child_end, fifo_handle)  # never returns
+            stage1(spec, child_end, fifo_handle, cgroup)  # never returns
         child_end.close()
         os.close(fifo_handle)
         fifo_handle = -1
 
-        cgroup.add_process(stage1_pid)
-        parent_end.send(sync.GO)
         # stage1's init-pid and init's ready share the socket, and on a busy machine ready may come
         # first (stage1 is descheduled between its fork and its send): accept either, at every step.
         msg = parent_end.recv(sync.USERNS_CREATED, sync.INIT_PID, sync.READY)

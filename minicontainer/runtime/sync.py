@@ -15,26 +15,30 @@ only the children it forks afterwards; and a user namespace must exist before th
 should own are made.  So stage1 makes the namespaces and forks init, which is PID 1 inside them.
 
 They talk over one ``socketpair(AF_UNIX, SOCK_SEQPACKET)``: one JSON object per message, and message
-boundaries kept by the kernel.  The messages, in the order they happen:
+boundaries kept by the kernel.
+
+Before any message, stage1 moves itself into the container's cgroup (``kernel/cgroups``): on v1
+by writing ``0`` into each hierarchy's ``tasks`` file, a thread moving itself, which the kernel does
+without its global fork/exit lock and the RCU grace period that lock waits for (5-20 ms, more than
+the rest of ``create``); on v2 into ``cgroup.procs``.  The messages, in the order they happen:
 
 ====  ========  ========  ===================  ================================================================
 step  from      to        type                 meaning
 ====  ========  ========  ===================  ================================================================
-1     parent    stage1    ``go``               stage1 is in the container's cgroup now, so everything it forks
-                                               is counted there; stage1 may unshare the cgroup namespace.
-2     stage1    parent    ``userns-created``   (only with a new user namespace) stage1 did
+1     stage1    parent    ``userns-created``   (only with a new user namespace) stage1 did
                                                ``unshare(CLONE_NEWUSER)``: the parent writes
                                                /proc/PID/uid_map and gid_map, which only a process outside
                                                the namespace with privilege over the host ids may do.
-3     parent    stage1    ``userns-mapped``    the maps are written; stage1 becomes root of its namespace.
-4     stage1    parent    ``init-pid``         ``{"pid": N}``: init's PID as the host sees it; stage1 exits.
-5     init      parent    ``ready``            the root filesystem is in place, the program was found, and
+2     parent    stage1    ``userns-mapped``    the maps are written; stage1 becomes root of its namespace.
+3     stage1    parent    ``init-pid``         ``{"pid": N}``: init's PID as the host sees it; stage1 exits.
+4     init      parent    ``ready``            the root filesystem is in place, the program was found, and
                                                init is blocked opening ``exec.fifo``.  ``create`` is done.
-5'    any child parent    ``error``            ``{"verb", "path", "errno", "message", "hint", "exit_code"}``:
-                                               setup failed; the parent reports it and cleans up.
+4'    any child parent    ``error``            ``{"verb", "path", "errno", "message", "hint", "exit_code"}``:
+                                               setup failed (joining the cgroup included); the parent
+                                               reports it and cleans up.
 ====  ========  ========  ===================  ================================================================
 
-Steps 4 and 5 come from two processes over one socket: on a busy machine init's ``ready`` can
+Steps 3 and 4 come from two processes over one socket: on a busy machine init's ``ready`` can
 arrive before stage1's ``init-pid``, and the parent accepts them in either order.
 
 ``ready``, ``error`` and ``init-pid`` carry ``events``: the kernel steps that child recorded, which
@@ -57,7 +61,6 @@ from typing import Any
 from minicontainer.observe.events import Event
 from minicontainer.runtime.errors import RuntimeFailure
 
-GO = "go"
 USERNS_CREATED = "userns-created"
 USERNS_MAPPED = "userns-mapped"
 INIT_PID = "init-pid"

@@ -232,10 +232,10 @@ def test_the_python_client(engine, monkeypatch):
     client.containers.prune()
 
 
-def test_explain_narrates_start_stop_and_kill(engine):
+def test_explain_narrates_start_stop_and_kill(engine, cgroup_join_file):
     r = engine.mc("run", "--explain", "--rm", "busybox", "true")
     assert r.returncode == 0
-    for step in ("mount(overlay", "unshare(CLONE_NEWNS", "pivot_root(., .)", "cgroup.procs"):
+    for step in ("mount(overlay", "unshare(CLONE_NEWNS", "pivot_root(., .)", cgroup_join_file):
         assert step in r.stderr, step
     engine.mc("run", "-d", "--name", "quiet", "busybox", "sleep", "30")
     time.sleep(0.3)

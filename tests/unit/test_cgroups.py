@@ -131,6 +131,7 @@ class FakeCgroupfs(Syscalls):
             files |= {"cgroup.controllers": controllers, "cgroup.subtree_control": "", "cgroup.kill": ""}
             files |= V2_KNOBS
         else:
+            files["tasks"] = ""  # v1: the threads, one TID per line (cgroup.procs lists processes)
             for controller in self.mounts[mount]:
                 files |= V1_KNOBS[controller]
             if path == mount and "cpuset" in self.mounts[mount]:
@@ -344,6 +345,24 @@ def test_v2_writes_each_limit(tmp_path: Path) -> None:
     assert sys.written(f"{d}/cpuset.cpus") == "0-1"
     assert sys.written(f"{d}/pids.max") == "max"
     assert_only_wrote_in_created(sys, cg.created)
+
+
+def test_the_first_process_joins_itself(tmp_path: Path) -> None:
+    """v1: "0" (the writer) into each hierarchy's tasks file, a thread moving itself, which spares the
+    kernel's global lock and its RCU wait; v2: "0" into cgroup.procs."""
+    sys, layout = v1_host(tmp_path)
+    cg = open_cgroup(sys, "c1", layout=layout)
+    cg.create()
+    cg.join_self()
+    for d in set(cg.paths.values()):
+        assert sys.written(f"{d}/tasks") == "0"
+        assert not os.path.exists(f"{d}/cgroup.procs") or sys.written(f"{d}/cgroup.procs") == ""
+    sys2, own = v2_host(tmp_path / "v2")
+    cg2 = open_cgroup(sys2, "c1", layout=detect(V2_MOUNTINFO, V2_SELF, root=str(tmp_path / "v2")))
+    cg2.create()
+    cg2.join_self()
+    assert sys2.written(f"{own}/c1/cgroup.procs") == "0"
+    assert_only_wrote_in_created(sys2, cg2.created)
 
 
 def test_v2_unlimited_values() -> None:

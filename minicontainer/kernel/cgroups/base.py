@@ -176,7 +176,8 @@ class Cgroup(ABC):
         cg = open_cgroup(sys, "minicontainer/web")   # decide where; nothing touched yet
         cg.create()                                  # mkdir the directories
         cg.apply(limits)                             # write the knobs
-        cg.add_process(pid)                          # move the container's first process in
+        cg.join_self()                               # (in the container's first process) move in
+        ...                                          # (or, from outside: cg.add_process(pid))
         ...
         cg.kill_all(); cg.destroy()
 
@@ -217,6 +218,17 @@ class Cgroup(ABC):
             self.sys.write_file(os.path.join(directory, "cgroup.procs"), str(pid),
                                 detail="move the process into the container's cgroup: its limits apply "
                                        "from now on, to it and to every child it forks")
+
+    def join_self(self, sys: Syscalls | None = None) -> None:
+        """Move the calling process into the cgroup (``0`` means "the writer"), recorded by ``sys``.
+
+        The container's first process does it itself, before it forks anything.  On v2 a process
+        move takes the kernel's global lock against forks and exits, as :meth:`add_process` does."""
+        sys = sys or self.sys
+        for directory in self._unique_dirs():
+            sys.write_file(os.path.join(directory, "cgroup.procs"), "0",
+                           detail="move this process into the container's cgroup: its limits apply from now "
+                                  "on, to it and to every child it forks")
 
     def pids(self) -> list[int]:
         """Every process in the cgroup, including in sub-cgroups the container made for itself."""
