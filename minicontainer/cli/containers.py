@@ -18,10 +18,15 @@ from minicontainer.cli.format import ago, human_size, table
 
 def explain(api, cid: str, since_ns: int, title: str) -> None:
     """--explain: narrate the kernel steps the daemon recorded for this container since ``since_ns``."""
+    from minicontainer.client.api import APIClient
     from minicontainer.observe.events import Event
     from minicontainer.observe.explain import narrate
 
-    events = [Event.from_dict(e) for e in api.json("GET", f"/containers/{cid}/events", {"since_ns": since_ns})]
+    noted, APIClient.record = APIClient.record, None  # the narration's own request is not the command's
+    try:
+        events = [Event.from_dict(e) for e in api.json("GET", f"/containers/{cid}/events", {"since_ns": since_ns})]
+    finally:
+        APIClient.record = noted
     narrate(events, sys.stderr, title=title)
 
 

@@ -122,7 +122,34 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     first = next((a for a in argv or [] if not a.startswith("-")), None)
     for add in (GROUPS[first],) if first in GROUPS else COMMANDS:
         add(commands)
+    _explain_everywhere(commands)
     return parser
+
+
+def _explain_everywhere(commands: argparse._SubParsersAction) -> None:
+    """Give every command ``--explain``.  Those that make the kernel or a registry work narrate that
+    (their own flag says so); on every command it also lists the Engine API requests sent."""
+    for sub in commands.choices.values():
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            _explain_everywhere(nested[0])
+        elif "--explain" not in sub._option_string_actions:
+            sub.add_argument("--explain", action="store_true",
+                             help="show the Engine API requests behind the command, on stderr")
+
+
+def show_requests(record: list[tuple[str, str, int, str, float]], out=None) -> None:
+    """``--explain``'s list of the Engine API requests a command sent (the docker CLI sends the same)."""
+    out = out or sys.stderr
+    title = "the Engine API requests behind this command"
+    out.write(f"── {title} " + "─" * max(0, 60 - len(title)) + "\n")
+    if not record:
+        out.write("   none: this command works on this host directly, without the daemon\n")
+    from urllib.parse import unquote_plus
+
+    for method, target, status, reason, ms in record:  # unquoted, to be read: ?filters={"status":["exited"]}
+        out.write(f"   {method} {unquote_plus(target)}  ->  {status} {reason}  ({ms:.1f} ms to the reply's head)\n")
+    out.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:  # no subcommand: show what there is, as docker and git do
         parser.print_help(sys.stderr)
         return 2
+    record = None
+    if getattr(args, "explain", False):
+        from minicontainer.client.api import APIClient
+
+        record = APIClient.record = []
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -147,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{getattr(e, 'prefix', 'Error: ')}{e}", file=sys.stderr)
             return getattr(e, "exit_code", 1)
         raise
+    finally:
+        if record is not None:
+            show_requests(record)
 
 
 if __name__ == "__main__":

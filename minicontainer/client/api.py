@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -34,6 +35,10 @@ class APIError(Exception):
 
 
 class APIClient:
+    #: While a list (``--explain``), every request is noted in it: (method, target, status, reason,
+    #: milliseconds to the reply's head).  The Engine API calls behind a command are part of its story.
+    record: list[tuple[str, str, int, str, float]] | None = None
+
     def __init__(self, path: str | None = None, *, autostart: bool = True) -> None:
         self.path = path or socket_path()
         if autostart:
@@ -50,12 +55,19 @@ class APIClient:
         elif body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        resp = self._send(method, url, data, headers, timeout)
+        if resp.status >= 400:
+            raise _error(resp)
+        return resp
+
+    def _send(self, method: str, url: str, data, headers: dict[str, str], timeout: float | None) -> http.Response:
+        start = time.monotonic()
         try:
             resp = http.request(self.path, method, url, data, headers, timeout=timeout)
         except PermissionError:
             raise permission_denied(self.path) from None
-        if resp.status >= 400:
-            raise _error(resp)
+        if APIClient.record is not None:
+            APIClient.record.append((method, url, resp.status, resp.reason, (time.monotonic() - start) * 1000))
         return resp
 
     def json(self, method: str, path: str, params: dict | None = None, body=None):
@@ -83,11 +95,8 @@ class APIClient:
         """``POST /containers/{id}/attach`` with ``Upgrade: tcp``: after the 101, the connection is a raw
         stream, the container's output one way (framed as :meth:`frames` reads it) and its stdin the other."""
         query = urlencode({"stream": 1, "stdout": 1, "stderr": 1, "stdin": int(stdin)})
-        try:
-            resp = http.request(self.path, "POST", f"{API_PREFIX}/containers/{cid}/attach?{query}",
-                                headers={"Connection": "Upgrade", "Upgrade": "tcp"})
-        except PermissionError:
-            raise permission_denied(self.path) from None
+        resp = self._send("POST", f"{API_PREFIX}/containers/{cid}/attach?{query}", None,
+                          {"Connection": "Upgrade", "Upgrade": "tcp"}, None)
         if resp.status != 101:
             raise _error(resp)
         return resp
@@ -157,7 +166,6 @@ def ensure_daemon(path: str, *, timeout: float = 10.0) -> int | None:
     run_dir = os.path.dirname(path)
     os.makedirs(run_dir, exist_ok=True)
     import subprocess
-    import time
 
     log_path = os.path.join(run_dir, "minicontainerd.log")
     print(f"minicontainerd is not running: starting it (log: {log_path})", file=sys.stderr)

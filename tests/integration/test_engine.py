@@ -232,6 +232,18 @@ def test_the_python_client(engine, monkeypatch):
     client.containers.prune()
 
 
+def test_explain_on_any_command_lists_the_engine_api_requests(engine):
+    r = engine.mc("ps", "-a", "--filter", "status=exited", "--explain")
+    assert r.returncode == 0
+    assert 'GET /v1.45/containers/json?all=1&filters={"status": ["exited"]}  ->  200 OK' in r.stderr
+    r = engine.mc("run", "--rm", "--explain", "busybox", "true")
+    requests = r.stderr[r.stderr.index("the Engine API requests"):].splitlines()[1:]
+    assert [line.split()[0] + " " + line.split()[1].split("/")[-1].split("?")[0] for line in requests] == \
+        ["POST create", "POST attach", "POST wait", "POST start"]  # docker's order: attach and wait first
+    r = engine.mc("doctor", "--explain")
+    assert "none: this command works on this host directly" in r.stderr
+
+
 def test_explain_narrates_start_stop_and_kill(engine, cgroup_join_file):
     r = engine.mc("run", "--explain", "--rm", "busybox", "true")
     assert r.returncode == 0
