@@ -120,6 +120,18 @@ def registry_auth(header: str | None) -> dict | None:
     return decoded if isinstance(decoded, dict) and decoded else None
 
 
+def _check_import(reference: str | None, changes: list[str]) -> None:
+    from minicontainer.image.archive import apply_changes
+    from minicontainer.image.reference import parse
+
+    try:
+        if reference and parse(reference).digest:
+            raise ValueError(f"cannot import to '{reference}': a digest names existing content, give a tag")
+        apply_changes({}, changes)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
+
+
 async def _as_is(work: Awaitable[Any]) -> Any:
     return await work
 
@@ -317,6 +329,7 @@ class DockerAPI:
         repo, tag = call.q("repo") or "", call.q("tag") or ""
         reference = f"{repo}:{tag}" if repo and tag else (repo or None)
         changes = (call.request.query_lists or {}).get("changes", [])
+        _check_import(reference, changes)  # a 400 now, before the client has sent its whole tar
         await self._stream_progress(call, "import", self.engine.import_image(
             call.conn.body_chunks(), reference, changes, call.q("message") or ""), upload=True)
 
@@ -410,11 +423,11 @@ class DockerAPI:
 
     @route("POST", "/images/prune")
     async def image_prune(self, call: Call) -> Reply:
-        return Reply(200, self.engine.prune_images(parse_filters(call.q("filters"))))
+        return Reply(200, await _maybe_await(self.engine.prune_images(parse_filters(call.q("filters")))))
 
     @route("DELETE", "/images/{name*}")
     async def image_remove(self, call: Call, name: str) -> Reply:
-        return Reply(200, self.engine.remove_image(name, force=call.flag("force")))
+        return Reply(200, await _maybe_await(self.engine.remove_image(name, force=call.flag("force"))))
 
     # --- containers: life cycle ----------------------------------------------------------------
 

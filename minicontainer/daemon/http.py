@@ -157,9 +157,14 @@ class Connection:
         )
 
     async def body_chunks(self) -> AsyncIterator[bytes]:
-        """A streamed request body (a tar), piece by piece as the client sends it."""
+        """A streamed request body (a tar), piece by piece as the client sends it.  A client that
+        goes away before its body's end (h11 sees the connection close mid-body) raises ClientGone."""
         while self.body_pending:
-            part = await self._event()
+            try:
+                part = await self._event()
+            except BadHTTP:
+                self.body_pending = False
+                raise ClientGone() from None
             if isinstance(part, h11.Data):
                 yield bytes(part.data)
             elif isinstance(part, h11.EndOfMessage):

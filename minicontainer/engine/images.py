@@ -47,9 +47,9 @@ def registry_client(on_notice=None, auth: dict | None = None):
     """A registry client with the daemon settings (mirrors, insecure registries) and credentials.
 
     ``auth`` is what a client sent in ``X-Registry-Auth`` (``{"username", "password",
-    "serveraddress"}``): the daemon uses those and nothing else, as dockerd does, so one user's
-    logins never serve another's pulls.  Without it (the engine used in-process, as root) the
-    credentials are this process's own ``config.json``."""
+    "serveraddress"}``; ``{}`` when it sent none): the daemon uses those and nothing else, as
+    dockerd does, so one user's logins never serve another's pulls.  ``None`` is for the engine
+    used in-process (tests, ``engine/run.py``): then this process's own ``config.json``."""
     from minicontainer.image.credentials import load_docker_credentials, normalize_registry_host
     from minicontainer.image.registry import RegistryClient
 

@@ -140,15 +140,19 @@ class OutputWatcher:
         asyncio.get_running_loop().add_reader(self.fd, self._on_events)
 
     def watch(self, tail: LogTail, sys: Syscalls) -> None:
-        for _, name in STREAMS:
-            path = tail.container.path(name)
-            if not os.path.exists(path):
-                continue
-            wd = sys.inotify_add_watch(self.fd, path, IN_MODIFY,
-                                       detail=f"wake the daemon when the program writes to its {name[:6]}")
-            self.tails[wd] = tail
-            tail.watches.append(wd)
         tail.watcher = self
+        try:
+            for _, name in STREAMS:
+                path = tail.container.path(name)
+                if not os.path.exists(path):
+                    continue
+                wd = sys.inotify_add_watch(self.fd, path, IN_MODIFY,
+                                           detail=f"wake the daemon when the program writes to its {name[:6]}")
+                self.tails[wd] = tail
+                tail.watches.append(wd)
+        except KernelError:
+            self.unwatch(tail)  # all or nothing: a half-watched tail is polled instead
+            raise
 
     def unwatch(self, tail: LogTail) -> None:
         for wd in tail.watches:

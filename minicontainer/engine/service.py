@@ -649,10 +649,11 @@ class Engine:
     async def pull(self, image: str, tag: str | None, platform_name: str | None = None,
                    auth: dict | None = None, explain: bool = False) -> AsyncIterator[dict]:
         """Progress messages as docker's; with ``explain`` (ours), ``{"explain": event}`` for each HTTP
-        exchange with the registry too."""
+        exchange with the registry too.  The credentials are the client's (``auth``), or none: the
+        daemon never lends its own login to whoever can reach its socket."""
         name = f"{image}:{tag}" if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1] else image
         async for msg in progress_of(lambda progress: image_service.pull(
-                name, self.store, platform=platform_name, progress=progress, auth=auth,
+                name, self.store, platform=platform_name, progress=progress, auth=auth or {},
                 explain=(lambda ev: progress({"explain": ev._asdict()})) if explain else None)):
             yield msg
 
@@ -663,7 +664,7 @@ class Engine:
         except LookupError:
             raise NotFound(f"An image does not exist locally with the tag: {image_service._familiar(name)}") from None
         async for msg in progress_of(lambda progress: image_service.push(
-                name, self.store, progress=progress, auth=auth)):
+                name, self.store, progress=progress, auth=auth or {})):
             yield msg
 
     # --- image archives (save, load, import) -------------------------------------------------------
@@ -718,7 +719,8 @@ class Engine:
             async for msg in progress_of(work):
                 yield msg
         finally:
-            reader.close()
+            if not feeding.done():
+                reader.abort()  # we stop early (the client left, the daemon stops): the reader must not hang
             await asyncio.gather(feeding, return_exceptions=True)
 
     def images(self, all: bool = False) -> list[dict]:
@@ -750,7 +752,12 @@ class Engine:
                  "Tags": data["RepoTags"] if i == len(history) - 1 else None, "Size": sized[i],
                  "Comment": h.get("comment", "")} for i, h in reversed(list(enumerate(history)))]
 
-    def remove_image(self, name: str, force: bool = False) -> list[dict]:
+    async def remove_image(self, name: str, force: bool = False) -> list[dict]:
+        """In a thread: the garbage collection after it waits for pulls, loads and imports in progress
+        to finish (they hold the store's lease), and the event loop must not wait with it."""
+        return await asyncio.get_running_loop().run_in_executor(None, self._remove_image, name, force)
+
+    def _remove_image(self, name: str, force: bool) -> list[dict]:
         from minicontainer.image.reference import parse
 
         try:
@@ -773,8 +780,12 @@ class Engine:
         image = image_service.find(self.store, name)
         self.store.tag(image.id, str(parse(f"{repo}:{tag or 'latest'}")))
 
-    def prune_images(self, filters: dict | None = None) -> dict:
-        """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged."""
+    async def prune_images(self, filters: dict | None = None) -> dict:
+        """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged.
+        In a thread, as :meth:`remove_image`."""
+        return await asyncio.get_running_loop().run_in_executor(None, self._prune_images, filters)
+
+    def _prune_images(self, filters: dict | None) -> dict:
         dangling = (filters or {}).get("dangling", ["true"])
         dangling_only = not (isinstance(dangling, list) and dangling and str(dangling[0]).lower() in ("false", "0"))
         lines = self.store.prune(dangling_only=dangling_only, in_use=image_service.in_use(self.store))

@@ -9,14 +9,15 @@ and these three bridges carry its data:
 * :class:`ChunkReader`: the bytes a client uploads (``load``'s and ``import``'s tar), as a file
   the thread reads.
 
-The two byte bridges are bounded queues: a slow client slows the tar writer down, and a slow
-unpacker slows the upload down, instead of either piling up in memory.
+The two byte bridges are bounded queues on the loop: a slow client slows the tar writer down, and a
+slow unpacker slows the upload down, instead of either piling up in memory; a client that leaves
+stops the work (a save's next write fails, an import or load sees its upload cut, never a short
+but "complete" tar).
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -47,13 +48,17 @@ async def progress_of(work: Callable[[Callable[[dict], None]], Any]) -> AsyncIte
 
 
 class _QueueWriter:
-    """The file a thread writes to: each write waits for room in the loop's queue."""
+    """The file a thread writes to: each write waits for room in the loop's queue.  Once the reader
+    is gone (the client left), a write fails, and the work stops instead of writing into nowhere."""
 
     def __init__(self, chunks: asyncio.Queue, loop: asyncio.AbstractEventLoop) -> None:
         self.chunks = chunks
         self.loop = loop
+        self.gone = False
 
     def write(self, data: bytes) -> int:
+        if self.gone:
+            raise BrokenPipeError("the client stopped reading")
         if data:
             asyncio.run_coroutine_threadsafe(self.chunks.put(bytes(data)), self.loop).result()
         return len(data)
@@ -67,11 +72,12 @@ async def output_of(work: Callable[[Any], Any]) -> AsyncIterator[bytes]:
     raised after the last chunk (the client then sees a cut stream, as with docker)."""
     chunks: asyncio.Queue = asyncio.Queue(maxsize=QUEUED_CHUNKS)
     loop = asyncio.get_running_loop()
+    writer = _QueueWriter(chunks, loop)
     done = object()
 
     def run() -> None:
         try:
-            work(_QueueWriter(chunks, loop))
+            work(writer)
         finally:
             asyncio.run_coroutine_threadsafe(chunks.put(done), loop).result()
 
@@ -80,46 +86,80 @@ async def output_of(work: Callable[[Any], Any]) -> AsyncIterator[bytes]:
         while (chunk := await chunks.get()) is not done:
             yield chunk
     finally:
-        if not task.done():  # the client left: let the writer finish into nowhere
+        if not task.done():  # the client left: the next write fails; unblock the one waiting now
+            writer.gone = True
+
             async def discard() -> None:
                 while await chunks.get() is not done:
                     pass
+                await asyncio.gather(task, return_exceptions=True)
+
             loop.create_task(discard())
     await task
 
 
+class UploadCut(ConnectionError):
+    """The client's upload ended before its end: the tar must not be taken for a whole one."""
+
+
+_CUT = object()  # in the queue: the upload was cut off
+
+
 class ChunkReader:
-    """A file for a thread, fed with an upload's chunks by :meth:`feed` on the loop."""
+    """A file for a thread, fed on the loop with an upload's chunks (:meth:`feed`).
+
+    The queue lives on the loop: the feeding side awaits room there and takes no thread, so any
+    number of uploads at once cannot starve the executor whose threads read them."""
 
     def __init__(self) -> None:
-        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_CHUNKS)
+        self.loop = asyncio.get_running_loop()
+        self.chunks: asyncio.Queue = asyncio.Queue(maxsize=QUEUED_CHUNKS)
         self.pending = b""
         self.ended = False
-        self.closed = False  # the reader gave up (the tar was bad): what still comes is dropped
+        self.cut = False     # the upload stopped short: the reader raises UploadCut
+        self.closed = False  # the reader is done (or gave up): what still comes is dropped
 
     async def feed(self, source: AsyncIterator[bytes]) -> None:
-        """Copy the upload into the queue (waiting for room in a thread, not on the loop); then EOF."""
-        loop = asyncio.get_running_loop()
+        """Copy the upload into the queue, then its end.  An upload that fails midway is marked
+        cut, so that the reader raises instead of seeing a clean end of file."""
         try:
             async for chunk in source:
-                await loop.run_in_executor(None, self._put, chunk)
-        finally:
-            await loop.run_in_executor(None, self._put, None)
+                if not self.closed:
+                    await self.chunks.put(chunk)
+        except BaseException:
+            self.abort()
+            raise
+        if not self.closed:
+            await self.chunks.put(None)
 
-    def _put(self, chunk: bytes | None) -> None:
-        while not self.closed:
-            try:
-                self.chunks.put(chunk, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+    def abort(self) -> None:
+        """(On the loop.)  The upload will not complete: wake the reader, which raises."""
+        self.cut = True
+        try:
+            self.chunks.put_nowait(_CUT)
+        except asyncio.QueueFull:
+            pass  # the reader is not waiting: it sees ``cut`` before its next wait
 
     def close(self) -> None:
+        """(From the reader.)  No more reading: the rest of the upload is dropped as it comes."""
         self.closed = True
+        self.loop.call_soon_threadsafe(self._empty)  # a feeder waiting for room must not wait forever
+
+    def _empty(self) -> None:
+        while not self.chunks.empty():
+            self.chunks.get_nowait()
+
+    def _next(self) -> bytes | None:
+        if self.cut:
+            raise UploadCut("the upload was cut off before its end")
+        chunk = asyncio.run_coroutine_threadsafe(self.chunks.get(), self.loop).result()
+        if chunk is _CUT:
+            raise UploadCut("the upload was cut off before its end")
+        return chunk
 
     def read(self, n: int = -1) -> bytes:
         while not self.ended and (n < 0 or len(self.pending) < n):
-            chunk = self.chunks.get()
+            chunk = self._next()
             if chunk is None:
                 self.ended = True
             else:

@@ -787,9 +787,17 @@ def exchange_event(resp: requests.Response) -> Event:
     what the answer means for the pull.  Credentials and tokens never appear: they travel in headers,
     and only the answer's headers are quoted."""
     elapsed_ns = int(resp.elapsed.total_seconds() * 1e9)
-    return Event(op=resp.request.method or "GET", args=resp.url, result=f"{resp.status_code} {resp.reason}",
+    return Event(op=resp.request.method or "GET", args=_shown_url(resp.url), result=f"{resp.status_code} {resp.reason}",
                  ms=elapsed_ns / 1e6, side="daemon", at_ns=time.monotonic_ns() - elapsed_ns,
                  detail=_meaning(resp))
+
+
+def _shown_url(url: str) -> str:
+    """The URL without its query, but for a token request's ``service`` and ``scope``: a blob
+    store's presigned URL carries its signature there (S3's X-Amz-Signature, Azure's sig)."""
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in _query(url) if k in ("service", "scope")]
+    return parts._replace(query="&".join(f"{k}={v}" for k, v in kept), fragment="").geturl()
 
 
 def _meaning(resp: requests.Response) -> str:

@@ -729,6 +729,13 @@ def test_an_upload_streams_to_the_handler_whatever_its_size(daemon):
         r = conn.getresponse()
         assert r.status == 400 and b"URL" in r.read()
         assert request(daemon, "GET", "/_ping", conn=conn).body == b"OK"
+        # a bad import is refused at once (400), not inside a 200 after the whole upload
+        for query in ("repo=x&tag=1&changes=FROM+scratch", "repo=x%40sha256%3A" + "a" * 64):
+            conn.request("POST", f"/v1.45/images/create?fromSrc=-&{query}", body=b"z" * 10_000,
+                         headers={"Content-Type": "application/x-tar"})
+            r = conn.getresponse()
+            assert r.status == 400, (query, r.status)
+            r.read()
     finally:
         conn.close()
 

@@ -61,14 +61,19 @@ def _append(path: Path, data: bytes) -> None:
 
 
 class NoWatches(Syscalls):
+    """The first watch is given, the second refused: fs.inotify.max_user_watches is reached."""
+
     def inotify_add_watch(self, fd: int, path: str, mask: int, *, detail: str = "") -> int:
-        raise KernelError("inotify_add_watch", path, errno.ENOSPC)  # fs.inotify.max_user_watches reached
+        if path.endswith("stderr.raw"):
+            raise KernelError("inotify_add_watch", path, errno.ENOSPC)
+        return super().inotify_add_watch(fd, path, mask, detail=detail)
 
 
 def test_without_inotify_the_tail_looks_now_and_then(tmp_path):
     async def scenario() -> None:
         watcher, tail, lines = _follow(tmp_path, NoWatches())
         assert tail.task is not None and tail.watches == []
+        assert watcher.tails == {}  # the watch that was given is taken back: all or nothing
         _append(tmp_path / "stdout.raw", b"polled\n")
         assert (await asyncio.wait_for(lines.get(), 2))[:2] == (1, b"polled\n")
         tail.finish()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from minicontainer.engine.threads import QUEUED_CHUNKS, ChunkReader, output_of, progress_of
+from minicontainer.engine.threads import QUEUED_CHUNKS, ChunkReader, UploadCut, output_of, progress_of
 
 
 def test_progress_comes_as_it_is_reported_and_a_failure_is_the_last_message():
@@ -99,3 +99,59 @@ def test_a_reader_that_gives_up_does_not_block_the_upload():
         await asyncio.gather(feeding, return_exceptions=True)
 
     asyncio.run(scenario())
+
+
+def test_a_cut_upload_is_an_error_for_the_reader_never_a_clean_end():
+    """A tar cut on a member boundary would otherwise read as a whole, smaller one."""
+    async def cut():
+        yield b"a" * 512
+        raise ConnectionError("the client left")
+
+    async def scenario():
+        reader = ChunkReader()
+        feeding = asyncio.ensure_future(reader.feed(cut()))
+        with pytest.raises(UploadCut):
+            await asyncio.get_running_loop().run_in_executor(None, reader.read)
+        await asyncio.gather(feeding, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_reader_waiting_for_more_wakes_up_when_the_upload_is_abandoned():
+    async def silent():
+        yield b"first"
+        await asyncio.sleep(3600)  # a client that says no more and does not leave
+        yield b"never"
+
+    async def scenario():
+        reader = ChunkReader()
+        feeding = asyncio.ensure_future(reader.feed(silent()))
+        reading = asyncio.get_running_loop().run_in_executor(None, reader.read)
+        await asyncio.sleep(0.1)
+        reader.abort()  # e.g. the daemon stops
+        with pytest.raises(UploadCut):
+            await asyncio.wait_for(reading, 5)
+        feeding.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+def test_many_uploads_at_once_do_not_starve_the_threads_that_read_them():
+    """More uploads than the executor has threads: the feeding side takes no thread, so the readers
+    that have one finish and make room for the others."""
+    async def source(i):
+        for _ in range(QUEUED_CHUNKS + 4):
+            await asyncio.sleep(0)
+            yield bytes([i]) * 1000
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        readers = [ChunkReader() for _ in range(12)]
+        feeding = [asyncio.ensure_future(r.feed(source(i))) for i, r in enumerate(readers)]
+        got = await asyncio.wait_for(asyncio.gather(*(loop.run_in_executor(None, r.read) for r in readers)), 10)
+        await asyncio.gather(*feeding)
+        return got
+
+    got = asyncio.run(scenario())
+    assert [len(g) for g in got] == [(QUEUED_CHUNKS + 4) * 1000] * 12 and got[5][:1] == bytes([5])
