@@ -202,6 +202,32 @@ def test_docker_py(engine):
         assert c.attrs["State"]["Status"] == "exited"
         c.remove()
         assert any("busybox:latest" in i.tags for i in client.images.list())
+        # create / start / logs / stop / inspect / prune, each as docker-py sends it
+        c = client.containers.create("busybox", ["sh", "-c", "echo up; echo oops >&2; sleep 30"], name="pyc",
+                                     environment={"A": "1"})
+        c.start()
+        deadline = time.monotonic() + 5
+        while b"up" not in c.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.logs(stdout=True, stderr=False) == b"up\n" and c.logs(stdout=False, stderr=True) == b"oops\n"
+        c.stop(timeout=1)
+        inspected = client.api.inspect_container("pyc")
+        assert inspected["State"]["ExitCode"] == 137 and "A=1" in inspected["Config"]["Env"]
+        assert client.containers.prune()["ContainersDeleted"] == [c.id]
+    finally:
+        client.close()
+
+
+def test_docker_py_pulls_from_a_registry(engine, fixture_images):
+    docker = pytest.importorskip("docker")
+    client = docker.DockerClient(base_url=engine.env["DOCKER_HOST"])
+    try:
+        repository = fixture_images.busybox.name.rsplit(":", 1)[0]  # 127.0.0.1:PORT/library/busybox
+        image = client.images.pull(repository, tag="1.36")
+        assert f"{repository}:1.36" in image.tags
+        assert client.containers.run(image.id, ["echo", "pulled by docker-py"], remove=True) == b"pulled by docker-py\n"
+        client.images.remove(f"{repository}:1.36")
+        assert not any(t.startswith(repository) for i in client.images.list() for t in i.tags)
     finally:
         client.close()
 
