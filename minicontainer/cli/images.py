@@ -5,8 +5,8 @@ Each prints what ``docker`` prints for the same command, so that a learner's mus
 scripts) carry over.  Like docker's, they are requests to the daemon (``POST /images/create``,
 ``GET /images/json``...), so a user in the socket's group needs no root.  ``login`` and ``logout``
 only touch this user's own credentials file; the daemon gets the credentials with each pull or push
-(``X-Registry-Auth``).  ``starter`` builds images from this host's files straight into the store,
-which takes root.
+(``X-Registry-Auth``).  ``starter`` asks the daemon to build images from this host's own files
+(``POST /minicontainer/starter/NAME``, an extension of ours).
 """
 
 from __future__ import annotations
@@ -333,23 +333,21 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 
 def cmd_starter(args: argparse.Namespace) -> int:
-    import os
+    """Ask the daemon to build the starter images from this host's files (``POST
+    /minicontainer/starter/NAME``, an extension of ours: no registry, no network)."""
+    from minicontainer.client.api import APIError
+    from minicontainer.image.starter import STARTERS
 
-    from minicontainer.engine import images
-    from minicontainer.image.starter import STARTERS, install_starter
-
-    if os.geteuid() != 0:
-        print("minicontainer starter builds images straight into the image store, which only root may write: "
-              "run it as root (sudo minicontainer starter)", file=sys.stderr)
-        return 1
-    store = images.open_store()
+    api = daemon_client()
     names = args.names or [n for n in STARTERS if n != "redis" or _has_redis()]
     for name in names:
-        if name not in STARTERS:
-            print(f"no starter image '{name}' (there are: {', '.join(STARTERS)})", file=sys.stderr)
+        try:
+            image = api.json("POST", f"/minicontainer/starter/{name}")
+        except APIError as e:
+            print(f"Error response from daemon: {e.message}", file=sys.stderr)
             return 1
-        image = install_starter(store, name)
-        print(f"{name}:latest  {image.short_id}  {human_size(image.size)}  built from this host's files")
+        short = image["Id"].split(":", 1)[-1][:12]
+        print(f"{name}:latest  {short}  {human_size(image['Size'])}  built from this host's files")
     return 0
 
 

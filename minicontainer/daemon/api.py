@@ -584,6 +584,11 @@ class DockerAPI:
         return Reply(200, self.engine.changes(id))
 
     # minicontainer's own (not Docker's): the kernel steps recorded for a container, for --explain.
+    @route("POST", "/minicontainer/starter/{name}")
+    async def starter(self, call: Call, name: str) -> Reply:
+        """Ours: build a starter image (busybox, hello-world, redis) from this host's own files."""
+        return Reply(200, await _maybe_await(self.engine.install_starter(name)))
+
     @route("GET", "/containers/{id}/events")
     async def container_events(self, call: Call, id: str) -> Reply:
         return Reply(200, self.engine.events(id, since_ns=int(call.q("since_ns") or 0)))

@@ -752,6 +752,18 @@ class Engine:
                  "Tags": data["RepoTags"] if i == len(history) - 1 else None, "Size": sized[i],
                  "Comment": h.get("comment", "")} for i, h in reversed(list(enumerate(history)))]
 
+    async def install_starter(self, name: str) -> dict:
+        """A starter image built from this host's files (no registry needed), in a thread."""
+        from minicontainer.image.starter import STARTERS, install_starter
+
+        if name not in STARTERS:
+            raise NotFound(f"no starter image '{name}' (there are: {', '.join(STARTERS)})")
+        try:
+            image = await asyncio.get_running_loop().run_in_executor(None, install_starter, self.store, name)
+        except (OSError, RuntimeError) as e:  # e.g. redis without redis-server on the host
+            raise InvalidParameter(f"cannot build the starter image '{name}': {e}") from None
+        return {"Id": image.id, "RepoTags": [f"{name}:latest"], "Size": image.size}
+
     async def remove_image(self, name: str, force: bool = False) -> list[dict]:
         """In a thread: the garbage collection after it waits for pulls, loads and imports in progress
         to finish (they hold the store's lease), and the event loop must not wait with it."""

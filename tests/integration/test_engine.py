@@ -23,8 +23,6 @@ def engine(tmp_path):
     env = dict(os.environ, MINICONTAINER_ROOT=str(tmp_path / "data"), MINICONTAINER_RUN=str(tmp_path / "run"),
                MINICONTAINER_CONFIG=str(tmp_path / "client"), MINICONTAINER_AUTOSTART="0", DOCKER_HOST=f"unix://{tmp_path}/run/minicontainer.sock",
                DOCKER_CONFIG=str(tmp_path / "docker"))
-    subprocess.run([sys.executable, "-m", "minicontainer.cli.main", "starter", "busybox"], env=env, check=True,
-                   capture_output=True)
 
     class Engine:
         def mc(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
@@ -46,6 +44,8 @@ def engine(tmp_path):
     e = Engine()
     e.env, e.root = env, tmp_path
     e.daemon = start_daemon(env, tmp_path / "run")
+    built = e.mc("starter", "busybox")
+    assert built.returncode == 0, built.stderr
     yield e
     stop_daemon(e.daemon)  # a daemon stops its running containers as it shuts down
 

@@ -23,7 +23,7 @@ SOCKET_GID = 54321  # no group has it: the daemon takes a number, so no group is
 
 @pytest.fixture
 def host(tmp_path):
-    """A daemon whose socket belongs to SOCKET_GID, with busybox in its store, and a copy of the package
+    """A daemon whose socket belongs to SOCKET_GID, and a copy of the package
     where the ordinary user can read it (the client needs the standard library only; this user may
     not be able to reach the checkout or its venv)."""
     top = Path(tempfile.mkdtemp(prefix="minicontainer-socket-test-"))
@@ -34,9 +34,6 @@ def host(tmp_path):
                         ignore=shutil.ignore_patterns("__pycache__"))
         env = dict(os.environ, MINICONTAINER_ROOT=str(tmp_path / "data"), MINICONTAINER_RUN=str(top / "run"),
                    MINICONTAINER_AUTOSTART="0")
-        built = subprocess.run([sys.executable, "-m", "minicontainer.cli.main", "starter", "busybox"], env=env,
-                               capture_output=True, text=True, check=False)
-        assert built.returncode == 0, built.stderr
         daemon = start_daemon(env, top / "run", "--group", str(SOCKET_GID))
         (top / "run").chmod(0o755)
         yield top
@@ -58,6 +55,8 @@ def test_a_member_of_the_sockets_group_needs_no_root(host):
     sock = host / "run" / "minicontainer.sock"
     assert (sock.stat().st_gid, sock.stat().st_mode & 0o777) == (SOCKET_GID, 0o660)
     cli = ("-m", "minicontainer.cli.main")
+    built = as_user(host, *cli, "starter", "busybox", groups=[SOCKET_GID])  # the daemon builds it, as root
+    assert built.returncode == 0 and built.stdout.startswith("busybox:latest"), built.stderr
     ran = as_user(host, *cli, "run", "--rm", "busybox", "sh", "-c", "echo hi; id -u", groups=[SOCKET_GID])
     assert (ran.returncode, ran.stdout) == (0, "hi\n0\n"), ran.stderr  # root in the container, not on the host
     images = as_user(host, *cli, "images", groups=[SOCKET_GID])
