@@ -45,12 +45,22 @@ def _exit_code_of_start_error(message: str) -> int:
     return 125
 
 
+def resolve_env(items: list[str], environ: dict[str, str] | None = None) -> list[str]:
+    """``-e KEY`` -> ``KEY=<its value in this shell>`` (left out if unset), as the docker CLI does
+    before it sends the request: the daemon must never fill it in from its own environment."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    return [item if "=" in item else f"{item}={environ[item]}" for item in items if "=" in item or item in environ]
+
+
 def create_body(args: argparse.Namespace) -> dict:
     """docker's flags -> the Engine API's ContainerCreate body (Config fields and a HostConfig)."""
-    env = list(args.env)
+    env = []
     for path in args.env_file:
         with open(path) as f:
             env += [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
     host = {"AutoRemove": args.rm, "Init": args.init, "Memory": args.memory or 0,
             "NanoCpus": int((args.cpus or 0) * 1e9), "PidsLimit": args.pids_limit}

@@ -63,14 +63,16 @@ def program_args(image_config: dict, opts: RunOptions) -> list[str]:
 
 
 def merge_env(image_env: list[str], overrides: list[str]) -> list[str]:
+    """The image's variables, overridden by the caller's ``KEY=value`` ones.
+
+    ``-e KEY`` (no ``=``) means "the value KEY has where I type the command": the *client* fills it
+    in (``cli/containers.resolve_env``).  One still bare here is left out: looked up in the daemon's own
+    environment, it would hand the daemon's secrets to whoever can reach its socket."""
     env: dict[str, str] = {}
     for item in list(image_env) + list(overrides):
         key, sep, value = item.partition("=")
-        if not sep:
-            if key not in os.environ:
-                continue  # `-e KEY` with KEY unset: Docker leaves it out
-            value = os.environ[key]
-        env[key] = value
+        if sep:
+            env[key] = value
     return [f"{k}={v}" for k, v in env.items()]
 
 
@@ -120,9 +122,14 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
         process["env"].insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     process["cwd"] = opts.workdir or cfg.get("WorkingDir") or "/"
     user = opts.user or cfg.get("User") or ""
+    uid = 0
     if user:
         uid, gid, extra = resolve_user(rootfs, user)
         process["user"] = {"uid": uid, "gid": gid, "additionalGids": extra}
+    if not any(e.startswith("HOME=") for e in process["env"]):
+        # As Docker: the user's home directory from the image's /etc/passwd, else /.
+        home = next((row[5] for row in _table(rootfs, "/etc/passwd") if len(row) > 5 and row[2] == str(uid)), "/")
+        process["env"].append(f"HOME={home or '/'}")
     linux = config["linux"]
     linux["cgroupsPath"] = cgroups_path
     resources: dict = {}

@@ -258,6 +258,14 @@ def test_run_options_env_workdir_user_and_limits(mc, fixture_images):
            "busybox", "sh", "-c", "echo $A; pwd; id -u; hostname")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1", "/tmp", "65534", "boxy"]
+    # -e KEY: the value in the shell that runs the command; never the daemon's (its secrets are its own)
+    client_env = {k: v for k, v in mc.env.items() if k != "MINICONTAINER_DAEMON_CONFIG"}
+    client_env["ONLY_HERE"] = "from the client"
+    r = subprocess.run([sys.executable, "-m", "minicontainer.cli.main", "run", "--rm", "-e", "ONLY_HERE", "-e",
+                        "MINICONTAINER_DAEMON_CONFIG", "busybox", "sh", "-c",
+                        'echo "$ONLY_HERE|${MINICONTAINER_DAEMON_CONFIG-unset}|$HOME"'],
+                       env=client_env, capture_output=True, text=True, timeout=60, check=False)
+    assert r.stdout == "from the client|unset|/root\n", r.stderr  # HOME from the image's /etc/passwd
 
 
 def test_push_then_pull_elsewhere_with_a_cross_repository_mount(mc, fixture_images, registry, tmp_path):
