@@ -245,12 +245,17 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return code
 
 
-def cmd_ps(args: argparse.Namespace) -> int:
+def _filters(given: list[str]) -> str:
+    """``--filter status=exited --filter name=web`` -> the API's JSON ``{"status": ["exited"], ...}``."""
     filters: dict[str, list[str]] = {}
-    for f in args.filter:
+    for f in given:
         key, _, value = f.partition("=")
         filters.setdefault(key, []).append(value)
-    rows = client().json("GET", "/containers/json", {"all": int(args.all), "filters": json.dumps(filters)})
+    return json.dumps(filters)
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    rows = client().json("GET", "/containers/json", {"all": int(args.all), "filters": _filters(args.filter)})
     if args.quiet:
         for c in rows:
             print(c["Id"] if args.no_trunc else c["Id"][:12])
@@ -308,7 +313,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    result = client().json("POST", "/containers/prune")
+    result = client().json("POST", "/containers/prune", {"filters": _filters(args.filter)})
     if result.get("ContainersDeleted"):
         print("Deleted Containers:")
         print("\n".join(result["ContainersDeleted"]))
@@ -359,7 +364,8 @@ def cmd_version(args: argparse.Namespace) -> int:
     print(f" Version:           {package_version()}")
     print(" API version:       1.45")
     print(f" Python version:    {platform.python_version()}")
-    print(f" OS/Arch:           linux/{platform.machine()}")
+    machine = platform.machine()
+    print(f" OS/Arch:           linux/{ {'x86_64': 'amd64', 'aarch64': 'arm64'}.get(machine, machine)}")  # Go's names
     v = client().json("GET", "/version")
     print("\nServer: minicontainer engine")
     print(" Engine:")
@@ -460,6 +466,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     sub = group.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
     p = sub.add_parser("prune", help="remove all stopped containers")
     p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[], help="label=KEY or label=KEY=VALUE")
     p.set_defaults(handler=cmd_prune)
     p = commands.add_parser("inspect", help="low-level information on containers or images")
     p.add_argument("names", nargs="+")

@@ -1,18 +1,18 @@
-"""``minicontainer``: the user-facing command line, docker-like (``minicontainer doctor``, later ``run``,
-``ps``, ``pull``...).
+"""``minicontainer``: the user-facing command line, docker-like (``run``, ``ps``, ``pull``...).
 
 The OCI runtime underneath has its own command, ``minicontainer-runtime`` (runc's interface); this one
 is what a learner types.  Each subcommand is a small function that adds its argparse sub-parser and
 names its handler; :data:`COMMANDS` lists them, so a new command is one function plus one entry.
 
 Start-up time matters for a command run hundreds of times in a course: this module imports only
-``argparse`` and ``sys``.  A handler imports its implementation when it runs, so ``minicontainer
+``argparse``, ``os`` and ``sys``.  A handler imports its implementation when it runs, so ``minicontainer
 --version`` never loads ctypes, the cgroup code or anything else it does not use.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 PROG = "minicontainer"
@@ -94,6 +94,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, with docker's exit status for usage errors: 125 (argparse's own is 2)."""
 
     def error(self, message: str):  # type: ignore[override]
+        if message.startswith("unrecognized arguments: "):  # docker's words for it
+            flag = message.split(": ", 1)[1].split()[0]
+            self.exit(EXIT_USAGE, f"unknown flag: {flag}\nSee '{self.prog} --help'.\n")
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: {message}\nSee '{PROG} --help'.\n")
 
@@ -174,6 +177,14 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `minicontainer run hello-world | head -3`: the reader has gone, as has our point
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 128 + 13  # as a program killed by SIGPIPE, as docker (a Go program) is
+    except FileNotFoundError as e:
+        if e.filename is None:
+            raise
+        print(f"open {e.filename}: no such file or directory", file=sys.stderr)  # Go's wording, as docker's
+        return 1
     except Exception as e:
         if type(e).__module__.startswith("minicontainer") or isinstance(e, (OSError, ValueError, LookupError)):
             print(f"{getattr(e, 'prefix', 'Error: ')}{e}", file=sys.stderr)

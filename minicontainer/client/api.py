@@ -28,10 +28,14 @@ API_PREFIX = "/v1.45"
 class APIError(Exception):
     """The daemon answered with an error status; ``message`` is its ``{"message": ...}``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    prefix = "Error response from daemon: "  # how the CLI prints it, as docker does
+
+    def __init__(self, status: int, message: str, *, from_daemon: bool = True) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        if not from_daemon:
+            self.prefix = ""  # our own words (the daemon could not be reached)
 
 
 class APIClient:
@@ -122,7 +126,7 @@ def permission_denied(path: str) -> APIError:
         hint = (f"members of the group '{group}' may use it: sudo usermod -aG {group} $USER, then log in "
                 f"again (or start a shell in the group with `newgrp {group}`)")
     return APIError(403, f"permission denied while trying to connect to the minicontainerd socket at "
-                         f"unix://{path}: {hint}")
+                         f"unix://{path}: {hint}", from_daemon=False)
 
 
 def _error(resp: http.Response) -> APIError:
@@ -162,7 +166,7 @@ def ensure_daemon(path: str, *, timeout: float = 10.0) -> int | None:
         probe.close()
     if os.geteuid() != 0 or os.environ.get("MINICONTAINER_AUTOSTART") == "0":
         raise APIError(500, f"Cannot connect to minicontainerd at unix://{path}. Is the daemon running? "
-                            "(start it as root: sudo minicontainerd)")
+                            "(start it as root: sudo minicontainerd)", from_daemon=False)
     run_dir = os.path.dirname(path)
     os.makedirs(run_dir, exist_ok=True)
     import subprocess
@@ -183,4 +187,4 @@ def ensure_daemon(path: str, *, timeout: float = 10.0) -> int | None:
             time.sleep(0.05)
         finally:
             probe.close()
-    raise APIError(500, f"minicontainerd did not start in {timeout:.0f} s: see {log_path}")
+    raise APIError(500, f"minicontainerd did not start in {timeout:.0f} s: see {log_path}", from_daemon=False)

@@ -7,6 +7,7 @@ kernel features containers are made of.
 from __future__ import annotations
 
 import random
+import re
 
 ADJECTIVES = (
     "admiring", "agile", "amazing", "bold", "brave", "bright", "calm", "clever", "cool", "curious", "daring",
@@ -57,3 +58,13 @@ def generate(taken: set[str], rng: random.Random | None = None) -> str:
         if name not in taken:
             return name
     raise RuntimeError("no free container name found")
+
+
+# Docker's rule for a name a user gives: a letter or digit, then letters, digits, "_", "." or "-".
+VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+
+def check(name: str) -> None:
+    """Raise ValueError, with docker's message, for a name docker would refuse."""
+    if not VALID_NAME.match(name):
+        raise ValueError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")

@@ -52,7 +52,11 @@ from minicontainer.runtime.errors import RuntimeFailure
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
 log = logging.getLogger(__name__)
-VERSION = __version__  # the engine reports the package's version
+VERSION = __version__
+# What `ps --filter` and `container prune --filter` understand; docker refuses the others.
+LIST_FILTERS = ("id", "name", "status", "ancestor", "exited", "label")
+PRUNE_FILTERS = ("label",)
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")  # the engine reports the package's version
 DEFAULT_STOP_TIMEOUT = 10
 
 
@@ -206,6 +210,10 @@ class Engine:
             raise NotFound(f"No such image: {image_service._familiar(image_name)}") from None
         taken = {c.name for c in self.containers.values()}
         if name:
+            try:
+                names.check(name)
+            except ValueError as e:
+                raise InvalidParameter(str(e)) from None
             name = name.lstrip("/")
             if name in taken:
                 other = next(c for c in self.containers.values() if c.name == name)
@@ -509,9 +517,11 @@ class Engine:
         self.removed.setdefault(container.id, asyncio.Event()).set()
 
     async def prune(self, filters: dict | None = None) -> dict:
+        """``container prune``: every stopped container (with ``label`` filters: those that match)."""
+        filters = self._checked_filters(filters, PRUNE_FILTERS)
         deleted, freed = [], 0
         for container in list(self.containers.values()):
-            if not container.running:
+            if not container.running and self._matches(container, filters):
                 freed += _du(container.path("upper"))
                 await self.remove(container.id)
                 deleted.append(container.id)
@@ -522,7 +532,7 @@ class Engine:
         return self.get(cid).record
 
     def list(self, all: bool = False, filters: dict | None = None, limit: int | None = None) -> list[dict]:
-        filters = filters or {}
+        filters = self._checked_filters(filters, LIST_FILTERS)
         out = []
         for c in sorted(self.containers.values(), key=lambda c: c.record["Created"], reverse=True):
             if not all and not c.running and not filters.get("status"):
@@ -532,11 +542,32 @@ class Engine:
             out.append(self._summary(c))
         return out[:limit] if limit and limit > 0 else out
 
+    @staticmethod
+    def _checked_filters(filters: dict | None, allowed: tuple[str, ...]) -> dict[str, list[str]]:
+        """Docker refuses a filter it does not know (rather than ignore it and list everything)."""
+        checked: dict[str, list[str]] = {}
+        for key, values in (filters or {}).items():
+            values = [str(v) for v in values] if isinstance(values, (list, dict)) else [str(values)]
+            if key not in allowed:
+                raise InvalidParameter(f"invalid filter '{key}'")
+            for v in values:
+                if key == "status" and v not in STATUSES or key == "exited" and not v.lstrip("-").isdigit():
+                    raise InvalidParameter(f"invalid filter '{key}={v}'")
+            checked[key] = values
+        return checked
+
     def _matches(self, c: Container, filters: dict) -> bool:
         for key, values in filters.items():
-            values = list(values) if isinstance(values, (list, dict)) else [values]
             if key == "status" and c.state["Status"] not in values:
                 return False
+            if key == "exited" and (c.running or str(c.state.get("ExitCode")) not in values):
+                return False
+            if key == "label":
+                labels = c.record["Config"].get("Labels") or {}
+                for v in values:
+                    k, eq, want = v.partition("=")
+                    if k not in labels or eq and labels[k] != want:
+                        return False
             if key == "name" and not any(v in c.name for v in values):
                 return False
             if key == "id" and not any(c.id.startswith(v) for v in values):
@@ -784,7 +815,8 @@ class Engine:
         except StoreError as e:
             raise Conflict(str(e)) from None
         self.store.gc()  # the blobs and layers no image refers to any more
-        return [{verb: rest} for verb, _, rest in (line.partition(": ") for line in lines)]
+        return [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
+                for verb, _, rest in (line.partition(": ") for line in lines)]
 
     def tag_image(self, name: str, repo: str, tag: str | None) -> None:
         from minicontainer.image.reference import parse
@@ -802,7 +834,8 @@ class Engine:
         dangling_only = not (isinstance(dangling, list) and dangling and str(dangling[0]).lower() in ("false", "0"))
         lines = self.store.prune(dangling_only=dangling_only, in_use=image_service.in_use(self.store))
         result = self.store.gc()
-        return {"ImagesDeleted": [{verb: rest} for verb, _, rest in (x.partition(": ") for x in lines)] or None,
+        return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
+                                  for verb, _, rest in (x.partition(": ") for x in lines)] or None,
                 "SpaceReclaimed": getattr(result, "freed", 0)}
 
     # --- the system -----------------------------------------------------------------------------------
@@ -948,3 +981,13 @@ def _os_name() -> str:
     except OSError:
         pass
     return "Linux"
+
+
+def _familiar_ref(text: str) -> str:
+    """``docker.io/library/busybox:latest`` -> ``busybox:latest``: what dockerd answers an ``rmi`` with."""
+    from minicontainer.image.reference import parse
+
+    try:
+        return parse(text).familiar()
+    except ValueError:
+        return text

@@ -188,6 +188,38 @@ def test_the_real_docker_cli_moves_images(engine, tmp_path):
     assert engine.docker("inspect", "-f", "{{.Created}}", "busybox").returncode == 0
 
 
+def test_names_and_filters_docker_refuses_are_refused(engine):
+    bad = engine.mc("run", "--name", "bad name!", "busybox", "true")
+    assert bad.returncode == 125 and "Invalid container name (bad name!)" in bad.stderr
+    for given, said in (("bogus=1", "invalid filter 'bogus'"), ("status=bogus", "invalid filter 'status=bogus'")):
+        r = engine.mc("ps", "-a", "--filter", given)
+        assert (r.returncode, r.stderr) == (1, f"Error response from daemon: {said}\n")
+    zero = engine.mc("run", "-d", "--name", "zero", "busybox", "true").stdout.strip()
+    three = engine.mc("run", "-d", "--name", "three", "-l", "keep=no", "busybox", "sh", "-c", "exit 3").stdout.strip()
+    assert engine.mc("wait", "zero", "three").stdout.split() == ["0", "3"]
+    assert engine.mc("ps", "-aq", "--no-trunc", "--filter", "exited=3").stdout.split() == [three]
+    assert engine.mc("ps", "-aq", "--no-trunc", "--filter", "label=keep=no").stdout.split() == [three]
+    pruned = engine.mc("container", "prune", "-f", "--filter", "label=keep")
+    assert pruned.returncode == 0 and three in pruned.stdout and zero not in pruned.stdout
+    assert engine.mc("ps", "-aq", "--no-trunc").stdout.split() == [zero]
+    assert engine.mc("rm", "zero").returncode == 0
+
+
+def test_what_docker_says_to_small_mistakes(engine):
+    r = engine.mc("run", "--bogus", "busybox", "true")
+    assert r.returncode == 125 and r.stderr.startswith("unknown flag: --bogus\n")
+    r = engine.mc("load", "-i", "/nonexistent/busybox.tar")
+    assert (r.returncode, r.stderr) == (1, "open /nonexistent/busybox.tar: no such file or directory\n")
+    # A reader that leaves early (| head -1): no traceback, no "Broken pipe" error, SIGPIPE's status.
+    shell = (f"{sys.executable} -m minicontainer.cli.main run --rm busybox sh -c 'seq 100000' | head -1; "
+             "echo status ${PIPESTATUS[0]}")
+    r = subprocess.run(["bash", "-c", shell], env=engine.env, capture_output=True, text=True, timeout=60, check=False)
+    assert r.stdout == "1\nstatus 141\n" and r.stderr == "", r.stderr
+    engine.mc("tag", "busybox", "mine:v2")
+    assert engine.docker("rmi", "mine:v2").stdout.strip() == "Untagged: mine:v2" if shutil.which("docker") \
+        else engine.mc("rmi", "mine:v2").stdout.strip() == "Untagged: mine:v2"
+
+
 def test_docker_py(engine):
     docker = pytest.importorskip("docker")
     client = docker.DockerClient(base_url=engine.env["DOCKER_HOST"])
