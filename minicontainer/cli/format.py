@@ -48,3 +48,79 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
         lines.append("   ".join(cells).rstrip())
     return "\n".join(lines) + "\n"
+
+
+# --- --format: the part of Go's text/template that inspect formats use ------------------------------
+
+
+class TemplateError(ValueError):
+    """A ``--format`` that asks for what is not there (docker: "map has no entry for key")."""
+
+
+def go_template(fmt: str, data: dict) -> str:
+    """``{{.State.Running}}``, ``{{json .Config}}``, ``{{index .Config.Labels "k"}}``, ``{{len .Mounts}}``,
+    ``{{upper .Name}}``, ``{{join .Args ","}}``: each action is a function and its arguments, or one
+    value, printed as Go prints it (``true``, ``[sh -c x]``, ``map[a:1]``).  Ranges and conditionals
+    are not supported: a template that needs them is better written with ``json`` and ``jq``."""
+    import re
+    import shlex
+
+    def value(path: str):
+        v = data
+        for part in path.strip(".").split(".") if path.strip(".") else []:
+            if not isinstance(v, dict) or part not in v:
+                raise TemplateError(f'template: executing "{fmt}" at <{path}>: map has no entry for key "{part}"')
+            v = v[part]
+        return v
+
+    def argument(token: str):
+        if token.startswith("."):
+            return value(token)
+        if token.startswith('"'):
+            return token[1:-1]
+        return int(token) if token.lstrip("-").isdigit() else token
+
+    def action(m: re.Match) -> str:
+        words = shlex.split(m.group(1).strip(), posix=False)
+        if not words:
+            return ""
+        name, args = words[0], [argument(w) for w in words[1:]]
+        if name.startswith(".") and not args:
+            return show(value(name))
+        functions = {"json": lambda x: json_dumps(x), "upper": lambda x: str(x).upper(),
+                     "lower": lambda x: str(x).lower(), "len": lambda x: str(len(x or [])),
+                     "index": lambda x, *keys: show(_index(x, keys)), "join": lambda x, sep: sep.join(map(str, x or [])),
+                     "title": lambda x: str(x).title(), "println": lambda *x: " ".join(map(show, x)) + "\n"}
+        if name not in functions:
+            raise TemplateError(f'template: function "{name}" not defined (supported: {", ".join(functions)})')
+        return functions[name](*args)
+
+    return re.sub(r"\{\{(.*?)\}\}", action, fmt)
+
+
+def _index(container, keys):
+    for key in keys:
+        try:
+            container = container[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return container
+
+
+def json_dumps(value) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))  # as Go's encoding/json: no spaces
+
+
+def show(value) -> str:
+    """A value as Go's fmt prints it inside a template."""
+    if value is None:
+        return "<no value>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + " ".join(show(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{show(v)}" for k, v in sorted(value.items())) + "]"
+    return str(value)

@@ -194,30 +194,12 @@ def cmd_image_inspect(args: argparse.Namespace) -> int:
 def print_inspected(found: list[dict], fmt: str | None) -> None:
     """``inspect``'s output: the JSON array, or one line per object with ``--format``."""
     if fmt:
+        from minicontainer.cli.format import go_template
+
         for item in found:
-            print(_go_template(fmt, item))
+            print(go_template(fmt, item))
     else:
         print(json.dumps(found, indent=4))
-
-
-def _go_template(fmt: str, data: dict) -> str:
-    """The one shape of ``--format`` most used: ``{{.Field}}`` / ``{{.A.B}}`` / ``{{json .X}}``."""
-    import re
-
-    def value(path: str):
-        v = data
-        for part in path.strip(".").split("."):
-            v = v.get(part) if isinstance(v, dict) else None
-        return v
-
-    def sub(m: re.Match) -> str:
-        expr = m.group(1).strip()
-        if expr.startswith("json "):
-            return json.dumps(value(expr[5:].strip()))
-        v = value(expr)
-        return "" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v))
-
-    return re.sub(r"\{\{(.*?)\}\}", sub, fmt)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -129,7 +129,12 @@ def test_tag_history_inspect_rmi_and_prune(mc, fixture_images):
     assert mc("images", "-q").stdout.split().count(mc("image", "inspect", "-f", "{{.Id}}",
                                                       "mytiny:v1").stdout.strip()[7:19]) == 1
     fmt = mc("image", "inspect", "-f", "{{.Config.WorkingDir}} {{json .Config.Cmd}}", "mytiny:v1").stdout
-    assert fmt.strip() == '/ ["cat", "/hello.txt"]'
+    assert fmt.strip() == '/ ["cat","/hello.txt"]'  # Go's JSON: no spaces
+    # Go's way of printing values, and a missing key is an error, as docker's inspect says
+    assert mc("image", "inspect", "-f", "{{.Config.Cmd}} {{len .RootFS.Layers}} {{index .Config.Env 0}}",
+              "mytiny:v1").stdout == "[cat /hello.txt] 1 PATH=/bin\n"
+    missing = mc("image", "inspect", "-f", "{{.Nope}}", "mytiny:v1")
+    assert missing.returncode == 1 and 'map has no entry for key "Nope"' in missing.stderr
     r = mc("rmi", "mytiny:v1")
     assert r.stdout.strip() == "Untagged: mytiny:v1"
     r = mc("rmi", fixture_images.tiny.name)
