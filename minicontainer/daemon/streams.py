@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import select
 import struct
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -41,6 +42,7 @@ MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 # answers our half-close by closing its side; closing ours while its bytes are in flight would make
 # the kernel send a reset (ECONNRESET on the client) instead of a clean end.
 DRAIN_INPUT_SECONDS = 2.0
+HANGUP_POLL_SECONDS = 1.0  # how often an attach looks whether its client is still there
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -104,6 +106,10 @@ async def attach_session(raw: RawStream, attachment: Attachment, *, forward_stdi
     * stdin may arrive (even its end) before the container is started: ``write_stdin`` keeps it
       until the process exists, and we close the container's stdin at end-of-file only when the
       container was created with ``StdinOnce`` (as ``docker run -i`` does), like Docker.
+
+    A client that is *gone* (killed, Ctrl-C) is told apart from one that half-closed by the kernel:
+    once both directions of a unix socket are shut, ``poll`` reports ``POLLHUP`` on our end.  We
+    look for it every second; a quiet container's attach would otherwise outlive its client.
     """
     multiplex = not attachment.tty
     output = attachment.output          # taken once: it may be a property that makes a new iterator
@@ -140,10 +146,14 @@ async def attach_session(raw: RawStream, attachment: Attachment, *, forward_stdi
 
     input_task = asyncio.create_task(copy_input())
     output_task = asyncio.create_task(copy_output())
+    hangup_task = asyncio.create_task(_hung_up(raw))
     try:
-        await asyncio.wait({input_task, output_task}, return_when=asyncio.FIRST_COMPLETED)
-        if input_task.done() and input_task.result() is False:
-            output_task.cancel()             # a reset, not a half-close: nobody is listening
+        await asyncio.wait({input_task, output_task, hangup_task}, return_when=asyncio.FIRST_COMPLETED)
+        if input_task.done() and input_task.result() is True and not output_task.done():
+            # End of stdin (a half-close): output goes on, until it ends or the client is gone.
+            await asyncio.wait({output_task, hangup_task}, return_when=asyncio.FIRST_COMPLETED)
+        if hangup_task.done() or input_task.done() and input_task.result() is False:
+            output_task.cancel()             # a reset or a hang-up, not a half-close: nobody is listening
         await asyncio.gather(output_task, return_exceptions=True)
         if not output_task.cancelled() and output_task.exception() is not None:
             log.debug("attach: output ended with %r", output_task.exception())
@@ -151,10 +161,21 @@ async def attach_session(raw: RawStream, attachment: Attachment, *, forward_stdi
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(input_task), DRAIN_INPUT_SECONDS)
     finally:
-        for task in (input_task, output_task):
+        for task in (input_task, output_task, hangup_task):
             task.cancel()
-        await asyncio.gather(input_task, output_task, return_exceptions=True)
+        await asyncio.gather(input_task, output_task, hangup_task, return_exceptions=True)
         aclose = getattr(output, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
+
+
+async def _hung_up(raw: RawStream, every: float = HANGUP_POLL_SECONDS) -> None:
+    """Return once the client has closed its end entirely (POLLHUP), not merely its write side."""
+    sock = raw.writer.get_extra_info("socket")
+    if sock is None:
+        await asyncio.Event().wait()  # nothing to watch: never
+    poller = select.poll()
+    poller.register(sock.fileno(), 0)  # no events asked for: poll still reports POLLHUP and POLLERR
+    while not any(events & (select.POLLHUP | select.POLLERR) for _fd, events in poller.poll(0)):
+        await asyncio.sleep(every)

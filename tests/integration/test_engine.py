@@ -220,6 +220,28 @@ def test_what_docker_says_to_small_mistakes(engine):
         else engine.mc("rmi", "mine:v2").stdout.strip() == "Untagged: mine:v2"
 
 
+def test_a_killed_client_lets_go_of_its_attach(engine):
+    """Killing `minicontainer run` (as Ctrl-C twice would) leaves the container running, as docker does;
+    the daemon notices the client is gone (POLLHUP) and does not keep its attach open."""
+    from minicontainer.daemon.streams import HANGUP_POLL_SECONDS
+
+    client = subprocess.Popen([sys.executable, "-m", "minicontainer.cli.main", "run", "--init", "--name", "held",
+                               "busybox", "sleep", "60"], env=engine.env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while "held" not in engine.mc("ps").stdout and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.kill()
+    client.wait()
+    time.sleep(HANGUP_POLL_SECONDS + 0.5)
+    assert "Up " in engine.mc("ps", "--filter", "name=held").stdout  # the container goes on
+    started = time.monotonic()
+    stop_daemon(engine.daemon)  # stops `held` (tini: at once); an attach still held would take 5 s more
+    assert time.monotonic() - started < 3
+    assert "in flight" not in (engine.root / "run" / "daemon.log").read_text()
+    engine.daemon = start_daemon(engine.env, engine.root / "run")
+
+
 def test_docker_py(engine):
     docker = pytest.importorskip("docker")
     client = docker.DockerClient(base_url=engine.env["DOCKER_HOST"])
