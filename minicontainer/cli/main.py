@@ -121,6 +121,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG, description="A container engine in readable Python, built to teach how containers work.")
     parser.add_argument("--version", action=_VersionAction)
+    parser.add_argument("--explain", dest="explain_all", action="store_true",
+                        help="narrate what the command makes the daemon and the kernel do (also after the command)")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     first = next((a for a in argv or [] if not a.startswith("-")), None)
     for add in (GROUPS[first],) if first in GROUPS else COMMANDS:
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:  # no subcommand: show what there is, as docker and git do
         parser.print_help(sys.stderr)
         return 2
+    if getattr(args, "explain_all", False):
+        args.explain = True  # `minicontainer --explain ps` = `minicontainer ps --explain`
     record = None
     if getattr(args, "explain", False):
         from minicontainer.client.api import APIClient

@@ -322,6 +322,8 @@ def test_explain_on_any_command_lists_the_engine_api_requests(engine):
         ["POST create", "POST attach", "POST wait", "POST start"]  # docker's order: attach and wait first
     r = engine.mc("doctor", "--explain")
     assert "none: this command works on this host directly" in r.stderr
+    r = engine.mc("--explain", "images")  # before the command, too
+    assert "GET /v1.45/images/json" in r.stderr
 
 
 def test_explain_narrates_start_stop_and_kill(engine, cgroup_join_file):
