@@ -54,12 +54,27 @@ def resolve_env(items: list[str], environ: dict[str, str] | None = None) -> list
     return [item if "=" in item else f"{item}={environ[item]}" for item in items if "=" in item or item in environ]
 
 
+def read_env_file(path: str) -> list[str]:
+    """``--env-file``, read as docker reads it: leading blanks ignored, ``#`` lines skipped, the rest
+    of a line kept as it is (quotes and trailing spaces included); a name with blanks is an error."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n").lstrip()
+            if not line or line.startswith("#"):
+                continue
+            name = line.split("=", 1)[0]
+            if any(ch.isspace() for ch in name):
+                raise ValueError(f"invalid env file ({path}): variable '{name}' contains whitespaces")
+            out.append(line)
+    return out
+
+
 def create_body(args: argparse.Namespace) -> dict:
     """docker's flags -> the Engine API's ContainerCreate body (Config fields and a HostConfig)."""
     env = []
     for path in args.env_file:
-        with open(path) as f:
-            env += [line.strip() for line in f if line.strip() and not line.startswith("#")]
+        env += read_env_file(path)
     env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
     host = {"AutoRemove": args.rm, "Init": args.init, "Memory": args.memory or 0,
@@ -118,6 +133,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except APIError as e:
         print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
         return 125
+    except (OSError, ValueError) as e:  # an --env-file missing or malformed: a usage error, as docker's
+        print(_local_error(e), file=sys.stderr)
+        return 125
     except RuntimeError as e:  # the pull failed
         print(f"minicontainer: {e}", file=sys.stderr)
         return 125
@@ -170,8 +188,19 @@ def _copy_output(api, stream) -> None:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    print(_create(client(), args))
+    try:
+        print(_create(client(), args))
+    except (OSError, ValueError) as e:
+        print(_local_error(e), file=sys.stderr)
+        return 125
     return 0
+
+
+def _local_error(e: Exception) -> str:
+    """An error of this side (a file), worded as Go words it: ``open X: no such file or directory``."""
+    if isinstance(e, OSError) and e.filename:
+        return f"open {e.filename}: {(e.strerror or str(e)).lower()}"
+    return str(e)
 
 
 def _each(args: argparse.Namespace, action) -> int:

@@ -7,6 +7,7 @@ the same, so that a learner can put the two outputs side by side.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 
@@ -59,9 +60,10 @@ class TemplateError(ValueError):
 
 def go_template(fmt: str, data: dict) -> str:
     """``{{.State.Running}}``, ``{{json .Config}}``, ``{{index .Config.Labels "k"}}``, ``{{len .Mounts}}``,
-    ``{{upper .Name}}``, ``{{join .Args ","}}``: each action is a function and its arguments, or one
-    value, printed as Go prints it (``true``, ``[sh -c x]``, ``map[a:1]``).  Ranges and conditionals
-    are not supported: a template that needs them is better written with ``json`` and ``jq``."""
+    ``{{upper .Name}}``, ``{{join .Args "\\n"}}``: each action is a function and its arguments, or one
+    value, printed as Go prints it (``true``, ``[sh -c x]``, ``map[a:1]``).  Pipelines, ranges and
+    conditionals are not supported: a template that needs them is better written with ``json`` and
+    ``jq``; a template we cannot run is an error, never a guess."""
     import re
     import shlex
 
@@ -77,40 +79,56 @@ def go_template(fmt: str, data: dict) -> str:
         if token.startswith("."):
             return value(token)
         if token.startswith('"'):
-            return token[1:-1]
-        return int(token) if token.lstrip("-").isdigit() else token
+            try:
+                return json.loads(token)  # Go's escapes (\n, \t, \") are JSON's
+            except ValueError:
+                raise TemplateError(f"template: bad string {token}") from None
+        if token.startswith("`") and token.endswith("`") and len(token) > 1:
+            return token[1:-1]  # a raw string
+        if token.lstrip("-").isdigit():
+            return int(token)
+        raise TemplateError(f"template: cannot use {token!r} as an argument (a .Field, a \"string\" or a number)")
 
     def action(m: re.Match) -> str:
-        words = shlex.split(m.group(1).strip(), posix=False)
+        text = m.group(1)
+        text = text.removeprefix("- ")  # {{- ...}} and {{... -}}: trim markers
+        text = text.removesuffix(" -")
+        if "|" in text or "(" in text:
+            raise TemplateError(f"template: {{{{{text.strip()}}}}}: pipelines and parentheses are not supported")
+        lexer = shlex.shlex(text.strip(), posix=False)
+        lexer.whitespace_split, lexer.quotes = True, '"`'
+        words = list(lexer)
         if not words:
             return ""
         name, args = words[0], [argument(w) for w in words[1:]]
         if name.startswith(".") and not args:
             return show(value(name))
-        functions = {"json": lambda x: json_dumps(x), "upper": lambda x: str(x).upper(),
-                     "lower": lambda x: str(x).lower(), "len": lambda x: str(len(x or [])),
-                     "index": lambda x, *keys: show(_index(x, keys)), "join": lambda x, sep: sep.join(map(str, x or [])),
-                     "title": lambda x: str(x).title(), "println": lambda *x: " ".join(map(show, x)) + "\n"}
+        functions = {"json": json_dumps, "upper": lambda x: str(x).upper(), "lower": lambda x: str(x).lower(),
+                     "len": lambda x: str(len(x)), "index": lambda x, *keys: show(_index(x, keys)),
+                     "join": lambda x, sep: sep.join(map(str, x or [])), "title": lambda x: str(x).title(),
+                     "println": lambda *x: " ".join(map(show, x)) + "\n"}
         if name not in functions:
             raise TemplateError(f'template: function "{name}" not defined (supported: {", ".join(functions)})')
-        return functions[name](*args)
+        try:
+            return functions[name](*args)
+        except TypeError as e:  # the wrong number or kind of arguments
+            raise TemplateError(f"template: error calling {name}: {e}") from None
 
     return re.sub(r"\{\{(.*?)\}\}", action, fmt)
 
 
 def _index(container, keys):
+    """``index``: a missing key gives the zero value, an empty string (docker's maps are typed)."""
     for key in keys:
         try:
             container = container[key]
         except (KeyError, IndexError, TypeError):
-            return None
+            return ""
     return container
 
 
 def json_dumps(value) -> str:
-    import json
-
-    return json.dumps(value, separators=(",", ":"))  # as Go's encoding/json: no spaces
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)  # as Go's encoding/json
 
 
 def show(value) -> str:

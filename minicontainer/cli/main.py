@@ -93,10 +93,14 @@ def package_version() -> str:
 class Parser(argparse.ArgumentParser):
     """argparse, with docker's exit status for usage errors: 125 (argparse's own is 2)."""
 
+    command = ""  # the subcommand given, for the hints of usage errors
+
     def error(self, message: str):  # type: ignore[override]
         if message.startswith("unrecognized arguments: "):  # docker's words for it
-            flag = message.split(": ", 1)[1].split()[0]
-            self.exit(EXIT_USAGE, f"unknown flag: {flag}\nSee '{self.prog} --help'.\n")
+            first = message.split(": ", 1)[1].split()[0]
+            which = f"{PROG} {self.command}".strip()
+            said = f"unknown flag: {first}" if first.startswith("-") else f'"{which}" accepts no more arguments'
+            self.exit(EXIT_USAGE, f"{said}\nSee '{which} --help'.\n")
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: {message}\nSee '{PROG} --help'.\n")
 
@@ -165,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(argv)
+    parser.command = next((a for a in argv if not a.startswith("-")), "")
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:  # no subcommand: show what there is, as docker and git do
@@ -186,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + 13  # as a program killed by SIGPIPE, as docker (a Go program) is
     except FileNotFoundError as e:
         if e.filename is None:
-            raise
+            print(f"Error: {e}", file=sys.stderr)
+            return 1
         print(f"open {e.filename}: no such file or directory", file=sys.stderr)  # Go's wording, as docker's
         return 1
     except Exception as e:

@@ -70,6 +70,9 @@ class APIClient:
             resp = http.request(self.path, method, url, data, headers, timeout=timeout)
         except PermissionError:
             raise permission_denied(self.path) from None
+        except (BrokenPipeError, ConnectionResetError) as e:  # not our stdout: the daemon's end
+            raise APIError(502, f"the daemon closed the connection ({e.strerror}): is it still running?",
+                           from_daemon=False) from None
         if APIClient.record is not None:
             APIClient.record.append((method, url, resp.status, resp.reason, (time.monotonic() - start) * 1000))
         return resp

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -553,6 +554,11 @@ class Engine:
             for v in values:
                 if key == "status" and v not in STATUSES or key == "exited" and not v.lstrip("-").isdigit():
                     raise InvalidParameter(f"invalid filter '{key}={v}'")
+                if key == "name":
+                    try:
+                        re.compile(v)
+                    except re.error as e:
+                        raise InvalidParameter(f"invalid filter 'name={v}': {e}") from None
             checked[key] = values
         return checked
 
@@ -560,15 +566,17 @@ class Engine:
         for key, values in filters.items():
             if key == "status" and c.state["Status"] not in values:
                 return False
-            if key == "exited" and (c.running or str(c.state.get("ExitCode")) not in values):
-                return False
+            if key == "exited" and (c.running or c.state.get("StartedAt", "").startswith("0001")
+                                    or str(c.state.get("ExitCode")) not in values):
+                return False  # only containers that ran and ended: a created one has no exit code
             if key == "label":
                 labels = c.record["Config"].get("Labels") or {}
                 for v in values:
                     k, eq, want = v.partition("=")
                     if k not in labels or eq and labels[k] != want:
                         return False
-            if key == "name" and not any(v in c.name for v in values):
+            # name=: a regular expression, matched against the name with and without its "/"
+            if key == "name" and not any(re.search(v, "/" + c.name) or re.search(v, c.name) for v in values):
                 return False
             if key == "id" and not any(c.id.startswith(v) for v in values):
                 return False

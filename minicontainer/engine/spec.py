@@ -107,7 +107,7 @@ def _table(rootfs: str, path: str) -> list[list[str]]:
     try:
         with open(secure_join(rootfs, path), encoding="utf-8", errors="replace") as f:
             return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
-    except FileNotFoundError:
+    except OSError:  # missing, or not a readable file: the image has no such table
         return []
 
 
@@ -127,8 +127,12 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
         uid, gid, extra = resolve_user(rootfs, user)
         process["user"] = {"uid": uid, "gid": gid, "additionalGids": extra}
     if not any(e.startswith("HOME=") for e in process["env"]):
-        # As Docker: the user's home directory from the image's /etc/passwd, else /.
-        home = next((row[5] for row in _table(rootfs, "/etc/passwd") if len(row) > 5 and row[2] == str(uid)), "/")
+        # As Docker: the user's home directory from the image's /etc/passwd (by name if a name was
+        # given, else by uid), else /.
+        name = user.partition(":")[0]
+        rows = [row for row in _table(rootfs, "/etc/passwd") if len(row) > 5]
+        home = next((row[5] for row in rows if row[0] == name), None) if name and not name.isdigit() else None
+        home = home or next((row[5] for row in rows if row[2] == str(uid)), "/")
         process["env"].append(f"HOME={home or '/'}")
     linux = config["linux"]
     linux["cgroupsPath"] = cgroups_path

@@ -152,8 +152,9 @@ def install_starter(store, name: str):
     from minicontainer.image.pull import install
 
     built = build_starter(name)
-    for layer in built.layers:
-        store.put_blob(layer.data, layer.digest)
-    store.put_blob(built.config, built.image_id)
-    store.put_blob(built.manifest, built.manifest_digest)
-    return install(store, built.manifest, built.config, repo_tag=f"docker.io/library/{name}:latest")
+    with store.lease():  # no garbage collection (an rmi, a prune) may take the blobs before the record
+        for layer in built.layers:
+            store.put_blob(layer.data, layer.digest)
+        store.put_blob(built.config, built.image_id)
+        store.put_blob(built.manifest, built.manifest_digest)
+        return install(store, built.manifest, built.config, repo_tag=f"docker.io/library/{name}:latest")

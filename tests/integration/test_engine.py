@@ -198,6 +198,11 @@ def test_names_and_filters_docker_refuses_are_refused(engine):
     three = engine.mc("run", "-d", "--name", "three", "-l", "keep=no", "busybox", "sh", "-c", "exit 3").stdout.strip()
     assert engine.mc("wait", "zero", "three").stdout.split() == ["0", "3"]
     assert engine.mc("ps", "-aq", "--no-trunc", "--filter", "exited=3").stdout.split() == [three]
+    fresh = engine.mc("create", "--name", "fresh", "busybox", "true").stdout.strip()  # never ran: no exit code
+    assert engine.mc("ps", "-aq", "--no-trunc", "--filter", "exited=0").stdout.split() == [zero]
+    assert engine.mc("ps", "-aq", "--no-trunc", "--filter", "name=^zero$").stdout.split() == [zero]  # a regex
+    assert engine.mc("ps", "-aq", "--no-trunc", "--filter", "name=^/fre").stdout.split() == [fresh]
+    assert engine.mc("rm", "fresh").returncode == 0
     assert engine.mc("ps", "-aq", "--no-trunc", "--filter", "label=keep=no").stdout.split() == [three]
     pruned = engine.mc("container", "prune", "-f", "--filter", "label=keep")
     assert pruned.returncode == 0 and three in pruned.stdout and zero not in pruned.stdout
@@ -208,6 +213,17 @@ def test_names_and_filters_docker_refuses_are_refused(engine):
 def test_what_docker_says_to_small_mistakes(engine):
     r = engine.mc("run", "--bogus", "busybox", "true")
     assert r.returncode == 125 and r.stderr.startswith("unknown flag: --bogus\n")
+    r = engine.mc("ps", "extra")
+    assert r.returncode == 125 and r.stderr.startswith('"minicontainer ps" accepts no more arguments')
+    env_file = engine.root / "env"
+    env_file.write_text("  # a comment\nSPACED=kept as is \n")
+    r = engine.mc("run", "--rm", "--env-file", str(env_file), "busybox", "sh", "-c", 'echo "[$SPACED]"')
+    assert r.stdout == "[kept as is ]\n", r.stderr
+    env_file.write_text("export FOO=bar\n")
+    r = engine.mc("run", "--rm", "--env-file", str(env_file), "busybox", "true")
+    assert r.returncode == 125 and "variable 'export FOO' contains whitespaces" in r.stderr
+    r = engine.mc("run", "--rm", "--env-file", "/nonexistent/env", "busybox", "true")
+    assert (r.returncode, r.stderr) == (125, "open /nonexistent/env: no such file or directory\n")
     r = engine.mc("load", "-i", "/nonexistent/busybox.tar")
     assert (r.returncode, r.stderr) == (1, "open /nonexistent/busybox.tar: no such file or directory\n")
     # A reader that leaves early (| head -1): no traceback, no "Broken pipe" error, SIGPIPE's status.
