@@ -33,10 +33,8 @@ import h11
 # than let one client fill the daemon's memory.
 MAX_BODY = 16 * 1024 * 1024
 READ_SIZE = 64 * 1024
-# Bodies of these types are images in a tar, streamed to the handler instead (no size limit); so are
-# the bodies of the requests the API layer names as uploads (the docker CLI's import sends its tar
-# with no Content-Type at all).
-STREAMED_BODIES = ("application/x-tar", "application/octet-stream")
+# The bodies of the requests the API layer names as uploads (``is_upload``: load, import) are
+# streamed to the handler instead, with no size limit.
 
 
 class ClientGone(Exception):
@@ -97,6 +95,7 @@ class Connection:
         self.hijacked = False
         self.idle = True           # between requests: safe to close at shutdown
         self.body_pending = False  # a streamed request body not read to its end yet
+        self.expects_continue = False  # the client sent Expect: 100-continue, and no 100 went out yet
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -125,14 +124,15 @@ class Connection:
         self.idle = False
         self._method = event.method
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
-        if self._h11.they_are_waiting_for_100_continue:
-            await self._write(self._h11.send(h11.InformationalResponse(status_code=100, headers=[])))
         url = urlsplit(event.target.decode("latin-1"))
         pairs = parse_qsl(url.query, keep_blank_values=True)
         method, path = event.method.decode("ascii"), unquote(url.path)
         body = bytearray()
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        self.body_pending = content_type in STREAMED_BODIES or self.is_upload(method, path, dict(pairs))
+        self.body_pending = self.is_upload(method, path, dict(pairs))
+        # Remembered here: h11 forgets that the client waits once any reply (even a 400) is sent.
+        self.expects_continue = self._h11.they_are_waiting_for_100_continue
+        if self.expects_continue and not self.body_pending:
+            await self._continue()
         while not self.body_pending:
             part = await self._event()
             if isinstance(part, h11.Data):
@@ -156,9 +156,19 @@ class Connection:
             query_lists=lists,
         )
 
+    async def _continue(self) -> None:
+        """``100 Continue``: the client that asked (``Expect: 100-continue``) may send its body now."""
+        self.expects_continue = False
+        await self._write(self._h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+
     async def body_chunks(self) -> AsyncIterator[bytes]:
         """A streamed request body (a tar), piece by piece as the client sends it.  A client that
-        goes away before its body's end (h11 sees the connection close mid-body) raises ClientGone."""
+        goes away before its body's end (h11 sees the connection close mid-body) raises ClientGone.
+
+        A client that waits for ``100 Continue`` is told to go on only now, when the handler reads:
+        a request refused before that never has its tar sent at all."""
+        if self.body_pending and self.expects_continue:
+            await self._continue()
         while self.body_pending:
             try:
                 part = await self._event()
@@ -174,7 +184,10 @@ class Connection:
 
     async def drain_body(self) -> None:
         """Read and drop what is left of a streamed body (a handler refused it early): the client is
-        still sending, and must be able to finish before it reads our answer."""
+        still sending, and must be able to finish before it reads our answer.  One still waiting for
+        ``100 Continue`` sends nothing more: the connection is closed instead (``next_cycle``)."""
+        if self.expects_continue:
+            return
         async for _ in self.body_chunks():
             pass
 

@@ -759,7 +759,10 @@ class Engine:
                 yield msg
         finally:
             if not feeding.done():
-                reader.abort()  # we stop early (the client left, the daemon stops): the reader must not hang
+                # We stop early (the client left, the daemon stops, the work failed): the reader must
+                # not hang, nor we wait for the rest of an upload (the server drains or closes it).
+                reader.abort()
+                feeding.cancel()
             await asyncio.gather(feeding, return_exceptions=True)
 
     def images(self, all: bool = False) -> list[dict]:
@@ -804,11 +807,9 @@ class Engine:
         return {"Id": image.id, "RepoTags": [f"{name}:latest"], "Size": image.size}
 
     async def remove_image(self, name: str, force: bool = False) -> list[dict]:
-        """In a thread: the garbage collection after it waits for pulls, loads and imports in progress
-        to finish (they hold the store's lease), and the event loop must not wait with it."""
-        return await asyncio.get_running_loop().run_in_executor(None, self._remove_image, name, force)
-
-    def _remove_image(self, name: str, force: bool) -> list[dict]:
+        """The record goes at once, on the loop (so no ``create`` can pick the image in between and
+        have its layers collected); the garbage collection after it runs in a thread, because it
+        waits for pulls, loads and imports in progress (they hold the store's lease)."""
         from minicontainer.image.reference import parse
 
         try:
@@ -822,7 +823,7 @@ class Engine:
             raise NotFound(f"No such image: {name}") from None
         except StoreError as e:
             raise Conflict(str(e)) from None
-        self.store.gc()  # the blobs and layers no image refers to any more
+        await asyncio.get_running_loop().run_in_executor(None, self.store.gc)  # what no image refers to
         return [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
                 for verb, _, rest in (line.partition(": ") for line in lines)]
 
@@ -834,14 +835,11 @@ class Engine:
 
     async def prune_images(self, filters: dict | None = None) -> dict:
         """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged.
-        In a thread, as :meth:`remove_image`."""
-        return await asyncio.get_running_loop().run_in_executor(None, self._prune_images, filters)
-
-    def _prune_images(self, filters: dict | None) -> dict:
+        The records on the loop, the garbage collection in a thread, as :meth:`remove_image`."""
         dangling = (filters or {}).get("dangling", ["true"])
         dangling_only = not (isinstance(dangling, list) and dangling and str(dangling[0]).lower() in ("false", "0"))
         lines = self.store.prune(dangling_only=dangling_only, in_use=image_service.in_use(self.store))
-        result = self.store.gc()
+        result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
         return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
                                   for verb, _, rest in (x.partition(": ") for x in lines)] or None,
                 "SpaceReclaimed": getattr(result, "freed", 0)}

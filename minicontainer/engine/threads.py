@@ -82,11 +82,13 @@ async def output_of(work: Callable[[Any], Any]) -> AsyncIterator[bytes]:
             asyncio.run_coroutine_threadsafe(chunks.put(done), loop).result()
 
     task = loop.run_in_executor(None, run)
+    finished = False
     try:
         while (chunk := await chunks.get()) is not done:
             yield chunk
+        finished = True
     finally:
-        if not task.done():  # the client left: the next write fails; unblock the one waiting now
+        if not finished:  # the client left: the next write fails; unblock the one waiting now
             writer.gone = True
 
             async def discard() -> None:
@@ -94,8 +96,12 @@ async def output_of(work: Callable[[Any], Any]) -> AsyncIterator[bytes]:
                     pass
                 await asyncio.gather(task, return_exceptions=True)
 
-            loop.create_task(discard())
+            _DISCARDING.add(cleanup := loop.create_task(discard()))  # held: the loop keeps weak refs only
+            cleanup.add_done_callback(_DISCARDING.discard)
     await task
+
+
+_DISCARDING: set[asyncio.Task] = set()
 
 
 class UploadCut(ConnectionError):

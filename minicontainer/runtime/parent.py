@@ -6,7 +6,7 @@ the messages between the two are tabled in :mod:`minicontainer.runtime.sync`.  T
 1. claims the container id (its state directory) and makes ``exec.fifo``;
 2. creates the cgroup and writes the limits, *before* any process exists, so a bad limit fails
    early and nothing runs unaccounted for;
-3. forks stage1, puts it in the cgroup, says ``go``;
+3. forks stage1, which moves itself into the cgroup first thing (see sync.py for why itself);
 4. writes the uid/gid maps if stage1 made a user namespace (only the parent can: see sync.py);
 5. learns init's PID, waits for ``ready`` (or an ``error``, which it reports), saves state.json.
 

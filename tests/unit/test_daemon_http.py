@@ -740,6 +740,30 @@ def test_an_upload_streams_to_the_handler_whatever_its_size(daemon):
         conn.close()
 
 
+def test_expect_100_continue_is_answered_only_when_the_upload_is_wanted(daemon):
+    """curl sends ``Expect: 100-continue`` with a big body and waits: a refused import is refused
+    before its tar is sent; a load gets its 100, then its body is read."""
+    def head(query: str, path: str = "/v1.45/images/create") -> bytes:
+        return (f"POST {path}?{query} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\n"
+                "Expect: 100-continue\r\nContent-Length: 3000\r\n\r\n").encode()
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(daemon.socket_path)
+        sock.sendall(head("fromSrc=-&repo=x&changes=FROM+scratch"))
+        status, _ = read_head(sock.makefile("rb"))
+        assert status == 400  # no 100 first: the client need not send its tar at all
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(daemon.socket_path)
+        sock.sendall(head("quiet=1", "/v1.45/images/load"))
+        f = sock.makefile("rb")
+        assert read_head(f)[0] == 100
+        sock.sendall(b"t" * 3000)
+        status, _ = read_head(f)
+        assert status == 200
+
+
 def test_ping_get_and_head_on_one_connection(daemon):
     conn = UnixHTTPConnection(daemon.socket_path)
     try:

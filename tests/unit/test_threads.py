@@ -43,6 +43,16 @@ def test_what_a_thread_writes_streams_out_and_the_writer_waits_for_a_slow_reader
     assert asyncio.run(read_slowly()) == b"".join(b"%d," % i for i in range(QUEUED_CHUNKS * 3))
 
 
+def test_a_save_read_to_its_end_leaves_no_task_behind():
+    async def read_all():
+        async for _ in output_of(lambda out: out.write(b"tar")):
+            pass
+        await asyncio.sleep(0.05)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    assert asyncio.run(read_all()) == []
+
+
 def test_a_writers_failure_is_raised_after_its_last_chunk():
     def work(out):
         out.write(b"half a tar")
@@ -155,3 +165,33 @@ def test_many_uploads_at_once_do_not_starve_the_threads_that_read_them():
 
     got = asyncio.run(scenario())
     assert [len(g) for g in got] == [(QUEUED_CHUNKS + 4) * 1000] * 12 and got[5][:1] == bytes([5])
+
+
+def test_a_stalled_upload_does_not_hold_up_a_cancelled_load():
+    """The daemon stops (its connection tasks are cancelled) while a client's upload hangs: the load
+    must end at once, not wait for the rest of the upload."""
+    from minicontainer.engine.service import Engine
+
+    async def stalled():
+        yield b"x" * 100
+        await asyncio.sleep(3600)
+        yield b"never"
+
+    async def scenario():
+        reader = ChunkReader()
+
+        def work(progress):
+            progress({"status": "reading"})
+            reader.read()  # waits for the rest, which never comes
+
+        async def consume():
+            async for _ in Engine._with_upload(stalled(), reader, work):
+                pass
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert task in done, "the cancelled load was still waiting for its upload"
+
+    asyncio.run(scenario())
