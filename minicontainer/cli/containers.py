@@ -283,8 +283,31 @@ def _filters(given: list[str]) -> str:
     return json.dumps(filters)
 
 
+# `ps --format`'s fields (docker's names) and the titles `table` gives them.
+PS_TITLES = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+             "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
+             "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS"}
+
+
+def _ps_fields(c: dict, no_trunc: bool) -> dict:
+    import time
+
+    command = c["Command"] if no_trunc else _trunc(c["Command"], 20)
+    return {"ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"], "Command": f'"{command}"',
+            "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c["Created"])),
+            "RunningFor": ago_unix(c["Created"]), "Ports": "", "State": c.get("State", ""),
+            "Status": c["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in c["Names"]),
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())), "Mounts": "",
+            "Networks": ""}
+
+
 def cmd_ps(args: argparse.Namespace) -> int:
     rows = client().json("GET", "/containers/json", {"all": int(args.all), "filters": _filters(args.filter)})
+    if args.format and not args.quiet:
+        from minicontainer.cli.format import formatted
+
+        sys.stdout.write(formatted(args.format, [_ps_fields(c, args.no_trunc) for c in rows], PS_TITLES))
+        return 0
     if args.quiet:
         for c in rows:
             print(c["Id"] if args.no_trunc else c["Id"][:12])
@@ -482,7 +505,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[], help="status=, name=, ancestor=, id=")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="status=, name= (a regex), id=, ancestor=, exited=, label=")
+    p.add_argument("--format", help="a Go template per container, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Status}}'")
     p.set_defaults(handler=cmd_ps)
     p = commands.add_parser("logs", help="a container's output")
     p.add_argument("-f", "--follow", action="store_true")

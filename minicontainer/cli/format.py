@@ -51,6 +51,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def formatted(fmt: str, rows: list[dict], titles: dict[str, str]) -> str:
+    """``ps --format`` / ``images --format``: each row through the template; ``table ...`` adds a header
+    (the fields' column titles) and lines the columns up at tabs, as docker's tabwriter does.  ``\\t``
+    typed in the shell is a tab, as docker reads it."""
+    fmt = fmt.replace("\\t", "\t")
+    if not fmt.startswith("table"):
+        return "".join(go_template(fmt, row) + "\n" for row in rows)
+    fmt = fmt[len("table"):].strip() or "\t".join("{{." + key + "}}" for key in titles)
+    lines = [go_template(fmt, titles)] + [go_template(fmt, row) for row in rows]
+    cells = [line.split("\t") for line in lines]
+    width = max(len(c) for c in cells)
+    cells = [c + [""] * (width - len(c)) for c in cells]
+    return table(cells[0], cells[1:])
+
+
 # --- --format: the part of Go's text/template that inspect formats use ------------------------------
 
 

@@ -157,6 +157,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     rows = []
     ids = []
     listed = calling(lambda: daemon_client().json("GET", "/images/json", {"all": int(args.all)}))
+    fields = []
     for image in sorted(listed, key=lambda i: i.get("Created", 0), reverse=True):
         shown_id = image["Id"] if args.no_trunc else image["Id"].split(":", 1)[-1][:12]
         if args.quiet:
@@ -167,11 +168,30 @@ def cmd_images(args: argparse.Namespace) -> int:
             if args.repository and repo != args.repository:
                 continue
             rows.append([repo, tag, shown_id, ago_unix(image.get("Created", 0)), human_size(image.get("Size", 0))])
+            fields.append({"ID": shown_id, "Repository": repo, "Tag": tag, "Digest": "<none>",
+                           "CreatedSince": rows[-1][3], "CreatedAt": _utc(image.get("Created", 0)),
+                           "Size": rows[-1][4], "Containers": "N/A"})
     if args.quiet:
         print("\n".join(ids)) if ids else None
         return 0
+    if args.format:
+        from minicontainer.cli.format import formatted
+
+        sys.stdout.write(formatted(args.format, fields, IMAGES_TITLES))
+        return 0
     sys.stdout.write(table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], rows))
     return 0
+
+
+# `images --format`'s fields (docker's names) and the titles `table` gives them.
+IMAGES_TITLES = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
+                 "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS"}
+
+
+def _utc(seconds: int) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(seconds))
 
 
 def cmd_image_inspect(args: argparse.Namespace) -> int:
@@ -390,6 +410,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def _images_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("repository", nargs="?")
+    p.add_argument("--format", help="a Go template per image, e.g. '{{.Repository}}:{{.Tag}}' or 'table ...'")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
     p.add_argument("--no-trunc", action="store_true")

@@ -664,10 +664,12 @@ class Engine:
                 uid = os.stat(f"/proc/{pid}").st_uid
             except OSError:
                 continue
-            fields = stat[stat.rindex(")") + 2:].split()
+            fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is stat(5)'s field 3, "state"
             ticks = os.sysconf("SC_CLK_TCK")
             cpu = (int(fields[11]) + int(fields[12])) // ticks
-            rows.append([str(uid), str(pid), fields[1], "0", "", "?", time.strftime("%H:%M:%S", time.gmtime(cpu)),
+            started = _boot_time() + int(fields[19]) / ticks  # field 22: start time, in ticks since boot
+            rows.append([_user_name(uid), str(pid), fields[1], "0", time.strftime("%H:%M", time.localtime(started)),
+                         "?", time.strftime("%H:%M:%S", time.gmtime(cpu)),
                          cmd or stat[stat.index("(") + 1:stat.rindex(")")]])
         return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}
 
@@ -997,3 +999,19 @@ def _familiar_ref(text: str) -> str:
         return parse(text).familiar()
     except ValueError:
         return text
+
+
+def _boot_time() -> float:
+    """When the machine booted (``btime`` in /proc/stat), in seconds since the epoch."""
+    with open("/proc/stat") as f:
+        return float(next(line.split()[1] for line in f if line.startswith("btime ")))
+
+
+def _user_name(uid: int) -> str:
+    """As ``ps -ef`` on the host shows it (Docker runs exactly that for ``top``)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

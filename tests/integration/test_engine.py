@@ -258,6 +258,19 @@ def test_a_killed_client_lets_go_of_its_attach(engine):
     engine.daemon = start_daemon(engine.env, engine.root / "run")
 
 
+def test_format_tables_and_top(engine):
+    engine.mc("run", "-d", "--name", "web", "-l", "tier=front", "busybox", "sleep", "30")
+    assert engine.mc("ps", "--format", "{{.Names}} {{.State}} {{.Labels}}").stdout == "web running tier=front\n"
+    table = engine.mc("ps", "--format", "table {{.Names}}\\t{{.Image}}").stdout.splitlines()
+    assert [line.split() for line in table] == [["NAMES", "IMAGE"], ["web", "busybox"]]
+    assert engine.mc("images", "--format", "{{.Repository}}:{{.Tag}}").stdout == "busybox:latest\n"
+    top = engine.mc("top", "web").stdout.splitlines()
+    assert top[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    uid, _pid, _ppid, _c, stime, *_ = top[1].split()
+    assert uid == "root" and len(stime) == 5 and stime[2] == ":"  # HH:MM, as ps -ef
+    assert engine.mc("rm", "-f", "web").returncode == 0
+
+
 def test_docker_py(engine):
     docker = pytest.importorskip("docker")
     client = docker.DockerClient(base_url=engine.env["DOCKER_HOST"])
