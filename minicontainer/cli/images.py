@@ -16,6 +16,7 @@ import json
 import sys
 
 from minicontainer.cli.format import human_size, table
+from minicontainer.client.api import registry_auth  # the user's login, sent with each pull and push
 
 
 class PullPrinter:
@@ -48,21 +49,6 @@ class PullPrinter:
         self.out.flush()
         if layer:
             self.last[layer] = status
-
-
-def registry_auth(image: str) -> dict[str, str]:
-    """The ``X-Registry-Auth`` header for a pull or push of ``image``: the credentials ``login`` stored
-    (in *this user's* config) for its registry, base64url(JSON), as the docker CLI sends them.  The
-    daemon keeps no logins of its own."""
-    import base64
-
-    from minicontainer.image.credentials import load_docker_credentials
-    from minicontainer.image.reference import parse
-
-    domain = parse(image).domain
-    found = load_docker_credentials().get(domain)
-    auth = {"username": found[0], "password": found[1], "serveraddress": domain} if found else {}
-    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()}
 
 
 def pull_through_daemon(api, image: str, printer, platform: str | None = None, *, explain: bool = False) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from minicontainer.client.api import APIClient, APIError
+from minicontainer.client.api import APIClient, APIError, registry_auth
 
 
 class ContainerError(Exception):
@@ -80,11 +80,15 @@ class Container(Model):
         self.client.api.request("DELETE", f"/containers/{self.id}", {"force": int(force)}).read()
 
     def logs(self, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False, tail: str | int = "all",
-             since: float | None = None) -> bytes:
+             since: float | None = None, stream: bool = False, follow: bool | None = None):
+        """The output so far (bytes), or with ``stream=True`` an iterator of it as it comes (following
+        the container until it ends, as docker-py's ``follow`` defaults to with ``stream``)."""
+        follow = stream if follow is None else follow
         resp = self.client.api.request("GET", f"/containers/{self.id}/logs",
                                        {"stdout": int(stdout), "stderr": int(stderr), "timestamps": int(timestamps),
-                                        "tail": tail, "since": since})
-        return b"".join(data for _kind, data in self.client.api.frames(resp))
+                                        "tail": tail, "since": since, "follow": int(follow)})
+        chunks = (data for _kind, data in self.client.api.frames(resp))
+        return chunks if stream else b"".join(chunks)
 
     def top(self) -> dict:
         return self.client.api.json("GET", f"/containers/{self.id}/top")
@@ -197,7 +201,8 @@ class ImageCollection:
             progress = bars = PullBars()
         try:
             for msg in self.client.api.stream_json("POST", "/images/create",
-                                                   {"fromImage": ref.name, "tag": ref.digest or ref.tag}):
+                                                   {"fromImage": ref.name, "tag": ref.digest or ref.tag},
+                                                   headers=registry_auth(str(ref))):
                 if "error" in msg:
                     raise APIError(500, msg["error"])
                 if progress:

@@ -82,9 +82,10 @@ class APIClient:
         raw = resp.read()
         return json.loads(raw) if raw else None
 
-    def stream_json(self, method: str, path: str, params: dict | None = None, body=None) -> Iterator[dict]:
+    def stream_json(self, method: str, path: str, params: dict | None = None, body=None, *,
+                    headers: dict[str, str] | None = None) -> Iterator[dict]:
         """A chunked reply of JSON lines (pull progress)."""
-        resp = self.request(method, path, params, body)
+        resp = self.request(method, path, params, body, headers=headers)
         for line in resp:
             if line.strip():
                 yield json.loads(line)
@@ -107,6 +108,21 @@ class APIClient:
         if resp.status != 101:
             raise _error(resp)
         return resp
+
+
+def registry_auth(image: str) -> dict[str, str]:
+    """The ``X-Registry-Auth`` header for a pull or push of ``image``: the credentials ``login`` stored
+    (in *this user's* config) for its registry, base64url(JSON), as the docker CLI sends them.  The
+    daemon keeps no logins of its own."""
+    import base64
+
+    from minicontainer.image.credentials import load_docker_credentials
+    from minicontainer.image.reference import parse
+
+    domain = parse(image).domain
+    found = load_docker_credentials().get(domain)
+    auth = {"username": found[0], "password": found[1], "serveraddress": domain} if found else {}
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()}
 
 
 def permission_denied(path: str) -> APIError:

@@ -335,6 +335,14 @@ def test_the_python_client(engine, monkeypatch):
     box.reload()
     assert box.status == "exited"
     box.remove()
+    # logs(stream=True): the output as it comes, until the container ends (a notebook cell watching it)
+    ticker = client.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.2; done"],
+                                   detach=True)
+    started = time.monotonic()
+    first = next(iter(ticker.logs(stream=True)))
+    assert first.startswith(b"tick 1") and time.monotonic() - started < 0.5  # not after the whole run
+    assert b"".join(ticker.logs(stream=True)) == b"tick 1\ntick 2\ntick 3\n"
+    ticker.remove()
     image = client.images.get("busybox")
     assert "docker.io/library/busybox:latest" in image.tags or "busybox:latest" in image.tags
     assert "<table>" in image._repr_html_()

@@ -149,7 +149,8 @@ def test_tag_history_inspect_rmi_and_prune(mc, fixture_images):
     assert fixture_images.tiny.name.rsplit("/", 1)[-1].split(":")[0] not in mc("images").stdout
 
 
-def test_login_then_push_and_pull_with_the_users_credentials(mc, basic_registry, registry, fixture_images):
+def test_login_then_push_and_pull_with_the_users_credentials(mc, basic_registry, registry, fixture_images,
+                                                            monkeypatch):
     bad = mc("login", "-u", "basicuser", "--password-stdin", basic_registry.host, input="wrong\n")
     assert bad.returncode == 1
     ok = mc("login", "-u", "basicuser", "--password-stdin", basic_registry.host, input="basic-secret\n")
@@ -167,6 +168,13 @@ def test_login_then_push_and_pull_with_the_users_credentials(mc, basic_registry,
     assert mc("rmi", private).returncode == 0
     pulled = mc("pull", private)
     assert pulled.returncode == 0, pulled.stderr
+    assert mc("rmi", private).returncode == 0
+    # the notebook client sends the same user's login
+    from minicontainer.client import Client
+
+    monkeypatch.setenv("MINICONTAINER_CONFIG", mc.env["MINICONTAINER_CONFIG"])
+    notebook = Client(os.path.join(mc.env["MINICONTAINER_RUN"], "minicontainer.sock"))
+    assert private in [t if "/" in t else f"docker.io/library/{t}" for t in notebook.images.pull(private).tags]
     assert mc("rmi", private).returncode == 0
     assert mc("logout", basic_registry.host).returncode == 0
     refused = mc("pull", private)
