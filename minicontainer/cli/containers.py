@@ -78,6 +78,7 @@ def create_body(args: argparse.Namespace) -> dict:
     env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
     host = {"AutoRemove": args.rm, "Init": args.init, "Memory": args.memory or 0,
+            "MemorySwap": args.memory_swap or 0,
             "NanoCpus": int((args.cpus or 0) * 1e9), "PidsLimit": args.pids_limit}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
@@ -466,6 +467,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
     p.add_argument("-m", "--memory", type=parse_bytes)
+    p.add_argument("--memory-swap", type=lambda t: -1 if t.strip() == "-1" else parse_bytes(t),
+                   help="memory plus swap (-1: unlimited swap); by default twice --memory")
     p.add_argument("--cpus", type=float)
     p.add_argument("--pids-limit", type=int)
     p.add_argument("image")

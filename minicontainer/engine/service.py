@@ -224,6 +224,11 @@ class Engine:
         else:
             name = names.generate(taken)
         host = body.get("HostConfig") or {}
+        memory, swap = host.get("Memory") or 0, host.get("MemorySwap") or 0
+        if swap and not memory:  # docker's words
+            raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
+        if swap > 0 and swap < memory:
+            raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
         if body.get("Tty"):
             raise InvalidParameter("a TTY (-t) is not supported yet: run without -t")
         image_config = image.config.get("config") or {}
@@ -254,8 +259,8 @@ class Engine:
         }
         host_config = {
             "AutoRemove": bool(host.get("AutoRemove")), "Init": bool(host.get("Init")),
-            "Memory": host.get("Memory") or 0, "NanoCpus": host.get("NanoCpus") or 0,
-            "PidsLimit": host.get("PidsLimit"), "NetworkMode": "none",
+            "Memory": host.get("Memory") or 0, "MemorySwap": host.get("MemorySwap") or 0,
+            "NanoCpus": host.get("NanoCpus") or 0, "PidsLimit": host.get("PidsLimit"), "NetworkMode": "none",
             "LogConfig": {"Type": "json-file", "Config": {}}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         }
         record = {
@@ -284,7 +289,7 @@ class Engine:
                           env=config.get("Env") or [], workdir=config.get("WorkingDir") or None,
                           user=config.get("User") or None, hostname=config.get("Hostname") or None,
                           memory=host.get("Memory") or None, cpus=cpus, pids_limit=host.get("PidsLimit") or None,
-                          labels=config.get("Labels") or {})
+                          labels=config.get("Labels") or {}, memory_swap=host.get("MemorySwap") or None)
 
     # --- start ----------------------------------------------------------------------------------------
     async def start(self, cid: str) -> None:

@@ -36,7 +36,8 @@ class RunOptions:
     def __init__(self, *, command: list[str] | None = None, entrypoint: list[str] | None = None,
                  env: list[str] | None = None, workdir: str | None = None, user: str | None = None,
                  hostname: str | None = None, memory: int | None = None, cpus: float | None = None,
-                 pids_limit: int | None = None, labels: dict[str, str] | None = None) -> None:
+                 pids_limit: int | None = None, labels: dict[str, str] | None = None,
+                 memory_swap: int | None = None) -> None:
         self.command = command or None
         self.entrypoint = entrypoint
         self.env = env or []
@@ -47,6 +48,7 @@ class RunOptions:
         self.cpus = cpus
         self.pids_limit = pids_limit
         self.labels = labels or {}
+        self.memory_swap = memory_swap  # memory + swap, as docker's --memory-swap; -1: swap unlimited
 
 
 def program_args(image_config: dict, opts: RunOptions) -> list[str]:
@@ -138,7 +140,8 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
     linux["cgroupsPath"] = cgroups_path
     resources: dict = {}
     if opts.memory:
-        resources["memory"] = {"limit": opts.memory, "swap": 2 * opts.memory}
+        # Docker's rule: without --memory-swap, as much swap again as memory (memory+swap = 2x).
+        resources["memory"] = {"limit": opts.memory, "swap": opts.memory_swap or 2 * opts.memory}
     if opts.cpus:
         resources["cpu"] = {"quota": int(opts.cpus * CPU_PERIOD), "period": CPU_PERIOD}
     if opts.pids_limit:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from daemon_support import start_daemon, stop_daemon
@@ -256,6 +257,19 @@ def test_a_killed_client_lets_go_of_its_attach(engine):
     assert time.monotonic() - started < 3
     assert "in flight" not in (engine.root / "run" / "daemon.log").read_text()
     engine.daemon = start_daemon(engine.env, engine.root / "run")
+
+
+def test_memory_swap(engine, tmp_path):
+    r = engine.mc("run", "--rm", "--memory-swap", "64m", "busybox", "true")
+    assert r.returncode == 125 and "always set the Memory limit" in r.stderr
+    r = engine.mc("run", "--rm", "-m", "64m", "--memory-swap", "32m", "busybox", "true")
+    assert r.returncode == 125 and "memoryswap limit should be larger than memory limit" in r.stderr
+    cid = engine.mc("create", "-m", "32m", "--memory-swap", "96m", "busybox", "true").stdout.strip()
+    assert json.loads(engine.mc("inspect", cid).stdout)[0]["HostConfig"]["MemorySwap"] == 96 << 20
+    assert engine.mc("start", "-a", cid).returncode == 0
+    config = json.loads(Path(engine.root, "data", "containers", cid, "config.json").read_text())
+    assert config["linux"]["resources"]["memory"] == {"limit": 32 << 20, "swap": 96 << 20}
+    assert engine.mc("rm", cid).returncode == 0
 
 
 def test_format_tables_and_top(engine):
