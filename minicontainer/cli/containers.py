@@ -275,15 +275,6 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return code
 
 
-def _filters(given: list[str]) -> str:
-    """``--filter status=exited --filter name=web`` -> the API's JSON ``{"status": ["exited"], ...}``."""
-    filters: dict[str, list[str]] = {}
-    for f in given:
-        key, _, value = f.partition("=")
-        filters.setdefault(key, []).append(value)
-    return json.dumps(filters)
-
-
 # `ps --format`'s fields (docker's names) and the titles `table` gives them.
 PS_TITLES = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
              "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
@@ -303,7 +294,9 @@ def _ps_fields(c: dict, no_trunc: bool) -> dict:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    rows = client().json("GET", "/containers/json", {"all": int(args.all), "filters": _filters(args.filter)})
+    from minicontainer.client.api import filters_json
+
+    rows = client().json("GET", "/containers/json", {"all": int(args.all), "filters": filters_json(args.filter)})
     if args.format and not args.quiet:
         from minicontainer.cli.format import formatted
 
@@ -361,12 +354,14 @@ def _since(text: str | None) -> str | None:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from minicontainer.client.api import filters_json
+
     if not args.force:
         sys.stdout.write("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    result = client().json("POST", "/containers/prune", {"filters": _filters(args.filter)})
+    result = client().json("POST", "/containers/prune", {"filters": filters_json(args.filter)})
     if result.get("ContainersDeleted"):
         print("Deleted Containers:")
         print("\n".join(result["ContainersDeleted"]))
@@ -381,8 +376,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     api = client()
     found, code = [], 0
+    kinds = {"container": ("containers",), "image": ("images",), None: ("containers", "images")}[args.type]
     for ref in args.names:
-        for path in (f"/containers/{ref}/json", f"/images/{ref}/json"):
+        for path in (f"/{kind}/{ref}/json" for kind in kinds):
             try:
                 found.append(api.json("GET", path))
                 break
@@ -390,7 +386,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 if e.status != 404:
                     raise
         else:
-            print(f"Error: No such object: {ref}", file=sys.stderr)
+            print(f"Error: No such {args.type or 'object'}: {ref}", file=sys.stderr)
             code = 1
     print_inspected(found, args.format)
     return code
@@ -528,6 +524,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("inspect", help="low-level information on containers or images")
     p.add_argument("names", nargs="+")
     p.add_argument("-f", "--format")
+    p.add_argument("--type", choices=("container", "image"), help="look only for this kind of object")
     p.set_defaults(handler=cmd_inspect)
     p = commands.add_parser("top", help="the processes of a running container")
     p.add_argument("container")

@@ -142,7 +142,10 @@ def cmd_images(args: argparse.Namespace) -> int:
 
     rows = []
     ids = []
-    listed = calling(lambda: daemon_client().json("GET", "/images/json", {"all": int(args.all)}))
+    from minicontainer.client.api import filters_json
+
+    listed = calling(lambda: daemon_client().json("GET", "/images/json",
+                                                  {"all": int(args.all), "filters": filters_json(args.filter)}))
     fields = []
     for image in sorted(listed, key=lambda i: i.get("Created", 0), reverse=True):
         shown_id = image["Id"] if args.no_trunc else image["Id"].split(":", 1)[-1][:12]
@@ -397,6 +400,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _images_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("repository", nargs="?")
     p.add_argument("--format", help="a Go template per image, e.g. '{{.Repository}}:{{.Tag}}' or 'table ...'")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="dangling=true|false, reference=GLOB (busy*, busybox:1.*), label=KEY[=VALUE]")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
     p.add_argument("--no-trunc", action="store_true")

@@ -110,6 +110,15 @@ class APIClient:
         return resp
 
 
+def filters_json(given: list[str]) -> str:
+    """``--filter status=exited --filter name=web`` -> the API's JSON ``{"status": ["exited"], ...}``."""
+    filters: dict[str, list[str]] = {}
+    for f in given:
+        key, _, value = f.partition("=")
+        filters.setdefault(key, []).append(value)
+    return json.dumps(filters)
+
+
 def registry_auth(image: str) -> dict[str, str]:
     """The ``X-Registry-Auth`` header for a pull or push of ``image``: the credentials ``login`` stored
     (in *this user's* config) for its registry, base64url(JSON), as the docker CLI sends them.  The

@@ -403,7 +403,8 @@ class DockerAPI:
 
     @route("GET", "/images/json")
     async def image_list(self, call: Call) -> Reply:
-        return Reply(200, self.engine.images(all=call.flag("all")))
+        filters = parse_filters(call.q("filters"))
+        return Reply(200, self.engine.images(all=call.flag("all"), **({"filters": filters} if filters else {})))
 
     @route("GET", "/images/{name*}/json")
     async def image_inspect(self, call: Call, name: str) -> Reply:

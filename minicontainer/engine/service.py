@@ -57,6 +57,7 @@ VERSION = __version__
 # What `ps --filter` and `container prune --filter` understand; docker refuses the others.
 LIST_FILTERS = ("id", "name", "status", "ancestor", "exited", "label")
 PRUNE_FILTERS = ("label",)
+IMAGE_FILTERS = ("dangling", "reference", "label")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")  # the engine reports the package's version
 DEFAULT_STOP_TIMEOUT = 10
 
@@ -574,12 +575,8 @@ class Engine:
             if key == "exited" and (c.running or c.state.get("StartedAt", "").startswith("0001")
                                     or str(c.state.get("ExitCode")) not in values):
                 return False  # only containers that ran and ended: a created one has no exit code
-            if key == "label":
-                labels = c.record["Config"].get("Labels") or {}
-                for v in values:
-                    k, eq, want = v.partition("=")
-                    if k not in labels or eq and labels[k] != want:
-                        return False
+            if key == "label" and not all(_has_label(c.record["Config"].get("Labels") or {}, v) for v in values):
+                return False
             # name=: a regular expression, matched against the name with and without its "/"
             if key == "name" and not any(re.search(v, "/" + c.name) or re.search(v, c.name) for v in values):
                 return False
@@ -772,15 +769,30 @@ class Engine:
                 feeding.cancel()
             await asyncio.gather(feeding, return_exceptions=True)
 
-    def images(self, all: bool = False) -> list[dict]:
+    def images(self, all: bool = False, filters: dict | None = None) -> list[dict]:
+        """``docker images``' rows; ``filters``: dangling=true|false, reference=GLOB (``busy*``,
+        ``busybox:1.*``), label=KEY[=VALUE]."""
+        import fnmatch
+
+        filters = self._checked_filters(filters, IMAGE_FILTERS)
         out = []
         for image in self.store.images():
             config = image.config
-            out.append({"Id": image.id, "ParentId": "", "RepoTags": [":".join(image_service.familiar_repository(t)) for t in
-                                                                     image.repo_tags],
+            tags = [":".join(image_service.familiar_repository(t)) for t in image.repo_tags]
+            labels = (config.get("config") or {}).get("Labels") or {}
+            if "dangling" in filters and (not tags) != (filters["dangling"][0].lower() in ("true", "1")):
+                continue
+            if "reference" in filters:  # only the matching tags are listed, as dockerd does
+                tags = [t for t in tags if any(fnmatch.fnmatchcase(t, pattern) or fnmatch.fnmatchcase(
+                    t.rsplit(":", 1)[0], pattern) for pattern in filters["reference"])]
+                if not tags:
+                    continue
+            if "label" in filters and not all(_has_label(labels, want) for want in filters["label"]):
+                continue
+            out.append({"Id": image.id, "ParentId": "", "RepoTags": tags,
                         "RepoDigests": list(image.repo_digests), "Created": int(parse_time(image.created)),
                         "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
-                        "Labels": (config.get("config") or {}).get("Labels") or {}, "Containers": -1})
+                        "Labels": labels, "Containers": -1})
         return out
 
     def image_inspect(self, name: str) -> dict:
@@ -1020,3 +1032,9 @@ def _user_name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
+
+
+def _has_label(labels: dict, wanted: str) -> bool:
+    """``label=KEY`` (present) or ``label=KEY=VALUE`` (with that value), as docker's filters read it."""
+    key, eq, value = wanted.partition("=")
+    return key in labels and (not eq or labels[key] == value)

@@ -278,6 +278,15 @@ def test_format_tables_and_top(engine):
     table = engine.mc("ps", "--format", "table {{.Names}}\\t{{.Image}}").stdout.splitlines()
     assert [line.split() for line in table] == [["NAMES", "IMAGE"], ["web", "busybox"]]
     assert engine.mc("images", "--format", "{{.Repository}}:{{.Tag}}").stdout == "busybox:latest\n"
+    engine.mc("tag", "busybox", "mybox:1.0")
+    listed = engine.mc("images", "--filter", "reference=my*", "--format", "{{.Repository}}:{{.Tag}}")
+    assert listed.stdout == "mybox:1.0\n"
+    assert engine.mc("images", "-q", "--filter", "dangling=true").stdout == ""
+    assert engine.mc("images", "--filter", "bogus=1").stderr == "Error response from daemon: invalid filter 'bogus'\n"
+    assert engine.mc("rmi", "mybox:1.0").returncode == 0
+    assert engine.mc("inspect", "--type", "image", "-f", "{{.Os}}", "busybox").stdout == "linux\n"
+    r = engine.mc("inspect", "--type", "container", "busybox")
+    assert (r.returncode, r.stderr) == (1, "Error: No such container: busybox\n")
     top = engine.mc("top", "web").stdout.splitlines()
     assert top[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
     uid, _pid, _ppid, _c, stime, *_ = top[1].split()
