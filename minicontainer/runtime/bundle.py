@@ -94,6 +94,8 @@ class Process(NamedTuple):
     oom_score_adj: int | None = None
     # The five capability sets as masks; None when the config has no process.capabilities.
     capabilities: CapabilitySets | None = None
+    terminal: bool = False  # stdio is a pseudo-terminal made inside the container (its /dev/pts/0)
+    console_size: tuple[int, int] | None = None  # (rows, columns) for that terminal
 
     def env_dict(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -149,8 +151,6 @@ def _to_host(container_id: int, maps: list[IdMapping], what: str) -> int:
 # A field this runtime knows of but does not implement, with the reason given to the user.
 UNSUPPORTED = {
     "hooks": "OCI hooks are not supported by minicontainer-runtime",
-    "process.terminal": "a terminal (console socket) is not supported yet; set it to false",
-    "process.consoleSize": "a terminal (console socket) is not supported yet",
     "process.apparmorProfile": "AppArmor is not supported by minicontainer-runtime",
     "process.selinuxLabel": "SELinux is not supported by minicontainer-runtime",
     "process.ioPriority": "I/O priority is not supported by minicontainer-runtime",
@@ -409,10 +409,16 @@ def _process(r: _Reader) -> Process:
     oom = r.get("oomScoreAdj", int)
     if oom is not None and not -1000 <= oom <= 1000:
         raise SpecError("process.oomScoreAdj", f"{oom} is outside -1000..1000")
-    # terminal: false is accepted by finish(); anything truthy is reported there.
+    terminal = r.get("terminal", bool, False)
+    console_size = None
+    size = r.obj("consoleSize")
+    if size is not None:
+        console_size = (size.get("height", int, 0), size.get("width", int, 0))
+        size.finish()
     r.finish()
     return Process(args=args, env=env, cwd=cwd, uid=uid, gid=gid, additional_gids=additional, umask=umask,
-                   rlimits=rlimits, no_new_privileges=nnp, oom_score_adj=oom, capabilities=capabilities)
+                   rlimits=rlimits, no_new_privileges=nnp, oom_score_adj=oom, capabilities=capabilities,
+                   terminal=terminal, console_size=console_size)
 
 
 INFINITY = -1  # resource.RLIM_INFINITY: what Python passes to setrlimit for "unlimited"

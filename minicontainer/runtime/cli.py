@@ -121,7 +121,7 @@ def _report(args: argparse.Namespace, message: str) -> None:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from minicontainer.kernel.syscalls import Syscalls
-    from minicontainer.runtime import lifecycle
+    from minicontainer.runtime import bundle, lifecycle
 
     syscalls = Syscalls()
     cmd = args.command
@@ -133,11 +133,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             narrate(syscalls.trace.events, sys.stderr, title=title)
             syscalls.trace.events.clear()
 
-    if getattr(args, "console_socket", None):
-        raise RuntimeFailure("--console-socket: terminals are not supported yet (set process.terminal false)")
+    console = getattr(args, "console_socket", None)
+    if cmd in ("create", "run") and not console and bundle.load(args.bundle).process.terminal:
+        raise RuntimeFailure("process.terminal is true: give --console-socket PATH (a unix socket that receives "
+                             "the terminal's master side, as with runc), or set it to false")
     if cmd == "create":
         try:
-            lifecycle.create(syscalls, args.root, args.id, args.bundle, args.pid_file)
+            state = lifecycle.create(syscalls, args.root, args.id, args.bundle, args.pid_file)
+            if state.console_fd >= 0:
+                hand_over_console(console, state.console_fd)
         finally:
             explain(f"create {args.id}")
         return 0
@@ -148,7 +152,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "run":
         try:
             return lifecycle.run(syscalls, args.root, args.id, args.bundle, pid_file=args.pid_file,
-                                 detach=args.detach, on_step=lambda step: explain(f"{step} {args.id}"))
+                                 detach=args.detach, on_step=lambda step: explain(f"{step} {args.id}"),
+                                 on_console=lambda fd: hand_over_console(console, fd))
         finally:
             explain(f"delete {args.id}")
     if cmd == "state":
@@ -187,5 +192,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(cmd)
 
 
+def hand_over_console(path: str, fd: int) -> None:
+    """runc's console socket: connect to ``path`` and send the terminal's master side (SCM_RIGHTS);
+    whoever listens there (a shim, a test, `recvtty`) then reads and writes the container's terminal."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(path)
+            socket.send_fds(sock, [b"console"], [fd])
+    finally:
+        os.close(fd)
+
+
 if __name__ == "__main__":
     sys.exit(main())
+

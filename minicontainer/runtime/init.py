@@ -16,10 +16,13 @@ A failure is sent to the parent as an ``error`` message with verb, path, errno a
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import signal
 import stat
+import struct
 import sys as _sys
+import termios
 from typing import TYPE_CHECKING, NoReturn
 
 from minicontainer.kernel import capabilities, devices, mounts
@@ -136,6 +139,8 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
         setup_process(sys, spec)
         program = find_program(spec)
         prepare_exec(sys, spec)
+        if spec.process.terminal:
+            make_terminal(sys, spec, chan)
         chan.send_events(sync.READY, trace.events)
         ready = True
         chan.close()
@@ -210,6 +215,27 @@ def prepare_exec(sys: Syscalls, spec: Spec) -> None:
     if spec.process.no_new_privileges:
         # From here on no execve can gain privileges (setuid bits, file capabilities are ignored).
         sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def make_terminal(sys: Syscalls, spec: Spec, chan: sync.Channel) -> None:
+    """``process.terminal``: a pseudo-terminal from the container's own ``/dev/ptmx`` (its devpts, so
+    inside it is ``/dev/pts/0``).  Its slave side becomes stdin, stdout, stderr and the controlling
+    terminal of init's new session; the master side goes to the parent, over the sync socket.
+    (fcntl, struct and termios are imported at the top: after pivot_root the host's Python library
+    is out of reach.)"""
+    master, slave = os.openpty()  # posix_openpt("/dev/ptmx") + grantpt + unlockpt, here: after pivot_root
+    name = os.ttyname(slave)
+    if spec.process.console_size:
+        rows, cols = spec.process.console_size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)  # init leads a new session (setsid): this is its terminal now
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    os.close(slave)
+    sys.trace.record("openpty", "/dev/ptmx", name, detail="a terminal of the container's own: stdin, stdout, "
+                                                          "stderr and the session's controlling terminal")
+    chan.send_fd(sync.CONSOLE, master, name=name)
+    os.close(master)
 
 
 def find_program(spec: Spec) -> str:

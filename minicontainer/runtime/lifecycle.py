@@ -105,7 +105,8 @@ def delete(sys: Syscalls, root: str, container_id: str, *, force: bool = False) 
 
 
 def run(sys: Syscalls, root: str, container_id: str, bundle_dir: str, *, pid_file: str | None = None,
-        detach: bool = False, on_step: Callable[[str], None] | None = None) -> int:
+        detach: bool = False, on_step: Callable[[str], None] | None = None,
+        on_console: Callable[[int], None] | None = None) -> int:
     """create + start, then (unless ``detach``) wait for the program and delete the container.
 
     Returns the program's exit code (128 + N if signal N killed it).  ``on_step("create")`` and
@@ -119,6 +120,11 @@ def run(sys: Syscalls, root: str, container_id: str, bundle_dir: str, *, pid_fil
         sys.prctl(PR_SET_CHILD_SUBREAPER, 1, detail="adopt init when stage1 exits, to wait for its exit status")
     state = create(sys, root, container_id, bundle_dir, pid_file)
     try:
+        if state.console_fd >= 0:  # process.terminal: the master side goes to whoever asked for it
+            if on_console is None:
+                os.close(state.console_fd)
+                raise RuntimeFailure("process.terminal: nobody to hand the terminal to (no console socket)")
+            on_console(state.console_fd)
         on_step("create")
         start(sys, root, container_id)
         on_step("start")

@@ -75,11 +75,12 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
 
         # stage1's init-pid and init's ready share the socket, and on a busy machine ready may come
         # first (stage1 is descheduled between its fork and its send): accept either, at every step.
-        msg = parent_end.recv(sync.USERNS_CREATED, sync.INIT_PID, sync.READY)
+        later = (sync.INIT_PID, sync.CONSOLE, sync.READY)
+        msg = parent_end.recv(sync.USERNS_CREATED, *later)
         if msg["type"] == sync.USERNS_CREATED:
             write_id_maps(sys, spec, stage1_pid)
             parent_end.send(sync.USERNS_MAPPED)
-            msg = parent_end.recv(sync.INIT_PID, sync.READY)
+            msg = parent_end.recv(*later)
         ready = False
         while True:
             _take_events(sys, msg)
@@ -88,11 +89,15 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
                 init_pid = msg["pid"]
                 os.waitpid(stage1_pid, 0)  # stage1 has exited after sending: reap it
                 stage1_pid = 0
+            elif msg["type"] == sync.CONSOLE:
+                state.console_fd = msg["fds"][0]  # the terminal's master side: the caller's to keep
             else:
                 ready = True
             if init_pid and ready:
                 break
-            msg = parent_end.recv(sync.INIT_PID, sync.READY)
+            msg = parent_end.recv(*later)
+        if spec.process.terminal and state.console_fd < 0:
+            raise sync.SyncError("process.terminal: init became ready without sending its terminal")
         state.pid = init_pid
         state.start_time = process_start_time(init_pid) or 0
         state.save()
@@ -101,6 +106,9 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             _write_pid_file(pid_file, init_pid)
         return state
     except BaseException:
+        if state.console_fd >= 0:
+            os.close(state.console_fd)
+            state.console_fd = -1
         _undo(state, cgroup, init_pid, stage1_pid)
         raise
     finally:

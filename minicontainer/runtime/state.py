@@ -67,6 +67,9 @@ class State:
         self.created = created
         self.cgroup = cgroup or {}  # Cgroup.to_state(): enough to find and remove it again
         self.annotations = annotations or {}
+        # With process.terminal: the pseudo-terminal's master side, open in the creating process only
+        # (a file descriptor cannot be saved; `create --console-socket` hands it on).
+        self.console_fd = -1
 
     @property
     def dir(self) -> str:

@@ -31,6 +31,10 @@ step  from      to        type                 meaning
                                                the namespace with privilege over the host ids may do.
 2     parent    stage1    ``userns-mapped``    the maps are written; stage1 becomes root of its namespace.
 3     stage1    parent    ``init-pid``         ``{"pid": N}``: init's PID as the host sees it; stage1 exits.
+3t    init      parent    ``console``          (only with ``process.terminal``) the master side of the
+                                               pseudo-terminal init made from the container's own
+                                               ``/dev/ptmx``, passed as a file descriptor (SCM_RIGHTS):
+                                               what the program writes to its terminal is read there.
 4     init      parent    ``ready``            the root filesystem is in place, the program was found, and
                                                init is blocked opening ``exec.fifo``.  ``create`` is done.
 4'    any child parent    ``error``            ``{"verb", "path", "errno", "message", "hint", "exit_code"}``:
@@ -61,6 +65,7 @@ from typing import Any
 from minicontainer.observe.events import Event
 from minicontainer.runtime.errors import RuntimeFailure
 
+CONSOLE = "console"
 USERNS_CREATED = "userns-created"
 USERNS_MAPPED = "userns-mapped"
 INIT_PID = "init-pid"
@@ -89,16 +94,22 @@ class Channel:
     def send(self, kind: str, **fields: Any) -> None:
         self.sock.send(json.dumps({"type": kind, **fields}).encode())
 
+    def send_fd(self, kind: str, fd: int, **fields: Any) -> None:
+        """A message carrying a file descriptor: the kernel gives the receiver its own copy of it."""
+        socket.send_fds(self.sock, [json.dumps({"type": kind, **fields}).encode()], [fd])
+
     def send_events(self, kind: str, events: list[Event], **fields: Any) -> None:
         self.send(kind, events=[ev._asdict() for ev in events], **fields)
 
     def recv(self, *expected: str) -> dict[str, Any]:
-        """The next message, which must be one of ``expected`` or ``error``."""
-        data = self.sock.recv(_MAX_MESSAGE)
+        """The next message, which must be one of ``expected`` or ``error``.  File descriptors sent
+        with it (``console``) are in ``msg["fds"]``."""
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX_MESSAGE, 1)
         if not data:
             raise SyncError(f"the container's setup process exited without a word (waiting for "
                             f"{' or '.join(expected)})")
         msg = json.loads(data)
+        msg["fds"] = list(fds)
         if msg.get("type") not in expected and msg.get("type") != ERROR:
             raise SyncError(f"expected {' or '.join(expected)}, got {msg.get('type')!r}")
         return msg

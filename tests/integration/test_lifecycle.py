@@ -174,3 +174,41 @@ def test_run_forwards_signals_to_the_container(rt, make_bundle, runtime_root):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_terminal_of_the_containers_own_through_a_console_socket(rt, make_bundle, tmp_path):
+    """process.terminal, as runc does it: init makes a pseudo-terminal from the container's /dev/ptmx
+    and the master side reaches whoever listens on --console-socket."""
+    import socket as socketlib
+
+    bundle = make_bundle(["sh", "-c", "tty; stty size; read line; echo got $line"],
+                         process={"terminal": True, "consoleSize": {"height": 24, "width": 100}})
+    refused = rt("create", "--bundle", str(bundle), "noconsole")
+    assert refused.returncode != 0 and "--console-socket" in refused.stderr
+    path = str(tmp_path / "console.sock")
+    with socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+        created = rt("create", "--console-socket", path, "--bundle", str(bundle), "termbox")
+        assert created.returncode == 0, created.stderr
+        conn, _ = server.accept()
+        with conn:
+            _msg, fds, _flags, _addr = socketlib.recv_fds(conn, 100, 1)
+    master = fds[0]
+    try:
+        assert rt("start", "termbox").returncode == 0
+        os.write(master, b"hello\n")  # typed at the terminal
+        out = b""
+        while b"got hello" not in out:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the program has exited, the terminal is gone
+                break
+            if not data:
+                break
+            out += data
+        text = out.decode().replace("\r\n", "\n")
+        assert "/dev/pts/0\n24 100\n" in text and "got hello" in text, text  # its own devpts, and its size
+    finally:
+        os.close(master)
+        rt("delete", "--force", "termbox")

@@ -73,7 +73,9 @@ def test_user_namespace_ids_map_to_host(bundle):
     (lambda c: c["mounts"].append({"destination": "x", "type": "tmpfs"}), "mounts[6].destination", "absolute"),
     (lambda c: c["mounts"].append({"destination": "/x", "options": ["bind"]}), "mounts[6].source", "needs a source"),
     (lambda c: c.__setitem__("mounts", []), "mounts", "proc mount"),
-    (lambda c: c["process"].__setitem__("terminal", True), "process.terminal", "not supported yet"),
+    (lambda c: c["process"].__setitem__("terminal", "yes"), "process.terminal", "must be a bool"),
+    (lambda c: c["process"].__setitem__("consoleSize", {"height": 24, "depth": 3}), "process.consoleSize.depth",
+     "not a field"),
     (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "x"}), "linux.seccomp", "not supported"),
     (lambda c: c.__setitem__("hooks", {"prestart": [{"path": "/bin/true"}]}), "hooks", "not supported"),
     (lambda c: c["linux"].__setitem__("sysctl", {"kernel.core_pattern": "|/x"}), "linux.sysctl.kernel.core_pattern",
@@ -155,3 +157,8 @@ def test_relative_bind_source_is_relative_to_the_bundle(bundle):
     spec = parse_with(bundle, lambda c: c["mounts"].append({"destination": "/d", "source": "data",
                                                             "options": ["rbind"]}))
     assert spec.mounts[-1].source == str(bundle / "data")
+
+
+def test_a_terminal_and_its_size(bundle):
+    spec = parse_with(bundle, lambda c: c["process"].update(terminal=True, consoleSize={"height": 24, "width": 80}))
+    assert spec.process.terminal and spec.process.console_size == (24, 80)
