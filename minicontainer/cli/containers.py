@@ -9,6 +9,7 @@ Each one is the same sequence of Engine API requests the docker CLI sends (see
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -70,6 +71,17 @@ def read_env_file(path: str) -> list[str]:
     return out
 
 
+def _terminal_size() -> list[int]:
+    """[rows, columns] of the terminal we run in, or [0, 0] without one."""
+    import os
+
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except OSError:
+        return [0, 0]
+    return [size.lines, size.columns]
+
+
 def create_body(args: argparse.Namespace) -> dict:
     """docker's flags -> the Engine API's ContainerCreate body (Config fields and a HostConfig)."""
     env = []
@@ -78,7 +90,7 @@ def create_body(args: argparse.Namespace) -> dict:
     env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
     host = {"AutoRemove": args.rm, "Init": args.init, "Memory": args.memory or 0,
-            "MemorySwap": args.memory_swap or 0,
+            "MemorySwap": args.memory_swap or 0, "ConsoleSize": _terminal_size() if args.tty else [0, 0],
             "NanoCpus": int((args.cpus or 0) * 1e9), "PidsLimit": args.pids_limit}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
@@ -128,6 +140,9 @@ def _pull(api, image: str, out, explain: bool = False) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from minicontainer.client.api import APIError
 
+    if args.tty and args.interactive and not sys.stdin.isatty() and not args.detach:
+        print("the input device is not a TTY", file=sys.stderr)  # docker's words: -it needs a terminal to read
+        return 1
     api = client()
     try:
         cid = _create(api, args)
@@ -152,8 +167,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The wait is registered before the start, as the docker CLI does: the daemon answers its headers
     # at once and the body (the exit code) when the container is gone, so no exit can be missed.
     waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "removed" if args.rm else "next-exit"})
+    terminal = _Terminal(api, cid) if args.tty else None
     if args.interactive:
-        threading.Thread(target=_pump_stdin, args=(stream,), daemon=True).start()
+        threading.Thread(target=_pump_stdin, args=(stream, bool(terminal)), daemon=True).start()
     try:
         api.request("POST", f"/containers/{cid}/start").read()
         if getattr(args, "explain", False):
@@ -167,13 +183,59 @@ def cmd_run(args: argparse.Namespace) -> int:
             except APIError:
                 pass
         return _exit_code_of_start_error(e.message)
-    _copy_output(api, stream)
+    if terminal is None:
+        _copy_output(api, stream)
+    else:
+        with terminal.raw(args.interactive):
+            _copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
     return int(json.loads(waiting.read()).get("StatusCode", 125))
 
 
-def _pump_stdin(stream) -> None:
+class _Terminal:
+    """``run -t``: the container's terminal is sized like ours, and follows when ours is resized; with
+    ``-i`` ours goes into raw mode, so that each key (Ctrl-C too) reaches the program as typed."""
+
+    def __init__(self, api, cid: str) -> None:
+        self.api, self.cid = api, cid
+
+    def resize(self, *_signal_args) -> None:
+        rows, columns = _terminal_size()
+        if rows and columns:
+            from minicontainer.client.api import APIError
+
+            with contextlib.suppress(APIError, OSError):  # the container may have ended meanwhile
+                self.api.request("POST", f"/containers/{self.cid}/resize", {"h": rows, "w": columns}).read()
+
+    @contextlib.contextmanager
+    def raw(self, interactive: bool):
+        import signal
+        import termios
+        import tty
+
+        self.resize()
+        previous = signal.signal(signal.SIGWINCH, self.resize)
+        saved = None
+        if interactive and sys.stdin.isatty():
+            saved = termios.tcgetattr(sys.stdin.fileno())
+            tty.setraw(sys.stdin.fileno())
+        try:
+            yield
+        finally:
+            if saved is not None:
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+            signal.signal(signal.SIGWINCH, previous)
+
+
+def _pump_stdin(stream, raw: bool = False) -> None:
+    """Our stdin to the container's.  With a terminal, byte by byte as typed (no line buffering)."""
+    import os
+
     while True:
-        data = sys.stdin.buffer.read1(65536) if hasattr(sys.stdin.buffer, "read1") else sys.stdin.buffer.read(65536)
+        if raw:
+            data = os.read(sys.stdin.fileno(), 1024)
+        else:
+            data = sys.stdin.buffer.read1(65536) if hasattr(sys.stdin.buffer, "read1") else \
+                sys.stdin.buffer.read(65536)
         if not data:
             stream.shutdown_write()
             return
@@ -449,7 +511,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--help", action="help", help="show this help and exit")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background and print its ID")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
-    p.add_argument("-t", "--tty", action="store_true", help="a terminal (not supported yet)")
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="give the program a terminal (with -i: yours, in raw mode, as `docker run -it`)")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--name")
     p.add_argument("-e", "--env", action="append", default=[])

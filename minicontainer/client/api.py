@@ -91,7 +91,13 @@ class APIClient:
                 yield json.loads(line)
 
     def frames(self, resp) -> Iterator[tuple[int, bytes]]:
-        """Demultiplex a raw stream: 8-byte headers ``[stream, 0, 0, 0, length (big-endian)]``."""
+        """Demultiplex a stream: 8-byte headers ``[stream, 0, 0, 0, length (big-endian)]`` then the
+        bytes.  A container with a terminal (``-t``) has one stream, not framed: the daemon says so
+        with ``Content-Type: application/vnd.docker.raw-stream`` (at API 1.42 and later, which we speak)."""
+        if getattr(resp, "headers", {}).get("content-type") == "application/vnd.docker.raw-stream":
+            while data := resp.read(65536):
+                yield 1, data
+            return
         while True:
             header = _read_exactly(resp, 8)
             if len(header) < 8:

@@ -572,8 +572,13 @@ class DockerAPI:
 
     @route("POST", "/containers/{id}/resize")
     async def container_resize(self, call: Call, id: str) -> Reply:
-        # We have no terminal size to set yet; accept it (the CLI sends it after every `run -t`).
-        self.engine.inspect(id)
+        """The client's terminal size (``h`` rows, ``w`` columns), for a container with ``-t``."""
+        rows, columns = optional_int(call.q("h"), "h") or 0, optional_int(call.q("w"), "w") or 0
+        resize = getattr(self.engine, "resize", None)
+        if resize is None:  # an engine without terminals: the size means nothing to it
+            self.engine.inspect(id)
+        else:
+            resize(id, rows, columns)
         return Reply(200)
 
     @route("GET", "/containers/{id}/top")

@@ -185,3 +185,73 @@ class OutputWatcher:
         asyncio.get_running_loop().remove_reader(self.fd)
         os.close(self.fd)
         self.tails.clear()
+
+
+class TerminalTail:
+    """The output of a container with a terminal (``-t``): read from the terminal's master side, which
+    the runtime handed over (the program's stdout and stderr are one terminal, as on any terminal:
+    one stream, ``\r\n`` line ends).  Same readers as :class:`LogTail`, and the same json.log.
+
+    Unlike the files of a container without a terminal, the master side lives in the daemon: if the
+    daemon stops, the terminal hangs up (the program gets SIGHUP), as a shell's does when its window
+    is closed."""
+
+    def __init__(self, container: HasFiles, master: int) -> None:
+        self.container = container
+        self.master = master
+        self.readers: list[asyncio.Queue] = []
+        self.reading = False
+
+    def start(self, watcher: OutputWatcher | None = None, sys: Syscalls | None = None) -> None:
+        asyncio.get_running_loop().add_reader(self.master, self._read)
+        self.reading = True
+
+    def _read(self) -> None:
+        """The master side is readable: the program wrote, or its terminal is gone."""
+        data = self._take()
+        if data == b"":
+            self._stop_reading()
+        elif data is not None:
+            self._emit(data)
+
+    def _take(self) -> bytes | None:
+        """What the terminal has now; None if nothing yet; b"" once it is gone (EIO: every copy of its
+        slave side is closed, so the program has ended)."""
+        try:
+            return os.read(self.master, 64 * 1024)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    def _emit(self, data: bytes) -> None:
+        stamp = now_rfc3339()
+        with open(self.container.path("json.log"), "a") as log_file:
+            log_file.write(json.dumps({"log": data.decode("utf-8", "replace"), "stream": "stdout",
+                                       "time": stamp}) + "\n")
+        for queue in self.readers:
+            queue.put_nowait((1, data, stamp))
+
+    def _stop_reading(self) -> None:
+        if self.reading:
+            asyncio.get_running_loop().remove_reader(self.master)
+            self.reading = False
+
+    def resize(self, rows: int, columns: int) -> None:
+        import fcntl
+        import termios
+
+        if rows > 0 and columns > 0 and self.master >= 0:
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+    def finish(self) -> None:
+        """The program ended: read what it left in the terminal, close it, tell the readers."""
+        self._stop_reading()
+        if self.master >= 0:
+            while data := self._take():
+                self._emit(data)
+            os.close(self.master)
+            self.master = -1
+        for queue in self.readers:
+            queue.put_nowait(None)
+        self.readers.clear()

@@ -41,7 +41,7 @@ from minicontainer.engine import images as image_service
 from minicontainer.engine import names
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
-from minicontainer.engine.logs import LogTail, OutputWatcher
+from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
 from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.threads import ChunkReader, output_of, progress_of
 from minicontainer.image import overlay
@@ -230,8 +230,6 @@ class Engine:
             raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
         if swap > 0 and swap < memory:
             raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
-        if body.get("Tty"):
-            raise InvalidParameter("a TTY (-t) is not supported yet: run without -t")
         image_config = image.config.get("config") or {}
         cmd = body.get("Cmd") or None
         entrypoint = body.get("Entrypoint")
@@ -250,7 +248,7 @@ class Engine:
         config = {
             "Hostname": body.get("Hostname") or cid[:12], "Domainname": "", "User": body.get("User") or "",
             "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout", True)),
-            "AttachStderr": bool(body.get("AttachStderr", True)), "Tty": False,
+            "AttachStderr": bool(body.get("AttachStderr", True)), "Tty": bool(body.get("Tty")),
             "OpenStdin": bool(body.get("OpenStdin")), "StdinOnce": bool(body.get("StdinOnce")),
             "Env": body.get("Env") or [], "Cmd": cmd if cmd is not None else image_config.get("Cmd"),
             "Image": image_name, "Volumes": None, "WorkingDir": body.get("WorkingDir") or "",
@@ -261,6 +259,7 @@ class Engine:
         host_config = {
             "AutoRemove": bool(host.get("AutoRemove")), "Init": bool(host.get("Init")),
             "Memory": host.get("Memory") or 0, "MemorySwap": host.get("MemorySwap") or 0,
+            "ConsoleSize": list(host.get("ConsoleSize") or [0, 0]),
             "NanoCpus": host.get("NanoCpus") or 0, "PidsLimit": host.get("PidsLimit"), "NetworkMode": "none",
             "LogConfig": {"Type": "json-file", "Config": {}}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         }
@@ -329,31 +328,45 @@ class Engine:
         cfg = container.record["Config"]
         host = container.record["HostConfig"]
         opts = self._options({**cfg, "Cmd": cfg["Cmd"], "Entrypoint": cfg["Entrypoint"]}, host)
+        tty = bool(cfg.get("Tty"))
         write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
                      hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
-                     init=bool(host.get("Init")))
+                     init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"))
         stdin_r = -1
+        master = -1
         try:
-            if cfg.get("OpenStdin"):
+            if cfg.get("OpenStdin") and not tty:
                 stdin_r, stdin_w = os.pipe()
                 self.stdin_pipes[container.id] = stdin_w
             else:
                 stdin_r = os.open("/dev/null", os.O_RDONLY)
-            out = os.open(container.path("stdout.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            err = os.open(container.path("stderr.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if tty:  # init replaces all three with its terminal; the output is read from the master side
+                out, err = os.open("/dev/null", os.O_WRONLY), os.open("/dev/null", os.O_WRONLY)
+            else:
+                out = os.open(container.path("stdout.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                err = os.open(container.path("stderr.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
                 state = lifecycle.create(sys, self.runtime_root, container.id[:12], container.dir,
                                          stdio=(stdin_r, out, err))
+                master = state.console_fd
+                if master >= 0:
+                    os.set_blocking(master, False)
+                    if cfg.get("OpenStdin"):
+                        self.stdin_pipes[container.id] = os.dup(master)  # typing = writing to the master side
                 lifecycle.start(sys, self.runtime_root, container.id[:12])
             finally:
                 for fd in (stdin_r, out, err):
                     os.close(fd)
         except RuntimeFailure as e:
+            if master >= 0:
+                os.close(master)
             overlay.unmount_rootfs(sys, container.dir, remove=False)
             container.state.update({"Status": "created", "Error": str(e), "ExitCode": e.exit_code})
             container.save()
             raise _runtime_error(e) from None
         except BaseException:
+            if master >= 0:
+                os.close(master)
             overlay.unmount_rootfs(sys, container.dir, remove=False)
             raise
         container.state.update({"Status": "running", "Running": True, "Pid": state.pid, "ExitCode": 0,
@@ -361,7 +374,7 @@ class Engine:
                                 "OOMKilled": False})
         container.save()
         self.exited.setdefault(container.id, asyncio.Event()).clear()  # waiters for its next exit keep theirs
-        tail = self.tails[container.id] = LogTail(container)
+        tail = self.tails[container.id] = TerminalTail(container, master) if master >= 0 else LogTail(container)
         tail.readers += self.waiting_readers.pop(container.id, [])  # clients attached before the start
         for attachment in self.attachments.get(container.id, []):
             attachment.flush_stdin()  # what `docker run -i` sent before the start
@@ -685,8 +698,16 @@ class Engine:
     async def attach(self, cid: str, *, stdin: bool, stdout: bool, stderr: bool, logs: bool) -> Attachment:
         container = self.get(cid)
         attachment = Attachment(self, container, stdin=stdin, stdout=stdout, stderr=stderr, logs=logs)
+        attachment.tty = bool(container.record["Config"].get("Tty"))  # one raw stream, as a terminal has
         self.attachments.setdefault(container.id, []).append(attachment)
         return attachment
+
+    def resize(self, cid: str, rows: int, columns: int) -> None:
+        """``docker run -t`` sends the terminal's size, and again whenever it changes (SIGWINCH)."""
+        container = self.get(cid)
+        tail = self.tails.get(container.id)
+        if isinstance(tail, TerminalTail):
+            tail.resize(rows, columns)
 
     # --- images ---------------------------------------------------------------------------------------
     async def pull(self, image: str, tag: str | None, platform_name: str | None = None,

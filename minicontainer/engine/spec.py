@@ -156,12 +156,14 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
 
 
 def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, *, cgroups_path: str,
-                 hostname: str, args: list[str] | None = None, init: bool = False) -> str:
+                 hostname: str, args: list[str] | None = None, init: bool = False, terminal: bool = False,
+                 console_size: list[int] | None = None) -> str:
     """Make ``directory`` a bundle the runtime can run: the image's layers stacked under an overlay of
     the container's own (``merged/``, :mod:`minicontainer.image.overlay`) and ``config.json``.
 
     ``args`` replaces the program :func:`oci_config` worked out (the daemon decided it at create);
-    ``init`` puts tini in front of it.  Returns the root filesystem's path; if anything fails,
+    ``init`` puts tini in front of it; ``terminal`` (``-t``) gives it a terminal, of ``console_size``
+    (rows, columns).  Returns the root filesystem's path; if anything fails,
     nothing stays mounted."""
     rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), directory)
     try:
@@ -171,6 +173,10 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
             runtime_config["process"]["args"] = args
         if init:
             add_init(runtime_config)
+        if terminal:  # -t: the program's stdio is a terminal of the container's own
+            runtime_config["process"]["terminal"] = True
+            if console_size and all(console_size):
+                runtime_config["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(runtime_config, f, indent=1)
     except BaseException:

@@ -294,6 +294,83 @@ def test_format_tables_and_top(engine):
     assert engine.mc("rm", "-f", "web").returncode == 0
 
 
+def _interactive(argv: list[str], env: dict, keys: list[bytes], rows: int = 30, columns: int = 100):
+    """Run ``argv`` on a pseudo-terminal of ours (sized ``rows`` x ``columns``), type ``keys`` one line
+    after the other, and return (exit code, everything the terminal showed)."""
+    import fcntl
+    import select
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    shown = b""
+
+    def read_until(marker: bytes, seconds: float = 10) -> None:
+        nonlocal shown
+        deadline = time.monotonic() + seconds
+        while marker not in shown and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    shown += os.read(master, 4096)
+                except OSError:  # EIO: the command ended, its terminal with it
+                    return
+
+    try:
+        read_until(b"# ")  # the shell's prompt
+        for key in keys:
+            os.write(master, key)
+            read_until(key.strip().split()[-1] if key.strip() else b"", 3)
+        code = proc.wait(timeout=15)
+        read_until(b"\0", 0.3)
+        return code, shown.decode(errors="replace").replace("\r\n", "\n")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_run_it_gives_the_shell_a_terminal(engine):
+    """`run -it busybox sh`, the first command of most tutorials: a terminal of the container's own
+    (/dev/pts/0 inside), the size of ours, keys as typed, and the shell's exit code."""
+    code, shown = _interactive([sys.executable, "-m", "minicontainer.cli.main", "run", "--rm", "-it", "busybox", "sh"],
+                               engine.env, [b"echo $((6*7)); tty; stty size\r", b"exit 3\r"])
+    assert code == 3, shown
+    assert "\n42\n/dev/pts/0\n30 100\n" in shown, shown
+    # Not a terminal on our side: docker's refusal, and its exit status
+    r = engine.mc("run", "-it", "busybox", "sh", input="")
+    assert (r.returncode, r.stderr) == (1, "the input device is not a TTY\n")
+    # -t alone: one stream of terminal output (CR LF), kept in the log as well
+    cli = [sys.executable, "-m", "minicontainer.cli.main"]
+    r = subprocess.run([*cli, "run", "-t", "--name", "termout", "busybox", "sh", "-c", "tty; echo out; echo err >&2"],
+                       env=engine.env, capture_output=True, timeout=60, check=False)  # bytes: the \r stays
+    assert r.returncode == 0 and r.stdout == b"/dev/pts/0\r\nout\r\nerr\r\n", r.stdout
+    logs = subprocess.run([*cli, "logs", "termout"], env=engine.env, capture_output=True, timeout=60, check=False)
+    assert logs.stdout == b"/dev/pts/0\r\nout\r\nerr\r\n"
+    assert engine.mc("rm", "termout").returncode == 0
+
+
+def test_a_terminal_follows_the_clients_size(engine):
+    cid = engine.mc("run", "-d", "-t", "busybox", "sh", "-c", "sleep 1; stty size").stdout.strip()
+    from minicontainer.client.api import APIClient
+
+    api = APIClient(os.path.join(engine.env["MINICONTAINER_RUN"], "minicontainer.sock"), autostart=False)
+    api.request("POST", f"/containers/{cid}/resize", {"h": 40, "w": 120}).read()  # what SIGWINCH makes us send
+    assert engine.mc("wait", cid).stdout.strip() == "0"
+    assert engine.mc("logs", cid).stdout.strip() == "40 120"
+    assert engine.mc("rm", cid).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed on this machine")
+def test_docker_run_it(engine):
+    code, shown = _interactive(["docker", "run", "--rm", "-it", "busybox", "sh"], engine.env,
+                               [b"echo $((6*7)); stty size\r", b"exit 4\r"], rows=25, columns=90)
+    assert code == 4 and "\n42\n25 90\n" in shown, shown
+
+
 def test_docker_py(engine):
     docker = pytest.importorskip("docker")
     client = docker.DockerClient(base_url=engine.env["DOCKER_HOST"])
