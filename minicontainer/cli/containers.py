@@ -202,8 +202,9 @@ class _Terminal:
         rows, columns = _terminal_size()
         if rows and columns:
             from minicontainer.client.api import APIError
+            from minicontainer.client.http import ProtocolError
 
-            with contextlib.suppress(APIError, OSError):  # the container may have ended meanwhile
+            with contextlib.suppress(APIError, OSError, ProtocolError):  # the container may have ended
                 self.api.request("POST", f"/containers/{self.cid}/resize", {"h": rows, "w": columns}).read()
 
     @contextlib.contextmanager

@@ -201,6 +201,11 @@ class TerminalTail:
         self.master = master
         self.readers: list[asyncio.Queue] = []
         self.reading = False
+        self.partial = b""  # the start of a line not ended yet: json.log gets whole lines, as Docker's
+
+    def poll(self, final: bool = False) -> bool:
+        """(As :meth:`LogTail.poll`.)  Nothing to look at: the terminal's output arrives by itself."""
+        return False
 
     def start(self, watcher: OutputWatcher | None = None, sys: Syscalls | None = None) -> None:
         asyncio.get_running_loop().add_reader(self.master, self._read)
@@ -224,13 +229,21 @@ class TerminalTail:
         except OSError:
             return b""
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: bytes, final: bool = False) -> None:
+        """To the attached clients as it comes (a terminal shows keys as they are echoed); to json.log
+        a line at a time (and at the end, the rest), so that ``--tail`` and ``-t`` count lines."""
         stamp = now_rfc3339()
-        with open(self.container.path("json.log"), "a") as log_file:
-            log_file.write(json.dumps({"log": data.decode("utf-8", "replace"), "stream": "stdout",
-                                       "time": stamp}) + "\n")
         for queue in self.readers:
-            queue.put_nowait((1, data, stamp))
+            if data:
+                queue.put_nowait((1, data, stamp))
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        entries = [line + b"\n" for line in lines] + ([self.partial] if final and self.partial else [])
+        if final:
+            self.partial = b""
+        if entries:
+            with open(self.container.path("json.log"), "a") as log_file:
+                log_file.writelines(json.dumps({"log": entry.decode("utf-8", "replace"), "stream": "stdout",
+                                               "time": stamp}) + "\n" for entry in entries)
 
     def _stop_reading(self) -> None:
         if self.reading:
@@ -250,6 +263,7 @@ class TerminalTail:
         if self.master >= 0:
             while data := self._take():
                 self._emit(data)
+            self._emit(b"", final=True)
             os.close(self.master)
             self.master = -1
         for queue in self.readers:

@@ -165,8 +165,13 @@ class Engine:
             os.path.join(self.runtime_root, container.id[:12], "state.json")) else None
         if state is not None and state.alive():
             # Still running: follow its output again, and learn of its end through a pidfd.
-            tail = self.tails[container.id] = LogTail(container)
-            tail.start(self.watcher, Syscalls())
+            if container.record["Config"].get("Tty"):
+                # Its terminal's master side died with the previous daemon: nothing to follow.
+                log.warning("container %s: its terminal was lost with the previous daemon; it runs on "
+                            "without output or input (stop it, then start it again)", container.id[:12])
+            else:
+                tail = self.tails[container.id] = LogTail(container)
+                tail.start(self.watcher, Syscalls())
             self._watch_pidfd(container, state.pid)
             return
         self._finish(container, 255, error="the container exited while minicontainerd was down: its exit "
@@ -230,6 +235,9 @@ class Engine:
             raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
         if swap > 0 and swap < memory:
             raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
+        size = host.get("ConsoleSize") or [0, 0]
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and 0 <= n < 65536 for n in size)):
+            raise InvalidParameter(f"HostConfig.ConsoleSize must be [rows, columns], not {size!r}")
         image_config = image.config.get("config") or {}
         cmd = body.get("Cmd") or None
         entrypoint = body.get("Entrypoint")
@@ -337,6 +345,7 @@ class Engine:
         try:
             if cfg.get("OpenStdin") and not tty:
                 stdin_r, stdin_w = os.pipe()
+                os.set_blocking(stdin_w, False)  # a full pipe must not block the event loop: we wait for room
                 self.stdin_pipes[container.id] = stdin_w
             else:
                 stdin_r = os.open("/dev/null", os.O_RDONLY)
@@ -360,6 +369,7 @@ class Engine:
         except RuntimeFailure as e:
             if master >= 0:
                 os.close(master)
+            self._close_stdin_pipe(container.id)
             overlay.unmount_rootfs(sys, container.dir, remove=False)
             container.state.update({"Status": "created", "Error": str(e), "ExitCode": e.exit_code})
             container.save()
@@ -367,6 +377,7 @@ class Engine:
         except BaseException:
             if master >= 0:
                 os.close(master)
+            self._close_stdin_pipe(container.id)
             overlay.unmount_rootfs(sys, container.dir, remove=False)
             raise
         container.state.update({"Status": "running", "Running": True, "Pid": state.pid, "ExitCode": 0,
@@ -433,9 +444,7 @@ class Engine:
         tail = self.tails.pop(container.id, None)
         if tail is not None:
             tail.finish()
-        stdin = self.stdin_pipes.pop(container.id, None)
-        if stdin is not None:
-            os.close(stdin)
+        self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
         self._record(container, sys)
         container.state.update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
@@ -702,9 +711,17 @@ class Engine:
         self.attachments.setdefault(container.id, []).append(attachment)
         return attachment
 
+    def _close_stdin_pipe(self, cid: str) -> None:
+        fd = self.stdin_pipes.pop(cid, None)
+        if fd is not None:
+            asyncio.get_running_loop().remove_writer(fd)  # stdin that was waiting for room
+            os.close(fd)
+
     def resize(self, cid: str, rows: int, columns: int) -> None:
         """``docker run -t`` sends the terminal's size, and again whenever it changes (SIGWINCH)."""
         container = self.get(cid)
+        if not (0 < rows < 65536 and 0 < columns < 65536):
+            raise InvalidParameter(f"a terminal of {rows} rows and {columns} columns? (1 to 65535 each)")
         tail = self.tails.get(container.id)
         if isinstance(tail, TerminalTail):
             tail.resize(rows, columns)
@@ -964,21 +981,32 @@ class Attachment:
         self.flush_stdin()
 
     def flush_stdin(self) -> None:
-        """Write what is waiting into the container's stdin pipe (there is none before the start)."""
+        """Write what is waiting into the container's stdin (a pipe, or its terminal's master side;
+        there is none before the start).  Both are non-blocking: what does not fit now is written
+        when the program has read some (the loop tells us: add_writer), never dropped."""
         fd = self.engine.stdin_pipes.get(self.container.id)
         if fd is None:
             return
         while self.pending_stdin:
-            chunk = self.pending_stdin.pop(0)
+            chunk = self.pending_stdin[0]
             try:
-                os.write(fd, chunk)
-            except OSError:
+                written = os.write(fd, chunk)
+            except BlockingIOError:
+                written = 0
+            except OSError:  # the program is gone
                 self.pending_stdin.clear()
                 return
+            if written < len(chunk):
+                self.pending_stdin[0] = chunk[written:]
+                asyncio.get_running_loop().add_writer(fd, self._writable, fd)
+                return
+            self.pending_stdin.pop(0)
         if self.stdin_closed and self.container.record["Config"].get("StdinOnce"):
-            fd = self.engine.stdin_pipes.pop(self.container.id, None)
-            if fd is not None:
-                os.close(fd)
+            self.engine._close_stdin_pipe(self.container.id)
+
+    def _writable(self, fd: int) -> None:
+        asyncio.get_running_loop().remove_writer(fd)
+        self.flush_stdin()
 
     async def close_stdin(self) -> None:
         self.stdin_closed = True

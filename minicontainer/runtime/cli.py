@@ -141,7 +141,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         try:
             state = lifecycle.create(syscalls, args.root, args.id, args.bundle, args.pid_file)
             if state.console_fd >= 0:
-                hand_over_console(console, state.console_fd)
+                try:
+                    hand_over_console(console, state.console_fd)
+                except OSError as e:  # nobody to give the terminal to: the container is no use (runc too)
+                    lifecycle.delete(syscalls, args.root, args.id, force=True)
+                    raise RuntimeFailure(f"--console-socket {console}: {e.strerror or e}") from None
         finally:
             explain(f"create {args.id}")
         return 0

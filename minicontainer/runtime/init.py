@@ -224,7 +224,10 @@ def make_terminal(sys: Syscalls, spec: Spec, chan: sync.Channel) -> None:
     (fcntl, struct and termios are imported at the top: after pivot_root the host's Python library
     is out of reach.)"""
     master, slave = os.openpty()  # posix_openpt("/dev/ptmx") + grantpt + unlockpt, here: after pivot_root
-    name = os.ttyname(slave)
+    try:
+        name = os.ttyname(slave)  # read from /proc/self/fd: a bundle without /proc has no name for it
+    except OSError:
+        name = "/dev/pts/?"
     if spec.process.console_size:
         rows, cols = spec.process.console_size
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))

@@ -90,6 +90,8 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
                 os.waitpid(stage1_pid, 0)  # stage1 has exited after sending: reap it
                 stage1_pid = 0
             elif msg["type"] == sync.CONSOLE:
+                if state.console_fd >= 0:
+                    os.close(state.console_fd)  # (one terminal per container: a second replaces it)
                 state.console_fd = msg["fds"][0]  # the terminal's master side: the caller's to keep
             else:
                 ready = True

@@ -59,6 +59,7 @@ that is reported too, never waited on forever.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from typing import Any
 
@@ -110,6 +111,12 @@ class Channel:
                             f"{' or '.join(expected)})")
         msg = json.loads(data)
         msg["fds"] = list(fds)
+        for fd in fds:
+            os.set_inheritable(fd, False)  # recv_fds does not set close-on-exec
+        if msg.get("type") not in expected or msg.get("type") == ERROR:
+            for fd in fds:  # nobody will take them
+                os.close(fd)
+            msg["fds"] = []
         if msg.get("type") not in expected and msg.get("type") != ERROR:
             raise SyncError(f"expected {' or '.join(expected)}, got {msg.get('type')!r}")
         return msg

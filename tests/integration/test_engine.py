@@ -353,12 +353,33 @@ def test_run_it_gives_the_shell_a_terminal(engine):
     assert engine.mc("rm", "termout").returncode == 0
 
 
+def test_a_terminals_log_while_it_runs_line_by_line(engine):
+    cid = engine.mc("run", "-d", "-t", "busybox", "sh", "-c", "echo one; echo two; sleep 1; echo three").stdout.strip()
+    time.sleep(0.5)
+    assert engine.mc("logs", cid).stdout.split() == ["one", "two"]  # while it runs
+    assert engine.mc("logs", "--tail", "1", cid).stdout.strip() == "two"  # json.log holds lines, not reads
+    assert engine.mc("logs", "-f", cid).stdout.split() == ["one", "two", "three"]
+    assert engine.mc("rm", cid).returncode == 0
+
+
+def test_stdin_bigger_than_a_pipe_arrives_whole(engine):
+    """More than a pipe holds (64 KiB) to a program that reads only later: the daemon waits for room
+    instead of blocking (or dropping what does not fit)."""
+    r = engine.mc("run", "--rm", "-i", "busybox", "sh", "-c", "sleep 1; wc -c", input="x" * 300_000)
+    assert r.stdout.strip() == "300000", r.stderr
+
+
 def test_a_terminal_follows_the_clients_size(engine):
     cid = engine.mc("run", "-d", "-t", "busybox", "sh", "-c", "sleep 1; stty size").stdout.strip()
     from minicontainer.client.api import APIClient
 
     api = APIClient(os.path.join(engine.env["MINICONTAINER_RUN"], "minicontainer.sock"), autostart=False)
     api.request("POST", f"/containers/{cid}/resize", {"h": 40, "w": 120}).read()  # what SIGWINCH makes us send
+    from minicontainer.client.api import APIError
+
+    with pytest.raises(APIError) as refused:
+        api.request("POST", f"/containers/{cid}/resize", {"h": 70000, "w": 1})
+    assert refused.value.status == 400
     assert engine.mc("wait", cid).stdout.strip() == "0"
     assert engine.mc("logs", cid).stdout.strip() == "40 120"
     assert engine.mc("rm", cid).returncode == 0
