@@ -3,6 +3,7 @@
 * ``minicontainer save [-o FILE] [--format docker-archive|oci-archive] IMAGE...`` writes a tar to the
   file, or to stdout if it is not a terminal (``save busybox | ssh host minicontainer load``);
 * ``minicontainer load [-i FILE] [-q]`` reads one, from the file or stdin;
+* ``minicontainer export [-o FILE] CONTAINER`` writes a container's filesystem, flattened, as a tar;
 * ``minicontainer import [-c CHANGE]... [-m MESSAGE] FILE|- [REPOSITORY[:TAG]]`` makes an image of a
   root filesystem tarball, and prints its ID.
 
@@ -36,7 +37,23 @@ def cmd_save(args: argparse.Namespace) -> int:
     api = daemon_client()
     # The names are checked before the first byte comes: a missing image fails here, as an error status.
     resp = calling(lambda: api.request("GET", "/images/get", {"names": args.images, "format": args.format}))
-    if not args.output:
+    return _write_tar(resp, args.output)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``export``: a container's filesystem, flattened, as a tar (``import`` makes an image of it)."""
+    from minicontainer.cli.images import calling, daemon_client
+
+    if not args.output and sys.stdout.isatty():
+        print(f"Error: {TERMINAL_SAVE}", file=sys.stderr)
+        return 1
+    api = daemon_client()
+    return _write_tar(calling(lambda: api.request("GET", f"/containers/{args.container}/export")), args.output)
+
+
+def _write_tar(resp, output: str | None) -> int:
+    """A tar from the daemon to stdout, or to ``output`` whole or not at all."""
+    if not output:
         while data := resp.read(CHUNK):
             sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -45,7 +62,7 @@ def cmd_save(args: argparse.Namespace) -> int:
     # name asked for (nor destroys a previous archive there).
     import tempfile
 
-    target = os.path.abspath(args.output)
+    target = os.path.abspath(output)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".minicontainer-save-")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -150,6 +167,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("docker-archive", "oci-archive"), default="docker-archive",
                    help="docker-archive (docker save's, the default) or oci-archive (an OCI image layout)")
     p.set_defaults(handler=cmd_save)
+
+    p = commands.add_parser("export", help="write a container's filesystem to a tar (to stdout by default)",
+                            description="The container's files, its image's layers and its own changes "
+                                        "flattened into one tar: 'import' makes a one-layer image of it.")
+    p.add_argument("container")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(handler=cmd_export)
 
     p = commands.add_parser("load", help="load images from a tar archive (from stdin by default)",
                             description="Load the images of a docker-archive or OCI-layout tar (plain, gzip, "

@@ -116,7 +116,7 @@ GROUPS = {
                      "inspect", "top", "diff", "version", "info"), add_containers),
     **dict.fromkeys(("pull", "push", "images", "image", "history", "tag", "rmi", "login", "logout", "starter"),
                     add_images),
-    **dict.fromkeys(("save", "load", "import"), add_archive),
+    **dict.fromkeys(("save", "load", "import", "export"), add_archive),
     "doctor": add_doctor,
 }
 

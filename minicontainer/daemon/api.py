@@ -585,6 +585,11 @@ class DockerAPI:
     async def container_top(self, call: Call, id: str) -> Reply:
         return Reply(200, self.engine.top(id, call.q("ps_args") or None))
 
+    @route("GET", "/containers/{id}/export")
+    async def container_export(self, call: Call, id: str) -> None:
+        self.engine.inspect(id)  # 404 before the stream starts
+        await self._stream_tar(call, self.engine.export(id))
+
     @route("GET", "/containers/{id}/changes")
     async def container_changes(self, call: Call, id: str) -> Reply:
         return Reply(200, self.engine.changes(id))

@@ -697,6 +697,32 @@ class Engine:
                          cmd or stat[stat.index("(") + 1:stat.rindex(")")]])
         return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}
 
+    async def export(self, cid: str) -> AsyncIterator[bytes]:
+        """``docker export``: the container's filesystem as one tar, its layers flattened (what
+        ``import`` takes back).  A stopped container's layers are mounted for the time of it."""
+        import tarfile
+
+        container = self.get(cid)
+        sys = Syscalls()
+        mounted = not container.running  # a running container's merged/ is mounted already
+        if mounted:
+            image = self.store.image(container.record["Image"])
+            root = overlay.mount_rootfs(sys, self.store.lowerdirs(image), container.dir)
+        else:
+            root = container.path("merged")
+
+        def write(out) -> None:
+            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for entry in sorted(os.listdir(root)):
+                    tar.add(os.path.join(root, entry), arcname=entry)  # symlinks stay links
+
+        try:
+            async for chunk in output_of(write):
+                yield chunk
+        finally:
+            if mounted:
+                overlay.unmount_rootfs(sys, container.dir, remove=False)
+
     def changes(self, cid: str) -> list[dict]:
         container = self.get(cid)
         image = self.store.image(container.record["Image"])

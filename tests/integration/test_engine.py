@@ -272,6 +272,32 @@ def test_memory_swap(engine, tmp_path):
     assert engine.mc("rm", cid).returncode == 0
 
 
+def test_export_then_import_flattens_a_container(engine, tmp_path):
+    import io
+    import tarfile
+
+    assert engine.mc("run", "--name", "maker", "busybox", "sh", "-c", "echo made > /made.txt").returncode == 0
+    flat = tmp_path / "fs.tar"
+    assert engine.mc("export", "-o", str(flat), "maker").returncode == 0  # stopped: mounted for the export
+    with tarfile.open(flat) as tar:
+        names = set(tar.getnames())
+    assert {"made.txt", "bin/busybox", "bin/sh"} <= names  # its own file and its image's, in one tar
+    imported = engine.mc("import", str(flat), "flat:1")
+    assert imported.returncode == 0 and imported.stdout.startswith("sha256:"), imported.stderr
+    assert engine.mc("run", "--rm", "flat:1", "cat", "/made.txt").stdout == "made\n"
+    assert engine.mc("rm", "maker").returncode == 0 and engine.mc("rmi", "flat:1").returncode == 0
+    assert engine.mc("export", "nosuch").stderr.startswith("Error response from daemon: No such container")
+    # a running one: its mounted filesystem as it is now; and through the docker CLI
+    engine.mc("run", "-d", "--name", "live", "busybox", "sh", "-c", "echo x > /live.txt; sleep 30")
+    time.sleep(0.5)
+    exporter = ["docker", "export"] if shutil.which("docker") else [sys.executable, "-m", "minicontainer.cli.main",
+                                                                     "export"]
+    live = subprocess.run([*exporter, "live"], env=engine.env, capture_output=True, timeout=60, check=False)
+    with tarfile.open(fileobj=io.BytesIO(live.stdout)) as tar:
+        assert "live.txt" in tar.getnames()
+    assert engine.mc("rm", "-f", "live").returncode == 0
+
+
 def test_format_tables_and_top(engine):
     engine.mc("run", "-d", "--name", "web", "-l", "tier=front", "busybox", "sleep", "30")
     assert engine.mc("ps", "--format", "{{.Names}} {{.State}} {{.Labels}}").stdout == "web running tier=front\n"
