@@ -121,7 +121,7 @@ def _report(args: argparse.Namespace, message: str) -> None:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from minicontainer.kernel.syscalls import Syscalls
-    from minicontainer.runtime import bundle, lifecycle
+    from minicontainer.runtime import lifecycle
 
     syscalls = Syscalls()
     cmd = args.command
@@ -134,18 +134,28 @@ def _dispatch(args: argparse.Namespace) -> int:
             syscalls.trace.events.clear()
 
     console = getattr(args, "console_socket", None)
-    if cmd in ("create", "run") and not console and bundle.load(args.bundle).process.terminal:
-        raise RuntimeFailure("process.terminal is true: give --console-socket PATH (a unix socket that receives "
-                             "the terminal's master side, as with runc), or set it to false")
+
+    def hand_over(fd: int) -> None:
+        """The terminal's master side to --console-socket.  Without one, or if that fails, the container
+        is no use to anyone (runc says the same): the caller deletes it."""
+        if not console:
+            os.close(fd)
+            raise RuntimeFailure("process.terminal is true: give --console-socket PATH (a unix socket that "
+                                 "receives the terminal's master side, as with runc), or set it to false")
+        try:
+            hand_over_console(console, fd)
+        except OSError as e:
+            raise RuntimeFailure(f"--console-socket {console}: {e.strerror or e}") from None
+
     if cmd == "create":
         try:
             state = lifecycle.create(syscalls, args.root, args.id, args.bundle, args.pid_file)
             if state.console_fd >= 0:
                 try:
-                    hand_over_console(console, state.console_fd)
-                except OSError as e:  # nobody to give the terminal to: the container is no use (runc too)
+                    hand_over(state.console_fd)
+                except RuntimeFailure:
                     lifecycle.delete(syscalls, args.root, args.id, force=True)
-                    raise RuntimeFailure(f"--console-socket {console}: {e.strerror or e}") from None
+                    raise
         finally:
             explain(f"create {args.id}")
         return 0
@@ -157,7 +167,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         try:
             return lifecycle.run(syscalls, args.root, args.id, args.bundle, pid_file=args.pid_file,
                                  detach=args.detach, on_step=lambda step: explain(f"{step} {args.id}"),
-                                 on_console=lambda fd: hand_over_console(console, fd))
+                                 on_console=hand_over)
         finally:
             explain(f"delete {args.id}")
     if cmd == "state":

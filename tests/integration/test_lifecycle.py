@@ -185,6 +185,9 @@ def test_a_terminal_of_the_containers_own_through_a_console_socket(rt, make_bund
                          process={"terminal": True, "consoleSize": {"height": 24, "width": 100}})
     refused = rt("create", "--bundle", str(bundle), "noconsole")
     assert refused.returncode != 0 and "--console-socket" in refused.stderr
+    assert rt("state", "noconsole").returncode != 0  # deleted: nobody could have used it
+    refused = rt("run", "--bundle", str(bundle), "noconsole2")
+    assert refused.returncode != 0 and "--console-socket" in refused.stderr, refused.stderr
     path = str(tmp_path / "console.sock")
     with socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM) as server:
         server.bind(path)
