@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 0.02       # without inotify: seconds between looks while the program writes...
 MAX_POLL_INTERVAL = 0.25   # ...growing to this while it writes nothing
 STREAMS = ((1, "stdout.raw"), (2, "stderr.raw"))
+MAX_PARTIAL_LINE = 16 * 1024  # a terminal line longer than this is logged in pieces, as Docker's are
 _EVENT = struct.Struct("iIII")  # struct inotify_event, without its variable-length name
 
 
@@ -237,8 +238,9 @@ class TerminalTail:
             if data:
                 queue.put_nowait((1, data, stamp))
         *lines, self.partial = (self.partial + data).split(b"\n")
-        entries = [line + b"\n" for line in lines] + ([self.partial] if final and self.partial else [])
-        if final:
+        entries = [line + b"\n" for line in lines]
+        if final or len(self.partial) > MAX_PARTIAL_LINE:  # a progress bar's \r never ends its line
+            entries += [self.partial] if self.partial else []
             self.partial = b""
         if entries:
             with open(self.container.path("json.log"), "a") as log_file:

@@ -125,6 +125,7 @@ class Engine:
         self.removed_events: dict[str, list] = {}  # the last removed containers' events, by full ID
         self.sys = Syscalls()
         self.watcher: OutputWatcher | None = None  # inotify on the containers' output files
+        self.exporting: set[str] = set()  # stopped containers whose layers an export has mounted
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
 
     # --- start-up and shutdown ------------------------------------------------------------------------
@@ -304,6 +305,8 @@ class Engine:
         container = self.get(cid)
         if container.running:
             raise NotModified("container already started")
+        if container.id in self.exporting:
+            raise Conflict(f"container {container.id} is being exported: start it when the export is done")
         async with self.lock:
             sys = Syscalls()  # this start's own trace: its kernel steps are the container's story
             try:
@@ -525,6 +528,8 @@ class Engine:
 
     async def remove(self, cid: str, force: bool = False) -> None:
         container = self.get(cid)
+        if container.id in self.exporting:
+            raise Conflict(f"container {container.id} is being exported: remove it when the export is done")
         if container.running:
             if not force:
                 raise Conflict(f"You cannot remove a running container {container.id}. Stop the container "
@@ -699,29 +704,44 @@ class Engine:
 
     async def export(self, cid: str) -> AsyncIterator[bytes]:
         """``docker export``: the container's filesystem as one tar, its layers flattened (what
-        ``import`` takes back).  A stopped container's layers are mounted for the time of it."""
+        ``import`` takes back).
+
+        A running container's ``merged/`` is read as it is (should it exit meanwhile, its unmount
+        is lazy: the export reads on).  A stopped one's layers are mounted for the time of the export,
+        all of it in the export's thread, and ``start`` and ``rm`` wait their turn (409) meanwhile."""
         import tarfile
 
         container = self.get(cid)
-        sys = Syscalls()
-        mounted = not container.running  # a running container's merged/ is mounted already
-        if mounted:
-            image = self.store.image(container.record["Image"])
-            root = overlay.mount_rootfs(sys, self.store.lowerdirs(image), container.dir)
-        else:
-            root = container.path("merged")
+        if container.id in self.exporting:
+            raise Conflict(f"container {container.id} is being exported already")
+        loop = asyncio.get_running_loop()
+        mount = not container.running
+        if mount:
+            self.exporting.add(container.id)
+        lowerdirs = self.store.lowerdirs(self.store.image(container.record["Image"])) if mount else []
 
         def write(out) -> None:
-            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                for entry in sorted(os.listdir(root)):
-                    tar.add(os.path.join(root, entry), arcname=entry)  # symlinks stay links
+            sys = Syscalls()
+            try:
+                root = overlay.mount_rootfs(sys, lowerdirs, container.dir) if mount else container.path("merged")
+                # Read through a descriptor of the root, not its path: should the container exit and
+                # its filesystem be detached meanwhile, /proc/self/fd/N still leads into it.
+                root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    top = f"/proc/self/fd/{root_fd}"
+                    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                        for entry in sorted(os.listdir(top)):
+                            tar.add(os.path.join(top, entry), arcname=entry)  # symlinks stay links
+                finally:
+                    os.close(root_fd)
+                    if mount:
+                        overlay.unmount_rootfs(sys, container.dir, remove=False)
+            finally:
+                if mount:
+                    loop.call_soon_threadsafe(self.exporting.discard, container.id)
 
-        try:
-            async for chunk in output_of(write):
-                yield chunk
-        finally:
-            if mounted:
-                overlay.unmount_rootfs(sys, container.dir, remove=False)
+        async for chunk in output_of(write):
+            yield chunk
 
     def changes(self, cid: str) -> list[dict]:
         container = self.get(cid)

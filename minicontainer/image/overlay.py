@@ -31,11 +31,12 @@ which has no such limit; ``mount(2)`` is kept here because it is the call learne
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
 
-from minicontainer.kernel.syscalls import Syscalls
+from minicontainer.kernel.syscalls import MNT_DETACH, KernelError, Syscalls
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 MAX_LAYERS = 500  # overlayfs's own limit on lower layers
@@ -99,7 +100,14 @@ def unmount_rootfs(sys: Syscalls, container_dir: str, *, remove: bool = True) ->
     for _ in range(8):  # the same place may have been mounted over more than once
         if not os.path.ismount(merged):
             break
-        sys.umount2(merged, 0, detail="the container's root filesystem")
+        try:
+            sys.umount2(merged, 0, detail="the container's root filesystem")
+        except KernelError as e:
+            if e.errno != errno.EBUSY:
+                raise
+            # Something still has files open there (an `export` reading it): detach it now; the
+            # kernel frees it when the last of them is closed.
+            sys.umount2(merged, MNT_DETACH, detail="busy: detached now, freed when its last reader is done")
     if remove:
         for d in ("merged", "upper", "work", "l"):
             path = os.path.join(container_dir, d)

@@ -298,6 +298,45 @@ def test_export_then_import_flattens_a_container(engine, tmp_path):
     assert engine.mc("rm", "-f", "live").returncode == 0
 
 
+def test_an_export_in_progress_holds_its_container(engine):
+    """A slow reader keeps an export's tar thread inside the container's files: a stopped container
+    cannot be started or removed meanwhile (409); a running one that exits meanwhile is still seen
+    to exit (its filesystem is detached lazily, the export reads on)."""
+    import io
+    import tarfile
+
+    from minicontainer.client.api import APIClient, APIError
+
+    api = APIClient(os.path.join(engine.env["MINICONTAINER_RUN"], "minicontainer.sock"), autostart=False)
+
+    def slow_export(cid: str):
+        resp = api.request("GET", f"/containers/{cid}/export")
+        first = resp.read(4096)  # then nothing more for a while: the daemon's queue fills, the thread waits
+        time.sleep(0.5)
+        return resp, first
+
+    stopped = engine.mc("create", "busybox", "true").stdout.strip()
+    resp, data = slow_export(stopped)
+    for method, path in (("POST", f"/containers/{stopped}/start"), ("DELETE", f"/containers/{stopped}")):
+        with pytest.raises(APIError) as busy:
+            api.request(method, path).read()
+        assert busy.value.status == 409 and "being exported" in busy.value.message
+    data += resp.read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert "bin/busybox" in tar.getnames()
+    assert engine.mc("start", "-a", stopped).returncode == 0 and engine.mc("rm", stopped).returncode == 0
+
+    running = engine.mc("run", "-d", "busybox", "sleep", "1").stdout.strip()
+    resp, data = slow_export(running)
+    started = time.monotonic()
+    assert engine.mc("wait", running).stdout.strip() == "0"  # not stuck behind the export
+    assert time.monotonic() - started < 5
+    data += resp.read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert "bin/busybox" in tar.getnames()
+    assert engine.mc("rm", running).returncode == 0
+
+
 def test_format_tables_and_top(engine):
     engine.mc("run", "-d", "--name", "web", "-l", "tier=front", "busybox", "sleep", "30")
     assert engine.mc("ps", "--format", "{{.Names}} {{.State}} {{.Labels}}").stdout == "web running tier=front\n"
