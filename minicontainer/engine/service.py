@@ -757,6 +757,13 @@ class Engine:
         self.attachments.setdefault(container.id, []).append(attachment)
         return attachment
 
+    def _stdin_has_room(self, cid: str, fd: int) -> None:
+        """A container's stdin can take more: every attachment with input waiting writes it now."""
+        asyncio.get_running_loop().remove_writer(fd)
+        for attachment in list(self.attachments.get(cid, [])):
+            if attachment.pending_stdin:
+                attachment.flush_stdin()
+
     def _close_stdin_pipe(self, cid: str) -> None:
         fd = self.stdin_pipes.pop(cid, None)
         if fd is not None:
@@ -1044,15 +1051,13 @@ class Attachment:
                 return
             if written < len(chunk):
                 self.pending_stdin[0] = chunk[written:]
-                asyncio.get_running_loop().add_writer(fd, self._writable, fd)
+                # One callback per stdin, for every attachment waiting on it (a second add_writer
+                # on the same descriptor would replace the first).
+                asyncio.get_running_loop().add_writer(fd, self.engine._stdin_has_room, self.container.id, fd)
                 return
             self.pending_stdin.pop(0)
         if self.stdin_closed and self.container.record["Config"].get("StdinOnce"):
             self.engine._close_stdin_pipe(self.container.id)
-
-    def _writable(self, fd: int) -> None:
-        asyncio.get_running_loop().remove_writer(fd)
-        self.flush_stdin()
 
     async def close_stdin(self) -> None:
         self.stdin_closed = True
