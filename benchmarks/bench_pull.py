@@ -57,6 +57,7 @@ removed.  A report, not a test: it always exits 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import io
 import json
@@ -677,6 +678,16 @@ def hide_shared_state(work: Path) -> tuple[bool, list[Path]]:
     return cache.returncode == 0 and shm.returncode == 0, created
 
 
+def unhide_shared_state(hidden: bool, created: list[Path]) -> None:
+    """Undo :func:`hide_shared_state`."""
+    if hidden:
+        for point in (str(BLOB_INFO_CACHE), "/dev/shm"):
+            subprocess.run(["umount", point], check=False, capture_output=True)
+    for d in reversed(created):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
 LOOP_FS_SIZE = 8 * 1024**3
 
 
@@ -791,18 +802,25 @@ def main() -> int:
     reexec_in_private_mount_namespace()
 
     outer = Path(tempfile.mkdtemp(prefix="bench-pull-", dir=args.dir))
-    registry: Registry | None = None
     loop_fs: Path | None = None
-    hidden, created = False, []
     tools = [OURS_TOOL] + [t for t in (SKOPEO, PODMAN) if shutil.which(t.key)]
-    try:
+    # Every clean-up step is registered as soon as there is something to clean up, and all of them
+    # run (last registered first) however the run ends: one that fails does not skip the others.
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(os.sync)  # removed inodes' table blocks clean: creation near them slowed 60 s, not 360
+        cleanup.callback(remove_tree, outer)
         hidden, created = hide_shared_state(outer)
+        cleanup.callback(unhide_shared_state, hidden, created)
         started = time.perf_counter()
         if args.fs == "loop":
             loop_fs = fresh_filesystem(outer)
+        if loop_fs:  # the whole filesystem goes at once: no mass removal of files on the disk's own one
+            cleanup.callback(subprocess.run, ["umount", str(loop_fs)], check=False, capture_output=True)
         work = loop_fs or outer
         spread = spread_subdirectories(work)
         registry = Registry(work / "registry")
+        cleanup.callback(registry.stop)
+        cleanup.callback(OURS_TOOL.release)  # every daemon of ours, before the registry and their roots go
         registry.start()
         print(f"work dir {work}: {filesystem_of(work)}; every tool writes there, the registry's storage too")
         if loop_fs:
@@ -919,22 +937,6 @@ def main() -> int:
         for label, seconds in cli_parts:
             print(f"    {seconds * 1000:8.1f} ms {100 * seconds / cli_wall:5.1f}%  {label}")
         print(f"\ntotal {time.perf_counter() - started:.0f} s")
-    finally:
-        OURS_TOOL.release()  # every daemon of ours, before their roots go
-        if registry:
-            registry.stop()
-        if hidden:
-            for point in (str(BLOB_INFO_CACHE), "/dev/shm"):
-                subprocess.run(["umount", point], check=False, capture_output=True)
-        for d in reversed(created):
-            try:
-                d.rmdir()
-            except OSError:
-                pass
-        if loop_fs:  # the whole filesystem goes at once: no mass removal of files on the disk's own one
-            subprocess.run(["umount", str(loop_fs)], check=False, capture_output=True)
-        remove_tree(outer)
-        os.sync()  # removed inodes' table blocks clean: file creation near them slowed for 60 s, not 360
     left = mounts_below(outer) + ([str(outer)] if outer.exists() else [])
     print(f"clean-up: registry stopped, {'LEFT: ' + ', '.join(left) if left else 'temp dir removed, no mounts left'}")
     return 0
