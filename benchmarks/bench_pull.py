@@ -78,6 +78,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from minicontainer.client.api import wait_for_daemon
 from minicontainer.image import builder
 from minicontainer.image.digest import digest_bytes
 from minicontainer.image.reference import parse
@@ -306,16 +307,8 @@ class Ours(Tool):
                                    "--data-root", str(target), "--exec-root", str(target / "run")],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.daemons[target] = daemon
-        deadline = time.monotonic() + 15
-        while daemon.poll() is None and time.monotonic() < deadline:
-            probe = socket.socket(socket.AF_UNIX)
-            try:
-                probe.connect(str(sock))
-                return
-            except OSError:
-                time.sleep(0.02)
-            finally:
-                probe.close()
+        if wait_for_daemon(str(sock), daemon, timeout=15):
+            return
         raise Failed(f"minicontainerd did not start on {target}")
 
     def release(self, target: Path | None = None) -> None:

@@ -29,26 +29,26 @@ TERMINAL_LOAD = "requested load from stdin, but stdin is empty"
 
 
 def cmd_save(args: argparse.Namespace) -> int:
-    from minicontainer.cli.images import calling, daemon_client
+    from minicontainer.cli.images import daemon_client
 
     if not args.output and sys.stdout.isatty():  # a tar on a terminal is a screenful of noise (and can upset it)
         print(f"Error: {TERMINAL_SAVE}", file=sys.stderr)
         return 1
     api = daemon_client()
     # The names are checked before the first byte comes: a missing image fails here, as an error status.
-    resp = calling(lambda: api.request("GET", "/images/get", {"names": args.images, "format": args.format}))
+    resp = api.request("GET", "/images/get", {"names": args.images, "format": args.format})
     return _write_tar(resp, args.output)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``export``: a container's filesystem, flattened, as a tar (``import`` makes an image of it)."""
-    from minicontainer.cli.images import calling, daemon_client
+    from minicontainer.cli.images import daemon_client
 
     if not args.output and sys.stdout.isatty():
         print(f"Error: {TERMINAL_SAVE}", file=sys.stderr)
         return 1
     api = daemon_client()
-    return _write_tar(calling(lambda: api.request("GET", f"/containers/{args.container}/export")), args.output)
+    return _write_tar(api.request("GET", f"/containers/{args.container}/export"), args.output)
 
 
 def _write_tar(resp, output: str | None) -> int:
@@ -114,22 +114,22 @@ class LoadPrinter:
 
 def cmd_load(args: argparse.Namespace) -> int:
     """The tar goes to the daemon as it is read (``POST /images/load``); its answer is the progress."""
-    from minicontainer.cli.images import calling, daemon_client, follow
+    from minicontainer.cli.images import daemon_client, follow
 
     if not args.input and sys.stdin.isatty():  # as docker: nothing was piped in, and a terminal cannot type a tar
         print(f"Error: {TERMINAL_LOAD}", file=sys.stderr)
         return 1
     api = daemon_client()
     with open(args.input, "rb") if args.input else contextlib.nullcontext(sys.stdin.buffer) as source:
-        resp = calling(lambda: api.request("POST", "/images/load", {"quiet": int(args.quiet)}, _chunks(source),
-                                            headers={"Content-Type": "application/x-tar"}))
+        resp = api.request("POST", "/images/load", {"quiet": int(args.quiet)}, _chunks(source),
+                           headers={"Content-Type": "application/x-tar"})
     follow(resp, LoadPrinter(args.quiet))
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     """``POST /images/create?fromSrc=-`` with the tarball as the body; the daemon answers the new ID."""
-    from minicontainer.cli.images import calling, daemon_client, follow
+    from minicontainer.cli.images import daemon_client, follow
     from minicontainer.image.archive import apply_changes
     from minicontainer.image.reference import parse
 
@@ -148,8 +148,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         params.update(repo=ref.name, tag=ref.tag or "latest")
     api = daemon_client()
     with open(args.file, "rb") if args.file != "-" else contextlib.nullcontext(sys.stdin.buffer) as source:
-        resp = calling(lambda: api.request("POST", "/images/create", params, _chunks(source),
-                                            headers={"Content-Type": "application/x-tar"}))
+        resp = api.request("POST", "/images/create", params, _chunks(source),
+                           headers={"Content-Type": "application/x-tar"})
     ids: list[str] = []
     follow(resp, lambda msg: ids.append(msg.get("status", "")))
     print(ids[-1] if ids else "")

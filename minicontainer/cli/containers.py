@@ -14,7 +14,7 @@ import json
 import sys
 import threading
 
-from minicontainer.cli.format import ago, human_size, table
+from minicontainer.cli.format import ago, human_size, local_error, table
 
 
 def explain(api, cid: str, since_ns: int, title: str) -> None:
@@ -129,12 +129,9 @@ def _familiar(name: str) -> str:
 
 
 def _pull(api, image: str, out, explain: bool = False) -> None:
-    from minicontainer.cli.images import DaemonError, PullPrinter, pull_through_daemon
+    from minicontainer.cli.images import PullPrinter, pull_through_daemon
 
-    try:
-        pull_through_daemon(api, image, PullPrinter(out), explain=explain)
-    except DaemonError as e:
-        raise RuntimeError(e.args[0]) from None
+    pull_through_daemon(api, image, PullPrinter(out), explain=explain)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -150,10 +147,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
         return 125
     except (OSError, ValueError) as e:  # an --env-file missing or malformed: a usage error, as docker's
-        print(_local_error(e), file=sys.stderr)
-        return 125
-    except RuntimeError as e:  # the pull failed
-        print(f"minicontainer: {e}", file=sys.stderr)
+        print(local_error(e), file=sys.stderr)
         return 125
     if args.detach:
         try:
@@ -255,16 +249,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     try:
         print(_create(client(), args))
     except (OSError, ValueError) as e:
-        print(_local_error(e), file=sys.stderr)
+        print(local_error(e), file=sys.stderr)
         return 125
     return 0
-
-
-def _local_error(e: Exception) -> str:
-    """An error of this side (a file), worded as Go words it: ``open X: no such file or directory``."""
-    if isinstance(e, OSError) and e.filename:
-        return f"open {e.filename}: {(e.strerror or str(e)).lower()}"
-    return str(e)
 
 
 def _each(args: argparse.Namespace, action) -> int:

@@ -24,6 +24,14 @@ def human_size(size: float) -> str:
     return f"{size:.3g}{units[i]}"
 
 
+def local_error(e: Exception) -> str:
+    """An error of this side (a file), worded as Go words it, as docker prints it:
+    ``open X: no such file or directory``."""
+    if isinstance(e, OSError) and e.filename:
+        return f"open {e.filename}: {(e.strerror or str(e)).lower()}"
+    return str(e)
+
+
 def ago(timestamp: str) -> str:
     """An RFC 3339 time (``2026-11-29T08:00:00Z``) as docker's CREATED column shows it."""
     if not timestamp:

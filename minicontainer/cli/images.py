@@ -16,7 +16,7 @@ import json
 import sys
 
 from minicontainer.cli.format import human_size, table
-from minicontainer.client.api import registry_auth  # the user's login, sent with each pull and push
+from minicontainer.client.api import APIError, registry_auth  # the login goes with each pull and push
 
 
 class PullPrinter:
@@ -70,8 +70,8 @@ def follow(resp, printer) -> None:
         if not line.strip():
             continue
         msg = json.loads(line)
-        if "error" in msg:
-            raise DaemonError(msg["error"])
+        if "error" in msg:  # after the 200: the daemon's error comes inside the stream
+            raise APIError(500, msg["error"])
         if "explain" in msg:
             from minicontainer.observe.events import Event
             from minicontainer.observe.explain import format_event
@@ -83,27 +83,10 @@ def follow(resp, printer) -> None:
             printer(msg)
 
 
-class DaemonError(Exception):
-    """An error the daemon reported (inside a stream, or as an error status)."""
-
-    exit_code = 1
-    prefix = "Error response from daemon: "  # what main() prints before the message, as docker
-
-
 def daemon_client():
     from minicontainer.cli.containers import client
 
     return client()
-
-
-def calling(action):
-    """Run ``action``; an error status from the daemon becomes docker's message and exit status 1."""
-    from minicontainer.client.api import APIError
-
-    try:
-        return action()
-    except APIError as e:
-        raise DaemonError(e.message) from None
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -113,8 +96,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if ":" not in args.image.rsplit("/", 1)[-1] and "@" not in args.image and not args.quiet:
         print("Using default tag: latest")
     api = daemon_client()
-    calling(lambda: pull_through_daemon(api, args.image, None if args.quiet else PullPrinter(), args.platform,
-                                         explain=args.explain))
+    pull_through_daemon(api, args.image, None if args.quiet else PullPrinter(), args.platform,
+                        explain=args.explain)
     print(str(ref))
     return 0
 
@@ -124,8 +107,8 @@ def cmd_push(args: argparse.Namespace) -> int:
 
     ref = parse(args.image)
     api = daemon_client()
-    resp = calling(lambda: api.request("POST", f"/images/{ref.familiar_name()}/push", {"tag": ref.tag},
-                                        headers=registry_auth(args.image)))
+    resp = api.request("POST", f"/images/{ref.familiar_name()}/push", {"tag": ref.tag},
+                       headers=registry_auth(args.image))
     follow(resp, None if args.quiet else PullPrinter())
     return 0
 
@@ -144,8 +127,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     ids = []
     from minicontainer.client.api import filters_json
 
-    listed = calling(lambda: daemon_client().json("GET", "/images/json",
-                                                  {"all": int(args.all), "filters": filters_json(args.filter)}))
+    listed = daemon_client().json("GET", "/images/json", {"all": int(args.all), "filters": filters_json(args.filter)})
     fields = []
     for image in sorted(listed, key=lambda i: i.get("Created", 0), reverse=True):
         shown_id = image["Id"] if args.no_trunc else image["Id"].split(":", 1)[-1][:12]
@@ -193,7 +175,7 @@ def cmd_image_inspect(args: argparse.Namespace) -> int:
             found.append(api.json("GET", f"/images/{name}/json"))
         except APIError as e:
             if e.status != 404:
-                raise DaemonError(e.message) from None
+                raise
             print(f"Error: No such image: {name}", file=sys.stderr)
             code = 1
     print_inspected(found, args.format)
@@ -215,7 +197,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from minicontainer.cli.containers import ago_unix
 
     rows = []
-    for h in calling(lambda: daemon_client().json("GET", f"/images/{args.image}/history")):
+    for h in daemon_client().json("GET", f"/images/{args.image}/history"):
         created_by = h.get("CreatedBy", "")
         if not args.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
@@ -232,7 +214,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
     target = parse(args.target)  # a bad name is refused here, before the daemon is asked
     repo, tag = split_repo_tag(target.familiar())
-    calling(lambda: daemon_client().request("POST", f"/images/{args.source}/tag", {"repo": repo, "tag": tag}).read())
+    daemon_client().request("POST", f"/images/{args.source}/tag", {"repo": repo, "tag": tag}).read()
     return 0
 
 
@@ -273,7 +255,7 @@ def cmd_image_prune(args: argparse.Namespace) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     filters = json.dumps({"dangling": ["false" if args.all else "true"]})
-    result = calling(lambda: daemon_client().json("POST", "/images/prune", {"filters": filters}))
+    result = daemon_client().json("POST", "/images/prune", {"filters": filters})
     if result.get("ImagesDeleted"):
         print("Deleted Images:")
         for item in result["ImagesDeleted"]:

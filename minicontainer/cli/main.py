@@ -190,10 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 128 + 13  # as a program killed by SIGPIPE, as docker (a Go program) is
     except FileNotFoundError as e:
-        if e.filename is None:
-            print(f"Error: {e}", file=sys.stderr)
-            return 1
-        print(f"open {e.filename}: no such file or directory", file=sys.stderr)  # Go's wording, as docker's
+        from minicontainer.cli.format import local_error
+
+        print(local_error(e) if e.filename else f"Error: {e}", file=sys.stderr)
         return 1
     except Exception as e:
         if type(e).__module__.startswith("minicontainer") or isinstance(e, (OSError, ValueError, LookupError)):

@@ -184,20 +184,39 @@ def _read_exactly(stream, n: int) -> bytes:
     return out
 
 
+def answers(path: str) -> bool:
+    """Does a daemon listen on the unix socket ``path``?  PermissionError if one does, but this user
+    may not use it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+            return True
+        except PermissionError:
+            raise
+        except OSError:
+            return False
+
+
+def wait_for_daemon(path: str, process=None, timeout: float = 10.0) -> bool:
+    """Wait until a daemon answers on ``path``: True; False after ``timeout``, or as soon as
+    ``process`` (the daemon just started, a ``Popen``) has exited."""
+    deadline = time.monotonic() + timeout
+    while not answers(path):
+        if time.monotonic() > deadline or process is not None and process.poll() is not None:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def ensure_daemon(path: str, *, timeout: float = 10.0) -> int | None:
     """Start ``minicontainerd`` if nothing answers on ``path`` (and we may: root), saying so.
 
     Returns the PID of the daemon it started, or None if one was already there."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        probe.connect(path)
-        return None
+        if answers(path):
+            return None
     except PermissionError:
         raise permission_denied(path) from None  # it is running: this user is not let in
-    except OSError:
-        pass
-    finally:
-        probe.close()
     if os.geteuid() != 0 or os.environ.get("MINICONTAINER_AUTOSTART") == "0":
         raise APIError(500, f"Cannot connect to minicontainerd at unix://{path}. Is the daemon running? "
                             "(start it as root: sudo minicontainerd)", from_daemon=False)
@@ -211,14 +230,7 @@ def ensure_daemon(path: str, *, timeout: float = 10.0) -> int | None:
         daemon = subprocess.Popen([sys.executable, "-m", "minicontainer.daemon.main", "--host", f"unix://{path}"],
                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                                   close_fds=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-            return daemon.pid
-        except OSError:
-            time.sleep(0.05)
-        finally:
-            probe.close()
-    raise APIError(500, f"minicontainerd did not start in {timeout:.0f} s: see {log_path}", from_daemon=False)
+    if wait_for_daemon(path, daemon, timeout):
+        return daemon.pid
+    raise APIError(500, f"minicontainerd did not start (it exited, or did not answer in {timeout:.0f} s): "
+                        f"see {log_path}", from_daemon=False)

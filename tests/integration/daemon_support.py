@@ -6,10 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from minicontainer.client.api import wait_for_daemon
+
 
 def start_daemon(env: dict, run_dir: Path, *args: str) -> subprocess.Popen:
-    import time
-
     run_dir.mkdir(parents=True, exist_ok=True)
     sock = run_dir / "minicontainer.sock"
     sock.unlink(missing_ok=True)  # a crashed daemon's socket file: wait for the new one to answer
@@ -18,13 +18,10 @@ def start_daemon(env: dict, run_dir: Path, *args: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "minicontainer.daemon.main", "--host", f"unix://{sock}",
                              "--data-root", env["MINICONTAINER_ROOT"], "--exec-root", str(run_dir), *args],
                             env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while not _answers(sock):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_daemon(proc)
-            raise AssertionError(f"minicontainerd did not start: {(run_dir / 'daemon.log').read_text()}")
-        time.sleep(0.02)
-    proc.log = log
+    proc.log = log  # closed by stop_daemon
+    if not wait_for_daemon(str(sock), proc, timeout=15):
+        stop_daemon(proc)
+        raise AssertionError(f"minicontainerd did not start: {(run_dir / 'daemon.log').read_text()}")
     return proc
 
 
@@ -39,15 +36,3 @@ def stop_daemon(proc: subprocess.Popen) -> None:
     if hasattr(proc, "log"):
         proc.log.close()
 
-
-def _answers(sock: Path) -> bool:
-    import socket
-
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(sock))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
