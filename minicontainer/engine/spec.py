@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from typing import NamedTuple
 
 from minicontainer.engine.errors import InvalidParameter
 from minicontainer.image import overlay
@@ -78,8 +79,16 @@ def merge_env(image_env: list[str], overrides: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in env.items()]
 
 
-def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
-    """``name``, ``uid``, ``name:group`` or ``uid:gid`` -> (uid, gid, supplementary gids), from the image."""
+class User(NamedTuple):
+    uid: int
+    gid: int
+    additional_gids: list[int]
+    home: str  # the HOME Docker gives the program: the passwd entry's, else /
+
+
+def resolve_user(rootfs: str, user: str) -> User:
+    """``name``, ``uid``, ``name:group`` or ``uid:gid`` -> who the program runs as, from the image's own
+    /etc/passwd and /etc/group (not the host's)."""
     name, _, group = user.partition(":")
     passwd = _table(rootfs, "/etc/passwd")
     groups = _table(rootfs, "/etc/group")
@@ -102,7 +111,8 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
             gid = int(g[2])
     username = entry[0] if entry else None
     extra = sorted({int(g[2]) for g in groups if username and len(g) > 3 and username in g[3].split(",")} - {gid})
-    return uid, gid, extra
+    home = entry[5] if entry and len(entry) > 5 and entry[5] else "/"
+    return User(uid, gid, extra, home)
 
 
 def _table(rootfs: str, path: str) -> list[list[str]]:
@@ -124,18 +134,11 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
         process["env"].insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     process["cwd"] = opts.workdir or cfg.get("WorkingDir") or "/"
     user = opts.user or cfg.get("User") or ""
-    uid = 0
+    who = resolve_user(rootfs, user or "0")  # no user: root, as the image's passwd describes it
     if user:
-        uid, gid, extra = resolve_user(rootfs, user)
-        process["user"] = {"uid": uid, "gid": gid, "additionalGids": extra}
+        process["user"] = {"uid": who.uid, "gid": who.gid, "additionalGids": who.additional_gids}
     if not any(e.startswith("HOME=") for e in process["env"]):
-        # As Docker: the user's home directory from the image's /etc/passwd (by name if a name was
-        # given, else by uid), else /.
-        name = user.partition(":")[0]
-        rows = [row for row in _table(rootfs, "/etc/passwd") if len(row) > 5]
-        home = next((row[5] for row in rows if row[0] == name), None) if name and not name.isdigit() else None
-        home = home or next((row[5] for row in rows if row[2] == str(uid)), "/")
-        process["env"].append(f"HOME={home or '/'}")
+        process["env"].append(f"HOME={who.home}")  # as Docker sets it
     linux = config["linux"]
     linux["cgroupsPath"] = cgroups_path
     resources: dict = {}
