@@ -574,11 +574,7 @@ class DockerAPI:
     async def container_resize(self, call: Call, id: str) -> Reply:
         """The client's terminal size (``h`` rows, ``w`` columns), for a container with ``-t``."""
         rows, columns = optional_int(call.q("h"), "h") or 0, optional_int(call.q("w"), "w") or 0
-        resize = getattr(self.engine, "resize", None)
-        if resize is None:  # an engine without terminals: the size means nothing to it
-            self.engine.inspect(id)
-        else:
-            resize(id, rows, columns)
+        self.engine.resize(id, rows, columns)
         return Reply(200)
 
     @route("GET", "/containers/{id}/top")

@@ -20,10 +20,12 @@ looking: often while the program writes, rarely while it is quiet.)
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
 import struct
+import termios
 from typing import Protocol
 
 from minicontainer.engine.clock import now_rfc3339
@@ -253,9 +255,7 @@ class TerminalTail:
             self.reading = False
 
     def resize(self, rows: int, columns: int) -> None:
-        import fcntl
-        import termios
-
+        """TIOCSWINSZ on the master side: the program gets SIGWINCH and reads its new size."""
         if rows > 0 and columns > 0 and self.master >= 0:
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 

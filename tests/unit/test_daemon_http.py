@@ -465,6 +465,9 @@ class FakeEngine:
                  "HostConfig": {"NetworkMode": "none"}, "NetworkSettings": {"Networks": {}}, "Mounts": []}
                 for c in chosen]
 
+    def resize(self, cid: str, rows: int, columns: int) -> None:
+        self._get(cid)  # no terminals here: only a missing container is an error
+
     def inspect(self, cid: str) -> dict:
         c = self._get(cid)
         argv = c.argv
