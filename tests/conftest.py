@@ -26,6 +26,32 @@ RUNTIME = [sys.executable, "-m", "minicontainer.runtime.cli"]
 IS_ROOT = os.geteuid() == 0
 
 
+# One test session at a time on a machine: the leak check below compares the machine's mounts,
+# cgroups and processes before and after, and a second session (another clone, another worktree)
+# would make its containers look like ours.  The lock is released when the process exits.
+SESSION_LOCK = "/run/lock/minicontainer-tests.lock"
+
+
+def pytest_configure(config):
+    if not IS_ROOT or os.environ.get("MINICONTAINER_TESTS_LOCKED"):
+        return
+    import fcntl
+
+    os.makedirs(os.path.dirname(SESSION_LOCK), exist_ok=True)
+    fd = os.open(SESSION_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        print(f"\nwaiting for the test session that holds {SESSION_LOCK} ({holder}) to end...",
+              file=sys.stderr, flush=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"PID {os.getpid()} in {os.getcwd()}".encode(), 0)
+    os.environ["MINICONTAINER_TESTS_LOCKED"] = "1"  # pytest run by a test (none yet) must not wait on us
+    config._minicontainer_lock_fd = fd
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("root") and not IS_ROOT:
