@@ -161,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The wait is registered before the start, as the docker CLI does: the daemon answers its headers
     # at once and the body (the exit code) when the container is gone, so no exit can be missed.
     waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "removed" if args.rm else "next-exit"})
-    terminal = _Terminal(api, cid) if args.tty else None
+    terminal = _Terminal(api, f"/containers/{cid}/resize") if args.tty else None
     if args.interactive:
         threading.Thread(target=_pump_stdin, args=(stream, bool(terminal)), daemon=True).start()
     try:
@@ -189,8 +189,8 @@ class _Terminal:
     """``run -t``: the container's terminal is sized like ours, and follows when ours is resized; with
     ``-i`` ours goes into raw mode, so that each key (Ctrl-C too) reaches the program as typed."""
 
-    def __init__(self, api, cid: str) -> None:
-        self.api, self.cid = api, cid
+    def __init__(self, api, resize_path: str) -> None:
+        self.api, self.resize_path = api, resize_path  # /containers/{id}/resize, or /exec/{id}/resize
 
     def resize(self, *_signal_args) -> None:
         rows, columns = _terminal_size()
@@ -199,7 +199,7 @@ class _Terminal:
             from minicontainer.client.http import ProtocolError
 
             with contextlib.suppress(APIError, OSError, ProtocolError):  # the container may have ended
-                self.api.request("POST", f"/containers/{self.cid}/resize", {"h": rows, "w": columns}).read()
+                self.api.request("POST", self.resize_path, {"h": rows, "w": columns}).read()
 
     @contextlib.contextmanager
     def raw(self, interactive: bool):

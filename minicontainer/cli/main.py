@@ -57,6 +57,12 @@ def add_run(commands: argparse._SubParsersAction) -> None:
     run.add_command(commands)
 
 
+def add_exec(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import exec as exec_commands
+
+    exec_commands.add_commands(commands)
+
+
 def add_containers(commands: argparse._SubParsersAction) -> None:
     from minicontainer.cli import containers
 
@@ -64,7 +70,7 @@ def add_containers(commands: argparse._SubParsersAction) -> None:
 
 
 # The subcommands, in the order `minicontainer --help` lists them.
-COMMANDS = (add_run, add_containers, add_images, add_archive, add_doctor)
+COMMANDS = (add_run, add_exec, add_containers, add_images, add_archive, add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------
@@ -112,6 +118,7 @@ EXIT_USAGE = 125
 # group's parsers (building all of them costs ~20 ms, paid by every command otherwise).
 GROUPS = {
     "run": add_run,
+    "exec": add_exec,
     **dict.fromkeys(("create", "start", "stop", "restart", "kill", "rm", "wait", "ps", "logs", "container",
                      "inspect", "top", "diff", "version", "info"), add_containers),
     **dict.fromkeys(("pull", "push", "images", "image", "history", "tag", "rmi", "login", "logout", "starter"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from typing import Any, NamedTuple
 
 from minicontainer.client.api import APIClient, APIError, registry_auth
 
@@ -29,6 +30,15 @@ class ContainerError(Exception):
         self.container = container
         self.exit_status = exit_status
         self.stderr = stderr
+
+
+class ExecResult(NamedTuple):
+    """What ``exec_run`` returns, as docker-py's: the exit code (None while it may still run: detached
+    or streamed) and the output (bytes; ``(stdout, stderr)`` with ``demux``; an iterator with ``stream``;
+    the connection itself with ``socket``)."""
+
+    exit_code: int | None
+    output: Any
 
 
 class Model:
@@ -89,6 +99,38 @@ class Container(Model):
                                         "tail": tail, "since": since, "follow": int(follow)})
         chunks = (data for _kind, data in self.client.api.frames(resp))
         return chunks if stream else b"".join(chunks)
+
+    def exec_run(self, cmd: str | list[str], stdout: bool = True, stderr: bool = True, stdin: bool = False,
+                 tty: bool = False, privileged: bool = False, user: str = "", detach: bool = False,
+                 stream: bool = False, socket: bool = False, environment: dict | list | None = None,
+                 workdir: str | None = None, demux: bool = False) -> ExecResult:
+        """Run ``cmd`` in this (running) container, as docker-py's ``exec_run``: the exec instance is
+        created, started, its output read to the end, then its exit code asked for."""
+        if isinstance(environment, dict):
+            environment = [f"{k}={v}" for k, v in environment.items()]
+        api = self.client.api
+        exec_id = api.json("POST", f"/containers/{self.id}/exec", None, {
+            "Cmd": shlex.split(cmd) if isinstance(cmd, str) else list(cmd), "AttachStdin": stdin,
+            "AttachStdout": stdout, "AttachStderr": stderr, "Tty": tty, "Privileged": privileged, "User": user,
+            "Env": environment or [], "WorkingDir": workdir or ""})["Id"]
+        if detach:
+            api.request("POST", f"/exec/{exec_id}/start", None, {"Detach": True, "Tty": tty}).read()
+            return ExecResult(None, b"")
+        resp = api.exec_start(exec_id, tty=tty)
+        if socket:
+            return ExecResult(None, resp)
+        frames = api.frames(resp)
+        if stream:
+            if demux:
+                return ExecResult(None, (((data, None) if kind == 1 else (None, data)) for kind, data in frames))
+            return ExecResult(None, (data for _kind, data in frames))
+        chunks = list(frames)  # until the daemon closes the stream: the process has exited
+        resp.close()
+        code = api.json("GET", f"/exec/{exec_id}/json")["ExitCode"]
+        if demux:
+            out, err = (b"".join(data for kind, data in chunks if kind == k) for k in (1, 2))
+            return ExecResult(code, (out or None, err or None))
+        return ExecResult(code, b"".join(data for _kind, data in chunks))
 
     def top(self) -> dict:
         return self.client.api.json("GET", f"/containers/{self.id}/top")

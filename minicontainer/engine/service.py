@@ -41,6 +41,7 @@ from minicontainer.engine import images as image_service
 from minicontainer.engine import names
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
+from minicontainer.engine.exec import Execs
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
 from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.threads import ChunkReader, output_of, progress_of
@@ -127,6 +128,7 @@ class Engine:
         self.watcher: OutputWatcher | None = None  # inotify on the containers' output files
         self.exporting: set[str] = set()  # stopped containers whose layers an export has mounted
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
+        self.execs = Execs(self)  # docker exec's instances (engine/exec.py)
 
     # --- start-up and shutdown ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -407,9 +409,11 @@ class Engine:
             if pid == 0:
                 return
             container = by_pid.get(pid)
+            code = os.waitstatus_to_exitcode(status)
             if container is not None:
-                code = os.waitstatus_to_exitcode(status)
                 self._finish(container, 128 - code if code < 0 else code)
+            else:
+                self.execs.reaped(pid, 128 - code if code < 0 else code)  # an exec'd process, or nobody's
 
     def _watch_pidfd(self, container: Container, pid: int) -> None:
         try:

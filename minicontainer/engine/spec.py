@@ -132,6 +132,8 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
     process["env"] = merge_env(cfg.get("Env") or [], opts.env)
     if not any(e.startswith("PATH=") for e in process["env"]):
         process["env"].insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if not any(e.startswith("HOSTNAME=") for e in process["env"]):
+        process["env"].insert(1, f"HOSTNAME={config['hostname']}")  # as Docker gives every container
     process["cwd"] = opts.workdir or cfg.get("WorkingDir") or "/"
     user = opts.user or cfg.get("User") or ""
     who = resolve_user(rootfs, user or "0")  # no user: root, as the image's passwd describes it
@@ -178,6 +180,8 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
             add_init(runtime_config)
         if terminal:  # -t: the program's stdio is a terminal of the container's own
             runtime_config["process"]["terminal"] = True
+            if not any(e.startswith("TERM=") for e in runtime_config["process"]["env"]):
+                runtime_config["process"]["env"].append("TERM=xterm")  # Docker's, for every terminal
             if console_size and all(console_size):
                 runtime_config["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
         with open(os.path.join(directory, "config.json"), "w") as f:

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import threading
+import time
 
 import pytest
+import test_engine
 
 pytestmark = pytest.mark.root
 
@@ -128,3 +132,133 @@ def test_exec_into_a_stopped_container_is_refused(rt, make_bundle):
         assert r.returncode == 125 and "stopped" in r.stderr
     finally:
         rt("delete", "--force", "short")
+
+
+# --- through the daemon: the engine, the API, the CLI, the Python client ---------------------------------
+
+engine = test_engine.engine  # the fixture: a daemon of the test's own, with the starter busybox image
+_interactive = test_engine._interactive  # a command on a pseudo-terminal of ours, keys typed into it
+
+
+def _sleeper(engine, *flags: str) -> str:
+    r = engine.mc("run", "-d", *flags, "busybox", "sleep", "1000")
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_minicontainer_exec(engine):
+    cid = _sleeper(engine, "--name", "box", "-h", "boxhost")
+    r = engine.mc("exec", "box", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+    # The container's processes, hostname, environment, mounts and cgroup: not the host's.
+    r = engine.mc("exec", "box", "sh", "-c", "ps -o pid,comm; hostname; echo $HOSTNAME; cat /proc/1/cgroup | "
+                                             "cmp - /proc/self/cgroup && echo same-cgroup; cat /proc/mounts")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0, r.stderr
+    assert [line.split() for line in lines[1:3]] == [["1", "sleep"], [lines[2].split()[0], "ps"]] or \
+        ["1", "sleep"] in [line.split() for line in lines]
+    assert "boxhost" in lines and lines.count("boxhost") == 2 and "same-cgroup" in lines
+    assert any(line.startswith("overlay / overlay") for line in lines)  # its own root, not the host's
+    # stdin through a pipe; exit codes as docker's
+    assert engine.mc("exec", "-i", "box", "cat", input="hello\n").stdout == "hello\n"
+    assert engine.mc("exec", "box", "sh", "-c", "cat; echo end", input="ignored").stdout == "end\n"  # no -i: no stdin
+    r = engine.mc("exec", "box", "no-such-program")
+    assert r.returncode == 127 and "no-such-program" in r.stdout + r.stderr
+    assert engine.mc("exec", "box", "/etc/passwd").returncode == 126
+    r = engine.mc("exec", "-u", "nobody", "-w", "/tmp", "-e", "X=1", "box", "sh", "-c", "id -un; pwd; echo $X")
+    assert r.stdout.split() == ["nobody", "/tmp", "1"], r.stderr
+    assert engine.mc("exec", "-u", "nosuchuser", "box", "true").returncode == 1
+    # -d: back at once; the process runs on in the container
+    assert engine.mc("exec", "-d", "box", "sh", "-c", "sleep 0.3; touch /tmp/done").returncode == 0
+    assert engine.mc("exec", "box", "ls", "/tmp/done").returncode == 1
+    time.sleep(0.6)
+    assert engine.mc("exec", "box", "ls", "/tmp/done").returncode == 0
+    # Not running: docker's 409, and the CLI's exit 1
+    assert engine.mc("stop", "-t", "0", "box").returncode == 0
+    r = engine.mc("exec", "box", "true")
+    assert r.returncode == 1 and f"container {cid} is not running" in r.stderr
+    assert engine.mc("rm", "box").returncode == 0
+
+
+def test_exec_api_inspect_and_errors(engine):
+    from minicontainer.client.api import APIClient, APIError
+
+    cid = _sleeper(engine)
+    api = APIClient(os.path.join(engine.env["MINICONTAINER_RUN"], "minicontainer.sock"), autostart=False)
+    exec_id = api.json("POST", f"/containers/{cid}/exec", None, {"Cmd": ["sh", "-c", "exit 5"],
+                                                                 "AttachStdout": True})["Id"]
+    before = api.json("GET", f"/exec/{exec_id}/json")
+    assert (before["Running"], before["ExitCode"], before["ContainerID"]) == (False, None, cid)
+    assert before["ProcessConfig"] == {"tty": False, "entrypoint": "sh", "arguments": ["-c", "exit 5"],
+                                       "privileged": False, "user": ""}
+    stream = api.exec_start(exec_id, tty=False)
+    assert list(api.frames(stream)) == []
+    after = api.json("GET", f"/exec/{exec_id}/json")
+    assert (after["Running"], after["ExitCode"]) == (False, 5) and after["Pid"] > 0
+    for method, path, body, status in (
+            ("POST", f"/containers/{cid}/exec", {"Cmd": []}, 400),             # No exec command specified
+            ("POST", f"/containers/{cid}/exec", {"Cmd": ["x"], "Colour": 1}, 400),  # nothing ignored
+            ("POST", f"/containers/{cid}/exec", {"Cmd": ["x"], "Privileged": True}, 400),
+            ("POST", "/containers/nope/exec", {"Cmd": ["x"]}, 404),
+            ("POST", f"/exec/{exec_id}/start", {"Detach": True}, 409),          # it has run
+            ("GET", "/exec/nope/json", None, 404),
+            ("POST", f"/exec/{exec_id}/resize?h=0&w=0", None, 400)):
+        with pytest.raises(APIError) as refused:
+            api.request(method, path, None, body).read()
+        assert refused.value.status == status, (path, body, refused.value)
+    assert engine.mc("rm", "-f", cid).returncode == 0
+
+
+def test_exec_it_on_a_real_terminal(engine):
+    cid = _sleeper(engine)
+    code, shown = _interactive([sys.executable, "-m", "minicontainer.cli.main", "exec", "-it", cid, "sh"], engine.env,
+                               [b"echo $((6*7)); tty; stty size; echo $TERM\r", b"exit 3\r"], rows=33, columns=91)
+    assert code == 3, shown
+    assert "\n42\n/dev/pts/" in shown and "\n33 91\nxterm\n" in shown, shown
+    assert engine.mc("rm", "-f", cid).returncode == 0
+
+
+def test_exec_resize_follows_the_clients_terminal(engine):
+    from minicontainer.client.api import APIClient
+
+    cid = _sleeper(engine)
+    api = APIClient(os.path.join(engine.env["MINICONTAINER_RUN"], "minicontainer.sock"), autostart=False)
+    exec_id = api.json("POST", f"/containers/{cid}/exec", None, {"Cmd": ["sh", "-c", "sleep 0.5; stty size"],
+                                                                 "AttachStdout": True, "Tty": True})["Id"]
+    stream = api.exec_start(exec_id, tty=True, console_size=[10, 20])
+    api.request("POST", f"/exec/{exec_id}/resize", {"h": 40, "w": 120}).read()
+    assert b"".join(data for _k, data in api.frames(stream)) == b"40 120\r\n"
+    assert engine.mc("rm", "-f", cid).returncode == 0
+
+
+def test_exec_run_from_the_python_client(engine, monkeypatch):
+    monkeypatch.setenv("MINICONTAINER_RUN", engine.env["MINICONTAINER_RUN"])
+    monkeypatch.setenv("MINICONTAINER_AUTOSTART", "0")
+    import minicontainer
+
+    client = minicontainer.from_env()
+    box = client.containers.get(_sleeper(engine))
+    assert box.exec_run("sh -c 'echo out; echo err >&2; exit 3'") == (3, b"out\nerr\n")
+    assert box.exec_run(["sh", "-c", "echo out; echo err >&2"], demux=True) == (0, (b"out\n", b"err\n"))
+    assert box.exec_run("tty", tty=True) == (0, b"/dev/pts/0\r\n")
+    assert box.exec_run("sh -c 'echo $A; pwd; id -u'", environment={"A": "x"}, workdir="/tmp", user="nobody") == \
+        (0, b"x\n/tmp\n65534\n")
+    assert b"".join(box.exec_run("sh -c 'echo 1; echo 2'", stream=True).output) == b"1\n2\n"
+    assert box.exec_run("sleep 1", detach=True) == (None, b"")
+    box.remove(force=True)
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed on this machine")
+def test_the_docker_cli_exec(engine):
+    cid = _sleeper(engine)
+    r = engine.docker("exec", cid, "sh", "-c", "echo out; echo err >&2; exit 4")
+    assert (r.returncode, r.stdout, r.stderr) == (4, "out\n", "err\n")
+    r = subprocess.run(["docker", "exec", "-i", cid, "cat"], env=engine.env, input="piped\n", text=True,
+                       capture_output=True, timeout=30, check=False)
+    assert (r.returncode, r.stdout) == (0, "piped\n")
+    assert engine.docker("exec", "-d", cid, "touch", "/tmp/d").returncode == 0
+    assert engine.docker("exec", cid, "no-such").returncode == 127
+    code, shown = _interactive(["docker", "exec", "-it", cid, "sh"], engine.env,
+                               [b"echo $((6*7)); stty size\r", b"exit 5\r"], rows=26, columns=92)
+    assert code == 5 and "\n42\n26 92\n" in shown, shown
+    assert engine.docker("rm", "-f", cid).returncode == 0
