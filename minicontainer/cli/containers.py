@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import threading
 
@@ -157,13 +156,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _exit_code_of_start_error(e.message)
         print(cid)
         return 0
-    stream = api.attach(cid, stdin=args.interactive)
+    from minicontainer.cli.exec import proxy_signals
+
+    stream = api.attach(cid, stdin=args.interactive, detach_keys=args.detach_keys)
     # The wait is registered before the start, as the docker CLI does: the daemon answers its headers
     # at once and the body (the exit code) when the container is gone, so no exit can be missed.
     waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "removed" if args.rm else "next-exit"})
     terminal = _Terminal(api, f"/containers/{cid}/resize") if args.tty else None
     if args.interactive:
         threading.Thread(target=_pump_stdin, args=(stream, bool(terminal)), daemon=True).start()
+    with proxy_signals(api, cid, args.sig_proxy and not args.tty):
+        return _start_and_follow(api, args, cid, stream, waiting, terminal)
+
+
+def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, terminal) -> int:
+    from minicontainer.cli.exec import exit_status
+    from minicontainer.client.api import APIError
+
     try:
         api.request("POST", f"/containers/{cid}/start").read()
         if getattr(args, "explain", False):
@@ -182,7 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         with terminal.raw(args.interactive):
             _copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
-    return int(json.loads(waiting.read()).get("StatusCode", 125))
+    return exit_status(api, cid, waiting, detached_code=0, keys_possible=args.tty and args.interactive)
 
 
 class _Terminal:
@@ -277,21 +286,25 @@ def _each(args: argparse.Namespace, action) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    if args.attach:
+    if args.attach or args.interactive:
+        from minicontainer.cli.exec import _session, exit_status, proxy_signals
         from minicontainer.client.api import APIError
 
         api = client()
         ref = args.containers[0]
         try:
-            cid = api.json("GET", f"/containers/{ref}/json")["Id"]
-            stream = api.attach(cid)
+            config = api.json("GET", f"/containers/{ref}/json")
+            cid, tty = config["Id"], bool(config["Config"].get("Tty"))
+            stdin = args.interactive and bool(config["Config"].get("OpenStdin"))
+            stream = api.attach(cid, stdin=stdin, detach_keys=args.detach_keys)
             waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})
             api.request("POST", f"/containers/{cid}/start").read()
         except APIError as e:
             print(f"Error response from daemon: {e.message}", file=sys.stderr)
             return 1
-        _copy_output(api, stream)
-        return int(json.loads(waiting.read()).get("StatusCode", 1))
+        with proxy_signals(api, cid, args.sig_proxy and not tty):
+            _session(api, stream, interactive=stdin, terminal=_Terminal(api, f"/containers/{cid}/resize") if tty else None)
+        return exit_status(api, cid, waiting, detached_code=1, keys_possible=tty and stdin)
     return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/start").read())
 
 
@@ -532,7 +545,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         return p
 
     p = containers(commands.add_parser("start", help="start containers"))
-    p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("-a", "--attach", action="store_true", help="attach its stdout and stderr, pass it our signals")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach its stdin too")
+    from minicontainer.cli.exec import add_attach_flags
+
+    add_attach_flags(p)
     p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
     p.set_defaults(handler=cmd_start)
     for name, handler, helptext in (("stop", cmd_stop, "stop (StopSignal, then SIGKILL after -t seconds)"),

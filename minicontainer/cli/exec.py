@@ -8,7 +8,9 @@ for the exit code, which is ours: the program's own, 126 if it cannot be execute
 not found.
 
 ``attach [--no-stdin] [--sig-proxy] [--detach-keys K] CONTAINER`` joins a running container's
-streams (what ``run`` does without ``-d``).
+streams (what ``run`` does without ``-d``).  Without a terminal, the signals we get go to the
+container (:func:`proxy_signals`): Ctrl-C on ``attach``, ``start -a`` or a foreground ``run``
+stops the program, not just the client.
 
 The detach keys (ctrl-p ctrl-q unless ``--detach-keys``) leave a terminal session and the program
 running: the daemon watches for them (``engine/detach.py``) and ends the stream; we then see the
@@ -18,6 +20,7 @@ process still running, and say so as docker does (``read escape sequence``, exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 
@@ -86,6 +89,85 @@ def _session(api, stream, *, interactive: bool, terminal: _Terminal | None) -> N
             _copy_output(api, stream)
 
 
+def cmd_attach(args: argparse.Namespace) -> int:
+    from minicontainer.client.api import APIError
+
+    api = client()
+    try:
+        info = api.json("GET", f"/containers/{args.container}/json")
+        if not info["State"]["Running"]:
+            print("You cannot attach to a stopped container, start it first", file=sys.stderr)  # docker's words
+            return 1
+        cid, config = info["Id"], info["Config"]
+        stdin = config.get("OpenStdin", False) and not args.no_stdin
+        stream = api.attach(cid, stdin=stdin, detach_keys=args.detach_keys)
+        waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})
+    except APIError as e:
+        print(f"Error response from daemon: {e.message}", file=sys.stderr)
+        return 1
+    tty = bool(config.get("Tty"))
+    with proxy_signals(api, cid, args.sig_proxy and not tty):
+        _session(api, stream, interactive=stdin, terminal=_Terminal(api, f"/containers/{cid}/resize") if tty else None)
+    return exit_status(api, cid, waiting, detached_code=1, keys_possible=tty and stdin)
+
+
+def exit_status(api, cid: str, waiting, *, detached_code: int, keys_possible: bool = True) -> int:
+    """After an attached stream ends: the container's exit code (the ``wait`` sent before), unless it is
+    still running, which means the detach keys ended the stream: docker's ``run`` then exits 0, its
+    ``attach`` and ``start -a`` say "read escape sequence" and exit 1.  (The daemon looks for the keys
+    only in a terminal's input: without both, ``keys_possible`` is false and the wait answers.)"""
+    import json
+
+    from minicontainer.client.api import APIError
+
+    if not keys_possible:
+        return int(json.loads(waiting.read()).get("StatusCode", 125))
+    try:
+        running = api.json("GET", f"/containers/{cid}/json")["State"]["Running"]
+    except APIError as e:
+        if e.status != 404:
+            raise
+        running = False  # removed already (--rm): the wait has its exit code
+    if running:
+        waiting.close()
+        if detached_code:
+            print(DETACHED, file=sys.stderr)
+        return detached_code
+    return int(json.loads(waiting.read()).get("StatusCode", 125))
+
+
+@contextlib.contextmanager
+def proxy_signals(api, cid: str, enabled: bool = True):
+    """``--sig-proxy`` (docker's default): while we wait for a container in the foreground, the signals
+    we get (Ctrl-C is SIGINT) go to it, as ``POST /containers/{id}/kill?signal=NAME``, so that Ctrl-C
+    stops ``run redis`` as it would stop redis in this shell.  Not SIGCHLD, SIGPIPE, SIGURG: those are
+    about us.  (With a terminal in raw mode, Ctrl-C is not a signal at all: it is byte 3, typed into
+    the container's terminal.)"""
+    if not enabled:
+        yield
+        return
+    import signal
+
+    from minicontainer.client.api import APIError
+    from minicontainer.client.http import ProtocolError
+
+    def forward(number: int, _frame) -> None:
+        name = signal.Signals(number).name.removeprefix("SIG")
+        with contextlib.suppress(APIError, OSError, ProtocolError):  # it may have ended meanwhile: as docker, ignore
+            api.request("POST", f"/containers/{cid}/kill", {"signal": name}).read()
+
+    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE, signal.SIGURG}
+    previous = {}
+    for sig in signal.Signals:
+        if sig not in skip and sig < signal.SIGRTMIN:
+            previous[sig] = signal.signal(sig, forward)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("exec", help="run a command in a running container")
     p.add_argument("-d", "--detach", action="store_true", help="run it in the background")
@@ -99,3 +181,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("container")
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(handler=cmd_exec)
+    p = commands.add_parser("attach", help="attach our stdin, stdout and stderr to a running container")
+    p.add_argument("--no-stdin", action="store_true", help="do not send our stdin")
+    add_attach_flags(p)
+    p.add_argument("container")
+    p.set_defaults(handler=cmd_attach)
+
+
+def add_attach_flags(p: argparse.ArgumentParser) -> None:
+    """``--sig-proxy`` (``--sig-proxy=false`` turns it off) and ``--detach-keys``, as run, start and attach take."""
+    # Docker's boolean flags take their value after "=" only (`--sig-proxy=false`): a value of its own
+    # would swallow the next argument (`run --sig-proxy busybox`).  argparse matches a whole option
+    # string before it splits at "=", so each spelling is an option of its own.
+    p.add_argument("--sig-proxy", "--sig-proxy=true", "--sig-proxy=1", dest="sig_proxy", action="store_true",
+                   default=True, help="pass the signals we get to the container (the default; --sig-proxy=false "
+                                      "not to; never with a terminal)")
+    p.add_argument("--sig-proxy=false", "--sig-proxy=0", dest="sig_proxy", action="store_false", help=argparse.SUPPRESS)
+    p.add_argument("--detach-keys", help="the keys that leave the session (default ctrl-p,ctrl-q)")

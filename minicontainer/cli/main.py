@@ -118,7 +118,7 @@ EXIT_USAGE = 125
 # group's parsers (building all of them costs ~20 ms, paid by every command otherwise).
 GROUPS = {
     "run": add_run,
-    "exec": add_exec,
+    **dict.fromkeys(("exec", "attach"), add_exec),
     **dict.fromkeys(("create", "start", "stop", "restart", "kill", "rm", "wait", "ps", "logs", "container",
                      "inspect", "top", "diff", "version", "info"), add_containers),
     **dict.fromkeys(("pull", "push", "images", "image", "history", "tag", "rmi", "login", "logout", "starter"),

@@ -411,6 +411,12 @@ class DockerAPI(ExecRoutes):
     @route("POST", "/containers/{id}/attach")
     async def container_attach(self, call: Call, id: str) -> None:
         config = self.engine.inspect(id).get("Config", {})       # 404 before we hijack
+        from minicontainer.engine.detach import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+        try:
+            detach_keys = parse_detach_keys(call.q("detachKeys") or DEFAULT_DETACH_KEYS)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
         stdin, stdout, stderr = call.flag("stdin"), call.flag("stdout"), call.flag("stderr")
         tty = bool(config.get("Tty"))
         content_type = streams.stream_content_type(tty, call.version)
@@ -435,7 +441,7 @@ class DockerAPI(ExecRoutes):
             await asyncio.sleep(HIJACK_SETTLE_SECONDS)
         await streams.attach_session(
             raw, attachment, forward_stdin=stdin and bool(config.get("OpenStdin")),
-            close_stdin_at_eof=bool(config.get("StdinOnce")))
+            close_stdin_at_eof=bool(config.get("StdinOnce")), detach_keys=detach_keys)
 
     @route("POST", "/containers/{id}/resize")
     async def container_resize(self, call: Call, id: str) -> Reply:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -262,3 +263,129 @@ def test_the_docker_cli_exec(engine):
                                [b"echo $((6*7)); stty size\r", b"exit 5\r"], rows=26, columns=92)
     assert code == 5 and "\n42\n26 92\n" in shown, shown
     assert engine.docker("rm", "-f", cid).returncode == 0
+
+
+# --- attach, detach keys, signals -------------------------------------------------------------------------
+
+
+class OnATerminal:
+    """A command on a pseudo-terminal of ours: wait for what it shows, type into it, see how it ends."""
+
+    def __init__(self, argv: list[str], env: dict, rows: int = 24, columns: int = 80) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        self.modes = termios.tcgetattr(slave)  # what the terminal is before the command: restored after?
+        self.slave = os.dup(slave)             # kept, to look at the terminal's modes afterwards
+        self.proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        os.close(slave)
+        self.shown = b""
+
+    def expect(self, marker: bytes, seconds: float = 10) -> None:
+        import select
+
+        deadline = time.monotonic() + seconds
+        while marker not in self.shown:
+            assert time.monotonic() < deadline, f"{marker!r} not shown; the terminal shows {self.shown!r}"
+            if select.select([self.master], [], [], 0.1)[0]:
+                try:
+                    self.shown += os.read(self.master, 4096)
+                except OSError:  # EIO: the command ended, its terminal with it
+                    assert marker in self.shown, f"{marker!r} not shown; the terminal showed {self.shown!r}"
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def wait(self) -> int:
+        import termios
+
+        code = self.proc.wait(timeout=15)
+        assert termios.tcgetattr(self.slave) == self.modes, "the terminal was not restored"
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_detach_keys_leave_the_container_running_and_attach_comes_back(engine):
+    cli = [sys.executable, "-m", "minicontainer.cli.main"]
+    term = OnATerminal([*cli, "run", "-it", "--name", "detachable", "busybox", "sh"], engine.env)
+    try:
+        term.expect(b"# ")
+        term.type(b"echo $((6*7))\r")
+        term.expect(b"42")
+        term.type(b"\x10\x11")  # ctrl-p ctrl-q
+        assert term.wait() == 0  # run -it: detached is a success
+    finally:
+        term.close()
+    assert engine.mc("inspect", "-f", "{{.State.Running}}", "detachable").stdout.strip() == "true"
+    # attach again, with other keys; leave with them; then attach and exit the shell
+    term = OnATerminal([*cli, "attach", "--detach-keys", "ctrl-a,x", "detachable"], engine.env)
+    try:
+        term.type(b"echo again $((2*3))\r")
+        term.expect(b"again 6")
+        term.type(b"\x10\x11\x01x")  # the default keys mean nothing now: they reach the shell (which ignores them)
+        assert term.wait() == 1
+        term.expect(b"read escape sequence")  # docker's words
+    finally:
+        term.close()
+    term = OnATerminal([*cli, "attach", "detachable"], engine.env)
+    try:
+        term.type(b"\rexit 3\r")
+        assert term.wait() == 3
+    finally:
+        term.close()
+    assert engine.mc("inspect", "-f", "{{.State.Running}}", "detachable").stdout.strip() == "false"
+    # an exec's terminal session too: the exec'd process keeps running
+    cid = _sleeper(engine)
+    term = OnATerminal([*cli, "exec", "-it", cid, "sh"], engine.env)
+    try:
+        term.expect(b"# ")
+        term.type(b"\x10\x11")
+        assert term.wait() == 1
+        term.expect(b"read escape sequence")
+    finally:
+        term.close()
+    assert "sh" in engine.mc("exec", cid, "ps", "-o", "comm").stdout.split()
+    assert engine.mc("rm", "-f", cid, "detachable").returncode == 0
+
+
+def test_ctrl_c_stops_a_foreground_container_without_a_terminal(engine):
+    """--sig-proxy (on by default): the signals the client gets go to the container."""
+    proc = subprocess.Popen([sys.executable, "-m", "minicontainer.cli.main", "run", "--name", "fg", "busybox", "sh", "-c",
+                             "trap 'echo got INT; exit 7' INT; echo ready; while true; do sleep 0.05; done"],
+                            env=engine.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 7
+        assert proc.stdout.read() == b"got INT\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert engine.mc("inspect", "-f", "{{.State.Status}}", "fg").stdout.strip() == "exited"
+    # --sig-proxy=false: Ctrl-C leaves the client only
+    proc = subprocess.Popen([sys.executable, "-m", "minicontainer.cli.main", "run", "--sig-proxy=false", "--name", "fg2",
+                             "busybox", "sh", "-c", "echo ready; sleep 1000"],
+                            env=engine.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    assert engine.mc("inspect", "-f", "{{.State.Status}}", "fg2").stdout.strip() == "running"
+    assert engine.mc("rm", "-f", "fg", "fg2").returncode == 0

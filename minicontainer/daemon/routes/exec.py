@@ -7,6 +7,7 @@ import asyncio
 
 from minicontainer.daemon import streams
 from minicontainer.daemon.routing import HIJACK_SETTLE_SECONDS, BadRequest, Call, Reply, optional_int, route
+from minicontainer.engine.detach import DEFAULT_DETACH_KEYS, parse_detach_keys
 
 START_FIELDS = ("detach", "tty", "consolesize")
 
@@ -46,8 +47,10 @@ class ExecRoutes:
             if raw.writer.can_write_eof():
                 raw.writer.write_eof()
             return None
-        await streams.attach_session(raw, instance, forward_stdin=instance.config["attachstdin"],
-                                     close_stdin_at_eof=True)
+        keys = parse_detach_keys(instance.config["detachkeys"] or DEFAULT_DETACH_KEYS)
+        if await streams.attach_session(raw, instance, forward_stdin=instance.config["attachstdin"],
+                                        close_stdin_at_eof=True, detach_keys=keys):
+            instance.attached = False  # detached: its output has nobody to go to from now on
         return None
 
     @route("POST", "/exec/{id}/resize")
