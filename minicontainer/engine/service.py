@@ -41,6 +41,7 @@ from minicontainer.engine import images as image_service
 from minicontainer.engine import names
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
+from minicontainer.engine.events import EventLog
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
 from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.threads import ChunkReader, output_of, progress_of
@@ -127,6 +128,7 @@ class Engine:
         self.watcher: OutputWatcher | None = None  # inotify on the containers' output files
         self.exporting: set[str] = set()  # stopped containers whose layers an export has mounted
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
+        self.event_log = EventLog()  # `docker events`: what happened to containers and images
 
     # --- start-up and shutdown ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -289,6 +291,7 @@ class Engine:
         container.save()
         self.containers[cid] = container
         self.exited[cid] = asyncio.Event()
+        self.event_log.container(container, "create")
         return {"Id": cid, "Warnings": []}
 
     @staticmethod
@@ -393,6 +396,7 @@ class Engine:
         for attachment in self.attachments.get(container.id, []):
             attachment.flush_stdin()  # what `docker run -i` sent before the start
         tail.start(self.watcher, sys)
+        self.event_log.container(container, "start")
         self._reap()  # in case it already ended
 
     # --- exits ----------------------------------------------------------------------------------------
@@ -453,6 +457,10 @@ class Engine:
         container.state.update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
         container.save()
+        if oom:
+            self.event_log.container(container, "oom")
+        ran = parse_time(container.state["FinishedAt"]) - parse_time(container.state["StartedAt"])
+        self.event_log.container(container, "die", exitCode=code, execDuration=max(0, int(ran)))
         self.exited.setdefault(container.id, asyncio.Event()).set()
         if container.record["HostConfig"].get("AutoRemove"):
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.remove(container.id, True)))
@@ -505,12 +513,14 @@ class Engine:
                 self._signal(container, signal.SIGKILL, sys)
                 await self.exited[container.id].wait()
         self._record(container, sys)
+        self.event_log.container(container, "stop")
 
     def _signal(self, container: Container, sig: int, sys: Syscalls | None = None) -> None:
         try:
             lifecycle.kill(sys or self.sys, self.runtime_root, container.id[:12], sig)
         except RuntimeFailure:
-            pass  # it ended meanwhile
+            return  # it ended meanwhile
+        self.event_log.container(container, "kill", signal=sig)
 
     async def kill(self, cid: str, sig: str | None = None) -> None:
         container = self.get(cid)
@@ -525,6 +535,7 @@ class Engine:
         if container.running:
             await self.stop(cid, timeout)
         await self.start(container.id)
+        self.event_log.container(container, "restart")
 
     async def remove(self, cid: str, force: bool = False) -> None:
         container = self.get(cid)
@@ -549,6 +560,7 @@ class Engine:
         shutil.rmtree(container.dir, ignore_errors=True)
         self.containers.pop(container.id, None)
         self.removed.setdefault(container.id, asyncio.Event()).set()
+        self.event_log.container(container, "destroy")
 
     async def prune(self, filters: dict | None = None) -> dict:
         """``container prune``: every stopped container (with ``label`` filters: those that match)."""
@@ -755,6 +767,7 @@ class Engine:
         attachment = Attachment(self, container, stdin=stdin, stdout=stdout, stderr=stderr, logs=logs)
         attachment.tty = bool(container.record["Config"].get("Tty"))  # one raw stream, as a terminal has
         self.attachments.setdefault(container.id, []).append(attachment)
+        self.event_log.container(container, "attach")
         return attachment
 
     def _stdin_has_room(self, cid: str, fd: int) -> None:
@@ -790,6 +803,7 @@ class Engine:
                 name, self.store, platform=platform_name, progress=progress, auth=auth or {},
                 explain=(lambda ev: progress({"explain": ev._asdict()})) if explain else None)):
             yield msg
+        self.event_log.pulled(name)
 
     async def push(self, image: str, tag: str | None, auth: dict | None = None) -> AsyncIterator[dict]:
         name = f"{image}:{tag}" if tag and ":" not in image.rsplit("/", 1)[-1] else image
@@ -928,12 +942,15 @@ class Engine:
         except (ValueError, LookupError):
             key = name
         try:
+            image_id = self.store.resolve(key).id
             lines = self.store.remove_image(key, force=force, in_use=image_service.in_use(self.store))
         except LookupError:
             raise NotFound(f"No such image: {name}") from None
         except StoreError as e:
             raise Conflict(str(e)) from None
         await asyncio.get_running_loop().run_in_executor(None, self.store.gc)  # what no image refers to
+        for line in lines:  # "Untagged: <ref>" and "Deleted: <id>", as docker reports each
+            self.event_log.image("untag" if line.startswith("Untagged") else "delete", image_id, image_id)
         return [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
                 for verb, _, rest in (line.partition(": ") for line in lines)]
 
@@ -941,7 +958,9 @@ class Engine:
         from minicontainer.image.reference import parse
 
         image = image_service.find(self.store, name)
-        self.store.tag(image.id, str(parse(f"{repo}:{tag or 'latest'}")))
+        ref = parse(f"{repo}:{tag or 'latest'}")
+        self.store.tag(image.id, str(ref))
+        self.event_log.image("tag", image.id, ref.familiar())
 
     async def prune_images(self, filters: dict | None = None) -> dict:
         """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged.
