@@ -64,9 +64,10 @@ def add_containers(commands: argparse._SubParsersAction) -> None:
 
 
 def add_resources(commands: argparse._SubParsersAction) -> None:
-    from minicontainer.cli import events
+    from minicontainer.cli import events, stats
 
     events.add_commands(commands)
+    stats.add_commands(commands)
 
 
 # The subcommands, in the order `minicontainer --help` lists them.
@@ -123,7 +124,7 @@ GROUPS = {
     **dict.fromkeys(("pull", "push", "images", "image", "history", "tag", "rmi", "login", "logout", "starter"),
                     add_images),
     **dict.fromkeys(("save", "load", "import", "export"), add_archive),
-    **dict.fromkeys(("events",), add_resources),
+    **dict.fromkeys(("events", "stats"), add_resources),
     "doctor": add_doctor,
 }
 

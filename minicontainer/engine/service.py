@@ -44,6 +44,7 @@ from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, No
 from minicontainer.engine.events import EventLog
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
 from minicontainer.engine.spec import RunOptions, write_bundle
+from minicontainer.engine.stats import Meter
 from minicontainer.engine.threads import ChunkReader, output_of, progress_of
 from minicontainer.image import overlay
 from minicontainer.image.store import StoreError
@@ -129,6 +130,7 @@ class Engine:
         self.exporting: set[str] = set()  # stopped containers whose layers an export has mounted
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
         self.event_log = EventLog()  # `docker events`: what happened to containers and images
+        self.meter = Meter(self)  # `docker stats`: the running containers' cgroups, read
 
     # --- start-up and shutdown ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -397,6 +399,7 @@ class Engine:
             attachment.flush_stdin()  # what `docker run -i` sent before the start
         tail.start(self.watcher, sys)
         self.event_log.container(container, "start")
+        self.meter.started(container)
         self._reap()  # in case it already ended
 
     # --- exits ----------------------------------------------------------------------------------------
@@ -451,6 +454,7 @@ class Engine:
         tail = self.tails.pop(container.id, None)
         if tail is not None:
             tail.finish()
+        self.meter.forget(container.id)
         self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
         self._record(container, sys)
