@@ -16,8 +16,7 @@ Standard library only: the CLI and a non-root notebook kernel import it.
 
 from __future__ import annotations
 
-# 1000-based, 3 significant digits (``1.2MB``), as docker's units.HumanSizeWithPrecision(x, 3)
-from minicontainer.cli.format import human_size as decimal_size
+from minicontainer.cli.format import human_size
 
 
 def cpu_percent(doc: dict) -> float:
@@ -63,12 +62,7 @@ def block_io(doc: dict) -> tuple[int, int]:
 
 def binary_size(size: float) -> str:
     """``528KiB``, ``64MiB``: 1024-based, 4 significant digits, as docker's units.BytesSize."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    i = 0
-    while size >= 1024 and i < len(units) - 1:
-        size /= 1024
-        i += 1
-    return f"{size:.4g}{units[i]}"
+    return human_size(size, binary=True)
 
 
 def columns(doc: dict, *, no_trunc: bool = False, name: str | None = None) -> dict[str, str]:
@@ -82,8 +76,8 @@ def columns(doc: dict, *, no_trunc: bool = False, name: str | None = None) -> di
             "Name": doc.get("name", "").lstrip("/"), "CPUPerc": f"{cpu_percent(doc):.2f}%",
             "MemUsage": f"{binary_size(memory_used(doc))} / {binary_size(limit)}",
             "MemPerc": f"{memory_percent(doc):.2f}%",
-            "NetIO": f"{decimal_size(rx)} / {decimal_size(tx)}",
-            "BlockIO": f"{decimal_size(read)} / {decimal_size(written)}",
+            "NetIO": f"{human_size(rx)} / {human_size(tx)}",
+            "BlockIO": f"{human_size(read)} / {human_size(written)}",
             "PIDs": str((doc.get("pids_stats") or {}).get("current", 0))}
 
 
