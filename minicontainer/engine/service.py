@@ -746,6 +746,12 @@ class Engine:
         async for chunk in output_of(write):
             yield chunk
 
+    async def commit(self, cid: str, **options) -> dict:
+        """``docker commit``: see :mod:`minicontainer.engine.commit`."""
+        from minicontainer.engine.commit import commit_container
+
+        return {"Id": (await commit_container(self, self.get(cid), **options)).id}
+
     def changes(self, cid: str) -> list[dict]:
         container = self.get(cid)
         image = self.store.image(container.record["Image"])
