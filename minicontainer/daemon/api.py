@@ -27,7 +27,7 @@ from typing import Any
 
 from minicontainer.daemon import streams
 from minicontainer.daemon.http import ClientGone, Connection, Request
-from minicontainer.daemon.routes.exec import ExecRoutes
+from minicontainer.daemon.routes import route_classes
 from minicontainer.daemon.routing import (  # noqa: F401 - re-exported: the vocabulary of every route
     _VERSION_PREFIX,
     API_VERSION,
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 # --- the API ------------------------------------------------------------------------------------
 
 
-class DockerAPI(ExecRoutes):
+class DockerAPI(*route_classes()):
     """Dispatches requests to handlers; the handlers are its methods, registered with :func:`route`.
 
     The system, image and container routes are defined below; each newer concept's routes are a
@@ -439,9 +439,10 @@ class DockerAPI(ExecRoutes):
         raw = await call.conn.hijack(content_type)
         if call.flag("logs"):
             await asyncio.sleep(HIJACK_SETTLE_SECONDS)
-        await streams.attach_session(
-            raw, attachment, forward_stdin=stdin and bool(config.get("OpenStdin")),
-            close_stdin_at_eof=bool(config.get("StdinOnce")), detach_keys=detach_keys)
+        if await streams.attach_session(
+                raw, attachment, forward_stdin=stdin and bool(config.get("OpenStdin")),
+                close_stdin_at_eof=bool(config.get("StdinOnce")), detach_keys=detach_keys):
+            self.engine.event_log.container(self.engine.get(id), "detach")  # `docker events` shows it
 
     @route("POST", "/containers/{id}/resize")
     async def container_resize(self, call: Call, id: str) -> Reply:

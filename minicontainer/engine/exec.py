@@ -225,7 +225,12 @@ class Execs:
                   "consolesize": console_size(given.get("consolesize"))}
         instance = ExecInstance(container, config)
         self.instances[instance.id] = instance
+        self._event(instance, f"exec_create: {' '.join(instance.config['cmd'])}")
         return {"Id": instance.id}
+
+    def _event(self, instance: ExecInstance, action: str, **extra: object) -> None:
+        """``docker events``: an exec's events are its container's, with the exec's ID."""
+        self.engine.event_log.container(instance.container, action, execID=instance.id, **extra)
 
     def get(self, exec_id: str) -> ExecInstance:
         instance = self.instances.get(exec_id)
@@ -324,6 +329,7 @@ class Execs:
         for fd in instance.outputs:
             loop.add_reader(fd, instance._read, fd)
         instance.running_event.set()
+        self._event(instance, f"exec_start: {' '.join(config['cmd'])}")
 
     def _process(self, instance: ExecInstance, size: tuple[int, int] | None):
         """The container's own process (capabilities, rlimits, env...) with the exec's command, env,
@@ -365,7 +371,13 @@ class Execs:
         if instance is None:
             return False
         instance.finish(code)
+        self._event(instance, "exec_die", exitCode=code)
         return True
+
+    def detached(self, instance: ExecInstance) -> None:
+        """Its client left with the detach keys: the process runs on, its output goes nowhere now."""
+        instance.attached = False
+        self._event(instance, "exec_detach")
 
 
 def _readable_now(fd: int) -> bool:

@@ -196,6 +196,10 @@ def test_exec_api_inspect_and_errors(engine):
     assert list(api.frames(stream)) == []
     after = api.json("GET", f"/exec/{exec_id}/json")
     assert (after["Running"], after["ExitCode"]) == (False, 5) and after["Pid"] > 0
+    events = list(api.stream_json("GET", "/events", {"since": "0", "until": f"{time.time():.3f}"}))
+    assert [(e["Action"], e["Actor"]["Attributes"].get("exitCode")) for e in events
+            if e["Actor"]["Attributes"].get("execID") == exec_id] == \
+        [("exec_create: sh -c exit 5", None), ("exec_start: sh -c exit 5", None), ("exec_die", "5")]
     for method, path, body, status in (
             ("POST", f"/containers/{cid}/exec", {"Cmd": []}, 400),             # No exec command specified
             ("POST", f"/containers/{cid}/exec", {"Cmd": ["x"], "Colour": 1}, 400),  # nothing ignored

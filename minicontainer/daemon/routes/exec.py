@@ -50,7 +50,7 @@ class ExecRoutes:
         keys = parse_detach_keys(instance.config["detachkeys"] or DEFAULT_DETACH_KEYS)
         if await streams.attach_session(raw, instance, forward_stdin=instance.config["attachstdin"],
                                         close_stdin_at_eof=True, detach_keys=keys):
-            instance.attached = False  # detached: its output has nobody to go to from now on
+            execs.detached(instance)
         return None
 
     @route("POST", "/exec/{id}/resize")
