@@ -93,7 +93,7 @@ class Attachment(Protocol):
 
 
 async def attach_session(raw: RawStream, attachment: Attachment, *, forward_stdin: bool,
-                         close_stdin_at_eof: bool, detach_keys: bytes = b"") -> bool:
+                         close_stdin_at_eof: bool, detach_keys: bytes = b"", framed: bool | None = None) -> bool:
     """Pump a hijacked connection until the container's output ends.
 
     Output: each ``(stream, bytes)`` of the attachment goes to the client, framed unless TTY.  When
@@ -114,10 +114,13 @@ async def attach_session(raw: RawStream, attachment: Attachment, *, forward_stdi
 
     With a terminal, the input is watched for ``detach_keys`` (``engine/detach.py``): they end the
     session, and leave the program running.  Returns whether that is how it ended.
+
+    ``framed`` overrides the framing the attachment's terminal implies (an exec started with another
+    ``Tty`` than it was created with: Docker frames by the start's).
     """
     from minicontainer.engine.detach import DetachScanner
 
-    multiplex = not attachment.tty
+    multiplex = not attachment.tty if framed is None else framed
     output = attachment.output          # taken once: it may be a property that makes a new iterator
     scanner = DetachScanner(detach_keys if attachment.tty and forward_stdin else b"")
 

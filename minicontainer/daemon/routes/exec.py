@@ -26,14 +26,14 @@ class ExecRoutes:
         given = fields(_body(call), START_FIELDS, "exec start")
         execs = self.engine.execs
         instance = execs.check_startable(id)              # 404 and 409 while we can still say so
-        if "tty" in given and bool(given["tty"]) != instance.tty:
-            raise BadRequest(f"exec start: Tty={bool(given['tty'])}, but the exec was created with "
-                             f"Tty={instance.tty} (give the same at both steps)")
+        # The process's terminal is the create's Tty; the stream's framing is the start's, as Docker's
+        # (docker-py starts with Tty=False by default, whatever the create said).
+        raw_stream = bool(given.get("tty", instance.tty))
         size = console_size(given.get("consolesize"))
         if given.get("detach"):
             execs.start(instance, detach=True, size=size)
             return Reply(200)
-        raw = await call.conn.hijack(streams.stream_content_type(instance.tty, call.version))
+        raw = await call.conn.hijack(streams.stream_content_type(raw_stream, call.version))
         if call.request.headers.get("user-agent", "").startswith("docker-sdk-python"):
             # docker-py loses bytes that arrive together with the 101 (docker/docker-py#3332): let it
             # read the head before the process can say anything.
@@ -42,14 +42,14 @@ class ExecRoutes:
             execs.start(instance, detach=False, size=size)
         except Exception as e:  # noqa: BLE001 - after the 101 an error can only travel in the stream, as Docker's
             message = f"{e}\r\n".encode()
-            raw.writer.write(message if instance.tty else streams.frame(streams.STDOUT, message))
+            raw.writer.write(message if raw_stream else streams.frame(streams.STDOUT, message))
             await raw.writer.drain()
             if raw.writer.can_write_eof():
                 raw.writer.write_eof()
             return None
         keys = parse_detach_keys(instance.config["detachkeys"] or DEFAULT_DETACH_KEYS)
         if await streams.attach_session(raw, instance, forward_stdin=instance.config["attachstdin"],
-                                        close_stdin_at_eof=True, detach_keys=keys):
+                                        close_stdin_at_eof=True, detach_keys=keys, framed=not raw_stream):
             execs.detached(instance)
         return None
 
