@@ -3,6 +3,7 @@ CLI, client), and with the stock docker CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -53,6 +54,10 @@ def test_exec_joins_the_containers_namespaces_and_cgroup(rt, running, tmp_path):
         assert os.readlink(f"/proc/{pid}/root") == os.readlink(f"/proc/{init_pid}/root")
     finally:
         os.kill(pid, 9)
+        # If an earlier test ran a container in this process (engine.run), this process is a child
+        # subreaper and the orphaned sleep is its child: reap it, or its zombie keeps the cgroup busy.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
 def test_exec_exit_codes_env_cwd_user(rt, running):
