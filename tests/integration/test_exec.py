@@ -398,3 +398,44 @@ def test_ctrl_c_stops_a_foreground_container_without_a_terminal(engine):
         proc.stdout.close()
     assert engine.mc("inspect", "-f", "{{.State.Status}}", "fg2").stdout.strip() == "running"
     assert engine.mc("rm", "-f", "fg", "fg2").returncode == 0
+
+
+# --- the course's redis example, offline ------------------------------------------------------------------
+
+
+def test_the_starter_redis_image_answers_redis_cli_through_exec(engine):
+    """`run -d redis`, then `exec -it ID redis-cli`: the starter image holds redis-cli and a shell.
+    (Through redis's unix socket: the TCP one needs the container's lo up, which is the networks'.)"""
+    assert engine.mc("starter", "redis").returncode == 0
+    r = engine.mc("run", "-d", "redis", "redis-server", "--protected-mode", "no", "--unixsocket", "/tmp/redis.sock")
+    assert r.returncode == 0, r.stderr
+    rid = r.stdout.strip()
+    try:
+        cli = ["exec", rid, "redis-cli", "-s", "/tmp/redis.sock"]
+        deadline = time.monotonic() + 10
+        while engine.mc(*cli, "ping").stdout != "PONG\n":
+            assert time.monotonic() < deadline, "redis never answered PONG"
+            time.sleep(0.05)
+        assert engine.mc(*cli, "set", "greeting", "hello").stdout == "OK\n"
+        assert engine.mc(*cli, "get", "greeting").stdout == "hello\n"
+        term = OnATerminal([sys.executable, "-m", "minicontainer.cli.main", "exec", "-it", rid, "redis-cli", "-s",
+                            "/tmp/redis.sock"], engine.env)
+        try:
+            term.expect(b"> ")
+            term.type(b"get greeting\r")
+            term.expect(b'"hello"')
+            term.type(b"quit\r")
+            assert term.wait() == 0
+        finally:
+            term.close()
+        assert engine.mc("exec", rid, "sh", "-c", "echo $0").stdout == "sh\n"
+    finally:
+        engine.mc("rm", "-f", rid)
+
+
+def test_starter_images_are_reproducible(engine):
+    """The same host binaries give the same image: building again leaves no <none> image behind."""
+    first = engine.mc("images", "-q", "--no-trunc", "busybox").stdout
+    assert engine.mc("starter", "busybox").returncode == 0
+    assert engine.mc("images", "-q", "--no-trunc", "busybox").stdout == first
+    assert engine.mc("images", "-q", "-f", "dangling=true").stdout == ""
