@@ -114,6 +114,11 @@ class Parser(argparse.ArgumentParser):
 
     command = ""  # the subcommand given, for the hints of usage errors
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse's own asks shutil for the terminal's width, and every add_argument makes one: that
+        # imports shutil (and bz2, lzma...), 2 ms of every command's start.  os knows the width too.
+        return self.formatter_class(prog=self.prog, width=_help_width())
+
     def error(self, message: str):  # type: ignore[override]
         if message.startswith("unrecognized arguments: "):  # docker's words for it
             first = message.split(": ", 1)[1].split()[0]
@@ -125,6 +130,18 @@ class Parser(argparse.ArgumentParser):
 
 
 EXIT_USAGE = 125
+
+
+def _help_width() -> int:
+    """What argparse would use: $COLUMNS, else the terminal's width, else 80; less 2."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns - 2
 
 
 # Which add_* function registers which commands: a command line that names one needs only that
