@@ -439,3 +439,63 @@ def test_starter_images_are_reproducible(engine):
     assert engine.mc("starter", "busybox").returncode == 0
     assert engine.mc("images", "-q", "--no-trunc", "busybox").stdout == first
     assert engine.mc("images", "-q", "-f", "dangling=true").stdout == ""
+
+
+def test_run_i_pipes_stdin_and_execs_leave_nothing_behind(engine):
+    r = subprocess.run([sys.executable, "-m", "minicontainer.cli.main", "run", "--rm", "-i", "busybox", "cat"],
+                       env=engine.env, input=b"hello\n", capture_output=True, timeout=60, check=False)
+    assert (r.returncode, r.stdout) == (0, b"hello\n"), r.stderr
+    cid = _sleeper(engine)
+    daemon = engine.daemon.pid
+
+    def fds() -> int:
+        return len(os.listdir(f"/proc/{daemon}/fd"))
+
+    def zombie_children() -> list[int]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and int(fields[1]) == daemon:
+                found.append(int(pid))
+        return found
+
+    assert engine.mc("exec", cid, "true").returncode == 0
+    before = fds()
+    for i in range(10):
+        assert engine.mc("exec", cid, "sh", "-c", f"exit {i}").returncode == i
+        assert engine.mc("exec", "-i", cid, "cat", input="x").stdout == "x"
+    assert engine.mc("exec", "-d", cid, "sleep", "0.2").returncode == 0
+    time.sleep(0.5)
+    assert zombie_children() == []  # every exec'd process reaped by the daemon, its subreaper
+    assert fds() <= before  # its pipes and connections closed
+    assert engine.mc("exec", cid, "ps", "-o", "comm").stdout.split() == ["COMMAND", "sleep", "ps"]
+    assert engine.mc("rm", "-f", cid).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed on this machine")
+def test_the_docker_cli_attach_and_detach(engine):
+    cid = engine.docker("run", "-dit", "busybox", "sh").stdout.strip()
+    term = OnATerminal(["docker", "attach", cid], engine.env)
+    try:
+        term.type(b"echo attached $((3*4))\r")
+        term.expect(b"attached 12")
+        term.type(b"\x10\x11")
+        term.expect(b"read escape sequence")
+        assert term.proc.wait(timeout=15) == 1
+    finally:
+        term.close()
+    assert engine.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+    term = OnATerminal(["docker", "exec", "-it", "--detach-keys", "ctrl-x,x", cid, "sh"], engine.env)
+    try:
+        term.expect(b"# ")
+        term.type(b"\x18x")
+        term.expect(b"read escape sequence")  # as our exec says it
+        assert term.proc.wait(timeout=15) == 1
+    finally:
+        term.close()
+    assert engine.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+    assert engine.docker("rm", "-f", cid).returncode == 0
