@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from minicontainer.cli.session import DETACHED, Terminal, exit_status, proxy_signals, session, terminal_size
 
@@ -49,6 +50,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     from minicontainer.client.api import APIClient
 
     api = APIClient()
+    since = time.monotonic_ns()  # --explain: the kernel steps the daemon records from now on
     try:
         exec_id = api.json("POST", f"/containers/{args.container}/exec", None, body)["Id"]
         if args.detach:
@@ -60,6 +62,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
         return 1
     session(api, stream, interactive=args.interactive,
              terminal=Terminal(api, f"/exec/{exec_id}/resize") if args.tty else None)
+    if args.explain:
+        from minicontainer.cli.containers import explain
+
+        explain(api, args.container, since, f"exec {' '.join(args.command)} in {args.container}")
     state = api.json("GET", f"/exec/{exec_id}/json")
     if state.get("Running"):
         print(DETACHED, file=sys.stderr)
@@ -99,6 +105,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-w", "--workdir", help="working directory inside the container")
     p.add_argument("-u", "--user", help="user[:group], by name (the image's /etc/passwd) or number")
     p.add_argument("--detach-keys", help="the keys that leave the session (default ctrl-p,ctrl-q)")
+    p.add_argument("--explain", action="store_true",
+                   help="narrate the kernel steps (the cgroup join, each setns, the fork into the PID namespace)")
     p.add_argument("container")
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(handler=cmd_exec)

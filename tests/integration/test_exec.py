@@ -174,6 +174,10 @@ def test_minicontainer_exec(engine):
     r = engine.mc("exec", "-u", "nobody", "-w", "/tmp", "-e", "X=1", "box", "sh", "-c", "id -un; pwd; echo $X")
     assert r.stdout.split() == ["nobody", "/tmp", "1"], r.stderr
     assert engine.mc("exec", "-u", "nosuchuser", "box", "true").returncode == 1
+    # --explain narrates the daemon's kernel steps: the cgroup join, each setns, the fork into the PID namespace
+    r = engine.mc("exec", "--explain", "box", "true")
+    assert r.returncode == 0 and "setns(/proc/" in r.stderr and "CLONE_NEWPID" in r.stderr, r.stderr
+    assert "forked after setns(pid)" in r.stderr
     # -d: back at once; the process runs on in the container
     assert engine.mc("exec", "-d", "box", "sh", "-c", "sleep 0.3; touch /tmp/done").returncode == 0
     assert engine.mc("exec", "box", "ls", "/tmp/done").returncode == 1
