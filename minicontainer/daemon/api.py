@@ -27,6 +27,7 @@ from typing import Any
 
 from minicontainer.daemon import streams
 from minicontainer.daemon.http import ClientGone, Connection, Request
+from minicontainer.daemon.routes.archive import ArchiveRoutes
 from minicontainer.daemon.routes.swarm import SwarmRoutes
 from minicontainer.daemon.routing import (  # noqa: F401 - re-exported: the vocabulary of every route
     _VERSION_PREFIX,
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 # --- the API ------------------------------------------------------------------------------------
 
 
-class DockerAPI(SwarmRoutes):
+class DockerAPI(ArchiveRoutes, SwarmRoutes):
     """Dispatches requests to handlers; the handlers are its methods, registered with :func:`route`.
 
     The system, image and container routes are defined below; each newer concept's routes are a
@@ -135,8 +136,10 @@ class DockerAPI(SwarmRoutes):
 
     @staticmethod
     def is_upload(method: str, path: str, query: dict[str, str]) -> bool:
-        """Requests whose body is an image's tar, of any size: streamed to the handler, not buffered."""
+        """Requests whose body is a tar, of any size: streamed to the handler, not buffered."""
         path = re.sub(r"^/v[0-9.]+", "", path)
+        if method == "PUT":  # docker cp into a container: a tar
+            return bool(re.fullmatch(r"/containers/[^/]+/archive", path))
         return method == "POST" and (path == "/images/load" or path == "/images/create" and "fromSrc" in query)
 
     # --- system ---------------------------------------------------------------------------------

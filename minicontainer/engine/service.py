@@ -39,11 +39,12 @@ from minicontainer import __version__
 from minicontainer import config as settings
 from minicontainer.engine import fields, names
 from minicontainer.engine import images as image_service
+from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
 from minicontainer.engine.spec import RunOptions, write_bundle
-from minicontainer.engine.threads import ChunkReader, output_of, progress_of
+from minicontainer.engine.threads import ChunkReader, fed, output_of, progress_of
 from minicontainer.image import overlay
 from minicontainer.image.store import StoreError
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
@@ -107,7 +108,7 @@ class Container:
         return os.path.join(self.dir, name)
 
 
-class Engine:
+class Engine(ContainerArchives):
     def __init__(self, data_root: str | None = None, run_root: str | None = None) -> None:
         self.data_root = data_root or settings.data_root()
         self.run_root = run_root or settings.run_root()
@@ -835,17 +836,9 @@ class Engine:
     @staticmethod
     async def _with_upload(upload: AsyncIterator[bytes], reader: ChunkReader,
                            work: Callable[[Callable[[dict], None]], None]) -> AsyncIterator[dict]:
-        feeding = asyncio.ensure_future(reader.feed(upload))
-        try:
+        async with fed(reader, upload):
             async for msg in progress_of(work):
                 yield msg
-        finally:
-            if not feeding.done():
-                # We stop early (the client left, the daemon stops, the work failed): the reader must
-                # not hang, nor we wait for the rest of an upload (the server drains or closes it).
-                reader.abort()
-                feeding.cancel()
-            await asyncio.gather(feeding, return_exceptions=True)
 
     def images(self, all: bool = False, filters: dict | None = None) -> list[dict]:
         """``docker images``' rows; ``filters``: dangling=true|false, reference=GLOB (``busy*``,

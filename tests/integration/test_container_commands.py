@@ -5,6 +5,7 @@ the stock docker CLI and docker-py."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from test_engine import engine  # noqa: F401 - the fixture, by name
@@ -29,3 +30,104 @@ def test_options_the_engine_does_not_honour_are_refused_not_ignored(engine):  # 
     assert host["LogConfig"] == {"Type": "json-file", "Config": {}} and host["NetworkMode"] == "none"
     r = engine.mc("inspect", "--format", "{{.HostConfig.ShmSize}}", cid)
     assert r.stdout.strip() == str(64 << 20)
+
+
+def _docker_py(engine):  # noqa: F811
+    import docker
+
+    return docker.DockerClient(base_url=engine.env["DOCKER_HOST"], version="1.45", timeout=30)
+
+
+def test_cp_in_and_out_with_the_docker_cli(engine, tmp_path):  # noqa: F811
+    here = tmp_path / "here"
+    (here / "sub").mkdir(parents=True)
+    (here / "sub" / "a.txt").write_text("hello from the host\n")
+    (here / "link").symlink_to("sub/a.txt")
+    cid = engine.docker("create", "busybox", "sleep", "30").stdout.strip()
+    # into a stopped container (its layers are mounted for the copy), then out of it running
+    r = engine.docker("cp", str(here), f"{cid}:/tmp/")
+    assert r.returncode == 0, r.stderr
+    assert engine.docker("start", cid).returncode == 0
+    back = tmp_path / "back"
+    r = engine.docker("cp", f"{cid}:/tmp/here", str(back))
+    assert r.returncode == 0, r.stderr
+    assert (back / "sub" / "a.txt").read_text() == "hello from the host\n"
+    assert os.readlink(back / "link") == "sub/a.txt"  # a link is copied as a link
+    r = engine.docker("cp", f"{cid}:/etc/passwd", str(tmp_path / "passwd"))
+    assert r.returncode == 0 and (tmp_path / "passwd").read_text().startswith("root:")
+    r = engine.docker("cp", f"{cid}:/no/such/file", str(tmp_path / "x"))
+    assert r.returncode == 1 and "Could not find the file /no/such/file in container" in r.stderr
+    r = engine.docker("cp", str(here / "sub" / "a.txt"), f"{cid}:/etc/passwd/x")
+    assert r.returncode == 1
+    engine.docker("rm", "-f", cid)
+
+
+def test_archive_api_with_docker_py(engine):  # noqa: F811
+    import io
+    import tarfile
+
+    client = _docker_py(engine)
+    c = client.containers.create("busybox", "true")
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:  # compressed: the daemon finds out itself
+        info = tarfile.TarInfo("greeting")
+        info.size, info.mode, info.uid = 3, 0o640, 1234
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    assert c.put_archive("/root", data.getvalue()) is True
+    chunks, stat = c.get_archive("/root/greeting")
+    assert stat["name"] == "greeting" and stat["size"] == 3 and stat["mode"] == 0o640
+    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+        member = tar.getmember("greeting")
+        assert tar.extractfile(member).read() == b"hi\n" and member.uid == 1234
+    _, stat = c.get_archive("/bin/sh")  # a symlink in busybox: described, with its target
+    assert stat["mode"] & (1 << 27) and stat["linkTarget"].startswith("/")
+    _, stat = c.get_archive("/etc")
+    assert stat["mode"] & (1 << 31)
+    import docker
+
+    with pytest.raises(docker.errors.NotFound):
+        c.get_archive("/nothing/here")
+    with pytest.raises(docker.errors.APIError) as e:
+        c.put_archive("/etc/passwd", data.getvalue())
+    assert e.value.status_code == 400 and "extraction point is not a directory" in str(e.value)
+    c.remove()
+
+
+def test_a_symlink_swapped_in_during_copies_never_reaches_the_host(engine, tmp_path):  # noqa: F811
+    """CVE-2018-15664: the container swaps a directory for a symlink to a host path, again and again,
+    while we copy out of and into it.  What we copy is always the container's own."""
+    import io
+    import tarfile
+    import time
+
+    host_dir = tmp_path / "host-secrets"
+    host_dir.mkdir()
+    (host_dir / "secret").write_text("HOST\n")
+    client = _docker_py(engine)
+    swap = (f"mkdir -p /tmp/d; echo container > /tmp/d/secret; "
+            f"while true; do mv /tmp/d /tmp/real; ln -s {host_dir} /tmp/d; rm /tmp/d; mv /tmp/real /tmp/d; done")
+    c = client.containers.run("busybox", ["sh", "-c", swap], detach=True)
+    try:
+        time.sleep(0.3)
+        upload = io.BytesIO()
+        with tarfile.open(fileobj=upload, mode="w") as tar:
+            info = tarfile.TarInfo("planted")
+            info.size = 8
+            tar.addfile(info, io.BytesIO(b"planted\n"))
+        seen, failures, deadline = set(), 0, time.monotonic() + 6
+        while time.monotonic() < deadline:
+            try:
+                chunks, _ = c.get_archive("/tmp/d/secret")
+                with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+                    seen.add(tar.extractfile("secret").read())
+            except Exception:  # noqa: BLE001 - a copy that fails (not found, changed) is allowed
+                failures += 1
+            try:
+                c.put_archive("/tmp/d", upload.getvalue())
+            except Exception:  # noqa: BLE001 - as above
+                failures += 1
+        assert b"HOST\n" not in seen and b"container\n" in seen
+        assert failures, "the swap never caught a copy midway: the test proves nothing"  # ~1000 of them
+        assert sorted(os.listdir(host_dir)) == ["secret"]  # nothing planted on the host
+    finally:
+        c.remove(force=True)
