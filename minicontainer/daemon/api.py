@@ -29,9 +29,11 @@ from minicontainer.daemon import streams
 from minicontainer.daemon.http import ClientGone, Connection, Request
 from minicontainer.daemon.routes.archive import ArchiveRoutes
 from minicontainer.daemon.routes.swarm import SwarmRoutes
+from minicontainer.daemon.routes.system import SystemRoutes
 from minicontainer.daemon.routing import (  # noqa: F401 - re-exported: the vocabulary of every route
     _VERSION_PREFIX,
     API_VERSION,
+    FALLBACK_ROUTES,
     HIJACK_SETTLE_SECONDS,
     MIN_API_VERSION,
     ROUTES,
@@ -58,7 +60,7 @@ log = logging.getLogger(__name__)
 # --- the API ------------------------------------------------------------------------------------
 
 
-class DockerAPI(ArchiveRoutes, SwarmRoutes):
+class DockerAPI(ArchiveRoutes, SwarmRoutes, SystemRoutes):
     """Dispatches requests to handlers; the handlers are its methods, registered with :func:`route`.
 
     The system, image and container routes are defined below; each newer concept's routes are a
@@ -107,7 +109,7 @@ class DockerAPI(ArchiveRoutes, SwarmRoutes):
     def _find(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         # HEAD is GET without the body (the http layer drops the body).
         methods = (method, "GET") if method == "HEAD" else (method,)
-        for r in ROUTES:
+        for r in (*ROUTES, *FALLBACK_ROUTES):
             if r.method in methods:
                 m = r.pattern.fullmatch(path)
                 if m:

@@ -160,6 +160,15 @@ def familiar_repository(repo_tag: str) -> tuple[str, str]:
     return ref.familiar_name(), ref.tag or "<none>"
 
 
+def familiar_pattern(pattern: str) -> str:
+    """A ``reference`` filter as ``docker images`` rows name images: ``docker.io/library/busybox:1.*``
+    -> ``busybox:1.*`` (glob characters kept; only the default registry's prefixes go)."""
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
+        if pattern.startswith(prefix):
+            return pattern[len(prefix):]
+    return pattern
+
+
 def inspect_json(image) -> dict:
     """``docker image inspect``'s shape, filled from the image record and its config."""
     config = image.config

@@ -131,3 +131,69 @@ def test_a_symlink_swapped_in_during_copies_never_reaches_the_host(engine, tmp_p
         assert sorted(os.listdir(host_dir)) == ["secret"]  # nothing planted on the host
     finally:
         c.remove(force=True)
+
+
+def test_cp_with_our_cli(engine, tmp_path):  # noqa: F811
+    (tmp_path / "notes.txt").write_text("kept\n")
+    cid = engine.mc("create", "--name", "box", "busybox", "true").stdout.strip()
+    r = engine.mc("cp", str(tmp_path / "notes.txt"), "box:/tmp/renamed.txt")  # a new name in the container
+    assert r.returncode == 0 and r.stderr.startswith("Successfully copied"), r.stderr
+    r = engine.mc("cp", str(tmp_path / "notes.txt"), "box:/etc/")                # into a directory
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    assert engine.mc("container", "cp", "-q", "box:/tmp/renamed.txt", str(out)).returncode == 0
+    assert engine.mc("cp", "box:/etc/notes.txt", str(out / "again.txt")).returncode == 0
+    assert (out / "renamed.txt").read_text() == "kept\n" and (out / "again.txt").read_text() == "kept\n"
+    r = engine.mc("cp", f"{cid[:12]}:/nowhere", str(out))
+    assert r.returncode == 1 and "Could not find the file /nowhere in container" in r.stderr
+    r = engine.mc("cp", str(tmp_path / "missing"), "box:/tmp")
+    assert r.returncode == 1 and "no such file or directory" in r.stderr
+
+
+def test_rename_and_the_container_subcommands(engine):  # noqa: F811
+    engine.mc("create", "--name", "old", "busybox", "true")
+    engine.mc("create", "--name", "other", "busybox", "true")
+    assert engine.mc("rename", "old", "new").returncode == 0
+    assert engine.mc("container", "ls", "-a", "--format", "{{.Names}}").stdout.split() == ["other", "new"]
+    r = engine.mc("rename", "new", "other")
+    assert r.returncode == 1 and 'The container name "/other" is already in use' in r.stderr
+    r = engine.docker("rename", "new", "bad name!")
+    assert r.returncode == 1 and "Invalid container name (bad name!)" in r.stderr
+    assert engine.docker("rename", "new", "newer").returncode == 0      # the docker CLI too
+    assert engine.docker("container", "inspect", "-f", "{{.Name}}", "newer").stdout.strip() == "/newer"
+    assert engine.mc("container", "rm", "newer", "other").returncode == 0
+    r = engine.mc("run")
+    assert r.returncode == 1 and "'minicontainer run' requires at least 1 argument" in r.stderr
+
+
+def test_images_filtered_by_reference_as_docker_filters_them(engine):  # noqa: F811
+    assert engine.mc("tag", "busybox", "mine/tool:1.0").returncode == 0
+    busybox_id = engine.mc("images", "-q", "busybox").stdout.split()
+    assert len(busybox_id) == 1 and busybox_id == engine.mc("images", "-q", "mine/tool").stdout.split()
+    rows = engine.mc("images", "mine/tool:1.0").stdout.splitlines()
+    assert len(rows) == 2 and rows[1].split()[:2] == ["mine/tool", "1.0"]
+    assert engine.mc("images", "mine/tool:2.0").stdout.splitlines()[1:] == []
+    assert engine.mc("images", "-q", "nothing-like-it").stdout == ""
+    assert engine.docker("images", "-q", "docker.io/mine/tool").stdout.split() == busybox_id  # the docker CLI's way
+
+
+def test_system_df_and_prune_with_both_clients(engine):  # noqa: F811
+    engine.mc("run", "--name", "done", "busybox", "sh", "-c", "echo data > /written")
+    keep = engine.mc("run", "-d", "--name", "running", "busybox", "sleep", "30").stdout.strip()
+    df = engine.docker("system", "df")
+    assert df.returncode == 0, df.stderr
+    lines = {line.split()[0]: line.split() for line in df.stdout.splitlines()[1:]}
+    assert lines["Images"][1:3] == ["1", "1"] and lines["Containers"][1:3] == ["2", "1"]
+    ours = engine.mc("system", "df").stdout.splitlines()
+    assert ours[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"] and ours[2].split()[1:3] == ["2", "1"]
+    r = engine.docker("system", "prune", "-f")
+    assert r.returncode == 0, r.stderr
+    assert "Deleted Containers:" in r.stdout and "Total reclaimed space:" in r.stdout
+    assert engine.mc("ps", "-aq", "--no-trunc").stdout.split() == [keep]  # the running one stays
+    engine.mc("rm", "-f", "running")
+    r = engine.mc("system", "prune", "-a", "-f")
+    assert r.returncode == 0, r.stderr
+    assert "untagged: busybox:latest" in r.stdout and engine.mc("images", "-q").stdout == ""
+    r = engine.mc("system", "prune", "-f", "--filter", "until=soon")
+    assert r.returncode == 1 and "invalid until value" in r.stderr
