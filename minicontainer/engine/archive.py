@@ -369,6 +369,7 @@ class ContainerArchives:
     exporting: set[str]
     store: Any
     get: Callable
+    event_log: Any
 
     @contextmanager
     def _root(self, container: Any, ref: str, mount: bool, lowerdirs: list[str]) -> Iterator[ContainerRoot]:
@@ -430,6 +431,7 @@ class ContainerArchives:
                 finally:
                     loop.call_soon_threadsafe(finished.set)
 
+            self.event_log.container(container, "archive-path")
             try:
                 async for chunk in output_of(write):
                     yield chunk
@@ -473,6 +475,7 @@ class ContainerArchives:
                 raise
             async with fed(reader, upload):
                 await task
+            self.event_log.container(container, "extract-to-dir")
 
 
 def _owner(root: ContainerRoot, user: str) -> tuple[int, int]:

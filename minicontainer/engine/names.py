@@ -88,6 +88,7 @@ class Renaming:
 
     containers: dict
     get: Callable[[str], Any]
+    event_log: Any
 
     def rename(self, ref: str, new_name: str) -> None:
         container = self.get(ref)
@@ -103,5 +104,7 @@ class Renaming:
         other = next((c for c in self.containers.values() if c.name == new_name), None)
         if other is not None:
             raise in_use(new_name, other.id)
+        old_name = container.record["Name"]
         container.record["Name"] = "/" + new_name
         container.save()
+        self.event_log.container(container, "rename", oldName=old_name)

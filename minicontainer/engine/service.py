@@ -42,9 +42,11 @@ from minicontainer.engine import images as image_service
 from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
+from minicontainer.engine.events import EventLog
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
 from minicontainer.engine.names import Renaming
 from minicontainer.engine.spec import RunOptions, write_bundle
+from minicontainer.engine.stats import Meter
 from minicontainer.engine.system import SystemUsage, disk_used
 from minicontainer.engine.threads import ChunkReader, fed, output_of, progress_of
 from minicontainer.image import overlay
@@ -131,6 +133,8 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         self.watcher: OutputWatcher | None = None  # inotify on the containers' output files
         self.exporting: set[str] = set()  # stopped containers whose layers an export has mounted
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
+        self.event_log = EventLog()  # `docker events`: what happened to containers and images
+        self.meter = Meter(self)  # `docker stats`: the running containers' cgroups, read
 
     # --- start-up and shutdown ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -277,6 +281,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         container.save()
         self.containers[cid] = container
         self.exited[cid] = asyncio.Event()
+        self.event_log.container(container, "create")
         return {"Id": cid, "Warnings": []}
 
     @staticmethod
@@ -381,6 +386,8 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         for attachment in self.attachments.get(container.id, []):
             attachment.flush_stdin()  # what `docker run -i` sent before the start
         tail.start(self.watcher, sys)
+        self.event_log.container(container, "start")
+        self.meter.started(container)
         self._reap()  # in case it already ended
 
     # --- exits ----------------------------------------------------------------------------------------
@@ -435,12 +442,17 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         tail = self.tails.pop(container.id, None)
         if tail is not None:
             tail.finish()
+        self.meter.forget(container.id)
         self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
         self._record(container, sys)
         container.state.update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
         container.save()
+        if oom:
+            self.event_log.container(container, "oom")
+        ran = parse_time(container.state["FinishedAt"]) - parse_time(container.state["StartedAt"])
+        self.event_log.container(container, "die", exitCode=code, execDuration=max(0, int(ran)))
         self.exited.setdefault(container.id, asyncio.Event()).set()
         if container.record["HostConfig"].get("AutoRemove"):
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.remove(container.id, True)))
@@ -493,12 +505,14 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 self._signal(container, signal.SIGKILL, sys)
                 await self.exited[container.id].wait()
         self._record(container, sys)
+        self.event_log.container(container, "stop")
 
     def _signal(self, container: Container, sig: int, sys: Syscalls | None = None) -> None:
         try:
             lifecycle.kill(sys or self.sys, self.runtime_root, container.id[:12], sig)
         except RuntimeFailure:
-            pass  # it ended meanwhile
+            return  # it ended meanwhile
+        self.event_log.container(container, "kill", signal=sig)
 
     async def kill(self, cid: str, sig: str | None = None) -> None:
         container = self.get(cid)
@@ -513,6 +527,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         if container.running:
             await self.stop(cid, timeout)
         await self.start(container.id)
+        self.event_log.container(container, "restart")
 
     async def remove(self, cid: str, force: bool = False) -> None:
         container = self.get(cid)
@@ -537,6 +552,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         shutil.rmtree(container.dir, ignore_errors=True)
         self.containers.pop(container.id, None)
         self.removed.setdefault(container.id, asyncio.Event()).set()
+        self.event_log.container(container, "destroy")
 
     async def prune(self, filters: dict | None = None) -> dict:
         """``container prune``: every stopped container (with ``label`` filters: those that match)."""
@@ -547,6 +563,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 freed += disk_used(container.path("upper"))
                 await self.remove(container.id)
                 deleted.append(container.id)
+        self.event_log.emit("container", "prune", "", {"reclaimed": freed})
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": freed}
 
     # --- looking at containers -------------------------------------------------------------------------
@@ -737,6 +754,12 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         async for chunk in output_of(write):
             yield chunk
 
+    async def commit(self, cid: str, **options) -> dict:
+        """``docker commit``: see :mod:`minicontainer.engine.commit`."""
+        from minicontainer.engine.commit import commit_container
+
+        return {"Id": (await commit_container(self, self.get(cid), **options)).id}
+
     def changes(self, cid: str) -> list[dict]:
         container = self.get(cid)
         image = self.store.image(container.record["Image"])
@@ -749,6 +772,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         attachment = Attachment(self, container, stdin=stdin, stdout=stdout, stderr=stderr, logs=logs)
         attachment.tty = bool(container.record["Config"].get("Tty"))  # one raw stream, as a terminal has
         self.attachments.setdefault(container.id, []).append(attachment)
+        self.event_log.container(container, "attach")
         return attachment
 
     def _stdin_has_room(self, cid: str, fd: int) -> None:
@@ -784,6 +808,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 name, self.store, platform=platform_name, progress=progress, auth=auth or {},
                 explain=(lambda ev: progress({"explain": ev._asdict()})) if explain else None)):
             yield msg
+        self.event_log.pulled(name)
 
     async def push(self, image: str, tag: str | None, auth: dict | None = None) -> AsyncIterator[dict]:
         name = f"{image}:{tag}" if tag and ":" not in image.rsplit("/", 1)[-1] else image
@@ -915,12 +940,15 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         except (ValueError, LookupError):
             key = name
         try:
+            image_id = self.store.resolve(key).id
             lines = self.store.remove_image(key, force=force, in_use=image_service.in_use(self.store))
         except LookupError:
             raise NotFound(f"No such image: {name}") from None
         except StoreError as e:
             raise Conflict(str(e)) from None
         await asyncio.get_running_loop().run_in_executor(None, self.store.gc)  # what no image refers to
+        for line in lines:  # "Untagged: <ref>" and "Deleted: <id>", as docker reports each
+            self.event_log.image("untag" if line.startswith("Untagged") else "delete", image_id, image_id)
         return [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
                 for verb, _, rest in (line.partition(": ") for line in lines)]
 
@@ -928,7 +956,9 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         from minicontainer.image.reference import parse
 
         image = image_service.find(self.store, name)
-        self.store.tag(image.id, str(parse(f"{repo}:{tag or 'latest'}")))
+        ref = parse(f"{repo}:{tag or 'latest'}")
+        self.store.tag(image.id, str(ref))
+        self.event_log.image("tag", image.id, ref.familiar())
 
     async def prune_images(self, filters: dict | None = None) -> dict:
         """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged.
@@ -947,6 +977,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
 
         lines = self.store.prune(dangling_only=dangling_only, in_use=kept)
         result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
+        self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
         return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
                                   for verb, _, rest in (x.partition(": ") for x in lines)] or None,
                 "SpaceReclaimed": getattr(result, "freed", 0)}

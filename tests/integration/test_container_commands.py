@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 from test_engine import engine  # noqa: F401 - the fixture, by name
@@ -59,6 +60,9 @@ def test_cp_in_and_out_with_the_docker_cli(engine, tmp_path):  # noqa: F811
     assert r.returncode == 1 and "Could not find the file /no/such/file in container" in r.stderr
     r = engine.docker("cp", str(here / "sub" / "a.txt"), f"{cid}:/etc/passwd/x")
     assert r.returncode == 1
+    events = engine.docker("events", "--since", f"{time.time() - 600:.3f}", "--until", f"{time.time():.3f}",
+                           "--filter", "type=container", "--format", "{{.Action}}").stdout.split()
+    assert "extract-to-dir" in events and "archive-path" in events, events
     engine.docker("rm", "-f", cid)
 
 
@@ -98,8 +102,6 @@ def test_a_symlink_swapped_in_during_copies_never_reaches_the_host(engine, tmp_p
     while we copy out of and into it.  What we copy is always the container's own."""
     import io
     import tarfile
-    import time
-
     host_dir = tmp_path / "host-secrets"
     host_dir.mkdir()
     (host_dir / "secret").write_text("HOST\n")
@@ -163,6 +165,10 @@ def test_rename_and_the_container_subcommands(engine):  # noqa: F811
     assert engine.docker("rename", "new", "newer").returncode == 0      # the docker CLI too
     assert engine.docker("container", "inspect", "-f", "{{.Name}}", "newer").stdout.strip() == "/newer"
     assert engine.mc("container", "rm", "newer", "other").returncode == 0
+    events = engine.docker("events", "--since", f"{time.time() - 600:.3f}", "--until", f"{time.time():.3f}",
+                           "--filter", "event=rename",
+                           "--format", "{{.Actor.Attributes.oldName}} {{.Actor.Attributes.name}}")
+    assert events.stdout.splitlines() == ["/old new", "/new newer"], events.stderr
     r = engine.mc("run")
     assert r.returncode == 1 and "'minicontainer run' requires at least 1 argument" in r.stderr
 
