@@ -416,20 +416,33 @@ def _since(text: str | None) -> str | None:
     return str(parse_time(text))
 
 
+def confirmed(warning: str) -> bool:
+    """docker's question before a prune; anything but y or yes is no."""
+    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from minicontainer.client.api import filters_json
 
-    if not args.force:
-        sys.stdout.write("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not args.force and not confirmed("WARNING! This will remove all stopped containers."):
+        return 0
     result = client().json("POST", "/containers/prune", {"filters": filters_json(args.filter)})
-    if result.get("ContainersDeleted"):
-        print("Deleted Containers:")
-        print("\n".join(result["ContainersDeleted"]))
-        print()
+    print_deleted("Containers", result.get("ContainersDeleted"))
     print(f"Total reclaimed space: {human_size(result.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+def print_deleted(kind: str, deleted: list[str] | None) -> None:
+    if deleted:
+        print(f"Deleted {kind}:")
+        print("\n".join(deleted))
+        print()
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    client().request("POST", f"/containers/{args.container}/rename", {"name": args.new_name}).read()
     return 0
 
 
@@ -536,12 +549,37 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    add_container_commands(commands)
+    p = commands.add_parser("ps", help="list containers")
+    _ps_flags(p)
+    p = commands.add_parser("version", help="client and server versions")
+    p.set_defaults(handler=cmd_version)
+    p = commands.add_parser("info", help="what the daemon runs on")
+    p.set_defaults(handler=cmd_info)
+    group = commands.add_parser("container", help="manage containers (ls, prune, and the container commands)")
+    sub = group.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
+    # `container ls` is `ps`, and every container command is there too, as in docker
+    _ps_flags(sub.add_parser("ls", aliases=["list"], help="list containers"))
+    add_container_commands(sub)
+    from minicontainer.cli import archive, cp, run
+
+    run.add_command(sub)
+    cp.add_command(sub)
+    archive.add_export(sub)
+    p = sub.add_parser("prune", help="remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[], help="label=KEY or label=KEY=VALUE, until=24h")
+    p.set_defaults(handler=cmd_prune)
+
+
+def add_container_commands(commands: argparse._SubParsersAction) -> None:
+    """The commands on containers: at the top level, and again under ``container``."""
     p = commands.add_parser("create", help="create a container without starting it", add_help=False)
     add_run_flags(p)
     p.set_defaults(handler=cmd_create, detach=False)
 
     def containers(p):
-        p.add_argument("containers", nargs="+")
+        p.add_argument("containers", nargs="+", metavar="CONTAINER")
         return p
 
     p = containers(commands.add_parser("start", help="start containers"))
@@ -568,14 +606,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_rm)
     p = containers(commands.add_parser("wait", help="wait for containers to stop; print their exit codes"))
     p.set_defaults(handler=cmd_wait)
-    p = commands.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[],
-                   help="status=, name= (a regex), id=, ancestor=, exited=, label=")
-    p.add_argument("--format", help="a Go template per container, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Status}}'")
-    p.set_defaults(handler=cmd_ps)
     p = commands.add_parser("logs", help="a container's output")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-t", "--timestamps", action="store_true")
@@ -583,12 +613,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--since")
     p.add_argument("container")
     p.set_defaults(handler=cmd_logs)
-    group = commands.add_parser("container", help="manage containers (prune)")
-    sub = group.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
-    p = sub.add_parser("prune", help="remove all stopped containers")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("--filter", action="append", default=[], help="label=KEY or label=KEY=VALUE")
-    p.set_defaults(handler=cmd_prune)
     p = commands.add_parser("inspect", help="low-level information on containers or images")
     p.add_argument("names", nargs="+")
     p.add_argument("-f", "--format")
@@ -600,7 +624,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("diff", help="what a container changed in its filesystem (A added, C changed, D deleted)")
     p.add_argument("container")
     p.set_defaults(handler=cmd_diff)
-    p = commands.add_parser("version", help="client and server versions")
-    p.set_defaults(handler=cmd_version)
-    p = commands.add_parser("info", help="what the daemon runs on")
-    p.set_defaults(handler=cmd_info)
+    p = commands.add_parser("rename", help="give a container another name")
+    p.add_argument("container")
+    p.add_argument("new_name", metavar="NEW_NAME")
+    p.set_defaults(handler=cmd_rename)
+
+
+def _ps_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="status=, name= (a regex), id=, ancestor=, exited=, label=")
+    p.add_argument("--format", help="a Go template per container, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Status}}'")
+    p.set_defaults(handler=cmd_ps)

@@ -39,14 +39,17 @@ from minicontainer import __version__
 from minicontainer import config as settings
 from minicontainer.engine import fields, names
 from minicontainer.engine import images as image_service
+from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.events import EventLog
 from minicontainer.engine.exec import Execs
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
+from minicontainer.engine.names import Renaming
 from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.stats import Meter
-from minicontainer.engine.threads import ChunkReader, output_of, progress_of
+from minicontainer.engine.system import SystemUsage, disk_used
+from minicontainer.engine.threads import ChunkReader, fed, output_of, progress_of
 from minicontainer.image import overlay
 from minicontainer.image.store import StoreError
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
@@ -59,7 +62,8 @@ log = logging.getLogger(__name__)
 VERSION = __version__
 # What `ps --filter` and `container prune --filter` understand; docker refuses the others.
 LIST_FILTERS = ("id", "name", "status", "ancestor", "exited", "label")
-PRUNE_FILTERS = ("label",)
+PRUNE_FILTERS = ("label", "label!", "until")
+IMAGE_PRUNE_FILTERS = ("dangling", "label", "label!", "until")
 IMAGE_FILTERS = ("dangling", "reference", "label")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")  # the engine reports the package's version
 DEFAULT_STOP_TIMEOUT = 10
@@ -110,7 +114,7 @@ class Container:
         return os.path.join(self.dir, name)
 
 
-class Engine:
+class Engine(ContainerArchives, Renaming, SystemUsage):
     def __init__(self, data_root: str | None = None, run_root: str | None = None) -> None:
         self.data_root = data_root or settings.data_root()
         self.run_root = run_root or settings.run_root()
@@ -231,10 +235,7 @@ class Engine:
                 raise InvalidParameter(str(e)) from None
             name = name.lstrip("/")
             if name in taken:
-                other = next(c for c in self.containers.values() if c.name == name)
-                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                               f'"{other.id}". You have to remove (or rename) that container to be able to '
-                               "reuse that name.")
+                raise names.in_use(name, next(c for c in self.containers.values() if c.name == name).id)
         else:
             name = names.generate(taken)
         host = body["HostConfig"]
@@ -563,9 +564,10 @@ class Engine:
         deleted, freed = [], 0
         for container in list(self.containers.values()):
             if not container.running and self._matches(container, filters):
-                freed += _du(container.path("upper"))
+                freed += disk_used(container.path("upper"))
                 await self.remove(container.id)
                 deleted.append(container.id)
+        self.event_log.emit("container", "prune", "", {"reclaimed": freed})
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": freed}
 
     # --- looking at containers -------------------------------------------------------------------------
@@ -594,6 +596,8 @@ class Engine:
             for v in values:
                 if key == "status" and v not in STATUSES or key == "exited" and not v.lstrip("-").isdigit():
                     raise InvalidParameter(f"invalid filter '{key}={v}'")
+                if key == "until":
+                    _until(v)  # refused now, even if nothing is there to compare it with
                 if key == "name":
                     try:
                         re.compile(v)
@@ -610,6 +614,10 @@ class Engine:
                                     or str(c.state.get("ExitCode")) not in values):
                 return False  # only containers that ran and ended: a created one has no exit code
             if key == "label" and not all(_has_label(c.record["Config"].get("Labels") or {}, v) for v in values):
+                return False
+            if key == "label!" and any(_has_label(c.record["Config"].get("Labels") or {}, v) for v in values):
+                return False
+            if key == "until" and not all(parse_time(c.record["Created"]) < _until(v) for v in values):
                 return False
             # name=: a regular expression, matched against the name with and without its "/"
             if key == "name" and not any(re.search(v, "/" + c.name) or re.search(v, c.name) for v in values):
@@ -863,17 +871,9 @@ class Engine:
     @staticmethod
     async def _with_upload(upload: AsyncIterator[bytes], reader: ChunkReader,
                            work: Callable[[Callable[[dict], None]], None]) -> AsyncIterator[dict]:
-        feeding = asyncio.ensure_future(reader.feed(upload))
-        try:
+        async with fed(reader, upload):
             async for msg in progress_of(work):
                 yield msg
-        finally:
-            if not feeding.done():
-                # We stop early (the client left, the daemon stops, the work failed): the reader must
-                # not hang, nor we wait for the rest of an upload (the server drains or closes it).
-                reader.abort()
-                feeding.cancel()
-            await asyncio.gather(feeding, return_exceptions=True)
 
     def images(self, all: bool = False, filters: dict | None = None) -> list[dict]:
         """``docker images``' rows; ``filters``: dangling=true|false, reference=GLOB (``busy*``,
@@ -889,8 +889,9 @@ class Engine:
             if "dangling" in filters and (not tags) != (filters["dangling"][0].lower() in ("true", "1")):
                 continue
             if "reference" in filters:  # only the matching tags are listed, as dockerd does
+                patterns = [image_service.familiar_pattern(p) for p in filters["reference"]]
                 tags = [t for t in tags if any(fnmatch.fnmatchcase(t, pattern) or fnmatch.fnmatchcase(
-                    t.rsplit(":", 1)[0], pattern) for pattern in filters["reference"])]
+                    t.rsplit(":", 1)[0], pattern) for pattern in patterns)]
                 if not tags:
                     continue
             if "label" in filters and not all(_has_label(labels, want) for want in filters["label"]):
@@ -966,10 +967,21 @@ class Engine:
     async def prune_images(self, filters: dict | None = None) -> dict:
         """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged.
         The records on the loop, the garbage collection in a thread, as :meth:`remove_image`."""
-        dangling = (filters or {}).get("dangling", ["true"])
-        dangling_only = not (isinstance(dangling, list) and dangling and str(dangling[0]).lower() in ("false", "0"))
-        lines = self.store.prune(dangling_only=dangling_only, in_use=image_service.in_use(self.store))
+        filters = self._checked_filters(filters, IMAGE_PRUNE_FILTERS)
+        dangling_only = filters.get("dangling", ["true"])[0].lower() not in ("false", "0")
+        used = image_service.in_use(self.store)
+
+        def kept(image_id: str) -> bool:  # in use, or not among the images the filters name
+            image = self.store.image(image_id)
+            labels = (image.config.get("config") or {}).get("Labels") or {}
+            return used(image_id) or not (
+                all(_has_label(labels, v) for v in filters.get("label", []))
+                and not any(_has_label(labels, v) for v in filters.get("label!", []))
+                and all(parse_time(image.created) < _until(v) for v in filters.get("until", [])))
+
+        lines = self.store.prune(dangling_only=dangling_only, in_use=kept)
         result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
+        self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
         return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
                                   for verb, _, rest in (x.partition(": ") for x in lines)] or None,
                 "SpaceReclaimed": getattr(result, "freed", 0)}
@@ -1106,17 +1118,6 @@ def _handles(pid: int, sig: int) -> bool:
     return False
 
 
-def _du(path: str) -> int:
-    total = 0
-    for top, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(top, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def _os_name() -> str:
     try:
         with open("/etc/os-release") as f:
@@ -1152,6 +1153,15 @@ def _user_name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
+
+
+def _until(text: str) -> float:
+    from minicontainer.engine.clock import until_timestamp
+
+    try:
+        return until_timestamp(text)
+    except ValueError as e:
+        raise InvalidParameter(str(e)) from None
 
 
 def _has_label(labels: dict, wanted: str) -> bool:

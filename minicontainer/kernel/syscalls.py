@@ -110,6 +110,19 @@ IN_CLOEXEC = 0o2000000       # = O_CLOEXEC
 INOTIFY_EVENT_NAMES = {IN_MODIFY: "IN_MODIFY", IN_CLOSE_WRITE: "IN_CLOSE_WRITE"}
 INOTIFY_INIT_NAMES = {IN_NONBLOCK: "IN_NONBLOCK", IN_CLOEXEC: "IN_CLOEXEC"}
 
+# openat2(2)'s ``resolve`` flags (<linux/openat2.h>): how the kernel may walk a path.
+RESOLVE_NO_XDEV = 0x01        # no crossing into another mount
+RESOLVE_NO_MAGICLINKS = 0x02  # no /proc/PID/fd/N-style links
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08        # fail on anything (.., an absolute link) that leads above dirfd
+RESOLVE_IN_ROOT = 0x10        # treat dirfd as "/": .. and absolute links stay inside, as after a chroot
+RESOLVE_NAMES = {RESOLVE_NO_XDEV: "RESOLVE_NO_XDEV", RESOLVE_NO_MAGICLINKS: "RESOLVE_NO_MAGICLINKS",
+                 RESOLVE_NO_SYMLINKS: "RESOLVE_NO_SYMLINKS", RESOLVE_BENEATH: "RESOLVE_BENEATH",
+                 RESOLVE_IN_ROOT: "RESOLVE_IN_ROOT"}
+OPEN_FLAG_NAMES = {os.O_WRONLY: "O_WRONLY", os.O_RDWR: "O_RDWR", os.O_CREAT: "O_CREAT", os.O_EXCL: "O_EXCL",
+                   os.O_TRUNC: "O_TRUNC", os.O_DIRECTORY: "O_DIRECTORY", os.O_NOFOLLOW: "O_NOFOLLOW",
+                   os.O_CLOEXEC: "O_CLOEXEC", os.O_PATH: "O_PATH"}
+
 # capget(2)/capset(2): version 3 carries 64 capability bits as two 32-bit words.
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -213,8 +226,8 @@ def libc() -> ctypes.CDLL:
 
 # Raw system call numbers, per architecture: glibc has no wrapper for pivot_root, capget or capset.
 _SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126},
-    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91},
+    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437},
+    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437},
 }
 
 
@@ -229,6 +242,10 @@ class _CapHeader(ctypes.Structure):
 class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
                 ("inheritable", ctypes.c_uint32)]
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
 def _b(s: str | None) -> bytes | None:
@@ -349,6 +366,21 @@ class Syscalls:
 
     def chown(self, path: str, uid: int, gid: int) -> None:
         self._call("chown", f"{path}, {uid}, {gid}", path, lambda: os.chown(path, uid, gid))
+
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0, *, root: str = "",
+                detail: str = "") -> int:
+        """Open ``path`` relative to the directory ``dirfd``, the kernel walking it under the rules of
+        ``resolve``.  With RESOLVE_IN_ROOT the walk cannot leave ``dirfd``: no ``..``, no symlink (not
+        even one swapped in while we walk) leads out, because the kernel resolves the whole path in one
+        call.  ``root`` names ``dirfd`` in the recorded event."""
+        how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+        args = (f"{root or dirfd}, {path}, {flag_names(flags | os.O_CLOEXEC, OPEN_FLAG_NAMES)}, "
+                f"{flag_names(resolve, RESOLVE_NAMES)}")
+        return self._call("openat2", args, path,
+                          lambda: self._check(libc().syscall(ctypes.c_long(_sysno("openat2")), ctypes.c_int(dirfd),
+                                                             ctypes.c_char_p(_b(path)), ctypes.byref(how),
+                                                             ctypes.c_size_t(ctypes.sizeof(how)))),
+                          detail=detail, show=lambda fd: f"fd {fd}")  # type: ignore[return-value]
 
     def chdir(self, path: str, *, detail: str = "") -> None:
         self._call("chdir", path, path, lambda: os.chdir(path), detail=detail)
