@@ -27,6 +27,7 @@ from typing import Any
 
 from minicontainer.daemon import streams
 from minicontainer.daemon.http import ClientGone, Connection, Request
+from minicontainer.daemon.routes.build import BuildRoutes
 from minicontainer.daemon.routes.commit import CommitRoutes
 from minicontainer.daemon.routing import (  # noqa: F401 - re-exported: the vocabulary of every route
     _VERSION_PREFIX,
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 # --- the API ------------------------------------------------------------------------------------
 
 
-class DockerAPI(CommitRoutes):
+class DockerAPI(CommitRoutes, BuildRoutes):
     """Dispatches requests to handlers; the handlers are its methods, registered with :func:`route`.
 
     The system, image and container routes are defined below; each newer concept's routes are a
@@ -137,7 +138,7 @@ class DockerAPI(CommitRoutes):
     def is_upload(method: str, path: str, query: dict[str, str]) -> bool:
         """Requests whose body is an image's tar, of any size: streamed to the handler, not buffered."""
         path = re.sub(r"^/v[0-9.]+", "", path)
-        return method == "POST" and (path == "/images/load" or path == "/images/create" and "fromSrc" in query)
+        return method == "POST" and (path in ("/images/load", "/build") or path == "/images/create" and "fromSrc" in query)
 
     # --- system ---------------------------------------------------------------------------------
 

@@ -72,14 +72,21 @@ def tar_directory(root: str) -> bytes:
             dirs.sort()
             for name in sorted(dirs) + sorted(files):
                 path = os.path.join(top, name)
-                info = tar.gettarinfo(path, arcname=os.path.relpath(path, root))
-                info.uname = info.gname = ""
-                if info.isreg():
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
+                add_entry(tar, path, os.path.relpath(path, root))
     return buf.getvalue()
+
+
+def add_entry(tar: tarfile.TarFile, path: str, arcname: str, owner: tuple[int, int] | None = None) -> None:
+    """One file, directory or link into ``tar`` with numeric owners (``owner`` replaces them if given)."""
+    info = tar.gettarinfo(path, arcname=arcname)
+    info.uname = info.gname = ""
+    if owner is not None:
+        info.uid, info.gid = owner
+    if info.isreg():
+        with open(path, "rb") as f:
+            tar.addfile(info, f)
+    else:
+        tar.addfile(info)
 
 
 def compress_layer(tar_bytes: bytes, compression: str = "gzip", *, oci: bool = True) -> Layer:
