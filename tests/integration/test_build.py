@@ -95,11 +95,11 @@ def _context(path, dockerfile: str, **files: str):
     return str(path)
 
 
-def _history(engine, image: str) -> list[str]:
+def _history(daemon, image: str) -> list[str]:
     """``CreatedBy|Size`` of each history entry, newest first (GET /images/{name}/history)."""
     from minicontainer.client.api import APIClient
 
-    api = APIClient(engine.env["DOCKER_HOST"].removeprefix("unix://"), autostart=False)
+    api = APIClient(daemon.env["DOCKER_HOST"].removeprefix("unix://"), autostart=False)
     return [f"{h['CreatedBy']}|{h['Size']}" for h in api.json("GET", f"/images/{image}/history")]
 
 
