@@ -414,8 +414,10 @@ class Builder:
         try:
             attachment = await self.engine.attach(cid, stdin=False, stdout=True, stderr=True, logs=False)
             await self.engine.start(cid)
-            async for _stream, data in attachment.output:
-                yield {"stream": data.decode("utf-8", "replace")}
+            async for stream, data in attachment.output:
+                text = data.decode("utf-8", "replace")
+                # The classic builder colours what a step writes to stderr (red), as clients expect.
+                yield {"stream": f"\x1b[91m{text}\x1b[0m" if stream == 2 else text}
             code = (await self.engine.wait(cid))["StatusCode"]
             if code != 0:
                 raise BuildFailed(f"The command '{' '.join(command)}' returned a non-zero code: {code}", code)

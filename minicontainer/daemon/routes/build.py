@@ -59,6 +59,13 @@ def _refuse_unsupported(call: Call) -> None:
             raise BadRequest(f"the build option {name}={value} is not supported by minicontainerd's builder")
 
 
+def _first(call: Call, name: str) -> str | None:
+    """A parameter's *first* value, as Go's ``FormValue`` reads it (docker-py sends ``dockerfile``
+    twice for a Dockerfile from outside the context: its name, then its text)."""
+    values = (call.request.query_lists or {}).get(name)
+    return values[0] if values else call.q(name)
+
+
 def _registry_config(header: str | None) -> dict:
     """``X-Registry-Config``: base64url(JSON {registry: {username, password}}), for FROM's pulls."""
     if not header:
@@ -90,7 +97,7 @@ class BuildRoutes:
             tags.append(str(ref.with_tag(ref.tag or "latest")))
         forcerm = call.flag("forcerm")
         options = BuildOptions(
-            tags=tuple(tags), dockerfile=call.q("dockerfile") or "Dockerfile", quiet=call.flag("q"),
+            tags=tuple(tags), dockerfile=_first(call, "dockerfile") or "Dockerfile", quiet=call.flag("q"),
             nocache=call.flag("nocache"), pull=call.flag("pull"), rm=call.flag("rm", True) or forcerm,
             forcerm=forcerm, buildargs=_json_param(call, "buildargs"), labels=_json_param(call, "labels"),
             target=call.q("target") or "", explain=call.flag("explain"),
