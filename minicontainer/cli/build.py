@@ -76,11 +76,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     import json
 
     from minicontainer.cli.format import human_size
-    from minicontainer.cli.images import PullPrinter, daemon_client
-    from minicontainer.client.api import APIError
+    from minicontainer.client.api import APIClient, APIError
 
     source, name = _context_tar(args)
-    api = daemon_client()
+    api = APIClient()
     if source is not sys.stdin.buffer:
         size = os.fstat(source.fileno()).st_size
         if not args.quiet:
@@ -97,7 +96,7 @@ def cmd_build(args: argparse.Namespace) -> int:
               "labels": json.dumps(_key_values(args.label, from_env=False)) if args.label else None,
               "explain": 1 if args.explain else None}
     resp = api.request("POST", "/build", params, chunks(), headers={"Content-Type": "application/x-tar"})
-    pulls = PullPrinter()
+    pulls = None
     t0 = None
     for line in resp:
         if not line.strip():
@@ -118,7 +117,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         elif "stream" in msg:
             sys.stdout.write(msg["stream"])
             sys.stdout.flush()
-        elif "status" in msg:
+        elif "status" in msg:  # a FROM image being pulled
+            if pulls is None:
+                from minicontainer.cli.images import PullPrinter
+
+                pulls = PullPrinter()
             pulls(msg)
     return 0
 

@@ -889,7 +889,9 @@ async def build(engine: Engine, upload: AsyncIterator[bytes], options: BuildOpti
             return
         yield _line(f"Successfully built {image.short_id}")
         for tag in options.tags:
-            engine.store.tag(image.id, tag)
+            if tag not in image.repo_tags:  # a rebuild that changed nothing rewrites nothing
+                engine.store.tag(image.id, tag)
             yield _line(f"Successfully tagged {':'.join(image_service.familiar_repository(tag))}")
     finally:
-        await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, workdir, True)
+        # Removed in the background: the client need not wait for the context's files to go.
+        asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, workdir, True)

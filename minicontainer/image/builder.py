@@ -22,6 +22,7 @@ import tarfile
 import time
 from typing import NamedTuple
 
+from minicontainer.image.context import add_entry
 from minicontainer.image.digest import digest_bytes
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -74,19 +75,6 @@ def tar_directory(root: str) -> bytes:
                 path = os.path.join(top, name)
                 add_entry(tar, path, os.path.relpath(path, root))
     return buf.getvalue()
-
-
-def add_entry(tar: tarfile.TarFile, path: str, arcname: str, owner: tuple[int, int] | None = None) -> None:
-    """One file, directory or link into ``tar`` with numeric owners (``owner`` replaces them if given)."""
-    info = tar.gettarinfo(path, arcname=arcname)
-    info.uname = info.gname = ""
-    if owner is not None:
-        info.uid, info.gid = owner
-    if info.isreg():
-        with open(path, "rb") as f:
-            tar.addfile(info, f)
-    else:
-        tar.addfile(info)
 
 
 def compress_layer(tar_bytes: bytes, compression: str = "gzip", *, oci: bool = True) -> Layer:

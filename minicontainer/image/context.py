@@ -16,7 +16,7 @@ Its patterns are Go's ``filepath.Match`` patterns, with Docker's additions (moby
 
 The Dockerfile and ``.dockerignore`` are always sent, even when a pattern names them (the daemon
 needs them; it reads them and leaves them out of what ``COPY`` sees).  The command line uses this
-module: it imports only the standard library (and :mod:`.builder`'s tar writer when it packs).
+module: it imports only the standard library, and ``tarfile`` only when it packs.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ import os
 import posixpath
 import re
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import tarfile
 
 IGNORE_FILE = ".dockerignore"
 
@@ -110,14 +113,25 @@ class Ignore:
             return cls([])
 
 
+def add_entry(tar: tarfile.TarFile, path: str, arcname: str, owner: tuple[int, int] | None = None) -> None:
+    """One file, directory or link into ``tar`` with numeric owners (``owner`` replaces them if given)."""
+    info = tar.gettarinfo(path, arcname=arcname)
+    info.uname = info.gname = ""
+    if owner is not None:
+        info.uid, info.gid = owner
+    if info.isreg():
+        with open(path, "rb") as f:
+            tar.addfile(info, f)
+    else:
+        tar.addfile(info)
+
+
 def write_tar(context_dir: str, out: BinaryIO, dockerfile: str = "Dockerfile", extra: dict[str, bytes] | None = None) -> int:
     """The context as a tar (owners 0:0, as the docker CLI sends it), ``.dockerignore`` applied;
     returns how many entries were written.  ``dockerfile`` (relative to the context) is always in;
     ``extra`` files are added as given (a Dockerfile from outside the context)."""
     import io
     import tarfile
-
-    from minicontainer.image.builder import add_entry
 
     ignore = Ignore.of(context_dir)
     keep = {posixpath.normpath(dockerfile), IGNORE_FILE}
