@@ -140,7 +140,7 @@ class DockerAPI(*route_classes()):
         path = re.sub(r"^/v[0-9.]+", "", path)
         if method == "PUT":  # docker cp into a container: a tar
             return bool(re.fullmatch(r"/containers/[^/]+/archive", path))
-        return method == "POST" and (path == "/images/load" or path == "/images/create" and "fromSrc" in query)
+        return method == "POST" and (path in ("/images/load", "/build") or path == "/images/create" and "fromSrc" in query)
 
     # --- system ---------------------------------------------------------------------------------
 

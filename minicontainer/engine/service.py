@@ -764,6 +764,12 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
 
         return {"Id": (await commit_container(self, self.get(cid), **options)).id}
 
+    def build(self, upload: AsyncIterator[bytes], options) -> AsyncIterator[dict]:
+        """``docker build``: see :mod:`minicontainer.engine.build`."""
+        from minicontainer.engine.build import build
+
+        return build(self, upload, options)
+
     def changes(self, cid: str) -> list[dict]:
         container = self.get(cid)
         image = self.store.image(container.record["Image"])
