@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator, Callable
 from minicontainer import __version__
 from minicontainer import config as settings
 from minicontainer.engine import images as image_service
-from minicontainer.engine import names
+from minicontainer.engine import names, pause, resources
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.events import EventLog
@@ -216,6 +216,9 @@ class Engine:
     # --- create ---------------------------------------------------------------------------------------
     async def create(self, body: dict, name: str | None) -> dict:
         image_name = body.get("Image") or ""
+        host = body.get("HostConfig") or {}
+        resources.refuse_unsupported(host)
+        resources.check(host)  # before the image lookup, as dockerd: a bad value is a 400, never a pull
         try:
             image = image_service.find(self.store, image_name)
         except LookupError:
@@ -234,12 +237,6 @@ class Engine:
                                "reuse that name.")
         else:
             name = names.generate(taken)
-        host = body.get("HostConfig") or {}
-        memory, swap = host.get("Memory") or 0, host.get("MemorySwap") or 0
-        if swap and not memory:  # docker's words
-            raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
-        if swap > 0 and swap < memory:
-            raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
         size = host.get("ConsoleSize") or [0, 0]
         if not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and 0 <= n < 65536 for n in size)):
             raise InvalidParameter(f"HostConfig.ConsoleSize must be [rows, columns], not {size!r}")
@@ -271,9 +268,7 @@ class Engine:
         }
         host_config = {
             "AutoRemove": bool(host.get("AutoRemove")), "Init": bool(host.get("Init")),
-            "Memory": host.get("Memory") or 0, "MemorySwap": host.get("MemorySwap") or 0,
-            "ConsoleSize": list(host.get("ConsoleSize") or [0, 0]),
-            "NanoCpus": host.get("NanoCpus") or 0, "PidsLimit": host.get("PidsLimit"), "NetworkMode": "none",
+            **resources.host_fields(host), "ConsoleSize": list(host.get("ConsoleSize") or [0, 0]), "NetworkMode": "none",
             "LogConfig": {"Type": "json-file", "Config": {}}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         }
         record = {
@@ -298,12 +293,10 @@ class Engine:
 
     @staticmethod
     def _options(config: dict, host: dict) -> RunOptions:
-        cpus = (host.get("NanoCpus") or 0) / 1e9 or None
         return RunOptions(command=config.get("Cmd") or None, entrypoint=config.get("Entrypoint"),
                           env=config.get("Env") or [], workdir=config.get("WorkingDir") or None,
                           user=config.get("User") or None, hostname=config.get("Hostname") or None,
-                          memory=host.get("Memory") or None, cpus=cpus, pids_limit=host.get("PidsLimit") or None,
-                          labels=config.get("Labels") or {}, memory_swap=host.get("MemorySwap") or None)
+                          resources=resources.limits(host), labels=config.get("Labels") or {})
 
     # --- start ----------------------------------------------------------------------------------------
     async def start(self, cid: str) -> None:
@@ -448,6 +441,10 @@ class Engine:
                 from minicontainer.kernel.cgroups import cgroup_from_state
 
                 oom = bool(cgroup_from_state(sys, state.cgroup).stats().oom_kills)
+                if oom:
+                    sys.trace.record("oom-kill", f"a process of {container.name}", "killed", detail=(
+                        "the memory cgroup counted an OOM kill: the container reached its memory limit, the "
+                        "kernel could reclaim no more, and SIGKILLed a process (so: exit code 137, OOMKilled)"))
             lifecycle.delete(sys, self.runtime_root, container.id[:12], force=True)
         except Exception as e:  # noqa: BLE001 - recorded: the container still has to be marked exited
             error = error or f"cleaning up: {e}"
@@ -458,7 +455,7 @@ class Engine:
         self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
         self._record(container, sys)
-        container.state.update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
+        container.state.update({"Status": "exited", "Running": False, "Paused": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
         container.save()
         if oom:
@@ -525,6 +522,7 @@ class Engine:
         except RuntimeFailure:
             return  # it ended meanwhile
         self.event_log.container(container, "kill", signal=sig)
+        pause.after_signal(self, container, sig, sys or self.sys)  # a paused container must thaw to die
 
     async def kill(self, cid: str, sig: str | None = None) -> None:
         container = self.get(cid)
@@ -533,6 +531,15 @@ class Engine:
         sys = Syscalls()
         self._signal(container, signal_number(sig, signal.SIGKILL), sys)
         self._record(container, sys)
+
+    async def pause(self, cid: str) -> None:
+        pause.pause(self, self.get(cid))
+
+    async def unpause(self, cid: str) -> None:
+        pause.unpause(self, self.get(cid))
+
+    async def update(self, cid: str, body: dict) -> dict:
+        return pause.update(self, self.get(cid), body)
 
     async def restart(self, cid: str, timeout: int | None = None) -> None:
         container = self.get(cid)
@@ -648,7 +655,8 @@ class Engine:
     def _status_text(c: Container) -> str:
         s = c.state
         if s["Running"]:
-            return "Up " + human_duration(time.time() - parse_time(s["StartedAt"]))
+            return "Up " + human_duration(time.time() - parse_time(s["StartedAt"])) + \
+                (" (Paused)" if s.get("Paused") else "")
         if s["Status"] == "created":
             return "Created"
         return f"Exited ({s['ExitCode']}) {human_duration(time.time() - parse_time(s['FinishedAt']))} ago"
