@@ -29,6 +29,12 @@ def _run_doctor(args: argparse.Namespace) -> int:
     return doctor.command(as_json=args.json)
 
 
+def add_build(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import build
+
+    build.add_commands(commands)
+
+
 def add_doctor(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "doctor", help="show what this host allows: namespaces, overlayfs, pivot_root, cgroups, tools",
@@ -72,7 +78,7 @@ def add_resources(commands: argparse._SubParsersAction) -> None:
 
 
 # The subcommands, in the order `minicontainer --help` lists them.
-COMMANDS = (add_run, add_containers, add_resources, add_images, add_archive, add_doctor)
+COMMANDS = (add_run, add_containers, add_resources, add_images, add_archive, add_build, add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------
@@ -126,6 +132,7 @@ GROUPS = {
                     add_images),
     **dict.fromkeys(("save", "load", "import", "export"), add_archive),
     **dict.fromkeys(("events", "stats", "pause", "unpause", "update"), add_resources),
+    **dict.fromkeys(("commit", "build"), add_build),
     "doctor": add_doctor,
 }
 

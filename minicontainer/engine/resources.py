@@ -24,7 +24,6 @@ checks, then changes the running container's cgroup.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from minicontainer.engine.errors import Conflict, InvalidParameter
 from minicontainer.kernel.cgroups import Limits
@@ -35,24 +34,17 @@ MIN_MEMORY = 6 * 1024 * 1024  # dockerd's floor for a memory limit or reservatio
 # The HostConfig resource fields honoured, with their "not set" value.
 FIELDS = {"Memory": 0, "MemorySwap": 0, "MemoryReservation": 0, "NanoCpus": 0, "CpuShares": 0, "CpuQuota": 0,
           "CpuPeriod": 0, "CpusetCpus": "", "CpusetMems": "", "PidsLimit": None, "BlkioWeight": 0}
-# Resource fields of the API that are not done: refused when set, never ignored.  (Their "unset"
-# values: 0, "", null, an empty list, and -1 for swappiness.)
-REFUSED = ("KernelMemory", "KernelMemoryTCP", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuCount", "CpuPercent",
-           "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
-           "BlkioDeviceWriteIOps", "MemorySwappiness", "OomKillDisable", "IOMaximumIOps", "IOMaximumBandwidth",
-           "Ulimits", "DeviceRequests", "CgroupParent")
+# What ``docker update`` may send: the Resources part of a HostConfig, and the restart policy.  The
+# field table (engine/fields.py) says which are honoured; the others must be zero.
+UPDATABLE = (*FIELDS, "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuCount", "CpuPercent", "KernelMemory",
+             "KernelMemoryTCP", "MemorySwappiness", "OomKillDisable", "BlkioWeightDevice", "BlkioDeviceReadBps",
+             "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "IOMaximumIOps",
+             "IOMaximumBandwidth", "Ulimits", "DeviceRequests", "CgroupParent", "Devices", "DeviceCgroupRules",
+             "RestartPolicy")
 
 
-def _is_unset(name: str, value: Any) -> bool:
-    return value in (None, 0, "", [], {}, False) or name == "MemorySwappiness" and value == -1
-
-
-def refuse_unsupported(body: dict) -> None:
-    """A resource field we do not apply is an error naming it: a learner must not believe it worked."""
-    for name in REFUSED:
-        if not _is_unset(name, body.get(name)):
-            raise InvalidParameter(f"HostConfig.{name} is not supported by minicontainer (yet): remove it "
-                                   "(the limits supported are " + ", ".join(FIELDS) + ")")
+def _is_unset(value: object) -> bool:
+    return value in (None, 0, "")
 
 
 def online_cpus() -> str:
@@ -116,13 +108,12 @@ def check(host: dict, *, creating: bool = True) -> None:
             raise InvalidParameter(f"Requested CPUs are not available - requested {text}, available: {online_cpus()}")
 
 
-def host_fields(host: dict) -> dict:
-    """The resource fields a container's HostConfig records; dockerd writes the default swap (twice
-    the memory limit) in, so ``inspect`` shows what applies."""
-    fields = {name: host.get(name) if host.get(name) is not None else unset for name, unset in FIELDS.items()}
-    if fields["Memory"] and not fields["MemorySwap"]:
-        fields["MemorySwap"] = 2 * fields["Memory"]
-    return fields
+def with_default_swap(host_config: dict) -> dict:
+    """dockerd writes the default swap (as much again as the memory limit) into the HostConfig, so
+    that ``inspect`` shows what applies."""
+    if host_config.get("Memory") and not host_config.get("MemorySwap"):
+        host_config["MemorySwap"] = 2 * host_config["Memory"]
+    return host_config
 
 
 def limits(host: dict) -> Limits:
@@ -164,12 +155,13 @@ def update(current: dict, body: dict) -> tuple[dict, Limits]:
     Zero (or absent) means "unchanged"; ``PidsLimit`` 0 or -1 means "unlimited".  dockerd's extra
     rules for an update: a new memory limit may not pass the swap limit already set unless the swap
     changes too, and ``--cpus`` cannot replace a quota or period given directly (nor the reverse)."""
-    refuse_unsupported(body)
-    policy = body.get("RestartPolicy") or {}
-    if policy.get("Name") not in (None, "", "no"):
-        raise InvalidParameter("restart policies are not supported by minicontainer (yet): "
-                               f"RestartPolicy {policy.get('Name')!r} cannot be set")
-    given = {k: body[k] for k in FIELDS if k in body and not (_is_unset(k, body[k]) and k != "PidsLimit")}
+    from minicontainer.engine import fields
+
+    # The body is the Resources fields and RestartPolicy: the field table says which are honoured.
+    body = fields.canonical(body, fields.HOST_CONFIG)
+    fields.refuse_unhonoured(body, {k: v for k, v in fields.HOST_CONFIG.items() if k in UPDATABLE},
+                             api="update")
+    given = {k: body[k] for k in FIELDS if k in body and not (_is_unset(body[k]) and k != "PidsLimit")}
     if given.get("PidsLimit") is None:
         given.pop("PidsLimit", None)
     check(given, creating=False)

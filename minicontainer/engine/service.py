@@ -37,8 +37,8 @@ from collections.abc import AsyncIterator, Callable
 
 from minicontainer import __version__
 from minicontainer import config as settings
+from minicontainer.engine import fields, names, pause, resources
 from minicontainer.engine import images as image_service
-from minicontainer.engine import names, pause, resources
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.events import EventLog
@@ -215,10 +215,8 @@ class Engine:
 
     # --- create ---------------------------------------------------------------------------------------
     async def create(self, body: dict, name: str | None) -> dict:
+        body = fields.check(body)  # before the image's look-up, as Docker: a 400 is no reason to pull
         image_name = body.get("Image") or ""
-        host = body.get("HostConfig") or {}
-        resources.refuse_unsupported(host)
-        resources.check(host)  # before the image lookup, as dockerd: a bad value is a 400, never a pull
         try:
             image = image_service.find(self.store, image_name)
         except LookupError:
@@ -237,9 +235,7 @@ class Engine:
                                "reuse that name.")
         else:
             name = names.generate(taken)
-        size = host.get("ConsoleSize") or [0, 0]
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and 0 <= n < 65536 for n in size)):
-            raise InvalidParameter(f"HostConfig.ConsoleSize must be [rows, columns], not {size!r}")
+        host = body["HostConfig"]
         image_config = image.config.get("config") or {}
         cmd = body.get("Cmd") or None
         entrypoint = body.get("Entrypoint")
@@ -255,7 +251,7 @@ class Engine:
         os.makedirs(directory, mode=0o700)
         with open(os.path.join(directory, "image"), "w") as f:  # noqa: ASYNC230 - a small local file: not worth a thread
             f.write(image.id)
-        config = {
+        config = {**fields.shown(fields.CONFIG, body),
             "Hostname": body.get("Hostname") or cid[:12], "Domainname": "", "User": body.get("User") or "",
             "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout", True)),
             "AttachStderr": bool(body.get("AttachStderr", True)), "Tty": bool(body.get("Tty")),
@@ -266,11 +262,7 @@ class Engine:
             "Labels": body.get("Labels") or {}, "StopSignal": body.get("StopSignal") or
             image_config.get("StopSignal") or "SIGTERM", "StopTimeout": body.get("StopTimeout"),
         }
-        host_config = {
-            "AutoRemove": bool(host.get("AutoRemove")), "Init": bool(host.get("Init")),
-            **resources.host_fields(host), "ConsoleSize": list(host.get("ConsoleSize") or [0, 0]), "NetworkMode": "none",
-            "LogConfig": {"Type": "json-file", "Config": {}}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-        }
+        host_config = resources.with_default_swap(fields.shown(fields.HOST_CONFIG, host))
         record = {
             "Id": cid, "Created": now_rfc3339(), "Path": args[0], "Args": args[1:],
             "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
@@ -717,11 +709,11 @@ class Engine:
                 uid = os.stat(f"/proc/{pid}").st_uid
             except OSError:
                 continue
-            fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is stat(5)'s field 3, "state"
+            stat_fields = stat[stat.rindex(")") + 2:].split()  # stat_fields[0] is stat(5)'s field 3, "state"
             ticks = os.sysconf("SC_CLK_TCK")
-            cpu = (int(fields[11]) + int(fields[12])) // ticks
-            started = _boot_time() + int(fields[19]) / ticks  # field 22: start time, in ticks since boot
-            rows.append([_user_name(uid), str(pid), fields[1], "0", time.strftime("%H:%M", time.localtime(started)),
+            cpu = (int(stat_fields[11]) + int(stat_fields[12])) // ticks
+            started = _boot_time() + int(stat_fields[19]) / ticks  # field 22: start time, in ticks since boot
+            rows.append([_user_name(uid), str(pid), stat_fields[1], "0", time.strftime("%H:%M", time.localtime(started)),
                          "?", time.strftime("%H:%M:%S", time.gmtime(cpu)),
                          cmd or stat[stat.index("(") + 1:stat.rindex(")")]])
         return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}
@@ -766,6 +758,12 @@ class Engine:
 
         async for chunk in output_of(write):
             yield chunk
+
+    async def commit(self, cid: str, **options) -> dict:
+        """``docker commit``: see :mod:`minicontainer.engine.commit`."""
+        from minicontainer.engine.commit import commit_container
+
+        return {"Id": (await commit_container(self, self.get(cid), **options)).id}
 
     def changes(self, cid: str) -> list[dict]:
         container = self.get(cid)

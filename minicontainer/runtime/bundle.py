@@ -353,6 +353,12 @@ def _check_sysctl(key: str, namespace_types: list[str]) -> None:
         raise SpecError(f"linux.sysctl.{key}", f"needs a new {need} namespace of the container's own")
 
 
+def parse_process(data: Any) -> Process:
+    """A ``process`` object on its own (``minicontainer-runtime exec --process FILE``), as strictly
+    checked as the one inside config.json."""
+    return _process(_Reader(data, "process"))
+
+
 def _process(r: _Reader) -> Process:
     args = r.strings("args", required=True)
     if not args:
