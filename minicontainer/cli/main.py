@@ -76,10 +76,11 @@ def add_containers(commands: argparse._SubParsersAction) -> None:
 
 
 def add_resources(commands: argparse._SubParsersAction) -> None:
-    from minicontainer.cli import events, stats
+    from minicontainer.cli import events, resources, stats
 
     events.add_commands(commands)
     stats.add_commands(commands)
+    resources.add_commands(commands)
 
 
 def add_cp(commands: argparse._SubParsersAction) -> None:
@@ -167,7 +168,7 @@ GROUPS = {
     **dict.fromkeys(("pull", "push", "images", "image", "history", "tag", "rmi", "login", "logout", "starter"),
                     add_images),
     **dict.fromkeys(("save", "load", "import", "export"), add_archive),
-    **dict.fromkeys(("events", "stats"), add_resources),
+    **dict.fromkeys(("events", "stats", "pause", "unpause", "update"), add_resources),
     **dict.fromkeys(("commit", "build"), add_build),
     "doctor": add_doctor,
 }

@@ -135,6 +135,42 @@ class Container(Model):
     def top(self) -> dict:
         return self.client.api.json("GET", f"/containers/{self.id}/top")
 
+    def pause(self) -> None:
+        """Freeze every process of the container (the cgroup freezer); :meth:`unpause` thaws them."""
+        self.client.api.request("POST", f"/containers/{self.id}/pause").read()
+
+    def unpause(self) -> None:
+        self.client.api.request("POST", f"/containers/{self.id}/unpause").read()
+
+    def update(self, **limits) -> dict:
+        """Change the limits while it runs, docker-py's names: ``mem_limit="64m"``, ``memswap_limit``,
+        ``mem_reservation``, ``cpu_quota``, ``cpu_period``, ``cpu_shares``, ``cpuset_cpus``,
+        ``cpuset_mems``, ``blkio_weight``, ``nano_cpus``, ``pids_limit``."""
+        from minicontainer.cli.run import parse_bytes
+
+        body = {}
+        for name, value in limits.items():
+            if name not in UPDATE_FIELDS:
+                raise TypeError(f"update() got an unexpected keyword argument '{name}'")
+            body[UPDATE_FIELDS[name]] = parse_bytes(value) if isinstance(value, str) and name.startswith("mem") \
+                else value
+        return self.client.api.json("POST", f"/containers/{self.id}/update", body=body)
+
+    def stats(self, stream: bool = True, one_shot: bool | None = None):
+        """The stats document (a dict) with ``stream=False``, else an iterator of them, one a second."""
+        params = {"stream": int(stream), "one-shot": None if one_shot is None else int(one_shot)}
+        if not stream:
+            return self.client.api.json("GET", f"/containers/{self.id}/stats", params)
+        return self.client.api.stream_json("GET", f"/containers/{self.id}/stats", params)
+
+    def sample(self, duration: float = 10.0, interval: float = 0.1):
+        """Record its use (memory, CPU, throttling, processes, I/O, and its events) every ``interval``
+        seconds for ``duration`` seconds or until it stops: a :class:`~minicontainer.observe.sampler.Series`
+        to print, index, or draw with :mod:`minicontainer.observe.plots`."""
+        from minicontainer.observe.sampler import sample
+
+        return sample(self, duration, interval=interval, client=self.client)
+
     def diff(self) -> list[dict]:
         return self.client.api.json("GET", f"/containers/{self.id}/changes") or []
 
@@ -164,6 +200,13 @@ class Image(Model):
         rows = [("ID", self.short_id), ("Tags", ", ".join(self.tags)), ("Size", human_size(self.attrs.get("Size", 0))),
                 ("Layers", len((self.attrs.get("RootFS") or {}).get("Layers") or []) or "")]
         return _html_table("image", rows)
+
+
+# docker-py's keyword arguments of update() -> the Engine API's fields
+UPDATE_FIELDS = {"mem_limit": "Memory", "memswap_limit": "MemorySwap", "mem_reservation": "MemoryReservation",
+                 "cpu_quota": "CpuQuota", "cpu_period": "CpuPeriod", "cpu_shares": "CpuShares",
+                 "cpuset_cpus": "CpusetCpus", "cpuset_mems": "CpusetMems", "blkio_weight": "BlkioWeight",
+                 "nano_cpus": "NanoCpus", "pids_limit": "PidsLimit"}
 
 
 class ContainerCollection:

@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Callable
 
 from minicontainer import __version__
 from minicontainer import config as settings
-from minicontainer.engine import fields, names
+from minicontainer.engine import fields, names, pause, resources
 from minicontainer.engine import images as image_service
 from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
@@ -265,7 +265,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             "Labels": body.get("Labels") or {}, "StopSignal": body.get("StopSignal") or
             image_config.get("StopSignal") or "SIGTERM", "StopTimeout": body.get("StopTimeout"),
         }
-        host_config = fields.shown(fields.HOST_CONFIG, host)
+        host_config = resources.with_default_swap(fields.shown(fields.HOST_CONFIG, host))
         record = {
             "Id": cid, "Created": now_rfc3339(), "Path": args[0], "Args": args[1:],
             "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
@@ -288,12 +288,10 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
 
     @staticmethod
     def _options(config: dict, host: dict) -> RunOptions:
-        cpus = (host.get("NanoCpus") or 0) / 1e9 or None
         return RunOptions(command=config.get("Cmd") or None, entrypoint=config.get("Entrypoint"),
                           env=config.get("Env") or [], workdir=config.get("WorkingDir") or None,
                           user=config.get("User") or None, hostname=config.get("Hostname") or None,
-                          memory=host.get("Memory") or None, cpus=cpus, pids_limit=host.get("PidsLimit") or None,
-                          labels=config.get("Labels") or {}, memory_swap=host.get("MemorySwap") or None)
+                          resources=resources.limits(host), labels=config.get("Labels") or {})
 
     # --- start ----------------------------------------------------------------------------------------
     async def start(self, cid: str) -> None:
@@ -440,6 +438,10 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 from minicontainer.kernel.cgroups import cgroup_from_state
 
                 oom = bool(cgroup_from_state(sys, state.cgroup).stats().oom_kills)
+                if oom:
+                    sys.trace.record("oom-kill", f"a process of {container.name}", "killed", detail=(
+                        "the memory cgroup counted an OOM kill: the container reached its memory limit, the "
+                        "kernel could reclaim no more, and SIGKILLed a process (so: exit code 137, OOMKilled)"))
             lifecycle.delete(sys, self.runtime_root, container.id[:12], force=True)
         except Exception as e:  # noqa: BLE001 - recorded: the container still has to be marked exited
             error = error or f"cleaning up: {e}"
@@ -450,7 +452,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
         self._record(container, sys)
-        container.state.update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
+        container.state.update({"Status": "exited", "Running": False, "Paused": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
         container.save()
         if oom:
@@ -517,6 +519,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         except RuntimeFailure:
             return  # it ended meanwhile
         self.event_log.container(container, "kill", signal=sig)
+        pause.after_signal(self, container, sig, sys or self.sys)  # a paused container must thaw to die
 
     async def kill(self, cid: str, sig: str | None = None) -> None:
         container = self.get(cid)
@@ -525,6 +528,15 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         sys = Syscalls()
         self._signal(container, signal_number(sig, signal.SIGKILL), sys)
         self._record(container, sys)
+
+    async def pause(self, cid: str) -> None:
+        pause.pause(self, self.get(cid))
+
+    async def unpause(self, cid: str) -> None:
+        pause.unpause(self, self.get(cid))
+
+    async def update(self, cid: str, body: dict) -> dict:
+        return pause.update(self, self.get(cid), body)
 
     async def restart(self, cid: str, timeout: int | None = None) -> None:
         container = self.get(cid)
@@ -647,7 +659,8 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
     def _status_text(c: Container) -> str:
         s = c.state
         if s["Running"]:
-            return "Up " + human_duration(time.time() - parse_time(s["StartedAt"]))
+            return "Up " + human_duration(time.time() - parse_time(s["StartedAt"])) + \
+                (" (Paused)" if s.get("Paused") else "")
         if s["Status"] == "created":
             return "Created"
         return f"Exited ({s['ExitCode']}) {human_duration(time.time() - parse_time(s['FinishedAt']))} ago"

@@ -11,7 +11,7 @@ Docker's rules, reproduced here:
 * ``-e KEY=value`` overrides the image's value of KEY; ``-e KEY`` alone takes the caller's value;
 * ``-u name`` is looked up in the image's own /etc/passwd, not the host's;
 * ``--cpus 1.5`` is a CFS quota of 150 ms per 100 ms period; ``-m`` a memory limit (and, as Docker
-  does, the same amount again of swap, so memory+swap = 2 x memory).
+  does, the same amount again of swap, so memory+swap = 2 x memory): :mod:`.resources` translates.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import shutil
 from typing import NamedTuple
 
 from minicontainer.engine.errors import InvalidParameter
+from minicontainer.engine.resources import oci_resources
 from minicontainer.image import overlay
+from minicontainer.kernel.cgroups import Limits
 from minicontainer.kernel.mounts import secure_join
 from minicontainer.kernel.syscalls import Syscalls
 from minicontainer.runtime.defaults import default_config
 
-CPU_PERIOD = 100_000  # microseconds: the CFS period Docker uses
 INIT_PATH = "/dev/init"  # where --init's tini is mounted in the container, as Docker does
 
 
@@ -36,20 +37,16 @@ class RunOptions:
 
     def __init__(self, *, command: list[str] | None = None, entrypoint: list[str] | None = None,
                  env: list[str] | None = None, workdir: str | None = None, user: str | None = None,
-                 hostname: str | None = None, memory: int | None = None, cpus: float | None = None,
-                 pids_limit: int | None = None, labels: dict[str, str] | None = None,
-                 memory_swap: int | None = None) -> None:
+                 hostname: str | None = None, resources: Limits | None = None,
+                 labels: dict[str, str] | None = None) -> None:
         self.command = command or None
         self.entrypoint = entrypoint
         self.env = env or []
         self.workdir = workdir
         self.user = user
         self.hostname = hostname
-        self.memory = memory
-        self.cpus = cpus
-        self.pids_limit = pids_limit
+        self.resources = resources or Limits()  # -m, --cpus, --pids-limit...: engine/resources.py
         self.labels = labels or {}
-        self.memory_swap = memory_swap  # memory + swap, as docker's --memory-swap; -1: swap unlimited
 
 
 def program_args(image_config: dict, opts: RunOptions) -> list[str]:
@@ -143,14 +140,7 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
         process["env"].append(f"HOME={who.home}")  # as Docker sets it
     linux = config["linux"]
     linux["cgroupsPath"] = cgroups_path
-    resources: dict = {}
-    if opts.memory:
-        # Docker's rule: without --memory-swap, as much swap again as memory (memory+swap = 2x).
-        resources["memory"] = {"limit": opts.memory, "swap": opts.memory_swap or 2 * opts.memory}
-    if opts.cpus:
-        resources["cpu"] = {"quota": int(opts.cpus * CPU_PERIOD), "period": CPU_PERIOD}
-    if opts.pids_limit:
-        resources["pids"] = {"limit": opts.pids_limit}
+    resources = oci_resources(opts.resources)
     if resources:
         linux["resources"] = resources
     config["annotations"] = {f"org.minicontainer.label.{k}": v for k, v in opts.labels.items()}

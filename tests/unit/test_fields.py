@@ -49,7 +49,7 @@ def test_what_the_clients_send_by_default_passes():
     ({"NetworkMode": "host"}, "HostConfig.NetworkMode"),                                        # --network host
     ({"GroupAdd": ["audio"]}, "HostConfig.GroupAdd"),                                           # --group-add
     ({"LogConfig": {"Type": "none", "Config": {}}}, "HostConfig.LogConfig"),                    # --log-driver none
-    ({"CpuShares": 512}, "HostConfig.CpuShares"),
+    ({"OomKillDisable": True}, "HostConfig.OomKillDisable"),                                   # --oom-kill-disable
     ({"PidMode": "host"}, "HostConfig.PidMode"),
     ({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}}, "HostConfig.RestartPolicy"),
     ({"MemorySwappiness": 10}, "HostConfig.MemorySwappiness"),
@@ -75,7 +75,8 @@ def test_defaults_by_another_name_pass():
 def test_names_match_without_regard_to_case_as_go_does():
     checked = fields.check({"image": "busybox", "hostconfig": {"memory": 64 << 20, "cpushares": 0}})
     assert checked["Image"] == "busybox" and checked["HostConfig"]["Memory"] == 64 << 20
-    assert refusal({"Image": "busybox", "HostConfig": {"cpushares": 2}}).startswith("HostConfig.CpuShares=")
+    assert refusal({"Image": "busybox", "HostConfig": {"ulimits": [{"Name": "nofile"}]}}).startswith(
+        "HostConfig.Ulimits=")
 
 
 @pytest.mark.parametrize(("host", "message"), [
