@@ -63,8 +63,14 @@ def add_containers(commands: argparse._SubParsersAction) -> None:
     containers.add_commands(commands)
 
 
+def add_network(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import network
+
+    network.add_commands(commands)
+
+
 # The subcommands, in the order `minicontainer --help` lists them.
-COMMANDS = (add_run, add_containers, add_images, add_archive, add_doctor)
+COMMANDS = (add_run, add_containers, add_images, add_archive, add_network, add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------
@@ -117,6 +123,7 @@ GROUPS = {
     **dict.fromkeys(("pull", "push", "images", "image", "history", "tag", "rmi", "login", "logout", "starter"),
                     add_images),
     **dict.fromkeys(("save", "load", "import", "export"), add_archive),
+    **dict.fromkeys(("network", "port"), add_network),
     "doctor": add_doctor,
 }
 
