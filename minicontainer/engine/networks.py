@@ -441,7 +441,7 @@ class Networks:
         NetworkSettings).  Returns docker's warnings."""
         mode = host.get("NetworkMode") or "default"
         if mode == "default":
-            mode = "bridge"
+            mode = "none" if body.get("NetworkDisabled") else "bridge"
         hc, cfg = record["HostConfig"], record["Config"]
         warnings: list[str] = []
         endpoints = dict((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})

@@ -1,0 +1,121 @@
+"""Each exercise's check: it says whether an answer is right and, if not, gives a hint.
+
+A check never shows the solution (those live apart, in ``lessons/solutions/``, for instructors, and
+the tests run every check against its solution and against a typical wrong answer).  Where it can, a
+check measures the right answer on the learner's own machine, through the daemon, instead of comparing
+with a number written down here: the container IDs, the counts and the PIDs are theirs.
+
+In a notebook::
+
+    def image_of(container):
+        return ...                         # the learner's answer
+    course.check("hello-world/image-id", image_of, client=client)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+
+class Verdict(NamedTuple):
+    ok: bool
+    message: str  # what went right, or the hint
+
+
+class Exercise(NamedTuple):
+    question: str
+    judge: Callable[..., Verdict]  # (answer, **context) -> Verdict
+
+
+EXERCISES: dict[str, Exercise] = {}
+
+
+def exercise(key: str, question: str) -> Callable[[Callable[..., Verdict]], Callable[..., Verdict]]:
+    def register(judge: Callable[..., Verdict]) -> Callable[..., Verdict]:
+        EXERCISES[key] = Exercise(question, judge)
+        return judge
+
+    return register
+
+
+def evaluate(key: str, answer: Any, **context: Any) -> Verdict:
+    """Judge ``answer``; an answer that raises is a wrong answer (its error is part of the hint)."""
+    try:
+        judge = EXERCISES[key].judge
+    except KeyError:
+        raise KeyError(f"no exercise {key!r}; the exercises are: {', '.join(EXERCISES)}") from None
+    try:
+        return judge(answer, **context)
+    except Exception as e:  # noqa: BLE001 - the learner's code failed: that is an answer to correct
+        return Verdict(False, f"your answer raised {type(e).__name__}: {e}")
+
+
+def check(key: str, answer: Any, **context: Any) -> None:
+    """Judge ``answer`` and show the verdict: what it shows when right, a hint when wrong."""
+    verdict = evaluate(key, answer, **context)
+    mark = "\N{CHECK MARK} Right" if verdict.ok else "\N{BALLOT X} Not yet"
+    text = f"{mark}: {verdict.message}"
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        import html
+
+        colour = "#1a7f37" if verdict.ok else "#cf222e"
+        display(HTML(f"<div class='minicontainer-check' style='color:{colour}'><b>{html.escape(mark)}</b>: "
+                     f"{html.escape(verdict.message)}</div>"))
+    else:
+        print(text)
+
+
+# --- 1. What happens when you run hello-world ------------------------------------------------------
+
+
+@exercise("hello-world/image-id", "Write image_of(container): the ID of the image a container was created from.")
+def _image_id(answer: Callable, *, client: Any) -> Verdict:
+    container = client.containers.create("hello-world")
+    try:
+        expected = container.attrs["Image"]
+        got = answer(container)
+    finally:
+        container.remove(force=True)
+    if got == expected:
+        return Verdict(True, f"{got[:19]}... is the sha256 of the image's config: every container made from "
+                             "this image names the same ID, while each container's own ID is new.")
+    if got == container.id:
+        return Verdict(False, "that is the container's own ID, random and new for every container. Which key "
+                              "of container.attrs names the image, by its content?")
+    return Verdict(False, f"{str(got)[:40]!r} is not the image's ID. Print container.attrs and look for a "
+                          "value starting with sha256: that the container does not make itself.")
+
+
+@exercise("hello-world/exec-side", "Which of parent, stage1 and init becomes the program you asked to run?")
+def _exec_side(answer: str) -> Verdict:
+    said = str(answer).strip().lower()
+    if said == "init":
+        return Verdict(True, "init is PID 1 of the new PID namespace; when start opens exec.fifo it execve()s "
+                             "your program, which keeps PID 1.")
+    if said == "stage1":
+        return Verdict(False, "stage1 exits once it has forked: look at where its lane ends on the timeline.")
+    if said == "parent":
+        return Verdict(False, "the parent stays on the host, outside every new namespace: it is the one that "
+                              "collects the exit status. Which lane has PID 1?")
+    return Verdict(False, "answer with one of 'parent', 'stage1' or 'init'.")
+
+
+@exercise("hello-world/init-mounts", "Write init_mounts(events): how many mount calls init made.")
+def _init_mounts(answer: Callable, *, events: list[dict]) -> Verdict:
+    expected = sum(1 for e in events if e["op"] == "mount" and e["side"] == "init")
+    got = answer(events)
+    if got == expected:
+        return Verdict(True, f"{expected} mounts, all inside the new mount namespace: proc, /dev, devpts, shm, "
+                             "mqueue, sysfs and the binds that mask paths. The host never sees them.")
+    every = sum(1 for e in events if e["op"] == "mount")
+    if got == every:
+        return Verdict(False, "that counts the parent's mounts too (the overlay of the image's layers, made on "
+                              "the host before the namespaces exist). Keep only the events whose side is init.")
+    return Verdict(False, f"{got!r} is not it. Each event is a dict: count those whose 'op' is 'mount' and "
+                          "whose 'side' is 'init'.")
