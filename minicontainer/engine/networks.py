@@ -6,7 +6,7 @@ loopback interface, down.  Before the container's program starts (its init is wa
 
 1. ``lo`` up, always (also with ``--network none``): 127.0.0.1 must answer inside every container;
 2. for each network the container is on: a **veth pair** (two interfaces joined like a cable), one
-   end plugged into the network's **bridge** (a virtual switch on the host), the other moved into
+   end plugged into the network's **bridge** (a virtual switch on the host), the other created in
    the container's namespace and renamed ``eth0`` (``eth1``...), given the address that **IPAM**
    chose from the network's subnet, and a **default route** via the bridge's own address;
 3. the **firewall** (:mod:`minicontainer.kernel.firewall`) masquerades what leaves the bridge for
@@ -33,8 +33,10 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import socket
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -95,6 +97,7 @@ class Networks:
         self.bip = conf.get("bip") or ""
         self.pools = _pools(conf)
         self.mtu = int(conf.get("mtu") or 0)  # 0: the host's uplink's
+        self.uplink_mtu = 0
         # One nftables table per daemon (each test daemon has its own bridge, so its own table).
         self.table = "minicontainer" if self.default_bridge == DEFAULT_BRIDGE else \
             "minicontainer_" + self.default_bridge.replace("-", "_")
@@ -121,6 +124,11 @@ class Networks:
         if len(found) > 1:
             raise InvalidParameter(f"network {ref} is ambiguous ({len(found)} matches found on ID prefix)")
         raise NotFound(f"network {ref} not found")
+
+    def _event(self, action: str, net: dict, container_id: str = "") -> None:
+        """``docker events``: network create/destroy, and connect/disconnect of each endpoint."""
+        attrs = {"name": net["Name"], "type": net["Driver"], "container": container_id or None}
+        self.engine.event_log.emit("network", action, net["Id"], attrs)
 
     @staticmethod
     def bridge_of(record: dict) -> str:
@@ -238,7 +246,7 @@ class Networks:
     def _make_bridge(self, nl: netlink.Netlink, record: dict) -> None:
         name = self.bridge_of(record)
         if nl.index(name) is None:
-            mtu = self.mtu or nl.uplink_mtu()
+            mtu = record.get("_mtu") or self.mtu or self._uplink_mtu(nl)
             nl.add_bridge(name, mtu)
             cfg = record["IPAM"]["Config"][0]
             nl.add_address(name, cfg["Gateway"], ipaddress.ip_network(cfg["Subnet"]).prefixlen,
@@ -247,6 +255,12 @@ class Networks:
         # 127.0.0.1:PORT may be DNAT'ed out of this bridge (see kernel/firewall.py)
         nl.sys.write_file(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1",
                           detail="let DNAT'ed connections from 127.0.0.1 leave by this bridge")
+
+    def _uplink_mtu(self, nl: netlink.Netlink) -> int:
+        """The host's uplink MTU, looked up once per daemon (a lookup dumps every route and link)."""
+        if not self.uplink_mtu:
+            self.uplink_mtu = nl.uplink_mtu()
+        return self.uplink_mtu
 
     def refresh(self, sys: Syscalls, starting: Container | None = None) -> None:
         """Write the firewall table again from the records: the bridges, and the published ports of the
@@ -318,6 +332,9 @@ class Networks:
         nid_bridge = options.get(BRIDGE_NAME_OPTION)
         record = self._add(name, "bridge", {}, subnet=subnet, gateway=gateway, internal=bool(body.get("Internal")),
                            labels=body.get("Labels") or {}, attachable=bool(body.get("Attachable")))
+        for key in ("IPRange", "AuxiliaryAddresses"):  # the range addresses are given from; ones never given
+            if configs and configs[0].get(key):
+                record["IPAM"]["Config"][0][key] = configs[0][key]
         record["Options"] = {**options, BRIDGE_NAME_OPTION: nid_bridge or f"mcbr-{record['Id'][:10]}"}
         if "com.docker.network.driver.mtu" in options:
             record["_mtu"] = int(options["com.docker.network.driver.mtu"])
@@ -330,15 +347,17 @@ class Networks:
         except Exception:
             self._drop(sys, record)
             raise
+        self._event("create", record)
         return {"Id": record["Id"], "Warning": ""}
 
     def _subnet_for(self, sys: Syscalls, cfg: dict) -> tuple[str, str]:
         unknown = set(cfg) - {"Subnet", "Gateway", "IPRange", "AuxiliaryAddresses"}
-        if unknown or cfg.get("IPRange") or cfg.get("AuxiliaryAddresses"):
-            raise InvalidParameter("network create: only --subnet and --gateway are supported in IPAM config")
+        if unknown:
+            raise InvalidParameter(f"network create: IPAM config {', '.join(sorted(unknown))} is not supported")
         if not cfg.get("Subnet"):
-            if cfg.get("Gateway"):
-                raise InvalidParameter("network create: a gateway needs a subnet (--subnet)")
+            if cfg.get("Gateway") or cfg.get("IPRange") or cfg.get("AuxiliaryAddresses"):
+                raise InvalidParameter("network create: a gateway, an IP range or auxiliary addresses need a "
+                                       "subnet (--subnet)")
             subnet = self._free_subnet(sys)
             return subnet, str(next(ipaddress.ip_network(subnet).hosts()))
         try:
@@ -359,6 +378,18 @@ class Networks:
                 raise ValueError
         except ValueError:
             raise InvalidParameter(f"invalid gateway {gateway}: it must be an address in {net}") from None
+        if cfg.get("IPRange"):
+            try:
+                if not ipaddress.ip_network(cfg["IPRange"]).subnet_of(net):
+                    raise ValueError
+            except (ValueError, TypeError):
+                raise InvalidParameter(f"invalid ip range {cfg['IPRange']}: it must be a network inside {net}") from None
+        for name, address in (cfg.get("AuxiliaryAddresses") or {}).items():
+            try:
+                if ipaddress.ip_address(address) not in net:
+                    raise ValueError
+            except ValueError:
+                raise InvalidParameter(f"invalid auxiliary address {name}={address}: not in {net}") from None
         return str(net), gateway
 
     def remove(self, ref: str) -> None:
@@ -370,6 +401,7 @@ class Networks:
             raise Conflict(f"error while removing network: network {record['Name']} has active endpoints "
                            f"(name:{users[0].name!r} id:{users[0].id[:12]!r})")
         self._drop(Syscalls(), record)
+        self._event("destroy", record)
 
     def _drop(self, sys: Syscalls, record: dict) -> None:
         if self.dns is not None:
@@ -395,6 +427,7 @@ class Networks:
             if any(record["Id"] in self._network_ids(c) for c in self.engine.containers.values()):
                 continue
             self._drop(Syscalls(), record)
+            self._event("destroy", record)
             deleted.append(record["Name"])
         return {"NetworksDeleted": deleted or None}
 
@@ -509,9 +542,12 @@ class Networks:
         unknown = set(ep) - ENDPOINT_FIELDS
         if unknown:
             raise InvalidParameter(f"endpoint settings: {', '.join(sorted(unknown))} is not supported")
-        for field in ("Links", "DriverOpts", "MacAddress", "GlobalIPv6Address"):
+        for field in ("Links", "DriverOpts", "GlobalIPv6Address"):
             if ep.get(field):
                 raise InvalidParameter(f"endpoint settings: {field} is not supported")
+        mac = ep.get("MacAddress") or ""
+        if mac and not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac):
+            raise InvalidParameter(f"invalid MAC address {mac}")
         ipv4 = (ep.get("IPAMConfig") or {}).get("IPv4Address")
         if (ep.get("IPAMConfig") or {}).get("IPv6Address") or (ep.get("IPAMConfig") or {}).get("LinkLocalIPs"):
             raise InvalidParameter("endpoint settings: only an IPv4 address may be asked for")
@@ -530,7 +566,7 @@ class Networks:
     @staticmethod
     def _endpoint_settings(net: dict, ep: dict) -> dict:
         return {"IPAMConfig": ep.get("IPAMConfig") or None, "Links": None, "Aliases": ep.get("Aliases") or None,
-                "MacAddress": "", "DriverOpts": None, "GwPriority": 0, "NetworkID": net["Id"], "EndpointID": "",
+                "MacAddress": ep.get("MacAddress") or "", "DriverOpts": None, "GwPriority": 0, "NetworkID": net["Id"], "EndpointID": "",
                 "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
                 "GlobalIPv6PrefixLen": 0, "DNSNames": None}
 
@@ -576,29 +612,35 @@ class Networks:
         net = self.get(name)
         settings_ = container.record["NetworkSettings"]["Networks"][name]
         endpoints = net["_endpoints"]
-        subnet = ipaddress.ip_network(net["IPAM"]["Config"][0]["Subnet"])
-        gateway = net["IPAM"]["Config"][0]["Gateway"]
-        taken = {ep["IPv4Address"] for cid, ep in endpoints.items() if cid != container.id} | {gateway}
+        ipam = net["IPAM"]["Config"][0]
+        subnet, gateway = ipaddress.ip_network(ipam["Subnet"]), ipam["Gateway"]
+        taken = {ep["IPv4Address"] for cid, ep in endpoints.items() if cid != container.id} | {gateway} | \
+            set((ipam.get("AuxiliaryAddresses") or {}).values())
         wanted = (settings_.get("IPAMConfig") or {}).get("IPv4Address")
         if wanted:
             if wanted in taken:
                 raise NetworkError(f"Address already in use: {wanted} is taken on network {name}")
             ip = wanted
         else:
-            ip = next((str(a) for a in subnet.hosts() if str(a) not in taken), None)
+            pool = ipaddress.ip_network(ipam["IPRange"]) if ipam.get("IPRange") else subnet
+            ip = next((str(a) for a in pool if a in subnet and a not in (subnet.network_address,
+                                                                          subnet.broadcast_address)
+                       and str(a) not in taken), None)
             if ip is None:
                 raise NetworkError(f"no available IPv4 addresses on this network's address pools: {name} ({subnet})")
         eid = secrets.token_hex(32)
         index = sum(1 for cid_eps in self.records.values() if container.id in cid_eps["_endpoints"])
-        endpoints[container.id] = {"IPv4Address": ip, "EndpointID": eid, "MacAddress": _mac(ip),
+        mac = settings_.get("MacAddress") or _mac(ip)  # asked for (network connect --mac-address), or derived
+        endpoints[container.id] = {"IPv4Address": ip, "EndpointID": eid, "MacAddress": mac,
                                    "veth": "veth" + eid[:7], "ifname": f"eth{index}"}
         self._save(net)
+        self._event("connect", net, container.id)
         settings_.update({"NetworkID": net["Id"], "EndpointID": eid, "Gateway": "" if net["Internal"] else gateway,
-                          "IPAddress": ip, "IPPrefixLen": subnet.prefixlen, "MacAddress": _mac(ip),
+                          "IPAddress": ip, "IPPrefixLen": subnet.prefixlen, "MacAddress": mac,
                           "DNSNames": self._dns_names(container, net, settings_) or None})
         if name == "bridge":  # the old top-level fields describe the default bridge only
             container.record["NetworkSettings"].update({
-                "IPAddress": ip, "IPPrefixLen": subnet.prefixlen, "Gateway": gateway, "MacAddress": _mac(ip),
+                "IPAddress": ip, "IPPrefixLen": subnet.prefixlen, "Gateway": gateway, "MacAddress": mac,
                 "EndpointID": eid, "Bridge": ""})
 
     @staticmethod
@@ -741,11 +783,10 @@ class Networks:
 
     def _plug_host_side(self, sys: Syscalls, net: dict, ep: dict, netns: str) -> None:
         def host(nl: netlink.Netlink) -> None:
-            mtu = net.get("_mtu") or self.mtu or nl.uplink_mtu()
+            mtu = net.get("_mtu") or self.mtu or self._uplink_mtu(nl)
             temporary = "mc" + ep["EndpointID"][:9]
-            nl.add_veth(ep["veth"], temporary, mtu, ep["MacAddress"])
+            nl.add_veth(ep["veth"], temporary, mtu, ep["MacAddress"], netns)
             try:
-                nl.move_to_netns(temporary, netns)
                 nl.set_master(ep["veth"], self.bridge_of(net))
                 nl.up(ep["veth"], "the host's end up")
             except BaseException:
@@ -776,23 +817,32 @@ class Networks:
             if ep is not None:
                 veths.append(ep["veth"])
                 self._save(net)
+                self._event("disconnect", net, container.id)
         for ep in container.record["NetworkSettings"]["Networks"].values():
-            ep.update({"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
-                       "DNSNames": None})
+            if ep.get("IPAddress") and ep.get("MacAddress") == _mac(ep["IPAddress"]):
+                ep["MacAddress"] = ""  # derived from the address: goes with it (one asked for stays)
+            ep.update({"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "DNSNames": None})
         for key in ("IPAddress", "Gateway", "MacAddress", "EndpointID"):
             if key in container.record["NetworkSettings"]:
                 container.record["NetworkSettings"][key] = ""
         if container.record["NetworkSettings"].get("Ports"):
             container.record["NetworkSettings"]["Ports"] = {}
         if veths:
+            # The container's namespace is dying, and the kernel deletes the pair with it; whatever
+            # is left is deleted in the background: a deletion waits ~15 ms for an RCU grace period,
+            # which a `run --rm` need not wait for.
             def delete(nl: netlink.Netlink) -> None:
-                for veth in veths:  # usually gone already: the namespace died, and with it the pair
+                for veth in veths:
                     if nl.index(veth) is not None:
                         nl.delete(veth, "delete the veth pair (both ends go together)")
-            try:
-                netlink.session(sys, delete)
-            except KernelError as e:
-                log.warning("container %s: %s", container.id[:12], e)
+
+            def in_background() -> None:
+                try:
+                    netlink.session(sys, delete)
+                except KernelError as e:
+                    if e.errno != errno.ENODEV:  # ENODEV: the kernel got there first
+                        log.warning("container %s: %s", container.id[:12], e)
+            threading.Thread(target=in_background, name="veth-cleanup", daemon=True).start()
         if had_ports:
             self.refresh(sys)
 
@@ -845,6 +895,7 @@ class Networks:
         del nets[net["Name"]]
         if ep is not None:
             self._save(net)
+            self._event("disconnect", net, container.id)
             sys = Syscalls()
 
             def delete(nl: netlink.Netlink) -> None:

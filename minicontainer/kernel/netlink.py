@@ -66,11 +66,16 @@ class Netlink:
         self.sys = sys
         self.ipr = ipr
         self.where = where  # "host" or "container", for the narration
+        self.indexes: dict[str, int] = {}  # looked up once per session: each lookup is a dump of all links
 
     # -- looking (reads are not recorded: only what changes the system is part of the story) --------
     def index(self, name: str) -> int | None:
-        found = self.ipr.link_lookup(ifname=name)
-        return found[0] if found else None
+        if name not in self.indexes:
+            found = self.ipr.link_lookup(ifname=name)
+            if not found:
+                return None
+            self.indexes[name] = found[0]
+        return self.indexes[name]
 
     def links(self) -> dict[str, str]:
         """Every interface here: name -> kind ("bridge", "veth", "" for a physical one)."""
@@ -119,22 +124,23 @@ class Netlink:
                       "create a bridge: a virtual switch that the containers' veths plug into",
                       lambda: self.ipr.link("add", ifname=name, kind="bridge", mtu=mtu))
 
-    def add_veth(self, name: str, peer: str, mtu: int, peer_mac: str) -> None:
-        self._request("RTM_NEWLINK", f"{name} type veth peer {peer} address {peer_mac} mtu {mtu}",
-                      "create veth pair: two interfaces joined by a cable, what enters one leaves the other",
+    def add_veth(self, name: str, peer: str, mtu: int, peer_mac: str, peer_netns: str) -> None:
+        """A veth pair: ``name`` here, ``peer`` created straight inside the network namespace
+        ``peer_netns`` (a /proc/PID/ns/net path).  Creating it there is one cheap request; creating
+        it here and then moving it (``ip link set PEER netns ...``) makes the kernel wait for an RCU
+        grace period, ~15 ms, on every container start."""
+        self._request("RTM_NEWLINK", f"{name} type veth peer {peer} netns {peer_netns} address {peer_mac} mtu {mtu}",
+                      "create veth pair: two interfaces joined by a cable; one end here, the other "
+                      "created right in the container's netns, where only the container sees it",
                       lambda: self.ipr.link("add", ifname=name, kind="veth", mtu=mtu,
-                                            peer={"ifname": peer, "mtu": mtu, "address": peer_mac}))
-
-    def move_to_netns(self, name: str, netns: str) -> None:
-        index = self._need(name)
-        self._request("RTM_NEWLINK", f"{name} netns {netns}",
-                      "move into the container's netns: from now on only the container sees this end",
-                      lambda: self.ipr.link("set", index=index, net_ns_fd=netns))
+                                            peer={"ifname": peer, "mtu": mtu, "address": peer_mac,
+                                                  "net_ns_fd": peer_netns}))
 
     def rename(self, name: str, new: str) -> None:
         index = self._need(name)
         self._request("RTM_NEWLINK", f"{name} name {new}", "the container's end takes the usual name",
                       lambda: self.ipr.link("set", index=index, ifname=new))
+        self.indexes[new] = self.indexes.pop(name)
 
     def set_master(self, name: str, bridge: str) -> None:
         index, master = self._need(name), self._need(bridge)
@@ -150,6 +156,7 @@ class Netlink:
         index = self._need(name)
         self._request("RTM_DELLINK", name, detail or f"delete {name}",
                       lambda: self.ipr.link("del", index=index))
+        self.indexes.pop(name, None)
 
     def add_address(self, name: str, address: str, prefixlen: int, detail: str = "") -> None:
         index = self._need(name)

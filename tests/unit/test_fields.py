@@ -93,6 +93,6 @@ def test_inspect_shows_every_field_as_docker_does():
     shown = fields.shown(fields.HOST_CONFIG, checked["HostConfig"])
     assert set(shown) == set(fields.HOST_CONFIG)
     assert shown["Memory"] == 64 << 20 and shown["CpuShares"] == 0 and shown["CpusetCpus"] == ""
-    assert shown["NetworkMode"] == "bridge" and shown["IpcMode"] == "private" and shown["GroupAdd"] is None
+    assert shown["NetworkMode"] == "default" and shown["IpcMode"] == "private" and shown["GroupAdd"] is None
     assert shown["LogConfig"] == {"Type": "json-file", "Config": {}} and shown["MemorySwappiness"] is None
     assert set(fields.shown(fields.CONFIG, checked)) == set(fields.CONFIG)
