@@ -10,6 +10,7 @@ subnets of its own) gets the offline busybox and redis images, then:
 1. **run latency on the default bridge**: ``minicontainer run --rm --network bridge busybox true``
    (a veth pair, an address, a route: the whole wiring, each run) next to ``podman run --rm
    --network bridge`` of the same image (loaded from ``minicontainer save``).  Target: <= 0.25x.
+   ``--network none`` (only ``lo``) is timed too: the difference is what the wiring costs.
 2. **throughput through a published port**: ``redis-benchmark`` (GET and SET) against
    ``127.0.0.1:PORT`` (``-p PORT:6379``: DNAT in the kernel, no proxy) next to the same against the
    container's own address.  Target: >= 0.8x of direct.
@@ -50,13 +51,40 @@ from bench_engine import (  # the engine benchmark's daemon, podman and clean-up
 
 PODMAN_TARGET, THROUGHPUT_TARGET = 0.25, 0.8
 BRIDGE = "mcbench0"
+# What podman's bridge network (CNI, on Debian 12's podman 4.3) leaves on the host after its first use.
+CNI_BRIDGE, CNI_STATE, CNI_CHAINS = "cni-podman0", Path("/var/lib/cni"), ("CNI-FORWARD", "CNI-ADMIN")
 
 
-def bench_run(b: Bench, runs: int) -> tuple[Timing, Timing]:
-    ours = Timing("ours", ["minicontainer", "run", "--rm", "--network", "bridge", "busybox", "true"])
-    ours.command[0] = str(Path(sys.executable).parent / "minicontainer")
+def podman_network_state() -> tuple[bool, bool, bool]:
+    chains = sh(["iptables", "-S"]).stdout
+    return (os.path.exists(f"/sys/class/net/{CNI_BRIDGE}"), CNI_STATE.exists(),
+            any(f"-N {c}" in chains for c in CNI_CHAINS))
+
+
+def undo_podman_network(before: tuple[bool, bool, bool]) -> list[str]:
+    """Remove podman's bridge, state and filter chains, if this run made them (they were not there)."""
+    had_bridge, had_state, had_chains = before
+    if not had_bridge and os.path.exists(f"/sys/class/net/{CNI_BRIDGE}"):
+        sh(["ip", "link", "del", CNI_BRIDGE])
+    if not had_state:
+        shutil.rmtree(CNI_STATE, ignore_errors=True)
+    if not had_chains:
+        sh(["iptables", "-D", "FORWARD", "-m", "comment", "--comment", "CNI firewall plugin rules", "-j",
+            CNI_CHAINS[0]])
+        for chain in CNI_CHAINS:
+            sh(["iptables", "-F", chain])
+        for chain in CNI_CHAINS:
+            sh(["iptables", "-X", chain])
+    return [f"podman's {what} is still there" for what, was, now in
+            zip(("bridge", "CNI state", "CNI chains"), before, podman_network_state()) if now and not was]
+
+
+def bench_run(b: Bench, runs: int) -> tuple[Timing, Timing, Timing]:
+    cli_path = str(Path(sys.executable).parent / "minicontainer")
+    ours = Timing("ours", [cli_path, "run", "--rm", "--network", "bridge", "busybox", "true"])
+    none = Timing("ours, --network none", [cli_path, "run", "--rm", "--network", "none", "busybox", "true"])
     podman = Timing("podman", [*b.podman, "run", "--rm", "--network", "bridge", *PODMAN_ULIMITS, "busybox", "true"])
-    timed = [ours]
+    timed = [ours, none]
     if b.podman:
         r = sh(podman.command, timeout=120)
         if r.returncode == 0:
@@ -66,7 +94,7 @@ def bench_run(b: Bench, runs: int) -> tuple[Timing, Timing]:
     else:
         podman.error = b.podman_error
     time_with_python(timed, runs, b.env)
-    return ours, podman
+    return ours, none, podman
 
 
 def redis_rps(host: str, port: int, requests: int) -> float:
@@ -144,15 +172,16 @@ def main() -> int:
               cgroups_before=find_cgroups("minicontainer-"))
     print(f"bench_networks {time.strftime('%Y-%m-%d %H:%M:%S')}: {machine_facts()}\n")
     left: list[str] = []
+    podman_before = podman_network_state()
     try:
         start_daemon(b)
         must(cli(b, "starter", "busybox", "redis", timeout=300), "minicontainer starter busybox redis")
         setup_podman(b)
 
         print(f"== 1. run --rm --network bridge busybox true ({args.runs} runs)")
-        ours, podman = bench_run(b, args.runs)
-        for t in (ours, podman):
-            print(f"   {t.name:<7} " + (f"FAILED  {t.error}" if t.error else f"{t.mean:7.1f} ms (median {t.median:.1f})"))
+        ours, none, podman = bench_run(b, args.runs)
+        for t in (ours, none, podman):
+            print(f"   {t.name:<22} " + (f"FAILED  {t.error}" if t.error else f"{t.mean:7.1f} ms (median {t.median:.1f})"))
         if not ours.error and not podman.error:
             ratio = ours.mean / podman.mean
             print(f"   ratio {ratio:.2f}x podman (target <= {PODMAN_TARGET}x): {'met' if ratio <= PODMAN_TARGET else 'NOT met'}")
@@ -176,7 +205,7 @@ def main() -> int:
     except Exception as e:  # noqa: BLE001 - a report: say what failed, then clean up
         print(f"FAILED: {type(e).__name__}: {e}")
     finally:
-        left = cleanup(b)
+        left = cleanup(b) + undo_podman_network(podman_before)
     links = [n for n in os.listdir("/sys/class/net") if n.startswith(BRIDGE)]
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
     if links or f"minicontainer_{BRIDGE}" in tables:

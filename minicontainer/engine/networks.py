@@ -507,6 +507,8 @@ class Networks:
             self._check_endpoint(ep or {}, target)
             chosen = ep or {}
         hc["NetworkMode"] = mode
+        if mode == "host" and not body.get("Hostname"):
+            cfg["Hostname"] = socket.gethostname()  # Docker's rule: on the host's network, the host's name
         ports, exposed = _port_bindings(host.get("PortBindings") or {}), dict(body.get("ExposedPorts") or {})
         if mode in ("none", "host") or mode.startswith("container:"):
             ports = {}

@@ -235,3 +235,15 @@ def test_daemon_killed_then_restarted_rebuilds_and_cleans(engine):
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
     assert f"minicontainer_{bridge}" not in tables
     engine.restart()
+
+
+def test_host_and_container_network_modes(engine):
+    _ok(engine.mc("run", "-d", "--name", "base", "busybox", "sh", "-c", "while true; do echo hi | nc -l -p 7000; done"))
+    shared = _ok(engine.mc("run", "--rm", "--network", "container:base", "busybox", "sh", "-c",
+                           "echo | nc -w 2 127.0.0.1 7000"))  # base's own loopback: one namespace for both
+    assert shared.stdout.strip() == "hi"
+    r = engine.mc("run", "--rm", "--network", "container:base", "-p", "80:80", "busybox", "true")
+    assert r.returncode == 125 and "conflicting options" in r.stderr
+    host = _ok(engine.mc("run", "--rm", "--network", "host", "busybox", "sh", "-c", "ls /sys/class/net; hostname"))
+    names = host.stdout.split()
+    assert daemon_bridge_name(engine.root / "run") in names and names[-1] == socket.gethostname()

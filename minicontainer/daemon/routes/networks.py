@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from minicontainer.daemon.routing import BadRequest, Call, Reply, parse_filters, route
+from minicontainer.engine.errors import NotFound
 
 
 def _body(call: Call) -> dict:
@@ -43,7 +44,10 @@ class NetworkRoutes:
     async def network_inspect(self, call: Call, id: str) -> Reply:
         if call.flag("verbose"):
             raise BadRequest("verbose inspect is for swarm networks; this daemon has local networks only")
-        return Reply(200, self.engine.networks.inspect(id))
+        network = self.engine.networks.inspect(id)
+        if call.q("scope") not in (None, "", "local"):  # every network here is local: none in that scope
+            raise NotFound(f"network {id} not found")
+        return Reply(200, network)
 
     @route("DELETE", "/networks/{id}")
     async def network_remove(self, call: Call, id: str) -> Reply:
