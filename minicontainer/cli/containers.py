@@ -13,6 +13,7 @@ import contextlib
 import sys
 import threading
 
+from minicontainer.cli import network
 from minicontainer.cli.format import ago, human_size, local_error, table
 
 
@@ -100,6 +101,7 @@ def create_body(args: argparse.Namespace) -> dict:
         body["StopSignal"] = args.stop_signal
     if args.stop_timeout is not None:
         body["StopTimeout"] = args.stop_timeout
+    network.network_body(args, body)
     return body
 
 
@@ -382,10 +384,10 @@ def _ps_fields(c: dict, no_trunc: bool) -> dict:
     command = c["Command"] if no_trunc else _trunc(c["Command"], 20)
     return {"ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"], "Command": f'"{command}"',
             "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c["Created"])),
-            "RunningFor": ago_unix(c["Created"]), "Ports": "", "State": c.get("State", ""),
+            "RunningFor": ago_unix(c["Created"]), "Ports": network.ports_text(c), "State": c.get("State", ""),
             "Status": c["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in c["Names"]),
             "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())), "Mounts": "",
-            "Networks": ""}
+            "Networks": ",".join((c.get("NetworkSettings") or {}).get("Networks") or {})}
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
@@ -405,7 +407,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for c in rows:
         command = c["Command"] if args.no_trunc else _trunc(c["Command"], 20)
         lines.append([c["Id"] if args.no_trunc else c["Id"][:12], c["Image"], f'"{command}"',
-                      ago_unix(c["Created"]), c["Status"], "", ",".join(n.lstrip("/") for n in c["Names"])])
+                      ago_unix(c["Created"]), c["Status"], network.ports_text(c),
+                      ",".join(n.lstrip("/") for n in c["Names"])])
     sys.stdout.write(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], lines))
     return 0
 
@@ -570,6 +573,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
     add_resource_flags(p)
+    network.add_run_flags(p)
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 

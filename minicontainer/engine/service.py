@@ -46,6 +46,7 @@ from minicontainer.engine.events import EventLog
 from minicontainer.engine.exec import Execs
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
 from minicontainer.engine.names import Renaming
+from minicontainer.engine.networks import Networks
 from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.stats import Meter
 from minicontainer.engine.system import SystemUsage, disk_used
@@ -134,6 +135,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         self.watcher: OutputWatcher | None = None  # inotify on the containers' output files
         self.exporting: set[str] = set()  # stopped containers whose layers an export has mounted
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
+        self.networks = Networks(self)
         self.event_log = EventLog()  # `docker events`: what happened to containers and images
         self.meter = Meter(self)  # `docker stats`: the running containers' cgroups, read
         self.execs = Execs(self)  # docker exec's instances (engine/exec.py)
@@ -168,8 +170,10 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 continue  # a half-made container directory: nothing to recover
             self.containers[container.id] = container
             self.exited[container.id] = asyncio.Event()
-            if container.running:
-                self._recover(container)
+        running = [c for c in self.containers.values() if c.running]
+        self.networks.open(running)  # bridges, rules, DNS: again, for the containers still running
+        for container in running:
+            self._recover(container)
 
     def _recover(self, container: Container) -> None:
         state = lifecycle.State.load(self.runtime_root, container.id[:12]) if os.path.exists(
@@ -192,6 +196,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         """Stop running containers (as dockerd does without live-restore) and the tails."""
         running = [c for c in self.containers.values() if c.running]
         await asyncio.gather(*(self.stop(c.id, 2) for c in running), return_exceptions=True)
+        self.networks.close()
         for tail in self.tails.values():
             tail.finish()
         if self.watcher is not None:
@@ -279,12 +284,17 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                                                          "WorkDir": os.path.join(directory, "work"),
                                                          "MergedDir": os.path.join(directory, "merged")}},
         }
+        try:
+            warnings = self.networks.on_create(body, host, record, self.get)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         container = Container(record, directory)
         container.save()
         self.containers[cid] = container
         self.exited[cid] = asyncio.Event()
         self.event_log.container(container, "create")
-        return {"Id": cid, "Warnings": []}
+        return {"Id": cid, "Warnings": warnings}
 
     @staticmethod
     def _options(config: dict, host: dict) -> RunOptions:
@@ -333,9 +343,15 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         host = container.record["HostConfig"]
         opts = self._options({**cfg, "Cmd": cfg["Cmd"], "Entrypoint": cfg["Entrypoint"]}, host)
         tty = bool(cfg.get("Tty"))
-        write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
-                     hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
-                     init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"))
+        network = self.networks.prepare(container)  # addresses, host ports, /etc/hosts...: fails before anything runs
+        try:
+            write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
+                         hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
+                         init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"),
+                         network=network)
+        except BaseException:
+            self.networks.release(container, sys)
+            raise
         stdin_r = -1
         master = -1
         try:
@@ -353,6 +369,11 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             try:
                 state = lifecycle.create(sys, self.runtime_root, container.id[:12], container.dir,
                                          stdio=(stdin_r, out, err))
+                try:
+                    self.networks.plug(sys, container, state.pid)  # its namespace exists; its program waits
+                except BaseException:
+                    lifecycle.delete(sys, self.runtime_root, container.id[:12], force=True)
+                    raise
                 master = state.console_fd
                 if master >= 0:
                     os.set_blocking(master, False)
@@ -363,6 +384,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 for fd in (stdin_r, out, err):
                     os.close(fd)
         except RuntimeFailure as e:
+            self.networks.release(container, sys)
             if master >= 0:
                 os.close(master)
             self._close_stdin_pipe(container.id)
@@ -371,6 +393,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             container.save()
             raise _runtime_error(e) from None
         except BaseException:
+            self.networks.release(container, sys)
             if master >= 0:
                 os.close(master)
             self._close_stdin_pipe(container.id)
@@ -451,6 +474,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         self.meter.forget(container.id)
         self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
+        self.networks.release(container, sys)
         self._record(container, sys)
         container.state.update({"Status": "exited", "Running": False, "Paused": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
@@ -651,9 +675,10 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         command = " ".join([c.record["Path"], *c.record["Args"]])
         return {"Id": c.id, "Names": ["/" + c.name], "Image": c.record["Config"]["Image"],
                 "ImageID": c.record["Image"], "Command": command, "Created": int(parse_time(c.record["Created"])),
-                "Ports": [], "Labels": c.record["Config"].get("Labels") or {}, "State": c.state["Status"],
-                "Status": self._status_text(c), "HostConfig": {"NetworkMode": "none"},
-                "NetworkSettings": {"Networks": {}}, "Mounts": []}
+                "Ports": self.networks.summary_ports(c), "Labels": c.record["Config"].get("Labels") or {},
+                "State": c.state["Status"], "Status": self._status_text(c),
+                "HostConfig": {"NetworkMode": c.record["HostConfig"]["NetworkMode"]},
+                "NetworkSettings": {"Networks": c.record["NetworkSettings"]["Networks"]}, "Mounts": []}
 
     @staticmethod
     def _status_text(c: Container) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from typing import NamedTuple
 
 from minicontainer.engine.errors import InvalidParameter
@@ -152,13 +153,15 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
 
 def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, *, cgroups_path: str,
                  hostname: str, args: list[str] | None = None, init: bool = False, terminal: bool = False,
-                 console_size: list[int] | None = None) -> str:
+                 console_size: list[int] | None = None,
+                 network: Callable[[dict], None] | None = None) -> str:
     """Make ``directory`` a bundle the runtime can run: the image's layers stacked under an overlay of
     the container's own (``merged/``, :mod:`minicontainer.image.overlay`) and ``config.json``.
 
     ``args`` replaces the program :func:`oci_config` worked out (the daemon decided it at create);
     ``init`` puts tini in front of it; ``terminal`` (``-t``) gives it a terminal, of ``console_size``
-    (rows, columns).  Returns the root filesystem's path; if anything fails,
+    (rows, columns); ``network`` adjusts the config for the container's network (its namespace, the
+    /etc/hosts, resolv.conf and hostname files).  Returns the root filesystem's path; if anything fails,
     nothing stays mounted."""
     rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), directory)
     try:
@@ -168,6 +171,8 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
             runtime_config["process"]["args"] = args
         if init:
             add_init(runtime_config)
+        if network is not None:
+            network(runtime_config)
         if terminal:  # -t: the program's stdio is a terminal of the container's own
             runtime_config["process"]["terminal"] = True
             if not any(e.startswith("TERM=") for e in runtime_config["process"]["env"]):

@@ -447,6 +447,44 @@ class Syscalls:
         self._call("inotify_rm_watch", f"{fd}, {wd}", f"watch {wd}",
                    lambda: self._check(libc().inotify_rm_watch(fd, wd)))
 
+    # -- netlink and the firewall -------------------------------------------------------------------
+    def netlink(self, op: str, args: str, request: Callable[[], object], *, path: str = "",
+                detail: str = "") -> object:
+        """One rtnetlink request (``RTM_NEWLINK``, ``RTM_NEWADDR``...), made by pyroute2 in
+        :mod:`minicontainer.kernel.netlink`: a message on a netlink socket is a kernel call too, so
+        it is timed and recorded like the others, and a refusal is a :class:`KernelError`."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        def send() -> object:
+            try:
+                return request()
+            except NetlinkError as e:  # pyroute2's own exception carries the kernel's errno
+                raise OSError(e.code, os.strerror(e.code)) from None
+        return self._call(op, args, path, send, detail=detail)
+
+    def nft(self, script: str, *, detail: str = "") -> None:
+        """Load an nftables script (``nft -f -``: one netlink transaction, all or nothing)."""
+        import subprocess
+
+        refusal: list[str] = []
+
+        def load() -> None:
+            try:
+                done = subprocess.run(["nft", "-f", "-"], input=script.encode(), capture_output=True,
+                                      check=False)
+            except FileNotFoundError:
+                refusal.append("the nft command is missing: apt-get install nftables")
+                raise OSError(_errno.ENOENT, "nft") from None
+            if done.returncode:
+                refusal.extend(done.stderr.decode(errors="replace").strip().splitlines()[:1])
+                raise OSError(_errno.EINVAL, "nft")
+        lines = script.strip().splitlines()
+        shown = lines[0] + (f" ... ({len(lines)} lines)" if len(lines) > 1 else "") if lines else ""
+        try:
+            self._call("nft", shown, "nft -f -", load, detail=detail)
+        except KernelError as e:
+            raise KernelError("nft", "nft -f -", e.errno, refusal[0] if refusal else "") from None
+
     def execve(self, path: str, argv: list[str], env: dict[str, str]) -> None:
         """Replace this process with the user's program.  On success nothing after it runs, so the
         event is recorded just before the call; only a failure returns (as KernelError)."""
