@@ -59,6 +59,8 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             raise RuntimeFailure(str(e)) from None
         state.cgroup = cgroup.to_state()
 
+        if spec.hooks:
+            from minicontainer.runtime import hooks  # noqa: F401 - init runs hooks after pivot_root: import now
         parent_end, child_end = sync.Channel.pair()
         _sys.stdout.flush()
         _sys.stderr.flush()  # or the child would print our buffered output a second time
@@ -68,20 +70,20 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             if stdio is not None:
                 for target, fd in enumerate(stdio):
                     os.dup2(fd, target)  # dup2 clears close-on-exec: the program inherits them
-            stage1(spec, child_end, fifo_handle, cgroup)  # never returns
+            stage1(spec, child_end, fifo_handle, cgroup, container_id)  # never returns
         child_end.close()
         os.close(fifo_handle)
         fifo_handle = -1
 
         # stage1's init-pid and init's ready share the socket, and on a busy machine ready may come
         # first (stage1 is descheduled between its fork and its send): accept either, at every step.
-        later = (sync.INIT_PID, sync.CONSOLE, sync.READY)
+        later = (sync.INIT_PID, sync.CONSOLE, sync.READY, sync.HOOKS)
         msg = parent_end.recv(sync.USERNS_CREATED, *later)
         if msg["type"] == sync.USERNS_CREATED:
             write_id_maps(sys, spec, stage1_pid)
             parent_end.send(sync.USERNS_MAPPED)
             msg = parent_end.recv(*later)
-        ready = False
+        ready = hooks_asked = False
         while True:
             _take_events(sys, msg)
             _raise_if_error(msg)
@@ -89,12 +91,18 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
                 init_pid = msg["pid"]
                 os.waitpid(stage1_pid, 0)  # stage1 has exited after sending: reap it
                 stage1_pid = 0
+            elif msg["type"] == sync.HOOKS:
+                hooks_asked = True  # run once init's PID is known: the hooks' state carries it
             elif msg["type"] == sync.CONSOLE:
                 if state.console_fd >= 0:
                     os.close(state.console_fd)  # (one terminal per container: a second replaces it)
                 state.console_fd = msg["fds"][0]  # the terminal's master side: the caller's to keep
             else:
                 ready = True
+            if hooks_asked and init_pid:
+                hooks_asked = False
+                _run_create_hooks(spec, state, init_pid)
+                parent_end.send(sync.HOOKS_DONE)
             if init_pid and ready:
                 break
             msg = parent_end.recv(*later)
@@ -102,6 +110,7 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             raise sync.SyncError("process.terminal: init became ready without sending its terminal")
         state.pid = init_pid
         state.start_time = process_start_time(init_pid) or 0
+        state.hooks = hooks_to_state(spec.hooks)
         state.save()
         write_jsonl(state.events_file, sys.trace.events)
         if pid_file:
@@ -118,6 +127,23 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             parent_end.close()
         if fifo_handle >= 0:
             os.close(fifo_handle)
+
+
+def _run_create_hooks(spec: Spec, state: State, init_pid: int) -> None:
+    """prestart and createRuntime: in the runtime's namespaces, with the state as "creating"."""
+    from minicontainer.runtime import hooks
+
+    oci = {**state.oci(), "status": "creating", "pid": init_pid}
+    for point in ("prestart", "createRuntime"):
+        hooks.run(point, spec.hooks.get(point, []), oci)
+
+
+def hooks_to_state(spec_hooks: dict) -> dict:
+    if not spec_hooks:
+        return {}
+    from minicontainer.runtime import hooks
+
+    return hooks.to_state(spec_hooks)
 
 
 def _undo(state: State, cgroup, *pids: int) -> None:
