@@ -229,8 +229,12 @@ _BPF_CGROUP_DEVICE = 6
 _BPF_F_ALLOW_MULTI = 2
 
 
+# Read once, at import: later, a seccomp filter may refuse uname(2) itself.
+_MACHINE = os.uname().machine
+
+
 def _sysno(name: str) -> int:
-    return _SYSCALL_NUMBERS[os.uname().machine][name]
+    return _SYSCALL_NUMBERS[_MACHINE][name]
 
 
 class _CapHeader(ctypes.Structure):

@@ -74,7 +74,8 @@ def _report_and_exit(chan: sync.Channel, trace: Trace, exc: BaseException) -> No
 # --- stage 1: namespaces --------------------------------------------------------------------------
 
 
-def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int, cgroup: Cgroup, container_id: str = "") -> NoReturn:
+def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int, cgroup: Cgroup, container_id: str = "",
+           cgroup_dirs: dict[str, str] | None = None) -> NoReturn:
     trace = Trace(side="stage1")
     sys = Syscalls(trace)
     try:
@@ -106,7 +107,7 @@ def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int, cgroup: Cgroup, con
 
         pid = sys.fork(detail="init: the first process of the new PID namespace, so its PID 1")
         if pid == 0:
-            container_init(spec, chan, fifo_handle, trace, cgroup, container_id)
+            container_init(spec, chan, fifo_handle, trace, cgroup_dirs or {}, container_id)
         chan.send_events(sync.INIT_PID, trace.events, pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
@@ -117,7 +118,7 @@ def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int, cgroup: Cgroup, con
 
 
 def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trace,
-                   cgroup: Cgroup | None = None, container_id: str = "") -> NoReturn:
+                   cgroup_dirs: dict[str, str], container_id: str = "") -> NoReturn:
     # A fresh trace: what stage1 recorded before the fork belongs to stage1's report.
     trace.events = []
     trace.side = "init"
@@ -128,7 +129,8 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
         # Until it execs, init is a copy of the runtime: not dumpable, so that no process in the
         # container (a PID namespace joined by path, say) can read its memory or files via /proc.
         sys.prctl(PR_SET_DUMPABLE, 0)
-        build_rootfs(sys, spec, spec.has_namespace("user"), chan=chan, cgroup=cgroup, container_id=container_id)
+        build_rootfs(sys, spec, spec.has_namespace("user"), chan=chan, cgroup_dirs=cgroup_dirs,
+                     container_id=container_id)
         if spec.hostname is not None:
             sys.sethostname(spec.hostname, detail="the UTS namespace's own hostname")
         for key, value in spec.sysctl.items():
@@ -180,14 +182,14 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
 
 
 def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool, *, chan: sync.Channel | None = None,
-                 cgroup: Cgroup | None = None, container_id: str = "") -> None:
+                 cgroup_dirs: dict[str, str] | None = None, container_id: str = "") -> None:
     rootfs = spec.root_path
     mounts.make_mounts_private(sys)
     mounts.bind_rootfs(sys, rootfs)
     dev_is_tmpfs = False
     for m in spec.mounts:
         if m.type == "cgroup":
-            mounts.mount_cgroup(sys, rootfs, m.destination, cgroup.paths if cgroup else {}, m.options)
+            mounts.mount_cgroup(sys, rootfs, m.destination, cgroup_dirs or {}, m.options)
             continue
         mounts.mount_one(sys, rootfs, m.destination, m.type, m.source, m.options, in_userns=in_userns)
         if m.destination == "/dev" and m.type == "tmpfs":

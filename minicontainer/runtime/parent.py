@@ -20,6 +20,8 @@ import signal
 import sys as _sys
 
 from minicontainer.kernel.cgroups import CgroupError, open_cgroup
+from minicontainer.kernel.cgroups.base import Cgroup
+from minicontainer.kernel.cgroups.layout import detect
 from minicontainer.kernel.syscalls import KernelError, Syscalls
 from minicontainer.observe.events import write_jsonl
 from minicontainer.runtime import sync
@@ -61,6 +63,7 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
 
         if spec.hooks:
             from minicontainer.runtime import hooks  # noqa: F401 - init runs hooks after pivot_root: import now
+        cgroup_dirs = cgroup_mount_dirs(cgroup) if any(m.type == "cgroup" for m in spec.mounts) else {}
         parent_end, child_end = sync.Channel.pair()
         _sys.stdout.flush()
         _sys.stderr.flush()  # or the child would print our buffered output a second time
@@ -70,7 +73,7 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             if stdio is not None:
                 for target, fd in enumerate(stdio):
                     os.dup2(fd, target)  # dup2 clears close-on-exec: the program inherits them
-            stage1(spec, child_end, fifo_handle, cgroup, container_id)  # never returns
+            stage1(spec, child_end, fifo_handle, cgroup, container_id, cgroup_dirs)  # never returns
         child_end.close()
         os.close(fifo_handle)
         fifo_handle = -1
@@ -136,6 +139,22 @@ def _run_create_hooks(spec: Spec, state: State, init_pid: int) -> None:
     oci = {**state.oci(), "status": "creating", "pid": init_pid}
     for point in ("prestart", "createRuntime"):
         hooks.run(point, spec.hooks.get(point, []), oci)
+
+
+def cgroup_mount_dirs(cgroup: Cgroup) -> dict[str, str]:
+    """For a ``cgroup`` mount: name under it -> the container's directory in that hierarchy.
+
+    v2: the one directory (name ""). v1: one per hierarchy, named as on the host (``memory``,
+    ``cpu,cpuacct``): the container's own cgroup where it has one, else the cgroup its processes are
+    in there, which is the runtime's (init is born in it); never a hierarchy's root.
+    """
+    if cgroup.version == "v2":
+        return {"": cgroup.paths["unified"]}
+    layout = detect()
+    out: dict[str, str] = {}
+    for controller, mountpoint in sorted(layout.v1.items()):
+        out.setdefault(os.path.basename(mountpoint), cgroup.paths.get(controller) or layout.own_dir(controller))
+    return out
 
 
 def hooks_to_state(spec_hooks: dict) -> dict:
