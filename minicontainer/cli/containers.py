@@ -91,7 +91,9 @@ def create_body(args: argparse.Namespace) -> dict:
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
     host = {"AutoRemove": args.rm, "Init": args.init, "Memory": args.memory or 0,
             "MemorySwap": args.memory_swap or 0, "ConsoleSize": _terminal_size() if args.tty else [0, 0],
-            "NanoCpus": int((args.cpus or 0) * 1e9), "PidsLimit": args.pids_limit}
+            "NanoCpus": int((args.cpus or 0) * 1e9), "PidsLimit": args.pids_limit,
+            "PidMode": args.pid or "", "UTSMode": args.uts or "", "IpcMode": args.ipc or "",
+            "CgroupnsMode": args.cgroupns or ""}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
             "AttachStdin": args.interactive, "OpenStdin": args.interactive, "StdinOnce": args.interactive,
@@ -518,6 +520,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="memory plus swap (-1: unlimited swap); by default twice --memory")
     p.add_argument("--cpus", type=float)
     p.add_argument("--pids-limit", type=int)
+    # Namespaces the container shares instead of having its own (engine/namespaces.py).
+    p.add_argument("--pid", help="PID namespace: 'host', or 'container:NAME' to see another container's processes")
+    p.add_argument("--uts", help="UTS namespace: 'host' (the host's hostname)")
+    p.add_argument("--ipc", help="IPC namespace: 'private' (default), 'host', or 'container:NAME'")
+    p.add_argument("--cgroupns", help="cgroup namespace: 'private' (default) or 'host'")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 

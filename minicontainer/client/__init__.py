@@ -132,7 +132,12 @@ class ContainerCollection:
                environment: list[str] | dict | None = None, working_dir: str | None = None, user: str | None = None,
                hostname: str | None = None, entrypoint: str | list[str] | None = None, auto_remove: bool = False,
                init: bool = False, mem_limit: int | str | None = None, nano_cpus: int | None = None,
-               pids_limit: int | None = None, labels: dict | None = None, stdin_open: bool = False) -> Container:
+               pids_limit: int | None = None, labels: dict | None = None, stdin_open: bool = False,
+               pid_mode: str | None = None, uts_mode: str | None = None, ipc_mode: str | None = None,
+               cgroupns: str | None = None) -> Container:
+        """docker-py's ``containers.create``, with its argument names.  ``pid_mode``, ``uts_mode``,
+        ``ipc_mode`` and ``cgroupns`` share a namespace instead of making one: ``"host"``, or for PID
+        and IPC ``"container:NAME"``."""
         from minicontainer.cli.run import parse_bytes
 
         if isinstance(environment, dict):
@@ -141,7 +146,8 @@ class ContainerCollection:
                 "Env": environment or [], "WorkingDir": working_dir or "", "User": user or "",
                 "Hostname": hostname or "", "Labels": labels or {}, "OpenStdin": stdin_open,
                 "HostConfig": {"AutoRemove": auto_remove, "Init": init, "NanoCpus": nano_cpus or 0,
-                               "PidsLimit": pids_limit,
+                               "PidsLimit": pids_limit, "PidMode": pid_mode or "", "UTSMode": uts_mode or "",
+                               "IpcMode": ipc_mode or "", "CgroupnsMode": cgroupns or "",
                                "Memory": parse_bytes(mem_limit) if isinstance(mem_limit, str) else mem_limit or 0}}
         if entrypoint is not None:
             body["Entrypoint"] = shlex.split(entrypoint) if isinstance(entrypoint, str) else entrypoint

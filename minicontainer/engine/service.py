@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator, Callable
 from minicontainer import __version__
 from minicontainer import config as settings
 from minicontainer.engine import images as image_service
-from minicontainer.engine import names
+from minicontainer.engine import names, namespaces
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
@@ -236,6 +236,7 @@ class Engine:
             raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
         if swap > 0 and swap < memory:
             raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
+        modes = namespaces.check(host, body.get("Hostname") or "", self.get)
         size = host.get("ConsoleSize") or [0, 0]
         if not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and 0 <= n < 65536 for n in size)):
             raise InvalidParameter(f"HostConfig.ConsoleSize must be [rows, columns], not {size!r}")
@@ -255,7 +256,8 @@ class Engine:
         with open(os.path.join(directory, "image"), "w") as f:  # noqa: ASYNC230 - a small local file: not worth a thread
             f.write(image.id)
         config = {
-            "Hostname": body.get("Hostname") or cid[:12], "Domainname": "", "User": body.get("User") or "",
+            "Hostname": body.get("Hostname") or (os.uname().nodename if modes["UTSMode"] == "host" else cid[:12]),
+            "Domainname": "", "User": body.get("User") or "",
             "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout", True)),
             "AttachStderr": bool(body.get("AttachStderr", True)), "Tty": bool(body.get("Tty")),
             "OpenStdin": bool(body.get("OpenStdin")), "StdinOnce": bool(body.get("StdinOnce")),
@@ -271,6 +273,7 @@ class Engine:
             "ConsoleSize": list(host.get("ConsoleSize") or [0, 0]),
             "NanoCpus": host.get("NanoCpus") or 0, "PidsLimit": host.get("PidsLimit"), "NetworkMode": "none",
             "LogConfig": {"Type": "json-file", "Config": {}}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            **modes,
         }
         record = {
             "Id": cid, "Created": now_rfc3339(), "Path": args[0], "Args": args[1:],
@@ -290,6 +293,11 @@ class Engine:
         self.containers[cid] = container
         self.exited[cid] = asyncio.Event()
         return {"Id": cid, "Warnings": []}
+
+    def _pid_of(self, ref: str) -> int:
+        """A running container's PID 1 on the host (0 if it is not running): what --pid container: joins."""
+        container = self.get(ref)
+        return container.record["State"]["Pid"] if container.running else 0
 
     @staticmethod
     def _options(config: dict, host: dict) -> RunOptions:
@@ -342,7 +350,8 @@ class Engine:
         tty = bool(cfg.get("Tty"))
         write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
                      hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
-                     init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"))
+                     init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"),
+                     share=lambda config: namespaces.apply(config, host, self._pid_of))
         stdin_r = -1
         master = -1
         try:

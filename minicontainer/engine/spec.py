@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from typing import NamedTuple
 
 from minicontainer.engine.errors import InvalidParameter
@@ -160,13 +161,14 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
 
 def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, *, cgroups_path: str,
                  hostname: str, args: list[str] | None = None, init: bool = False, terminal: bool = False,
-                 console_size: list[int] | None = None) -> str:
+                 console_size: list[int] | None = None, share: Callable[[dict], None] | None = None) -> str:
     """Make ``directory`` a bundle the runtime can run: the image's layers stacked under an overlay of
     the container's own (``merged/``, :mod:`minicontainer.image.overlay`) and ``config.json``.
 
     ``args`` replaces the program :func:`oci_config` worked out (the daemon decided it at create);
     ``init`` puts tini in front of it; ``terminal`` (``-t``) gives it a terminal, of ``console_size``
-    (rows, columns).  Returns the root filesystem's path; if anything fails,
+    (rows, columns); ``share`` changes the config's namespaces for the namespace-sharing modes
+    (:func:`minicontainer.engine.namespaces.apply`).  Returns the root filesystem's path; if anything fails,
     nothing stays mounted."""
     rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), directory)
     try:
@@ -180,6 +182,8 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
             runtime_config["process"]["terminal"] = True
             if console_size and all(console_size):
                 runtime_config["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
+        if share:
+            share(runtime_config)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(runtime_config, f, indent=1)
     except BaseException:
