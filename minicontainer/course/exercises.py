@@ -71,17 +71,21 @@ def check(key: str, answer: Any, **context: Any) -> None:
         print(text)
 
 
+def _asked_about(container: Any, answer: Callable, truth: Callable) -> tuple[Any, Any]:
+    """The right answer about a container made for the check, and the learner's; then the container goes."""
+    try:
+        return truth(container), answer(container)
+    finally:
+        container.remove(force=True)
+
+
 # --- 1. What happens when you run hello-world ------------------------------------------------------
 
 
 @exercise("hello-world/image-id", "Write image_of(container): the ID of the image a container was created from.")
 def _image_id(answer: Callable, *, client: Any) -> Verdict:
     container = client.containers.create("hello-world")
-    try:
-        expected = container.attrs["Image"]
-        got = answer(container)
-    finally:
-        container.remove(force=True)
+    expected, got = _asked_about(container, answer, lambda c: c.attrs["Image"])
     if got == expected:
         return Verdict(True, f"{got[:19]}... is the sha256 of the image's config: every container made from "
                              "this image names the same ID, while each container's own ID is new.")
@@ -119,3 +123,49 @@ def _init_mounts(answer: Callable, *, events: list[dict]) -> Verdict:
                               "the host before the namespaces exist). Keep only the events whose side is init.")
     return Verdict(False, f"{got!r} is not it. Each event is a dict: count those whose 'op' is 'mount' and "
                           "whose 'side' is 'init'.")
+
+
+# --- 2. Namespaces ------------------------------------------------------------------------------------
+
+
+@exercise("namespaces/host-pid", "Write host_pid(container): the host's PID of a running container's PID 1.")
+def _host_pid(answer: Callable, *, client: Any) -> Verdict:
+    container = client.containers.run("busybox", ["sleep", "60"], detach=True)
+    expected, got = _asked_about(container, answer, lambda c: c.attrs["State"]["Pid"])
+    if got == expected:
+        return Verdict(True, f"PID {expected} on the host is PID 1 in the container: one process, a PID in each "
+                             "PID namespace it is nested in (NSpid in /proc/PID/status lists both).")
+    if got == 1:
+        return Verdict(False, "1 is its PID inside its own PID namespace. The host numbers it differently: "
+                              "which part of container.attrs describes the running state?")
+    return Verdict(False, f"{got!r} is not it. Look in container.attrs['State'].")
+
+
+@exercise("namespaces/see-host-processes", "Which run() arguments let a container see the host's processes?")
+def _see_host_processes(answer: dict, *, client: Any) -> Verdict:
+    import os
+
+    if not isinstance(answer, dict):
+        return Verdict(False, "answer with a dict of keyword arguments, e.g. {'some_mode': 'value'}.")
+    out = client.containers.run("busybox", ["ps", "-o", "pid"], remove=True, **answer).decode().split()
+    if str(os.getpid()) in out:
+        return Verdict(True, f"with {answer} the container has no PID namespace of its own: its ps lists "
+                             f"{len(out) - 1} processes, the host's, yours among them.")
+    return Verdict(False, f"with {answer} the container's ps still lists only its own {len(out) - 1} process(es). "
+                          "Which namespace numbers processes? Its *_mode argument can be 'host'.")
+
+
+@exercise("namespaces/shared-kinds", "Write shared(container_ns, host_ns): the kinds a container shares.")
+def _shared_kinds(answer: Callable, *, client: Any) -> Verdict:
+    from minicontainer.course.views import NS_SCRIPT, host_ns, parse_ns
+
+    host = host_ns()
+    inside = parse_ns(client.containers.run("busybox", ["sh", "-c", NS_SCRIPT], remove=True,
+                                            uts_mode="host").decode())
+    expected = sorted(k for k in host if inside.get(k) == host[k])
+    got = answer(inside, host)
+    if list(got) == expected:
+        return Verdict(True, f"a container run with uts_mode='host' shares {', '.join(expected)} with the host: "
+                             "the UTS namespace given back, and the user namespace it never had.")
+    return Verdict(False, f"for a container run with uts_mode='host' your answer is {got!r}. Compare the two "
+                          "dicts' values kind by kind: equal links are one namespace. Sorted, as a list.")
