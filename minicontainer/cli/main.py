@@ -29,6 +29,12 @@ def _run_doctor(args: argparse.Namespace) -> int:
     return doctor.command(as_json=args.json)
 
 
+def add_build(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import build
+
+    build.add_commands(commands)
+
+
 def add_doctor(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "doctor", help="show what this host allows: namespaces, overlayfs, pivot_root, cgroups, tools",
@@ -63,8 +69,15 @@ def add_containers(commands: argparse._SubParsersAction) -> None:
     containers.add_commands(commands)
 
 
+def add_resources(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import events, stats
+
+    events.add_commands(commands)
+    stats.add_commands(commands)
+
+
 # The subcommands, in the order `minicontainer --help` lists them.
-COMMANDS = (add_run, add_containers, add_images, add_archive, add_doctor)
+COMMANDS = (add_run, add_containers, add_resources, add_images, add_archive, add_build, add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------
@@ -117,6 +130,8 @@ GROUPS = {
     **dict.fromkeys(("pull", "push", "images", "image", "history", "tag", "rmi", "login", "logout", "starter"),
                     add_images),
     **dict.fromkeys(("save", "load", "import", "export"), add_archive),
+    **dict.fromkeys(("events", "stats"), add_resources),
+    **dict.fromkeys(("commit", "build"), add_build),
     "doctor": add_doctor,
 }
 

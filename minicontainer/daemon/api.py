@@ -27,7 +27,7 @@ from typing import Any
 
 from minicontainer.daemon import streams
 from minicontainer.daemon.http import ClientGone, Connection, Request
-from minicontainer.daemon.routes.distribution import DistributionRoutes
+from minicontainer.daemon.routes import route_classes
 from minicontainer.daemon.routing import (  # noqa: F401 - re-exported: the vocabulary of every route
     _VERSION_PREFIX,
     API_VERSION,
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 # --- the API ------------------------------------------------------------------------------------
 
 
-class DockerAPI(DistributionRoutes):
+class DockerAPI(*route_classes()):
     """Dispatches requests to handlers; the handlers are its methods, registered with :func:`route`.
 
     The system, image and container routes are defined below; each newer concept's routes are a

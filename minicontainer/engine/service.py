@@ -37,12 +37,14 @@ from collections.abc import AsyncIterator, Callable
 
 from minicontainer import __version__
 from minicontainer import config as settings
+from minicontainer.engine import fields, names, namespaces
 from minicontainer.engine import images as image_service
-from minicontainer.engine import names, namespaces
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
+from minicontainer.engine.events import EventLog
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
 from minicontainer.engine.spec import RunOptions, write_bundle
+from minicontainer.engine.stats import Meter
 from minicontainer.engine.threads import ChunkReader, output_of, progress_of
 from minicontainer.image import overlay
 from minicontainer.image.store import StoreError
@@ -127,6 +129,8 @@ class Engine:
         self.watcher: OutputWatcher | None = None  # inotify on the containers' output files
         self.exporting: set[str] = set()  # stopped containers whose layers an export has mounted
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
+        self.event_log = EventLog()  # `docker events`: what happened to containers and images
+        self.meter = Meter(self)  # `docker stats`: the running containers' cgroups, read
 
     # --- start-up and shutdown ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -211,6 +215,7 @@ class Engine:
 
     # --- create ---------------------------------------------------------------------------------------
     async def create(self, body: dict, name: str | None) -> dict:
+        body = fields.check(body)  # before the image's look-up, as Docker: a 400 is no reason to pull
         image_name = body.get("Image") or ""
         try:
             image = image_service.find(self.store, image_name)
@@ -230,16 +235,8 @@ class Engine:
                                "reuse that name.")
         else:
             name = names.generate(taken)
-        host = body.get("HostConfig") or {}
-        memory, swap = host.get("Memory") or 0, host.get("MemorySwap") or 0
-        if swap and not memory:  # docker's words
-            raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
-        if swap > 0 and swap < memory:
-            raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
+        host = body["HostConfig"]
         modes = namespaces.check(host, body.get("Hostname") or "", self.get)
-        size = host.get("ConsoleSize") or [0, 0]
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) and 0 <= n < 65536 for n in size)):
-            raise InvalidParameter(f"HostConfig.ConsoleSize must be [rows, columns], not {size!r}")
         image_config = image.config.get("config") or {}
         cmd = body.get("Cmd") or None
         entrypoint = body.get("Entrypoint")
@@ -255,7 +252,7 @@ class Engine:
         os.makedirs(directory, mode=0o700)
         with open(os.path.join(directory, "image"), "w") as f:  # noqa: ASYNC230 - a small local file: not worth a thread
             f.write(image.id)
-        config = {
+        config = {**fields.shown(fields.CONFIG, body),
             "Hostname": body.get("Hostname") or (os.uname().nodename if modes["UTSMode"] == "host" else cid[:12]),
             "Domainname": "", "User": body.get("User") or "",
             "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout", True)),
@@ -267,14 +264,7 @@ class Engine:
             "Labels": body.get("Labels") or {}, "StopSignal": body.get("StopSignal") or
             image_config.get("StopSignal") or "SIGTERM", "StopTimeout": body.get("StopTimeout"),
         }
-        host_config = {
-            "AutoRemove": bool(host.get("AutoRemove")), "Init": bool(host.get("Init")),
-            "Memory": host.get("Memory") or 0, "MemorySwap": host.get("MemorySwap") or 0,
-            "ConsoleSize": list(host.get("ConsoleSize") or [0, 0]),
-            "NanoCpus": host.get("NanoCpus") or 0, "PidsLimit": host.get("PidsLimit"), "NetworkMode": "none",
-            "LogConfig": {"Type": "json-file", "Config": {}}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-            **modes,
-        }
+        host_config = {**fields.shown(fields.HOST_CONFIG, host), **modes}
         record = {
             "Id": cid, "Created": now_rfc3339(), "Path": args[0], "Args": args[1:],
             "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
@@ -292,6 +282,7 @@ class Engine:
         container.save()
         self.containers[cid] = container
         self.exited[cid] = asyncio.Event()
+        self.event_log.container(container, "create")
         return {"Id": cid, "Warnings": []}
 
     def _pid_of(self, ref: str) -> int:
@@ -402,6 +393,8 @@ class Engine:
         for attachment in self.attachments.get(container.id, []):
             attachment.flush_stdin()  # what `docker run -i` sent before the start
         tail.start(self.watcher, sys)
+        self.event_log.container(container, "start")
+        self.meter.started(container)
         self._reap()  # in case it already ended
 
     # --- exits ----------------------------------------------------------------------------------------
@@ -456,12 +449,17 @@ class Engine:
         tail = self.tails.pop(container.id, None)
         if tail is not None:
             tail.finish()
+        self.meter.forget(container.id)
         self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
         self._record(container, sys)
         container.state.update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
         container.save()
+        if oom:
+            self.event_log.container(container, "oom")
+        ran = parse_time(container.state["FinishedAt"]) - parse_time(container.state["StartedAt"])
+        self.event_log.container(container, "die", exitCode=code, execDuration=max(0, int(ran)))
         self.exited.setdefault(container.id, asyncio.Event()).set()
         if container.record["HostConfig"].get("AutoRemove"):
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.remove(container.id, True)))
@@ -514,12 +512,14 @@ class Engine:
                 self._signal(container, signal.SIGKILL, sys)
                 await self.exited[container.id].wait()
         self._record(container, sys)
+        self.event_log.container(container, "stop")
 
     def _signal(self, container: Container, sig: int, sys: Syscalls | None = None) -> None:
         try:
             lifecycle.kill(sys or self.sys, self.runtime_root, container.id[:12], sig)
         except RuntimeFailure:
-            pass  # it ended meanwhile
+            return  # it ended meanwhile
+        self.event_log.container(container, "kill", signal=sig)
 
     async def kill(self, cid: str, sig: str | None = None) -> None:
         container = self.get(cid)
@@ -534,6 +534,7 @@ class Engine:
         if container.running:
             await self.stop(cid, timeout)
         await self.start(container.id)
+        self.event_log.container(container, "restart")
 
     async def remove(self, cid: str, force: bool = False) -> None:
         container = self.get(cid)
@@ -558,6 +559,7 @@ class Engine:
         shutil.rmtree(container.dir, ignore_errors=True)
         self.containers.pop(container.id, None)
         self.removed.setdefault(container.id, asyncio.Event()).set()
+        self.event_log.container(container, "destroy")
 
     async def prune(self, filters: dict | None = None) -> dict:
         """``container prune``: every stopped container (with ``label`` filters: those that match)."""
@@ -702,11 +704,11 @@ class Engine:
                 uid = os.stat(f"/proc/{pid}").st_uid
             except OSError:
                 continue
-            fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is stat(5)'s field 3, "state"
+            stat_fields = stat[stat.rindex(")") + 2:].split()  # stat_fields[0] is stat(5)'s field 3, "state"
             ticks = os.sysconf("SC_CLK_TCK")
-            cpu = (int(fields[11]) + int(fields[12])) // ticks
-            started = _boot_time() + int(fields[19]) / ticks  # field 22: start time, in ticks since boot
-            rows.append([_user_name(uid), str(pid), fields[1], "0", time.strftime("%H:%M", time.localtime(started)),
+            cpu = (int(stat_fields[11]) + int(stat_fields[12])) // ticks
+            started = _boot_time() + int(stat_fields[19]) / ticks  # field 22: start time, in ticks since boot
+            rows.append([_user_name(uid), str(pid), stat_fields[1], "0", time.strftime("%H:%M", time.localtime(started)),
                          "?", time.strftime("%H:%M:%S", time.gmtime(cpu)),
                          cmd or stat[stat.index("(") + 1:stat.rindex(")")]])
         return {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "Processes": rows}
@@ -752,6 +754,12 @@ class Engine:
         async for chunk in output_of(write):
             yield chunk
 
+    async def commit(self, cid: str, **options) -> dict:
+        """``docker commit``: see :mod:`minicontainer.engine.commit`."""
+        from minicontainer.engine.commit import commit_container
+
+        return {"Id": (await commit_container(self, self.get(cid), **options)).id}
+
     def changes(self, cid: str) -> list[dict]:
         container = self.get(cid)
         image = self.store.image(container.record["Image"])
@@ -764,6 +772,7 @@ class Engine:
         attachment = Attachment(self, container, stdin=stdin, stdout=stdout, stderr=stderr, logs=logs)
         attachment.tty = bool(container.record["Config"].get("Tty"))  # one raw stream, as a terminal has
         self.attachments.setdefault(container.id, []).append(attachment)
+        self.event_log.container(container, "attach")
         return attachment
 
     def _stdin_has_room(self, cid: str, fd: int) -> None:
@@ -799,6 +808,7 @@ class Engine:
                 name, self.store, platform=platform_name, progress=progress, auth=auth or {},
                 explain=(lambda ev: progress({"explain": ev._asdict()})) if explain else None)):
             yield msg
+        self.event_log.pulled(name)
 
     async def push(self, image: str, tag: str | None, auth: dict | None = None) -> AsyncIterator[dict]:
         name = f"{image}:{tag}" if tag and ":" not in image.rsplit("/", 1)[-1] else image
@@ -937,12 +947,15 @@ class Engine:
         except (ValueError, LookupError):
             key = name
         try:
+            image_id = self.store.resolve(key).id
             lines = self.store.remove_image(key, force=force, in_use=image_service.in_use(self.store))
         except LookupError:
             raise NotFound(f"No such image: {name}") from None
         except StoreError as e:
             raise Conflict(str(e)) from None
         await asyncio.get_running_loop().run_in_executor(None, self.store.gc)  # what no image refers to
+        for line in lines:  # "Untagged: <ref>" and "Deleted: <id>", as docker reports each
+            self.event_log.image("untag" if line.startswith("Untagged") else "delete", image_id, image_id)
         return [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
                 for verb, _, rest in (line.partition(": ") for line in lines)]
 
@@ -950,7 +963,9 @@ class Engine:
         from minicontainer.image.reference import parse
 
         image = image_service.find(self.store, name)
-        self.store.tag(image.id, str(parse(f"{repo}:{tag or 'latest'}")))
+        ref = parse(f"{repo}:{tag or 'latest'}")
+        self.store.tag(image.id, str(ref))
+        self.event_log.image("tag", image.id, ref.familiar())
 
     async def prune_images(self, filters: dict | None = None) -> dict:
         """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged.

@@ -136,11 +136,7 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
         mounts.make_readonly(sys, spec.readonly_paths)
         if spec.root_readonly:
             mounts.make_root_readonly(sys)
-        setup_process(sys, spec)
-        program = find_program(spec)
-        prepare_exec(sys, spec)
-        if spec.process.terminal:
-            make_terminal(sys, spec, chan)
+        program = become_the_process(sys, spec, chan)
         chan.send_events(sync.READY, trace.events)
         ready = True
         chan.close()
@@ -159,11 +155,16 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
     except BaseException as e:  # noqa: BLE001
         if not ready:
             _report_and_exit(chan, trace, e)
-        # After `ready` the parent of `create` is gone; the container's stderr is all there is.
-        print(f"minicontainer-runtime: {e}", file=_sys.stderr, flush=True)
-        if isinstance(e, KernelError) and e.verb == "execve":
-            os._exit(EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE)
-        os._exit(getattr(e, "exit_code", EXIT_RUNTIME_FAILURE))
+        exit_after_ready(e)
+
+
+def exit_after_ready(exc: BaseException) -> NoReturn:
+    """A failure after ``ready`` (execve's, say): the parent has moved on, and the program's stderr is
+    all there is.  The exit code says who failed, as Docker's do (126, 127, 125)."""
+    print(f"minicontainer-runtime: {exc}", file=_sys.stderr, flush=True)
+    if isinstance(exc, KernelError) and exc.verb == "execve":
+        os._exit(EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE)
+    os._exit(getattr(exc, "exit_code", EXIT_RUNTIME_FAILURE))
 
 
 def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool) -> None:
@@ -182,6 +183,18 @@ def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool) -> None:
         devices.make_device(sys, rootfs, d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid,
                             in_userns=in_userns)
     mounts.pivot_to(sys, rootfs)
+
+
+def become_the_process(sys: Syscalls, spec: Spec, chan: sync.Channel) -> str:
+    """The steps from "inside the container" to "ready to execve", shared by init and by every exec'd
+    process (:mod:`minicontainer.runtime.setns_init`): whatever is added here (a seccomp filter, as
+    runc applies to both) reaches both.  Returns the program's path."""
+    setup_process(sys, spec)
+    program = find_program(spec)
+    prepare_exec(sys, spec)
+    if spec.process.terminal:
+        make_terminal(sys, spec, chan)
+    return program
 
 
 def setup_process(sys: Syscalls, spec: Spec) -> None:
