@@ -96,6 +96,14 @@ class Container(Model):
     def diff(self) -> list[dict]:
         return self.client.api.json("GET", f"/containers/{self.id}/changes") or []
 
+    def commit(self, repository: str | None = None, tag: str | None = None, *, message: str = "",
+               author: str = "", changes: list[str] | None = None, pause: bool = True) -> Image:
+        """docker-py's ``commit``: the container's changes (its upper layer) as a new image's top layer."""
+        reply = self.client.api.json("POST", "/commit", {"container": self.id, "repo": repository, "tag": tag,
+                                                         "comment": message, "author": author, "pause": int(pause),
+                                                         "changes": changes or []}, {})
+        return self.client.images.get(reply["Id"])
+
     def __repr__(self) -> str:
         return f"<Container: {self.short_id}>"
 
@@ -112,6 +120,11 @@ class Image(Model):
     @property
     def tags(self) -> list[str]:
         return self.attrs.get("RepoTags") or []
+
+    def save(self, *, format: str = "docker-archive") -> bytes:
+        """The image as ``docker save`` writes it (a tar); ``format="oci-archive"`` (ours): an OCI image
+        layout, with the manifest, config and layers exactly as a registry serves them."""
+        return self.client.api.request("GET", f"/images/{self.id}/get", {"format": format}).read()
 
     def __repr__(self) -> str:
         return f"<Image: {', '.join(repr(t) for t in self.tags)}>"

@@ -169,3 +169,53 @@ def _shared_kinds(answer: Callable, *, client: Any) -> Verdict:
                              "the UTS namespace given back, and the user namespace it never had.")
     return Verdict(False, f"for a container run with uts_mode='host' your answer is {got!r}. Compare the two "
                           "dicts' values kind by kind: equal links are one namespace. Sorted, as a list.")
+
+
+# --- 4. Image layers -----------------------------------------------------------------------------------
+
+
+@exercise("layers/image-id", "Write image_id(config_bytes): the ID of the image whose config is these bytes.")
+def _layers_image_id(answer: Callable, *, client: Any) -> Verdict:
+    from minicontainer.course.layers import image_parts
+
+    expected = client.images.get("busybox").id
+    got = answer(image_parts(client, "busybox").config_raw)
+    if got == expected:
+        return Verdict(True, "the ID names the config's content: change one byte of the config (a label, an "
+                             "environment variable) and it is another image.")
+    if isinstance(got, str) and f"sha256:{got}" == expected:
+        return Verdict(False, "the right digest, without its algorithm: an ID is written 'sha256:' + the hex.")
+    return Verdict(False, "not that one. The ID is a sha256 over the config's exact bytes (not over the "
+                          "manifest, nor over a re-encoded JSON).")
+
+
+@exercise("layers/whiteout-name", "In a layer's tar, which file deletes /etc/group of a lower layer?")
+def _whiteout_name(answer: str) -> Verdict:
+    said = str(answer).strip().lstrip("/")
+    if said == "etc/.wh.group":
+        return Verdict(True, "an empty file named .wh.group in etc/: unpacking the layer, the store turns it "
+                             "back into what overlayfs understands, a 0/0 character device.")
+    if said == "etc/group":
+        return Verdict(False, "a layer cannot leave a file out to delete it: a missing file just means "
+                              "'unchanged'. Look at the top layer's files after the commit.")
+    return Verdict(False, "look for the name starting with .wh. in the committed image's top layer.")
+
+
+@exercise("layers/shared", "Write shared_layers(image_a, image_b): the diff_ids both images have.")
+def _shared_layers(answer: Callable, *, client: Any) -> Verdict:
+    box = client.containers.run("busybox", ["touch", "/new"], detach=True)
+    box.wait()
+    image_b = box.commit()
+    box.remove()
+    image_a = client.images.get("busybox")
+    try:
+        theirs = set(image_b.attrs["RootFS"]["Layers"])
+        expected = [d for d in image_a.attrs["RootFS"]["Layers"] if d in theirs]
+        got = answer(image_b, image_a)  # the committed image first: its own top layer must not be counted
+    finally:
+        client.images.remove(image_b.id)
+    if list(got) == expected:
+        return Verdict(True, f"{len(expected)} layer(s) in common: the committed image is busybox's layers plus "
+                             "one of its own.")
+    return Verdict(False, f"for a commit of busybox and busybox itself your answer has {len(list(got))} layer(s), "
+                          f"not {len(expected)}. Both images list their layers in attrs['RootFS']['Layers'].")

@@ -174,6 +174,20 @@ def test_namespaces(classroom):
     assert text.count("Not yet") == 3
 
 
+def test_image_layers(classroom):
+    nb = executed(classroom, "04-image-layers.ipynb")
+    text = text_of(nb)
+    assert '"mediaType": "application/vnd.oci.image.manifest.v1+json"' in text
+    ids = [line.split(":", 1)[1].strip() for line in text.splitlines()
+           if line.startswith(("sha256 of the config's bytes:", "the image's ID:"))]
+    assert len(ids) == 2 and ids[0] == ids[1]  # the image ID is the config's sha256
+    assert "lower: ['/" in text and "/upper" in text and "/work" in text  # the real overlay mount's dirs
+    assert "D /etc/group" in text and "A /hello.txt" in text  # the container's diff
+    assert "whiteouts: ['etc/.wh.group']" in text  # in the committed layer
+    assert "shared: ['sha256:" in text
+    assert images_in(nb) == 2  # the overlay and the shared layer
+
+
 # --- the pages, as a browser shows them ------------------------------------------------------------------
 
 
