@@ -253,6 +253,20 @@ class Client:
     def info(self) -> dict:
         return self.api.json("GET", "/info")
 
+    def events(self, since=None, until=None, filters: dict | None = None, decode: bool = True):
+        """docker-py's ``events``: the daemon's events (create, start, die, stop, kill, destroy...) as they
+        happen; with ``until``, those of the range, then the iterator ends.  ``since``/``until``: Unix
+        seconds, or datetimes."""
+        def stamp(t):
+            if t is None:
+                return None
+            return f"{t.timestamp() if hasattr(t, 'timestamp') else t:.9f}"
+
+        params = {"since": stamp(since), "until": stamp(until), "filters": json.dumps(filters) if filters else None}
+        if not decode:
+            raise ValueError("events(decode=False) is not supported: this client yields decoded dicts only")
+        return self.api.stream_json("GET", "/events", params)
+
     def ping(self) -> bool:
         return self.api.request("GET", "/_ping").read() == b"OK"
 

@@ -219,3 +219,51 @@ def _shared_layers(answer: Callable, *, client: Any) -> Verdict:
                              "one of its own.")
     return Verdict(False, f"for a commit of busybox and busybox itself your answer has {len(list(got))} layer(s), "
                           f"not {len(expected)}. Both images list their layers in attrs['RootFS']['Layers'].")
+
+
+# --- 5. Lifecycle and signals ----------------------------------------------------------------------------
+
+
+@exercise("lifecycle/sigkill-code", "What exit code does a container killed after the grace period report?")
+def _sigkill_code(answer: int) -> Verdict:
+    if answer == 137:
+        return Verdict(True, "128 + 9: the shell's convention for 'killed by signal 9', SIGKILL, sent when the "
+                             "grace period ran out.")
+    if answer == 143:
+        return Verdict(False, "143 is 128 + 15, death by SIGTERM; but this program ignored SIGTERM. Which signal "
+                              "comes after the grace period?")
+    return Verdict(False, "a process killed by signal N exits, for its parent, with 128 + N.")
+
+
+@exercise("lifecycle/fast-stop", "Which run() arguments make `sleep 300` stop at once?")
+def _fast_stop(answer: dict, *, client: Any) -> Verdict:
+    from minicontainer.course.signals import time_stop
+
+    if not isinstance(answer, dict):
+        return Verdict(False, "answer with a dict of keyword arguments, e.g. {'some_option': True}.")
+    timing = time_stop(client, "yours", ["sleep", "300"], grace=2, **answer)
+    if timing.seconds < 1:
+        return Verdict(True, f"stopped in {timing.seconds:.2f} s (exit code {timing.exit_code}): sleep is not PID 1 "
+                             "any more, so SIGTERM's default action applies.")
+    return Verdict(False, f"with {answer} it took {timing.seconds:.1f} s: sleep still ignored SIGTERM as PID 1. "
+                          "Which option puts another process in front of it as PID 1?")
+
+
+@exercise("lifecycle/events", "Which events do create, start, wait and remove of a `true` container produce?")
+def _lifecycle_events(answer: list, *, client: Any) -> Verdict:
+    import time
+
+    since = time.time()
+    box = client.containers.create("busybox", ["true"])
+    box.start()
+    box.wait()
+    box.remove()
+    actions = [e["Action"] for e in client.events(since=since, until=time.time(), filters={"container": [box.id]})]
+    if list(answer) == actions:
+        return Verdict(True, f"{actions}: 'die' when its program exited by itself; no 'stop' or 'kill', nobody sent "
+                             "a signal.")
+    if "stop" in answer or "kill" in answer:
+        return Verdict(False, "nobody stopped or killed it: `true` exits by itself. What does the daemon say "
+                              "when a container's program ends?")
+    return Verdict(False, f"not that order ({len(actions)} events happen). Try it, and read client.events(since=..., "
+                          "until=...).")

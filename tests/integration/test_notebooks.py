@@ -17,6 +17,7 @@ import grp
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,8 +163,6 @@ def test_hello_world(classroom):
 def test_namespaces(classroom):
     nb = executed(classroom, "02-namespaces.ipynb")
     text = text_of(nb)
-    import re
-
     pid = re.search(r"PID 1 inside is PID (\d+) on the host", text)
     assert pid, text[:2000]
     assert re.search(rf"NSpid:\s+{pid.group(1)}\s+1\b", text)  # the kernel's own word for it
@@ -186,6 +185,23 @@ def test_image_layers(classroom):
     assert "whiteouts: ['etc/.wh.group']" in text  # in the committed layer
     assert "shared: ['sha256:" in text
     assert images_in(nb) == 2  # the overlay and the shared layer
+
+
+def test_lifecycle_and_signals(classroom):
+    nb = executed(classroom, "05-lifecycle-and-signals.ipynb")
+    text = text_of(nb)
+    assert "after create: created" in text and "after start:  running" in text
+    assert "after stop:   exited - exit code 137" in text and "after rm:     []" in text
+    for action in ("create", "start", "kill", "die", "destroy"):
+        assert f" {action:<8} lifecycle-demo" in text, action
+    stops = {label: (float(seconds), int(code)) for label, seconds, code in
+             re.findall(r"^(.+?)\s+stopped in\s+([\d.]+) s, exit code (\d+)$", text, re.MULTILINE)}
+    assert 2.9 < stops["sleep as PID 1 (no handler)"][0] < 4 and stops["sleep as PID 1 (no handler)"][1] == 137
+    assert stops["a shell that traps TERM"][0] < 1 and stops["a shell that traps TERM"][1] == 0
+    assert stops["sleep under --init (tini)"][0] < 1 and stops["sleep under --init (tini)"][1] == 143
+    assert "1 s after SIGTERM: running" in text and "after SIGKILL:     137" in text
+    assert "stdout only: b'to stdout\\n'" in text and "stderr only: b'to stderr\\n'" in text
+    assert images_in(nb) == 2  # the events and the stop timings
 
 
 # --- the pages, as a browser shows them ------------------------------------------------------------------
