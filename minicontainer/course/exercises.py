@@ -71,6 +71,10 @@ def check(key: str, answer: Any, **context: Any) -> None:
         print(text)
 
 
+def _verdict(ok: bool, right: str, hint: str) -> Verdict:
+    return Verdict(True, right) if ok else Verdict(False, hint)
+
+
 def _asked_about(container: Any, answer: Callable, truth: Callable) -> tuple[Any, Any]:
     """The right answer about a container made for the check, and the learner's; then the container goes."""
     try:
@@ -164,11 +168,11 @@ def _shared_kinds(answer: Callable, *, client: Any) -> Verdict:
                                             uts_mode="host").decode())
     expected = sorted(k for k in host if inside.get(k) == host[k])
     got = answer(inside, host)
-    if list(got) == expected:
-        return Verdict(True, f"a container run with uts_mode='host' shares {', '.join(expected)} with the host: "
-                             "the UTS namespace given back, and the user namespace it never had.")
-    return Verdict(False, f"for a container run with uts_mode='host' your answer is {got!r}. Compare the two "
-                          "dicts' values kind by kind: equal links are one namespace. Sorted, as a list.")
+    return _verdict(list(got) == expected,
+                    f"a container run with uts_mode='host' shares {', '.join(expected)} with the host: the UTS "
+                    "namespace given back, and the user namespace it never had.",
+                    f"for a container run with uts_mode='host' your answer is {got!r}. Compare the two dicts' "
+                    "values kind by kind: equal links are one namespace. Sorted, as a list.")
 
 
 # --- 4. Image layers -----------------------------------------------------------------------------------
@@ -242,11 +246,11 @@ def _fast_stop(answer: dict, *, client: Any) -> Verdict:
     if not isinstance(answer, dict):
         return Verdict(False, "answer with a dict of keyword arguments, e.g. {'some_option': True}.")
     timing = time_stop(client, "yours", ["sleep", "300"], grace=2, **answer)
-    if timing.seconds < 1:
-        return Verdict(True, f"stopped in {timing.seconds:.2f} s (exit code {timing.exit_code}): sleep is not PID 1 "
-                             "any more, so SIGTERM's default action applies.")
-    return Verdict(False, f"with {answer} it took {timing.seconds:.1f} s: sleep still ignored SIGTERM as PID 1. "
-                          "Which option puts another process in front of it as PID 1?")
+    return _verdict(timing.seconds < 1,
+                    f"stopped in {timing.seconds:.2f} s (exit code {timing.exit_code}): sleep is not PID 1 any "
+                    "more, so SIGTERM's default action applies.",
+                    f"with {answer} it took {timing.seconds:.1f} s: sleep still ignored SIGTERM as PID 1. Which "
+                    "option puts another process in front of it as PID 1?")
 
 
 @exercise("lifecycle/events", "Which events do create, start, wait and remove of a `true` container produce?")
