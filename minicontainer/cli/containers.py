@@ -90,7 +90,8 @@ def create_body(args: argparse.Namespace) -> dict:
     env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
     host = {"AutoRemove": args.rm, "Init": args.init, "ConsoleSize": _terminal_size() if args.tty else [0, 0],
-            **resource_fields(args)}
+            **resource_fields(args), "PidMode": args.pid or "", "UTSMode": args.uts or "", "IpcMode": args.ipc or "",
+            "CgroupnsMode": args.cgroupns or ""}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
             "AttachStdin": args.interactive, "OpenStdin": args.interactive, "StdinOnce": args.interactive,
@@ -574,6 +575,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-timeout", type=int)
     add_resource_flags(p)
     network.add_run_flags(p)
+    # Namespaces the container shares instead of having its own (engine/namespaces.py).
+    p.add_argument("--pid", help="PID namespace: 'host', or 'container:NAME' to see another container's processes")
+    p.add_argument("--uts", help="UTS namespace: 'host' (the host's hostname)")
+    p.add_argument("--ipc", help="IPC namespace: 'private' (default), 'host', or 'container:NAME'")
+    p.add_argument("--cgroupns", help="cgroup namespace: 'private' (default) or 'host'")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 

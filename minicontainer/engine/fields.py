@@ -98,11 +98,12 @@ HOST_CONFIG: dict[str, Field] = {
     "LogConfig": refused("--log-driver, --log-opt: this engine logs in json-file only",
                          {"Type": "json-file", "Config": {}}, ({"Type": "json-file"},)),
     "RestartPolicy": refused("--restart", {"Name": "no", "MaximumRetryCount": 0}, ({"Name": "no"},)),
-    "IpcMode": refused("--ipc", "private"),
-    "PidMode": refused("--pid", ""),
-    "UTSMode": refused("--uts", ""),
+    # namespaces shared instead of made (engine/namespaces.py checks the values)
+    "IpcMode": honoured("private", "--ipc"),
+    "PidMode": honoured("", "--pid"),
+    "UTSMode": honoured("", "--uts"),
+    "CgroupnsMode": honoured("private", "--cgroupns"),
     "UsernsMode": refused("--userns", ""),
-    "CgroupnsMode": refused("--cgroupns", "private"),
     "ShmSize": refused("--shm-size", SHM_SIZE),
     "Isolation": refused("--isolation", "", ("default",)),
     "MemorySwappiness": refused("--memory-swappiness", None, (-1,)),
@@ -271,5 +272,5 @@ def shown(section: dict[str, Field], given: dict) -> dict:
     out = {}
     for key, field in section.items():
         value = given.get(key)
-        out[key] = value if field.honoured and value is not None else field.shown
+        out[key] = value if field.honoured and value not in (None, "") else field.shown  # "": Go's unset string
     return out

@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Callable
 
 from minicontainer import __version__
 from minicontainer import config as settings
-from minicontainer.engine import fields, names, pause, resources
+from minicontainer.engine import fields, names, namespaces, pause, resources
 from minicontainer.engine import images as image_service
 from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
@@ -244,6 +244,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         else:
             name = names.generate(taken)
         host = body["HostConfig"]
+        modes = namespaces.check(host, body.get("Hostname") or "", self.get)
         image_config = image.config.get("config") or {}
         cmd = body.get("Cmd") or None
         entrypoint = body.get("Entrypoint")
@@ -260,7 +261,8 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         with open(os.path.join(directory, "image"), "w") as f:  # noqa: ASYNC230 - a small local file: not worth a thread
             f.write(image.id)
         config = {**fields.shown(fields.CONFIG, body),
-            "Hostname": body.get("Hostname") or cid[:12], "Domainname": "", "User": body.get("User") or "",
+            "Hostname": body.get("Hostname") or (os.uname().nodename if modes["UTSMode"] == "host" else cid[:12]),
+            "Domainname": "", "User": body.get("User") or "",
             "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout", True)),
             "AttachStderr": bool(body.get("AttachStderr", True)), "Tty": bool(body.get("Tty")),
             "OpenStdin": bool(body.get("OpenStdin")), "StdinOnce": bool(body.get("StdinOnce")),
@@ -270,7 +272,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             "Labels": body.get("Labels") or {}, "StopSignal": body.get("StopSignal") or
             image_config.get("StopSignal") or "SIGTERM", "StopTimeout": body.get("StopTimeout"),
         }
-        host_config = resources.with_default_swap(fields.shown(fields.HOST_CONFIG, host))
+        host_config = {**resources.with_default_swap(fields.shown(fields.HOST_CONFIG, host)), **modes}
         record = {
             "Id": cid, "Created": now_rfc3339(), "Path": args[0], "Args": args[1:],
             "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
@@ -295,6 +297,11 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         self.exited[cid] = asyncio.Event()
         self.event_log.container(container, "create")
         return {"Id": cid, "Warnings": warnings}
+
+    def _pid_of(self, ref: str) -> int:
+        """A running container's PID 1 on the host (0 if it is not running): what --pid container: joins."""
+        container = self.get(ref)
+        return container.record["State"]["Pid"] if container.running else 0
 
     @staticmethod
     def _options(config: dict, host: dict) -> RunOptions:
@@ -348,7 +355,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
                          hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
                          init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"),
-                         network=network)
+                         network=network, share=lambda config: namespaces.apply(config, host, self._pid_of))
         except BaseException:
             self.networks.release(container, sys)
             raise

@@ -153,15 +153,17 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
 
 def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, *, cgroups_path: str,
                  hostname: str, args: list[str] | None = None, init: bool = False, terminal: bool = False,
-                 console_size: list[int] | None = None,
-                 network: Callable[[dict], None] | None = None) -> str:
+                 console_size: list[int] | None = None, network: Callable[[dict], None] | None = None,
+                 share: Callable[[dict], None] | None = None) -> str:
     """Make ``directory`` a bundle the runtime can run: the image's layers stacked under an overlay of
     the container's own (``merged/``, :mod:`minicontainer.image.overlay`) and ``config.json``.
 
     ``args`` replaces the program :func:`oci_config` worked out (the daemon decided it at create);
     ``init`` puts tini in front of it; ``terminal`` (``-t``) gives it a terminal, of ``console_size``
     (rows, columns); ``network`` adjusts the config for the container's network (its namespace, the
-    /etc/hosts, resolv.conf and hostname files).  Returns the root filesystem's path; if anything fails,
+    /etc/hosts, resolv.conf and hostname files); ``share`` changes the config's namespaces for the
+    namespace-sharing modes (:func:`minicontainer.engine.namespaces.apply`).  Returns the root
+    filesystem's path; if anything fails,
     nothing stays mounted."""
     rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), directory)
     try:
@@ -179,6 +181,8 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
                 runtime_config["process"]["env"].append("TERM=xterm")  # Docker's, for every terminal
             if console_size and all(console_size):
                 runtime_config["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
+        if share:
+            share(runtime_config)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(runtime_config, f, indent=1)
     except BaseException:

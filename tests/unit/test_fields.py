@@ -49,7 +49,7 @@ def test_what_the_clients_send_by_default_passes():
     ({"GroupAdd": ["audio"]}, "HostConfig.GroupAdd"),                                           # --group-add
     ({"LogConfig": {"Type": "none", "Config": {}}}, "HostConfig.LogConfig"),                    # --log-driver none
     ({"OomKillDisable": True}, "HostConfig.OomKillDisable"),                                   # --oom-kill-disable
-    ({"PidMode": "host"}, "HostConfig.PidMode"),
+    ({"UsernsMode": "host"}, "HostConfig.UsernsMode"),
     ({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}}, "HostConfig.RestartPolicy"),
     ({"MemorySwappiness": 10}, "HostConfig.MemorySwappiness"),
 ])
