@@ -12,6 +12,7 @@ import argparse
 import sys
 import threading
 
+from minicontainer.cli import network
 from minicontainer.cli.format import ago, human_size, local_error, table
 from minicontainer.cli.session import Terminal, copy_output, pump_stdin, terminal_size
 
@@ -77,9 +78,9 @@ def create_body(args: argparse.Namespace) -> dict:
         env += read_env_file(path)
     env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
-    host = {"AutoRemove": args.rm, "Init": args.init, "Memory": args.memory or 0,
-            "MemorySwap": args.memory_swap or 0, "ConsoleSize": terminal_size() if args.tty else [0, 0],
-            "NanoCpus": int((args.cpus or 0) * 1e9), "PidsLimit": args.pids_limit}
+    host = {"AutoRemove": args.rm, "Init": args.init, "ConsoleSize": terminal_size() if args.tty else [0, 0],
+            **resource_fields(args), "PidMode": args.pid or "", "UTSMode": args.uts or "", "IpcMode": args.ipc or "",
+            "CgroupnsMode": args.cgroupns or ""}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
             "AttachStdin": args.interactive, "OpenStdin": args.interactive, "StdinOnce": args.interactive,
@@ -90,7 +91,35 @@ def create_body(args: argparse.Namespace) -> dict:
         body["StopSignal"] = args.stop_signal
     if args.stop_timeout is not None:
         body["StopTimeout"] = args.stop_timeout
+    network.network_body(args, body)
     return body
+
+
+def resource_fields(args: argparse.Namespace) -> dict:
+    """The limits flags (``run``, ``create``, ``update``) -> HostConfig's fields, 0 where not given."""
+    return {"Memory": args.memory or 0, "MemorySwap": args.memory_swap or 0,
+            "MemoryReservation": args.memory_reservation or 0, "NanoCpus": round((args.cpus or 0) * 1e9),
+            "CpuShares": args.cpu_shares or 0, "CpuQuota": args.cpu_quota or 0, "CpuPeriod": args.cpu_period or 0,
+            "CpusetCpus": args.cpuset_cpus or "", "CpusetMems": args.cpuset_mems or "",
+            "BlkioWeight": args.blkio_weight or 0, "PidsLimit": args.pids_limit}
+
+
+def add_resource_flags(p: argparse.ArgumentParser) -> None:
+    """docker's limits flags, shared by ``run``, ``create`` and ``update``."""
+    from minicontainer.cli.run import parse_bytes
+
+    p.add_argument("-m", "--memory", type=parse_bytes, help="memory limit (6m at least): 64m, 1g")
+    p.add_argument("--memory-swap", type=lambda t: -1 if t.strip() == "-1" else parse_bytes(t),
+                   help="memory plus swap (-1: unlimited swap); by default twice --memory")
+    p.add_argument("--memory-reservation", type=parse_bytes, help="soft limit, reclaimed down to under pressure")
+    p.add_argument("--cpus", type=float, help="CPUs the container may use (0.5: half of one)")
+    p.add_argument("-c", "--cpu-shares", type=int, help="relative CPU weight (1024 by default)")
+    p.add_argument("--cpu-period", type=int, help="CFS period in microseconds")
+    p.add_argument("--cpu-quota", type=int, help="CFS quota in microseconds per period")
+    p.add_argument("--cpuset-cpus", help="CPUs to run on: 0-1, 0,2")
+    p.add_argument("--cpuset-mems", help="memory nodes to allocate from (NUMA)")
+    p.add_argument("--pids-limit", type=int, help="most processes at once (-1: unlimited)")
+    p.add_argument("--blkio-weight", type=int, help="relative block I/O weight, 10 to 1000")
 
 
 def _create(api, args: argparse.Namespace) -> str:
@@ -166,6 +195,9 @@ def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, 
         api.request("POST", f"/containers/{cid}/start").read()
         if getattr(args, "explain", False):
             explain(api, cid, 0, f"create and start {cid[:12]}")
+        import time
+
+        started_ns = time.monotonic_ns()  # the clock of the daemon's trace too (one per machine)
     except APIError as e:
         print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
         stream.close()
@@ -180,7 +212,10 @@ def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, 
     else:
         with terminal.raw(args.interactive):
             copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
-    return exit_status(api, cid, waiting, detached_code=0, keys_possible=args.tty and args.interactive)
+    code = exit_status(api, cid, waiting, detached_code=0, keys_possible=args.tty and args.interactive)
+    if getattr(args, "explain", False):  # how it ended: the exit, an OOM kill, the clean-up
+        explain(api, cid, started_ns, f"the end of {cid[:12]}")
+    return code
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -279,10 +314,10 @@ def _ps_fields(c: dict, no_trunc: bool) -> dict:
     command = c["Command"] if no_trunc else _trunc(c["Command"], 20)
     return {"ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"], "Command": f'"{command}"',
             "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c["Created"])),
-            "RunningFor": ago_unix(c["Created"]), "Ports": "", "State": c.get("State", ""),
+            "RunningFor": ago_unix(c["Created"]), "Ports": network.ports_text(c), "State": c.get("State", ""),
             "Status": c["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in c["Names"]),
             "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())), "Mounts": "",
-            "Networks": ""}
+            "Networks": ",".join((c.get("NetworkSettings") or {}).get("Networks") or {})}
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
@@ -302,7 +337,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for c in rows:
         command = c["Command"] if args.no_trunc else _trunc(c["Command"], 20)
         lines.append([c["Id"] if args.no_trunc else c["Id"][:12], c["Image"], f'"{command}"',
-                      ago_unix(c["Created"]), c["Status"], "", ",".join(n.lstrip("/") for n in c["Names"])])
+                      ago_unix(c["Created"]), c["Status"], network.ports_text(c),
+                      ",".join(n.lstrip("/") for n in c["Names"])])
     sys.stdout.write(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], lines))
     return 0
 
@@ -345,20 +381,33 @@ def _since(text: str | None) -> str | None:
     return str(parse_time(text))
 
 
+def confirmed(warning: str) -> bool:
+    """docker's question before a prune; anything but y or yes is no."""
+    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from minicontainer.client.api import filters_json
 
-    if not args.force:
-        sys.stdout.write("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not args.force and not confirmed("WARNING! This will remove all stopped containers."):
+        return 0
     result = client().json("POST", "/containers/prune", {"filters": filters_json(args.filter)})
-    if result.get("ContainersDeleted"):
-        print("Deleted Containers:")
-        print("\n".join(result["ContainersDeleted"]))
-        print()
+    print_deleted("Containers", result.get("ContainersDeleted"))
     print(f"Total reclaimed space: {human_size(result.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+def print_deleted(kind: str, deleted: list[str] | None) -> None:
+    if deleted:
+        print(f"Deleted {kind}:")
+        print("\n".join(deleted))
+        print()
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    client().request("POST", f"/containers/{args.container}/rename", {"name": args.new_name}).read()
     return 0
 
 
@@ -436,8 +485,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
-    from minicontainer.cli.run import parse_bytes
-
     p.add_argument("--help", action="help", help="show this help and exit")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background and print its ID")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
@@ -455,22 +502,49 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", action="store_true", help="run tini as PID 1: it forwards signals, reaps zombies")
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
-    p.add_argument("-m", "--memory", type=parse_bytes)
-    p.add_argument("--memory-swap", type=lambda t: -1 if t.strip() == "-1" else parse_bytes(t),
-                   help="memory plus swap (-1: unlimited swap); by default twice --memory")
-    p.add_argument("--cpus", type=float)
-    p.add_argument("--pids-limit", type=int)
+    add_resource_flags(p)
+    network.add_run_flags(p)
+    # Namespaces the container shares instead of having its own (engine/namespaces.py).
+    p.add_argument("--pid", help="PID namespace: 'host', or 'container:NAME' to see another container's processes")
+    p.add_argument("--uts", help="UTS namespace: 'host' (the host's hostname)")
+    p.add_argument("--ipc", help="IPC namespace: 'private' (default), 'host', or 'container:NAME'")
+    p.add_argument("--cgroupns", help="cgroup namespace: 'private' (default) or 'host'")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    add_container_commands(commands)
+    p = commands.add_parser("ps", help="list containers")
+    _ps_flags(p)
+    p = commands.add_parser("version", help="client and server versions")
+    p.set_defaults(handler=cmd_version)
+    p = commands.add_parser("info", help="what the daemon runs on")
+    p.set_defaults(handler=cmd_info)
+    group = commands.add_parser("container", help="manage containers (ls, prune, and the container commands)")
+    sub = group.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
+    # `container ls` is `ps`, and every container command is there too, as in docker
+    _ps_flags(sub.add_parser("ls", aliases=["list"], help="list containers"))
+    add_container_commands(sub)
+    from minicontainer.cli import archive, cp, run
+
+    run.add_command(sub)
+    cp.add_command(sub)
+    archive.add_export(sub)
+    p = sub.add_parser("prune", help="remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[], help="label=KEY or label=KEY=VALUE, until=24h")
+    p.set_defaults(handler=cmd_prune)
+
+
+def add_container_commands(commands: argparse._SubParsersAction) -> None:
+    """The commands on containers: at the top level, and again under ``container``."""
     p = commands.add_parser("create", help="create a container without starting it", add_help=False)
     add_run_flags(p)
     p.set_defaults(handler=cmd_create, detach=False)
 
     def containers(p):
-        p.add_argument("containers", nargs="+")
+        p.add_argument("containers", nargs="+", metavar="CONTAINER")
         return p
 
     p = containers(commands.add_parser("start", help="start containers"))
@@ -497,14 +571,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_rm)
     p = containers(commands.add_parser("wait", help="wait for containers to stop; print their exit codes"))
     p.set_defaults(handler=cmd_wait)
-    p = commands.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[],
-                   help="status=, name= (a regex), id=, ancestor=, exited=, label=")
-    p.add_argument("--format", help="a Go template per container, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Status}}'")
-    p.set_defaults(handler=cmd_ps)
     p = commands.add_parser("logs", help="a container's output")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-t", "--timestamps", action="store_true")
@@ -512,12 +578,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--since")
     p.add_argument("container")
     p.set_defaults(handler=cmd_logs)
-    group = commands.add_parser("container", help="manage containers (prune)")
-    sub = group.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
-    p = sub.add_parser("prune", help="remove all stopped containers")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("--filter", action="append", default=[], help="label=KEY or label=KEY=VALUE")
-    p.set_defaults(handler=cmd_prune)
     p = commands.add_parser("inspect", help="low-level information on containers or images")
     p.add_argument("names", nargs="+")
     p.add_argument("-f", "--format")
@@ -529,7 +589,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("diff", help="what a container changed in its filesystem (A added, C changed, D deleted)")
     p.add_argument("container")
     p.set_defaults(handler=cmd_diff)
-    p = commands.add_parser("version", help="client and server versions")
-    p.set_defaults(handler=cmd_version)
-    p = commands.add_parser("info", help="what the daemon runs on")
-    p.set_defaults(handler=cmd_info)
+    p = commands.add_parser("rename", help="give a container another name")
+    p.add_argument("container")
+    p.add_argument("new_name", metavar="NEW_NAME")
+    p.set_defaults(handler=cmd_rename)
+
+
+def _ps_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="status=, name= (a regex), id=, ancestor=, exited=, label=")
+    p.add_argument("--format", help="a Go template per container, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Status}}'")
+    p.set_defaults(handler=cmd_ps)

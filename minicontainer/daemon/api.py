@@ -31,6 +31,7 @@ from minicontainer.daemon.routes import route_classes
 from minicontainer.daemon.routing import (  # noqa: F401 - re-exported: the vocabulary of every route
     _VERSION_PREFIX,
     API_VERSION,
+    FALLBACK_ROUTES,
     HIJACK_SETTLE_SECONDS,
     MIN_API_VERSION,
     ROUTES,
@@ -106,7 +107,7 @@ class DockerAPI(*route_classes()):
     def _find(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         # HEAD is GET without the body (the http layer drops the body).
         methods = (method, "GET") if method == "HEAD" else (method,)
-        for r in ROUTES:
+        for r in (*ROUTES, *FALLBACK_ROUTES):
             if r.method in methods:
                 m = r.pattern.fullmatch(path)
                 if m:
@@ -135,9 +136,11 @@ class DockerAPI(*route_classes()):
 
     @staticmethod
     def is_upload(method: str, path: str, query: dict[str, str]) -> bool:
-        """Requests whose body is an image's tar, of any size: streamed to the handler, not buffered."""
+        """Requests whose body is a tar, of any size: streamed to the handler, not buffered."""
         path = re.sub(r"^/v[0-9.]+", "", path)
-        return method == "POST" and (path == "/images/load" or path == "/images/create" and "fromSrc" in query)
+        if method == "PUT":  # docker cp into a container: a tar
+            return bool(re.fullmatch(r"/containers/[^/]+/archive", path))
+        return method == "POST" and (path in ("/images/load", "/build") or path == "/images/create" and "fromSrc" in query)
 
     # --- system ---------------------------------------------------------------------------------
 
