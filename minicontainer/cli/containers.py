@@ -166,8 +166,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         threading.Thread(target=_pump_stdin, args=(stream, bool(terminal)), daemon=True).start()
     try:
         api.request("POST", f"/containers/{cid}/start").read()
-        if getattr(args, "explain", False):
-            explain(api, cid, 0, f"create and start {cid[:12]}")
     except APIError as e:
         print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
         stream.close()
@@ -182,7 +180,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         with terminal.raw(args.interactive):
             _copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
-    return int(json.loads(waiting.read()).get("StatusCode", 125))
+    code = int(json.loads(waiting.read()).get("StatusCode", 125))
+    if getattr(args, "explain", False):  # after the exit: its clean-up is part of the story
+        explain(api, cid, 0, f"{'run --rm' if args.rm else 'run'} {cid[:12]}: the image, the start, the exit")
+    return code
 
 
 class _Terminal:
@@ -282,6 +283,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 
         api = client()
         ref = args.containers[0]
+        import time
+
+        since = time.monotonic_ns()
         try:
             cid = api.json("GET", f"/containers/{ref}/json")["Id"]
             stream = api.attach(cid)
@@ -291,7 +295,10 @@ def cmd_start(args: argparse.Namespace) -> int:
             print(f"Error response from daemon: {e.message}", file=sys.stderr)
             return 1
         _copy_output(api, stream)
-        return int(json.loads(waiting.read()).get("StatusCode", 1))
+        code = int(json.loads(waiting.read()).get("StatusCode", 1))
+        if getattr(args, "explain", False):
+            explain(api, cid, since, f"start -a {ref}: the start, the exit")
+        return code
     return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/start").read())
 
 

@@ -221,6 +221,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
     async def create(self, body: dict, name: str | None) -> dict:
         body = fields.check(body)  # before the image's look-up, as Docker: a 400 is no reason to pull
         image_name = body.get("Image") or ""
+        looked_up = time.monotonic_ns()
         try:
             image = image_service.find(self.store, image_name)
         except LookupError:
@@ -279,6 +280,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         }
         container = Container(record, directory)
         container.save()
+        self._record_look_up(container, image_name, image, looked_up)
         self.containers[cid] = container
         self.exited[cid] = asyncio.Event()
         self.event_log.container(container, "create")
@@ -312,6 +314,17 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
 
         if os.path.isdir(container.dir):
             write_jsonl(container.path("events.jsonl"), sys.trace.events)
+
+    def _record_look_up(self, container: Container, name: str, image, started_ns: int) -> None:
+        """The container's story starts with its image, found in the local store (no kernel call)."""
+        from minicontainer.observe.events import Trace, write_jsonl
+
+        trace = Trace("daemon")
+        layers = len(image.chain_ids)
+        trace.record("look up", f"{name} in the local image store", image.id.split(":")[-1][:12],
+                     start_ns=started_ns, detail=f"{layers} read-only layer{'s' * (layers != 1)}, stacked under "
+                                                 "the container's own writable one when it starts")
+        write_jsonl(container.path("events.jsonl"), trace.events)
 
     def events(self, cid: str, since_ns: int = 0) -> list[dict]:
         """The kernel steps recorded for a container (its starts, stops, kills), oldest first.
