@@ -24,6 +24,7 @@ and if it ended while we were down we say so in ``State.Error``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -532,8 +533,12 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         if not container.running:
             raise Conflict(f"Cannot kill container: {cid}: Container {container.id} is not running")
         sys = Syscalls()
-        self._signal(container, signal_number(sig, signal.SIGKILL), sys)
+        number = signal_number(sig, signal.SIGKILL)
+        self._signal(container, number, sys)
         self._record(container, sys)
+        if number == signal.SIGKILL:  # as dockerd: a KILL is answered once the container is gone
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.exited[container.id].wait(), 10)
 
     async def restart(self, cid: str, timeout: int | None = None) -> None:
         container = self.get(cid)
