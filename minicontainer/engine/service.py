@@ -24,6 +24,7 @@ and if it ended while we were down we say so in ``State.Error``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -228,6 +229,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
     async def create(self, body: dict, name: str | None) -> dict:
         body = fields.check(body)  # before the image's look-up, as Docker: a 400 is no reason to pull
         image_name = body.get("Image") or ""
+        looked_up = time.monotonic_ns()
         try:
             image = image_service.find(self.store, image_name)
         except LookupError:
@@ -293,6 +295,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             raise
         container = Container(record, directory)
         container.save()
+        self._record_look_up(container, image_name, image, looked_up)
         self.containers[cid] = container
         self.exited[cid] = asyncio.Event()
         self.event_log.container(container, "create")
@@ -329,6 +332,17 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
 
         if os.path.isdir(container.dir):
             write_jsonl(container.path("events.jsonl"), sys.trace.events)
+
+    def _record_look_up(self, container: Container, name: str, image, started_ns: int) -> None:
+        """The container's story starts with its image, found in the local store (no kernel call)."""
+        from minicontainer.observe.events import Trace, write_jsonl
+
+        trace = Trace("daemon")
+        layers = len(image.chain_ids)
+        trace.record("look up", f"{name} in the local image store", image.id.split(":")[-1][:12],
+                     start_ns=started_ns, detail=f"{layers} read-only layer{'s' * (layers != 1)}, stacked under "
+                                                 "the container's own writable one when it starts")
+        write_jsonl(container.path("events.jsonl"), trace.events)
 
     def events(self, cid: str, since_ns: int = 0) -> list[dict]:
         """The kernel steps recorded for a container (its starts, stops, kills), oldest first.
@@ -557,8 +571,12 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         if not container.running:
             raise Conflict(f"Cannot kill container: {cid}: Container {container.id} is not running")
         sys = Syscalls()
-        self._signal(container, signal_number(sig, signal.SIGKILL), sys)
+        number = signal_number(sig, signal.SIGKILL)
+        self._signal(container, number, sys)
         self._record(container, sys)
+        if number == signal.SIGKILL:  # as dockerd: a KILL is answered once the container is gone
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.exited[container.id].wait(), 10)
 
     async def pause(self, cid: str) -> None:
         pause.pause(self, self.get(cid))
