@@ -43,8 +43,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from minicontainer.engine import images as image_service
+from minicontainer.engine.build_cache import BuildCache
 from minicontainer.engine.commit import NewLayer, make_image, store_layer
-from minicontainer.engine.errors import EngineError, InvalidParameter, NotFound
+from minicontainer.engine.errors import EngineError, InvalidParameter
 from minicontainer.image import dockerfile, overlay
 from minicontainer.image.dockerfile import DockerfileError, Instruction, expand
 from minicontainer.image.store import Image
@@ -124,7 +125,7 @@ class Builder:
         self.context = os.path.join(workdir, "context")
         self.sys = Syscalls()
         self.trace = Trace("daemon")
-        self.cache_dir = os.path.join(self.store.root, "build-cache")
+        self.cache = BuildCache(self.store)
         self.used_args: set[str] = set()
         self.stage_images: dict[str, Image | None] = {}  # by name and by index
         self.mounts = 0
@@ -140,37 +141,15 @@ class Builder:
             return []
         return [{"explain": ev._asdict()} for ev in list(self.sys.trace)[since:]]
 
-    # --- the cache ----------------------------------------------------------------------------------
-    def cache_key(self, parent: Image | None, created_by: str, config: dict) -> str:
-        text = json.dumps({"parent": parent.id if parent else "scratch", "created_by": created_by,
-                           "config": config}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def cached(self, key: str) -> Image | None:
-        if self.options.nocache:
-            return None
-        try:
-            with open(os.path.join(self.cache_dir, key)) as f:
-                return self.store.image(f.read().strip())
-        except (FileNotFoundError, NotFound, LookupError):
-            return None  # never built, or its image was removed since
-
     def from_cache(self, state: StageState, key: str, created_by: str, why: str) -> list[dict] | None:
         """On a hit: the stage moves on to the cached image; the lines to print.  None on a miss."""
-        hit = self.cached(key)
+        hit = None if self.options.nocache else self.cache.lookup(key)
         if hit is None:
             return None
         parent = state.image.short_id if state.image else "scratch"
         note = self.note("cache", f"{created_by.strip()} on {parent}", f"hit {hit.short_id}", why)
         state.image = hit
         return [*([note] if note else []), _line(" ---> Using cache"), _line(f" ---> {hit.short_id}")]
-
-    def remember(self, key: str, image: Image) -> None:
-        os.makedirs(self.cache_dir, exist_ok=True)
-        tmp = os.path.join(self.cache_dir, f".{key}.{secrets.token_hex(4)}")
-        with open(tmp, "w") as f:
-            f.write(image.id)
-        os.rename(tmp, os.path.join(self.cache_dir, key))
 
     # --- mounting an image's files ---------------------------------------------------------------------
     def _scratch_dir(self) -> str:
@@ -333,7 +312,7 @@ class Builder:
                 created_by, work = self._metadata(ins, state, escape), None
         except (ValueError, OSError) as e:
             raise BuildFailed(f"{ins.keyword} failed (line {ins.line}): {e}") from None
-        key = self.cache_key(state.image, created_by, state.config)
+        key = self.cache.key(state.image, created_by, state.config)
         cached = self.from_cache(state, key, created_by, "the same step on the same parent with the same config "
                                  "made this image before: nothing to do")
         if cached is not None:
@@ -352,7 +331,7 @@ class Builder:
             yield msg
         for msg in self._image_notes(state.image, image):
             yield msg
-        self.remember(key, image)
+        self.cache.remember(key, state.image, image)
         state.image = image
         yield _line(f" ---> {image.short_id}")
 
@@ -390,7 +369,7 @@ class Builder:
         created_by = " ".join(command)
         if args_env:
             created_by = f"|{len(args_env)} {' '.join(args_env)} {created_by}"
-        key = self.cache_key(state.image, created_by, state.config)
+        key = self.cache.key(state.image, created_by, state.config)
         cached = self.from_cache(state, key, created_by, "this command ran on this parent with this config "
                                  "before: its image is reused (a RUN is cached by its text, not by what it "
                                  "would do today)")
@@ -445,7 +424,7 @@ class Builder:
                 await self.engine.remove(cid, force=True)
                 if not failed:
                     yield _line(f"Removing intermediate container {cid[:12]}")
-        self.remember(key, image)
+        self.cache.remember(key, state.image, image)
         state.image = image
         yield _line(f" ---> {image.short_id}")
 
@@ -850,6 +829,7 @@ async def build(engine: Engine, upload: AsyncIterator[bytes], options: BuildOpti
     """``POST /build``: the stream of messages.  A bad Dockerfile fails before the first message
     (an HTTP 400, as dockerd's); a failed step ends the stream with its error."""
     from minicontainer.image.context import IGNORE_FILE, Ignore
+    from minicontainer.image.reference import parse
 
     workdir = os.path.join(engine.data_root, "build", secrets.token_hex(8))
     builder = Builder(engine, options, workdir)
@@ -884,14 +864,18 @@ async def build(engine: Engine, upload: AsyncIterator[bytes], options: BuildOpti
             yield {"errorDetail": {"message": str(e), "code": e.code}, "error": str(e)}
             return
         image = builder.final
+        tagged = []
+        for tag in options.tags:
+            if tag not in image.repo_tags:  # a rebuild that changed nothing rewrites nothing
+                engine.store.tag(image.id, tag)
+            tagged.append(parse(tag).familiar())
+            engine.event_log.image("tag", image.id, tagged[-1])
         if options.quiet:
             yield _line(image.id)
             return
         yield _line(f"Successfully built {image.short_id}")
-        for tag in options.tags:
-            if tag not in image.repo_tags:  # a rebuild that changed nothing rewrites nothing
-                engine.store.tag(image.id, tag)
-            yield _line(f"Successfully tagged {':'.join(image_service.familiar_repository(tag))}")
+        for familiar in tagged:
+            yield _line(f"Successfully tagged {familiar}")
     finally:
         # Removed in the background: the client need not wait for the context's files to go.
         asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, workdir, True)

@@ -178,4 +178,15 @@ async def commit_container(engine: Engine, container: Container, *, repo_tag: st
             return make_image(engine.store, image, new_config, layer, created_by=created_by, comment=comment,
                               author=author, repo_tag=repo_tag)
 
-    return await asyncio.get_running_loop().run_in_executor(None, work)
+    new = await asyncio.get_running_loop().run_in_executor(None, work)
+    familiar = _familiar(repo_tag) if repo_tag else ""
+    engine.event_log.container(container, "commit", comment=comment, imageID=new.id, imageRef=familiar)
+    if familiar:
+        engine.event_log.image("tag", new.id, familiar)
+    return new
+
+
+def _familiar(reference: str) -> str:
+    from minicontainer.image.reference import parse
+
+    return parse(reference).familiar()

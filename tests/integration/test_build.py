@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 import pytest
 from test_engine import engine  # noqa: F401 - the fixture: a daemon of the test's own, with busybox
@@ -33,6 +34,8 @@ def test_a_committed_container_runs_with_its_changes(engine):  # noqa: F811
     layers = json.loads(engine.mc("image", "inspect", same.stdout.strip()).stdout)[0]["RootFS"]["Layers"]
     base = json.loads(engine.mc("image", "inspect", "busybox").stdout)[0]["RootFS"]["Layers"]
     assert layers == base
+    events = engine.mc("events", "--since", "0", "--until", str(int(time.time()) + 1), "--filter", "event=commit")
+    assert events.stdout.count("container commit ") == 2 and "imageRef=changed:1" in events.stdout, events.stdout
     assert engine.mc("rm", "changer", "idle").returncode == 0
 
 
@@ -216,3 +219,23 @@ def test_docker_build(engine, tmp_path):  # noqa: F811
     quiet = subprocess.run(["docker", "build", "-q", ctx], env={**engine.env, "DOCKER_BUILDKIT": "0"}, text=True,
                            capture_output=True, timeout=120, check=False)
     assert quiet.stdout.strip() == "sha256:" + engine.docker("inspect", "-f", "{{.Id}}", "user/redis").stdout.strip()[7:]
+
+
+def test_intermediate_images_events_and_the_cache_prune(engine, tmp_path):  # noqa: F811
+    ctx = _context(tmp_path / "ctx", "FROM busybox\nRUN echo one > /one\nENV A=1\n")
+    image_id = engine.mc("build", "-q", "-t", "quiet:1", ctx).stdout.strip()
+    assert image_id.startswith("sha256:")
+    listed = engine.mc("images", "--no-trunc").stdout
+    assert "quiet" in listed and image_id in listed and "<none>" not in listed  # intermediates are hidden...
+    everything = engine.mc("images", "-a").stdout
+    assert sum("<none>" in line for line in everything.splitlines()) == 1  # ...but for -a: the RUN step's image, parent of the final one
+    events = engine.mc("events", "--since", "0", "--until", str(int(time.time()) + 1), "--filter", "type=image")
+    assert f"image tag {image_id}" in events.stdout and "(name=quiet:1)" in events.stdout, events.stdout
+    # the prune forgets the cache: the next build does every step again
+    from minicontainer.client.api import APIClient
+
+    api = APIClient(engine.env["DOCKER_HOST"].removeprefix("unix://"), autostart=False)
+    pruned = api.json("POST", "/build/prune")
+    assert len(pruned["CachesDeleted"]) == 1  # the intermediate one; the tagged image stays
+    assert "<none>" not in engine.mc("images", "-a").stdout
+    assert "Using cache" not in engine.mc("build", ctx).stdout
