@@ -243,3 +243,40 @@ def test_intermediate_images_events_and_the_cache_prune(engine, tmp_path):  # no
     assert len(pruned["CachesDeleted"]) == 1  # the intermediate one; the tagged image stays
     assert "<none>" not in engine.mc("images", "-a").stdout
     assert "Using cache" not in engine.mc("build", ctx).stdout
+
+
+def test_metadata_instructions_users_shells_and_triggers(engine, tmp_path):  # noqa: F811
+    ctx = _context(tmp_path / "base", """\
+FROM busybox
+RUN echo 'app:x:1000:1000:app:/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group
+COPY --chown=app:app --chmod=640 owned.txt /srv/
+USER app
+RUN id -u > /tmp/who
+USER root
+SHELL ["/bin/sh", "-e", "-c"]
+RUN test "$0" = /bin/sh
+EXPOSE 80 53/udp
+VOLUME /data
+LABEL stage=base
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=2 CMD true
+ONBUILD RUN echo triggered > /onbuild
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /srv/owned.txt"]
+""", **{"owned.txt": "mine\n"})
+    built = engine.mc("build", "--label", "built.by=test", "-t", "base:1", ctx)
+    assert built.returncode == 0, built.stderr
+    assert "Step 17/17 : LABEL \"built.by\"=\"test\"" in built.stdout  # --label: one more step, as Docker
+    config = json.loads(engine.mc("image", "inspect", "base:1").stdout)[0]["Config"]
+    assert config["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}} and config["Volumes"] == {"/data": {}}
+    assert {"stage": "base", "built.by": "test"}.items() <= config["Labels"].items()
+    assert config["StopSignal"] == "SIGINT"
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000, "Retries": 2}
+    assert config["Shell"] == ["/bin/sh", "-e", "-c"] and config["OnBuild"] == ["RUN echo triggered > /onbuild"]
+    assert config["Entrypoint"] == ["/bin/sh", "-c"] and config["Cmd"] == ["cat /srv/owned.txt"]
+    seen = engine.mc("run", "--rm", "base:1", "stat -c '%U:%G %a' /srv/owned.txt; cat /tmp/who /srv/owned.txt")
+    assert seen.stdout == "app:app 640\n1000\nmine\n", seen.stderr
+    child = engine.mc("build", "-t", "child:1", _context(tmp_path / "child", "FROM base:1\n"))
+    assert "# Executing 1 build trigger" in child.stdout, child.stdout + child.stderr
+    assert engine.mc("run", "--rm", "child:1", "cat /onbuild").stdout == "triggered\n"
+    assert "OnBuild" not in json.loads(engine.mc("image", "inspect", "child:1").stdout)[0]["Config"]
