@@ -141,11 +141,13 @@ def container_config(container: Container, image: Image) -> dict:
 
 
 def apply_overrides(config: dict, body: dict | None, changes: list[str]) -> dict:
-    """The request's own config (its body: fields set there win) and then its ``--change`` lines.
+    """The request's own config (its body: fields set there win) and then its ``--change`` lines,
+    Dockerfile instructions applied as a build applies them (:mod:`minicontainer.engine.instructions`).
 
     A body field an image has no place for (Hostname, Tty...) is refused by name when it carries a
     value: a commit that dropped it silently would look like it worked."""
-    from minicontainer.image.archive import apply_changes
+    from minicontainer.engine.instructions import COMMIT_CHANGES, apply_to_config, env_dict
+    from minicontainer.image.dockerfile import DockerfileError, parse_instruction
 
     given = {k: v for k, v in (body or {}).items() if v not in (None, "", [], {}, False, 0)}
     refused = sorted(set(given) - set(IMAGE_CONFIG_FIELDS))
@@ -153,10 +155,19 @@ def apply_overrides(config: dict, body: dict | None, changes: list[str]) -> dict
         raise InvalidParameter(f"commit: the config field(s) {', '.join(refused)} have no place in an image "
                                f"(it keeps {', '.join(IMAGE_CONFIG_FIELDS)})")
     config.update(given)
-    try:
-        return apply_changes(config, changes)
-    except ValueError as e:
-        raise InvalidParameter(str(e)) from None
+    cmd_set = False
+    for change in changes:
+        if not change.strip():
+            continue
+        keyword = change.split(None, 1)[0].upper()
+        if keyword not in COMMIT_CHANGES:
+            raise InvalidParameter(f"{change.split(None, 1)[0]} is not a valid change command")
+        try:
+            apply_to_config(config, parse_instruction(1, change.strip()), env_dict(config), cmd_set=cmd_set)
+        except (DockerfileError, ValueError) as e:
+            raise InvalidParameter(f"{keyword}: {getattr(e, 'message', e)}") from None
+        cmd_set = cmd_set or keyword == "CMD"
+    return config
 
 
 async def commit_container(engine: Engine, container: Container, *, repo_tag: str | None, comment: str = "",

@@ -50,7 +50,14 @@ def test_commit_errors_and_a_running_container(engine):  # noqa: F811
     top = engine.mc("top", "busy").stdout
     assert "sleep" in top  # still there, and (thawed) able to be stopped below
     bad = engine.mc("commit", "-c", "FROM busybox", "busy")
-    assert "FROM is not a valid change command" in bad.stderr
+    assert bad.stderr == "Error response from daemon: FROM is not a valid change command\n"
+    changed = engine.mc("commit", "-c", "HEALTHCHECK --interval=2s CMD cat /live", "-c", 'ENV A="x y"',
+                        "-c", "ENTRYPOINT cat", "-c", "WORKDIR srv", "busy", "changes:1")
+    assert changed.returncode == 0, changed.stderr
+    config = json.loads(engine.mc("image", "inspect", "changes:1").stdout)[0]["Config"]
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "cat /live"], "Interval": 2_000_000_000}
+    assert "A=x y" in config["Env"] and config["Entrypoint"] == ["/bin/sh", "-c", "cat"] and "Cmd" not in config
+    assert config["WorkingDir"] == "/srv"
     assert engine.mc("commit", "--pause=false", "busy", "live:2").returncode == 0
     assert engine.mc("rm", "-f", "busy").returncode == 0
 
