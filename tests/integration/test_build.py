@@ -287,3 +287,23 @@ CMD ["cat /srv/owned.txt"]
     assert "# Executing 1 build trigger" in child.stdout, child.stdout + child.stderr
     assert engine.mc("run", "--rm", "child:1", "cat /onbuild").stdout == "triggered\n"
     assert "OnBuild" not in json.loads(engine.mc("image", "inspect", "child:1").stdout)[0]["Config"]
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None or shutil.which("umoci") is None,
+                    reason="skopeo or umoci is not on PATH (`make test` installs them)")
+def test_a_built_image_is_pushed_and_read_by_skopeo_and_umoci(engine, registry, tmp_path):  # noqa: F811
+    ctx = _context(tmp_path / "ctx", COURSE, **{"hello.txt": "hi\n"})
+    target = f"{registry.host}/built/app:1"
+    assert engine.mc("build", "-t", target, ctx).returncode == 0
+    pushed = engine.mc("push", target)
+    assert pushed.returncode == 0 and "1: digest: sha256:" in pushed.stdout, pushed.stderr
+    layout = tmp_path / "layout"
+    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{target}", f"oci:{layout}:app"],
+                   capture_output=True, check=True)
+    bundle = tmp_path / "bundle"
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:app", str(bundle)], capture_output=True, check=True)
+    rootfs = bundle / "rootfs"
+    assert (rootfs / "app" / "made.txt").read_text() == "hello there\n" and (rootfs / "app" / "hello.txt").exists()
+    assert (rootfs / "bin" / "sh").exists() and not (rootfs / "bin" / "ls").exists()  # the whiteout, honoured
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["process"]["args"] == ["cat", "/app/made.txt"] and config["process"]["cwd"] == "/app"
