@@ -184,9 +184,37 @@ def _our_processes() -> list[str]:
     return out
 
 
+def _our_links() -> list[str]:
+    """Bridges and veths of the engines' networks (test daemons' bridges are mct*, networks' mcbr-*)."""
+    return [n for n in os.listdir("/sys/class/net") if n.startswith(("mc", "veth"))]
+
+
+def _our_firewall_tables() -> list[str]:
+    try:
+        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+    except FileNotFoundError:
+        return []
+    return [line.strip() for line in out.splitlines() if "minicontainer" in line]
+
+
+@pytest.fixture(autouse=True)
+def not_a_subreaper_afterwards():
+    """A test that runs a container in this process (``engine.run``) makes pytest a child subreaper;
+    left so, every later test's orphans (a detached container's init) would become pytest's children,
+    and their zombies, never reaped, would keep their cgroups from being removed.  Undo it."""
+    yield
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    flag = ctypes.c_int(0)
+    if libc.prctl(37, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value:  # PR_GET_CHILD_SUBREAPER
+        libc.prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, 0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
-    before = set(_our_mounts()), set(_our_cgroups()), set(_our_processes())
+    before = (set(_our_mounts()), set(_our_cgroups()), set(_our_processes()), set(_our_links()),
+              set(_our_firewall_tables()))
     yield
     if not IS_ROOT:
         return
@@ -194,6 +222,8 @@ def nothing_left_behind():
         "mounts": sorted(set(_our_mounts()) - before[0]),
         "cgroups": sorted(set(_our_cgroups()) - before[1]),
         "processes": sorted(set(_our_processes()) - before[2]),
+        "network interfaces": sorted(set(_our_links()) - before[3]),
+        "nftables tables": sorted(set(_our_firewall_tables()) - before[4]),
     }
     left = {k: v for k, v in left.items() if v}
     assert not left, f"the test session left these behind: {left}"

@@ -13,6 +13,7 @@ import contextlib
 import sys
 import threading
 
+from minicontainer.cli import network
 from minicontainer.cli.format import ago, human_size, local_error, table
 
 
@@ -88,9 +89,9 @@ def create_body(args: argparse.Namespace) -> dict:
         env += read_env_file(path)
     env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
-    host = {"AutoRemove": args.rm, "Init": args.init, "Memory": args.memory or 0,
-            "MemorySwap": args.memory_swap or 0, "ConsoleSize": _terminal_size() if args.tty else [0, 0],
-            "NanoCpus": int((args.cpus or 0) * 1e9), "PidsLimit": args.pids_limit}
+    host = {"AutoRemove": args.rm, "Init": args.init, "ConsoleSize": _terminal_size() if args.tty else [0, 0],
+            **resource_fields(args), "PidMode": args.pid or "", "UTSMode": args.uts or "", "IpcMode": args.ipc or "",
+            "CgroupnsMode": args.cgroupns or ""}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
             "AttachStdin": args.interactive, "OpenStdin": args.interactive, "StdinOnce": args.interactive,
@@ -101,7 +102,35 @@ def create_body(args: argparse.Namespace) -> dict:
         body["StopSignal"] = args.stop_signal
     if args.stop_timeout is not None:
         body["StopTimeout"] = args.stop_timeout
+    network.network_body(args, body)
     return body
+
+
+def resource_fields(args: argparse.Namespace) -> dict:
+    """The limits flags (``run``, ``create``, ``update``) -> HostConfig's fields, 0 where not given."""
+    return {"Memory": args.memory or 0, "MemorySwap": args.memory_swap or 0,
+            "MemoryReservation": args.memory_reservation or 0, "NanoCpus": round((args.cpus or 0) * 1e9),
+            "CpuShares": args.cpu_shares or 0, "CpuQuota": args.cpu_quota or 0, "CpuPeriod": args.cpu_period or 0,
+            "CpusetCpus": args.cpuset_cpus or "", "CpusetMems": args.cpuset_mems or "",
+            "BlkioWeight": args.blkio_weight or 0, "PidsLimit": args.pids_limit}
+
+
+def add_resource_flags(p: argparse.ArgumentParser) -> None:
+    """docker's limits flags, shared by ``run``, ``create`` and ``update``."""
+    from minicontainer.cli.run import parse_bytes
+
+    p.add_argument("-m", "--memory", type=parse_bytes, help="memory limit (6m at least): 64m, 1g")
+    p.add_argument("--memory-swap", type=lambda t: -1 if t.strip() == "-1" else parse_bytes(t),
+                   help="memory plus swap (-1: unlimited swap); by default twice --memory")
+    p.add_argument("--memory-reservation", type=parse_bytes, help="soft limit, reclaimed down to under pressure")
+    p.add_argument("--cpus", type=float, help="CPUs the container may use (0.5: half of one)")
+    p.add_argument("-c", "--cpu-shares", type=int, help="relative CPU weight (1024 by default)")
+    p.add_argument("--cpu-period", type=int, help="CFS period in microseconds")
+    p.add_argument("--cpu-quota", type=int, help="CFS quota in microseconds per period")
+    p.add_argument("--cpuset-cpus", help="CPUs to run on: 0-1, 0,2")
+    p.add_argument("--cpuset-mems", help="memory nodes to allocate from (NUMA)")
+    p.add_argument("--pids-limit", type=int, help="most processes at once (-1: unlimited)")
+    p.add_argument("--blkio-weight", type=int, help="relative block I/O weight, 10 to 1000")
 
 
 def _create(api, args: argparse.Namespace) -> str:
@@ -177,6 +206,9 @@ def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, 
         api.request("POST", f"/containers/{cid}/start").read()
         if getattr(args, "explain", False):
             explain(api, cid, 0, f"create and start {cid[:12]}")
+        import time
+
+        started_ns = time.monotonic_ns()  # the clock of the daemon's trace too (one per machine)
     except APIError as e:
         print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
         stream.close()
@@ -191,7 +223,10 @@ def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, 
     else:
         with terminal.raw(args.interactive):
             _copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
-    return exit_status(api, cid, waiting, detached_code=0, keys_possible=args.tty and args.interactive)
+    code = exit_status(api, cid, waiting, detached_code=0, keys_possible=args.tty and args.interactive)
+    if getattr(args, "explain", False):  # how it ended: the exit, an OOM kill, the clean-up
+        explain(api, cid, started_ns, f"the end of {cid[:12]}")
+    return code
 
 
 class _Terminal:
@@ -350,10 +385,10 @@ def _ps_fields(c: dict, no_trunc: bool) -> dict:
     command = c["Command"] if no_trunc else _trunc(c["Command"], 20)
     return {"ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"], "Command": f'"{command}"',
             "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c["Created"])),
-            "RunningFor": ago_unix(c["Created"]), "Ports": "", "State": c.get("State", ""),
+            "RunningFor": ago_unix(c["Created"]), "Ports": network.ports_text(c), "State": c.get("State", ""),
             "Status": c["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in c["Names"]),
             "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())), "Mounts": "",
-            "Networks": ""}
+            "Networks": ",".join((c.get("NetworkSettings") or {}).get("Networks") or {})}
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
@@ -373,7 +408,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for c in rows:
         command = c["Command"] if args.no_trunc else _trunc(c["Command"], 20)
         lines.append([c["Id"] if args.no_trunc else c["Id"][:12], c["Image"], f'"{command}"',
-                      ago_unix(c["Created"]), c["Status"], "", ",".join(n.lstrip("/") for n in c["Names"])])
+                      ago_unix(c["Created"]), c["Status"], network.ports_text(c),
+                      ",".join(n.lstrip("/") for n in c["Names"])])
     sys.stdout.write(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], lines))
     return 0
 
@@ -520,8 +556,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
-    from minicontainer.cli.run import parse_bytes
-
     p.add_argument("--help", action="help", help="show this help and exit")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background and print its ID")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
@@ -539,11 +573,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", action="store_true", help="run tini as PID 1: it forwards signals, reaps zombies")
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
-    p.add_argument("-m", "--memory", type=parse_bytes)
-    p.add_argument("--memory-swap", type=lambda t: -1 if t.strip() == "-1" else parse_bytes(t),
-                   help="memory plus swap (-1: unlimited swap); by default twice --memory")
-    p.add_argument("--cpus", type=float)
-    p.add_argument("--pids-limit", type=int)
+    add_resource_flags(p)
+    network.add_run_flags(p)
+    # Namespaces the container shares instead of having its own (engine/namespaces.py).
+    p.add_argument("--pid", help="PID namespace: 'host', or 'container:NAME' to see another container's processes")
+    p.add_argument("--uts", help="UTS namespace: 'host' (the host's hostname)")
+    p.add_argument("--ipc", help="IPC namespace: 'private' (default), 'host', or 'container:NAME'")
+    p.add_argument("--cgroupns", help="cgroup namespace: 'private' (default) or 'host'")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 

@@ -75,11 +75,18 @@ def add_containers(commands: argparse._SubParsersAction) -> None:
     containers.add_commands(commands)
 
 
+def add_network(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import network
+
+    network.add_commands(commands)
+
+
 def add_resources(commands: argparse._SubParsersAction) -> None:
-    from minicontainer.cli import events, stats
+    from minicontainer.cli import events, resources, stats
 
     events.add_commands(commands)
     stats.add_commands(commands)
+    resources.add_commands(commands)
 
 
 def add_cp(commands: argparse._SubParsersAction) -> None:
@@ -95,7 +102,7 @@ def add_system(commands: argparse._SubParsersAction) -> None:
 
 
 # The subcommands, in the order `minicontainer --help` lists them.
-COMMANDS = (add_run, add_exec, add_containers, add_resources, add_images, add_archive, add_build, add_cp, add_system, add_doctor)
+COMMANDS = (add_run, add_exec, add_containers, add_resources, add_images, add_archive, add_build, add_cp, add_system, add_network, add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------
@@ -167,7 +174,8 @@ GROUPS = {
     **dict.fromkeys(("pull", "push", "images", "image", "history", "tag", "rmi", "login", "logout", "starter"),
                     add_images),
     **dict.fromkeys(("save", "load", "import", "export"), add_archive),
-    **dict.fromkeys(("events", "stats"), add_resources),
+    **dict.fromkeys(("network", "port"), add_network),
+    **dict.fromkeys(("events", "stats", "pause", "unpause", "update"), add_resources),
     **dict.fromkeys(("commit", "build"), add_build),
     "doctor": add_doctor,
 }
