@@ -827,6 +827,15 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
 
         return {"Id": (await commit_container(self, self.get(cid), **options)).id}
 
+    async def prune_build_cache(self, filters: dict | None = None, all: bool = False) -> dict:
+        """``docker builder prune``: see :mod:`minicontainer.engine.build_cache`."""
+        from minicontainer.engine.build_cache import BuildCache
+
+        kept = self._kept_by_prune(self._checked_filters(filters, ("label", "label!", "until")))
+        removed, freed = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: BuildCache(self.store).prune(kept, forget_all=all))
+        return {"CachesDeleted": removed or None, "SpaceReclaimed": freed}
+
     def build(self, upload: AsyncIterator[bytes], options) -> AsyncIterator[dict]:
         """``docker build``: see :mod:`minicontainer.engine.build`."""
         from minicontainer.engine.build import build
@@ -949,9 +958,14 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         ``busybox:1.*``), label=KEY[=VALUE]."""
         import fnmatch
 
+        from minicontainer.engine.build_cache import BuildCache
+
         filters = self._checked_filters(filters, IMAGE_FILTERS)
         out = []
+        builds = BuildCache(self.store)
         for image in self.store.images():
+            if not all and builds.is_intermediate(image):
+                continue  # a build step's image, under the next step's: `images -a` lists it
             config = image.config
             tags = [":".join(image_service.familiar_repository(t)) for t in image.repo_tags]
             labels = (config.get("config") or {}).get("Labels") or {}
@@ -965,7 +979,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                     continue
             if "label" in filters and not all(_has_label(labels, want) for want in filters["label"]):
                 continue
-            out.append({"Id": image.id, "ParentId": "", "RepoTags": tags,
+            out.append({"Id": image.id, "ParentId": builds.parent_of(image.id), "RepoTags": tags,
                         "RepoDigests": list(image.repo_digests), "Created": int(parse_time(image.created)),
                         "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
                         "Labels": labels, "Containers": -1})
@@ -1038,9 +1052,18 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         The records on the loop, the garbage collection in a thread, as :meth:`remove_image`."""
         filters = self._checked_filters(filters, IMAGE_PRUNE_FILTERS)
         dangling_only = filters.get("dangling", ["true"])[0].lower() not in ("false", "0")
+        lines = self.store.prune(dangling_only=dangling_only, in_use=self._kept_by_prune(filters))
+        result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
+        self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
+        return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
+                                  for verb, _, rest in (x.partition(": ") for x in lines)] or None,
+                "SpaceReclaimed": getattr(result, "freed", 0)}
+
+    def _kept_by_prune(self, filters: dict[str, list[str]]) -> Callable[[str], bool]:
+        """A prune's "keep this image" test: in use, or not among the images the filters name."""
         used = image_service.in_use(self.store)
 
-        def kept(image_id: str) -> bool:  # in use, or not among the images the filters name
+        def kept(image_id: str) -> bool:
             image = self.store.image(image_id)
             labels = (image.config.get("config") or {}).get("Labels") or {}
             return used(image_id) or not (
@@ -1048,12 +1071,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 and not any(_has_label(labels, v) for v in filters.get("label!", []))
                 and all(parse_time(image.created) < _until(v) for v in filters.get("until", [])))
 
-        lines = self.store.prune(dangling_only=dangling_only, in_use=kept)
-        result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
-        self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
-        return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
-                                  for verb, _, rest in (x.partition(": ") for x in lines)] or None,
-                "SpaceReclaimed": getattr(result, "freed", 0)}
+        return kept
 
     # --- the system -----------------------------------------------------------------------------------
     def version(self) -> dict:
