@@ -1000,13 +1000,15 @@ class Engine:
 
         u = os.uname()
         running = sum(c.running for c in self.containers.values())
+        paused = sum(bool(c.state.get("Paused")) for c in self.containers.values())
         try:
             mode = detect().mode
         except Exception:  # noqa: BLE001 - info must answer even without cgroups
             mode = "unknown"
         with open("/proc/meminfo") as f:
             mem_total = int(f.readline().split()[1]) * 1024
-        return {"ID": "", "Containers": len(self.containers), "ContainersRunning": running, "ContainersPaused": 0,
+        return {"ID": "", "Containers": len(self.containers), "ContainersRunning": running - paused,
+                "ContainersPaused": paused,
                 "ContainersStopped": len(self.containers) - running, "Images": len(self.store.images()),
                 "Driver": "overlay2", "MemoryLimit": True, "SwapLimit": True, "CgroupDriver": "cgroupfs",
                 "CgroupVersion": "2" if mode == "v2" else "1", "KernelVersion": u.release,
