@@ -521,7 +521,13 @@ class Engine:
         if not container.running:
             raise Conflict(f"Cannot kill container: {cid}: Container {container.id} is not running")
         sys = Syscalls()
-        self._signal(container, signal_number(sig, signal.SIGKILL), sys)
+        number = signal_number(sig, signal.SIGKILL)
+        self._signal(container, number, sys)
+        if number == signal.SIGKILL:  # as dockerd: SIGKILL's answer waits (a moment) for the exit it causes
+            try:
+                await asyncio.wait_for(asyncio.shield(self.exited[container.id].wait()), 2)
+            except TimeoutError:
+                pass
         self._record(container, sys)
 
     async def pause(self, cid: str) -> None:
