@@ -574,9 +574,9 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         number = signal_number(sig, signal.SIGKILL)
         self._signal(container, number, sys)
         self._record(container, sys)
-        if number == signal.SIGKILL:  # as dockerd: a KILL is answered once the container is gone
+        if number == signal.SIGKILL:  # as dockerd: a KILL is answered once the container is gone (a moment)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.exited[container.id].wait(), 10)
+                await asyncio.wait_for(self.exited[container.id].wait(), 2)
 
     async def pause(self, cid: str) -> None:
         pause.pause(self, self.get(cid))
@@ -1090,13 +1090,15 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
 
         u = os.uname()
         running = sum(c.running for c in self.containers.values())
+        paused = sum(bool(c.state.get("Paused")) for c in self.containers.values())
         try:
             mode = detect().mode
         except Exception:  # noqa: BLE001 - info must answer even without cgroups
             mode = "unknown"
         with open("/proc/meminfo") as f:
             mem_total = int(f.readline().split()[1]) * 1024
-        return {"ID": "", "Containers": len(self.containers), "ContainersRunning": running, "ContainersPaused": 0,
+        return {"ID": "", "Containers": len(self.containers), "ContainersRunning": running - paused,
+                "ContainersPaused": paused,
                 "ContainersStopped": len(self.containers) - running, "Images": len(self.store.images()),
                 "Driver": "overlay2", "MemoryLimit": True, "SwapLimit": True, "CgroupDriver": "cgroupfs",
                 "CgroupVersion": "2" if mode == "v2" else "1", "KernelVersion": u.release,
