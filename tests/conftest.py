@@ -53,6 +53,14 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # pytest's default import mode names a test module by its file name alone: two test files of one
+    # name (tests/unit/test_x.py, tests/integration/test_x.py) break the whole collection.  Say which.
+    seen: dict[str, str] = {}
+    for item in items:
+        path = str(item.path)
+        other = seen.setdefault(os.path.basename(path), path)
+        if other != path:
+            raise pytest.UsageError(f"two test files named {os.path.basename(path)}: {other} and {path}; rename one")
     for item in items:
         if item.get_closest_marker("root") and not IS_ROOT:
             item.add_marker(pytest.mark.skip(reason="needs root: real namespaces, mounts and cgroups"))
@@ -133,6 +141,20 @@ def _our_mounts() -> list[str]:
         return [line for line in f if "/pytest-" in line or "minicontainer" in line]
 
 
+def _own_cgroup_prefixes() -> list[str]:
+    """This process's cgroup in each hierarchy where it is not the root, as "controllers:path".
+
+    On a machine where several sessions (agents, CI jobs) each run in a cgroup of their own, a cgroup
+    or process of another session's lies elsewhere in those hierarchies: it is not ours to report."""
+    with open("/proc/self/cgroup") as f:
+        rows = [line.rstrip("\n").split(":", 2) for line in f]
+    return [f"{controllers}:{path.rstrip('/')}/" for _n, controllers, path in rows if path not in ("", "/")]
+
+
+def _mount_of(controllers: str) -> str:
+    return "/sys/fs/cgroup/" + (controllers.replace("name=", "") if controllers else "unified")
+
+
 def _our_cgroups() -> list[str]:
     found = []
     for top, dirs, _files in os.walk("/sys/fs/cgroup"):
@@ -141,6 +163,11 @@ def _our_cgroups() -> list[str]:
                 found.append(os.path.join(top, d))
         if top.count("/") > 8:
             dirs[:] = []
+    # Where this session has a cgroup of its own in some hierarchy, only the names made beneath it.
+    scoped = [_mount_of(p.split(":", 1)[0]) + p.split(":", 1)[1] for p in _own_cgroup_prefixes()]
+    if scoped:
+        names = {os.path.basename(c) for c in found if any(c.startswith(s) for s in scoped)}
+        found = [c for c in found if os.path.basename(c) in names]
     return found
 
 
@@ -148,6 +175,7 @@ def _our_processes() -> list[str]:
     """Runtimes started by a test (a pytest temp dir on their command line) and containers' processes
     (in a cgroup of ours)."""
     out = []
+    own = _own_cgroup_prefixes()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
@@ -157,6 +185,8 @@ def _our_processes() -> list[str]:
             cgroups = Path(f"/proc/{pid}/cgroup").read_text()
         except OSError:
             continue
+        if own and not any(line.split(":", 1)[1].startswith(o) for line in cgroups.splitlines() for o in own):
+            continue  # another session's
         if ("/pytest-" in cmd or "/minicontainer-" in cgroups) and ") Z" not in stat:
             out.append(f"{pid}: {cmd}")
     return out

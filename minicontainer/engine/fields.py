@@ -24,12 +24,11 @@ Docker's own checks of the values (``Minimum memory limit allowed is 6MB``) are 
 
 from __future__ import annotations
 
-import os
 from typing import Any, NamedTuple
 
+from minicontainer.engine import resources
 from minicontainer.engine.errors import InvalidParameter
 
-MIN_MEMORY = 6 * 1024 * 1024  # Docker's smallest memory limit: below it the container cannot start
 SHM_SIZE = 64 * 1024 * 1024  # the tmpfs on /dev/shm (runtime/defaults.py): Docker's default too
 
 
@@ -83,38 +82,40 @@ HOST_CONFIG: dict[str, Field] = {
     "AutoRemove": honoured(False, "--rm"),
     "ConsoleSize": honoured([0, 0]),
     "Init": honoured(None, "--init"),
+    # the limits (engine/resources.py: HostConfig -> the OCI config's linux.resources -> cgroup files)
     "Memory": honoured(0, "-m, --memory"),
     "MemorySwap": honoured(0, "--memory-swap"),
+    "MemoryReservation": honoured(0, "--memory-reservation"),
     "NanoCpus": honoured(0, "--cpus"),
+    "CpuShares": honoured(0, "-c, --cpu-shares"),
+    "CpuPeriod": honoured(0, "--cpu-period"),
+    "CpuQuota": honoured(0, "--cpu-quota"),
+    "CpusetCpus": honoured("", "--cpuset-cpus"),
+    "CpusetMems": honoured("", "--cpuset-mems"),
     "PidsLimit": honoured(None, "--pids-limit"),
+    "BlkioWeight": honoured(0, "--blkio-weight (where the kernel's blkio controller has a weight)"),
     # fixed by the engine: only the value it applies passes
     "LogConfig": refused("--log-driver, --log-opt: this engine logs in json-file only",
                          {"Type": "json-file", "Config": {}}, ({"Type": "json-file"},)),
     "RestartPolicy": refused("--restart", {"Name": "no", "MaximumRetryCount": 0}, ({"Name": "no"},)),
-    "IpcMode": refused("--ipc", "private"),
-    "PidMode": refused("--pid", ""),
-    "UTSMode": refused("--uts", ""),
+    # namespaces shared instead of made (engine/namespaces.py checks the values)
+    "IpcMode": honoured("private", "--ipc"),
+    "PidMode": honoured("", "--pid"),
+    "UTSMode": honoured("", "--uts"),
+    "CgroupnsMode": honoured("private", "--cgroupns"),
     "UsernsMode": refused("--userns", ""),
-    "CgroupnsMode": refused("--cgroupns", "private"),
     "ShmSize": refused("--shm-size", SHM_SIZE),
     "Isolation": refused("--isolation", "", ("default",)),
     "MemorySwappiness": refused("--memory-swappiness", None, (-1,)),
     # not yet: resources
-    "CpuShares": refused("--cpu-shares", 0),
-    "CpuPeriod": refused("--cpu-period", 0),
-    "CpuQuota": refused("--cpu-quota", 0),
     "CpuRealtimePeriod": refused("--cpu-rt-period", 0),
     "CpuRealtimeRuntime": refused("--cpu-rt-runtime", 0),
-    "CpusetCpus": refused("--cpuset-cpus", ""),
-    "CpusetMems": refused("--cpuset-mems", ""),
     "CpuCount": refused("--cpu-count (Windows only)", 0),
     "CpuPercent": refused("--cpu-percent (Windows only)", 0),
-    "MemoryReservation": refused("--memory-reservation", 0),
     "KernelMemory": refused("--kernel-memory", 0),
     "KernelMemoryTCP": refused("kernel TCP memory", 0),
     "OomKillDisable": refused("--oom-kill-disable", False),
     "OomScoreAdj": refused("--oom-score-adj", 0),
-    "BlkioWeight": refused("--blkio-weight", 0),
     "BlkioWeightDevice": refused("--blkio-weight-device", []),
     "BlkioDeviceReadBps": refused("--device-read-bps", []),
     "BlkioDeviceWriteBps": refused("--device-write-bps", []),
@@ -208,17 +209,21 @@ def check(body: dict) -> dict:
     _check_values(body, host)
     for prefix, table in SECTIONS.items():
         section = body if not prefix else body[prefix.rstrip(".")]
-        for key, value in section.items():
-            if key in ("HostConfig", "NetworkingConfig") and not prefix:
-                continue
-            field = table.get(key)
-            if field is None:
-                if not is_zero(value):  # a newer client's field (sent empty) passes; a typo does not
-                    raise InvalidParameter(f"unknown field {prefix}{key}: Docker's create API has no such field")
-                continue
-            if not field.honoured and not _means_default(field, value):
-                raise InvalidParameter(_refusal(prefix + key, field, value))
+        refuse_unhonoured({k: v for k, v in section.items() if prefix or k not in ("HostConfig", "NetworkingConfig")},
+                          table, prefix)
     return body
+
+
+def refuse_unhonoured(section: dict, table: dict[str, Field], prefix: str = "", api: str = "create") -> None:
+    """A field the engine does not honour must be zero or its default; an unknown one must be zero."""
+    for key, value in section.items():
+        field = table.get(key)
+        if field is None:
+            if not is_zero(value):  # a newer client's field (sent empty) passes; a typo does not
+                raise InvalidParameter(f"unknown field {prefix}{key}: Docker's {api} API has no such field")
+            continue
+        if not field.honoured and not _means_default(field, value):
+            raise InvalidParameter(_refusal(prefix + key, field, value))
 
 
 def _refusal(name: str, field: Field, value: Any) -> str:
@@ -232,25 +237,10 @@ def _refusal(name: str, field: Field, value: Any) -> str:
 
 def _check_values(body: dict, host: dict) -> None:
     """Docker's own checks of the values the engine honours (moby's daemon/daemon_unix.go), in its words."""
-    memory, swap = host.get("Memory") or 0, host.get("MemorySwap") or 0
-    if memory and memory < MIN_MEMORY:
-        raise InvalidParameter("Minimum memory limit allowed is 6MB")
-    if swap > 0 and not memory:
-        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
-    if swap > 0 and swap < memory:
-        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
+    resources.check(host)  # the limits' values: memory, CPUs, cpuset, blkio weight
     swappiness = host.get("MemorySwappiness")
     if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
         raise InvalidParameter(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
-    nano, ncpu = host.get("NanoCpus") or 0, os.cpu_count() or 1
-    if host.get("CpuPeriod") and nano:
-        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    if host.get("CpuQuota") and nano:
-        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
-    if nano < 0 or nano > ncpu * 10**9:
-        raise InvalidParameter(f"range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
-    if (host.get("CpuShares") or 0) < 0:
-        raise InvalidParameter(f"invalid CPU shares ({host['CpuShares']}): value must be a positive integer")
     if (host.get("ShmSize") or 0) < 0:
         raise InvalidParameter("SHM size can not be less than 0")
     oom = host.get("OomScoreAdj") or 0
@@ -282,5 +272,5 @@ def shown(section: dict[str, Field], given: dict) -> dict:
     out = {}
     for key, field in section.items():
         value = given.get(key)
-        out[key] = value if field.honoured and value is not None else field.shown
+        out[key] = value if field.honoured and value not in (None, "") else field.shown  # "": Go's unset string
     return out

@@ -11,7 +11,7 @@ Docker's rules, reproduced here:
 * ``-e KEY=value`` overrides the image's value of KEY; ``-e KEY`` alone takes the caller's value;
 * ``-u name`` is looked up in the image's own /etc/passwd, not the host's;
 * ``--cpus 1.5`` is a CFS quota of 150 ms per 100 ms period; ``-m`` a memory limit (and, as Docker
-  does, the same amount again of swap, so memory+swap = 2 x memory).
+  does, the same amount again of swap, so memory+swap = 2 x memory): :mod:`.resources` translates.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from minicontainer.engine.errors import InvalidParameter
+from minicontainer.engine.resources import oci_resources
 from minicontainer.image import overlay
+from minicontainer.kernel.cgroups import Limits
 from minicontainer.kernel.mounts import secure_join
 from minicontainer.kernel.syscalls import Syscalls
 from minicontainer.runtime.defaults import default_config
 
-CPU_PERIOD = 100_000  # microseconds: the CFS period Docker uses
 INIT_PATH = "/dev/init"  # where --init's tini is mounted in the container, as Docker does
 
 
@@ -37,20 +38,16 @@ class RunOptions:
 
     def __init__(self, *, command: list[str] | None = None, entrypoint: list[str] | None = None,
                  env: list[str] | None = None, workdir: str | None = None, user: str | None = None,
-                 hostname: str | None = None, memory: int | None = None, cpus: float | None = None,
-                 pids_limit: int | None = None, labels: dict[str, str] | None = None,
-                 memory_swap: int | None = None) -> None:
+                 hostname: str | None = None, resources: Limits | None = None,
+                 labels: dict[str, str] | None = None) -> None:
         self.command = command or None
         self.entrypoint = entrypoint
         self.env = env or []
         self.workdir = workdir
         self.user = user
         self.hostname = hostname
-        self.memory = memory
-        self.cpus = cpus
-        self.pids_limit = pids_limit
+        self.resources = resources or Limits()  # -m, --cpus, --pids-limit...: engine/resources.py
         self.labels = labels or {}
-        self.memory_swap = memory_swap  # memory + swap, as docker's --memory-swap; -1: swap unlimited
 
 
 def program_args(image_config: dict, opts: RunOptions) -> list[str]:
@@ -133,6 +130,8 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
     process["env"] = merge_env(cfg.get("Env") or [], opts.env)
     if not any(e.startswith("PATH=") for e in process["env"]):
         process["env"].insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if not any(e.startswith("HOSTNAME=") for e in process["env"]):
+        process["env"].insert(1, f"HOSTNAME={config['hostname']}")  # as Docker gives every container
     process["cwd"] = opts.workdir or cfg.get("WorkingDir") or "/"
     user = opts.user or cfg.get("User") or ""
     who = resolve_user(rootfs, user or "0")  # no user: root, as the image's passwd describes it
@@ -142,14 +141,7 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
         process["env"].append(f"HOME={who.home}")  # as Docker sets it
     linux = config["linux"]
     linux["cgroupsPath"] = cgroups_path
-    resources: dict = {}
-    if opts.memory:
-        # Docker's rule: without --memory-swap, as much swap again as memory (memory+swap = 2x).
-        resources["memory"] = {"limit": opts.memory, "swap": opts.memory_swap or 2 * opts.memory}
-    if opts.cpus:
-        resources["cpu"] = {"quota": int(opts.cpus * CPU_PERIOD), "period": CPU_PERIOD}
-    if opts.pids_limit:
-        resources["pids"] = {"limit": opts.pids_limit}
+    resources = oci_resources(opts.resources)
     if resources:
         linux["resources"] = resources
     config["annotations"] = {f"org.minicontainer.label.{k}": v for k, v in opts.labels.items()}
@@ -161,15 +153,17 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
 
 def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, *, cgroups_path: str,
                  hostname: str, args: list[str] | None = None, init: bool = False, terminal: bool = False,
-                 console_size: list[int] | None = None,
-                 network: Callable[[dict], None] | None = None) -> str:
+                 console_size: list[int] | None = None, network: Callable[[dict], None] | None = None,
+                 share: Callable[[dict], None] | None = None) -> str:
     """Make ``directory`` a bundle the runtime can run: the image's layers stacked under an overlay of
     the container's own (``merged/``, :mod:`minicontainer.image.overlay`) and ``config.json``.
 
     ``args`` replaces the program :func:`oci_config` worked out (the daemon decided it at create);
     ``init`` puts tini in front of it; ``terminal`` (``-t``) gives it a terminal, of ``console_size``
     (rows, columns); ``network`` adjusts the config for the container's network (its namespace, the
-    /etc/hosts, resolv.conf and hostname files).  Returns the root filesystem's path; if anything fails,
+    /etc/hosts, resolv.conf and hostname files); ``share`` changes the config's namespaces for the
+    namespace-sharing modes (:func:`minicontainer.engine.namespaces.apply`).  Returns the root
+    filesystem's path; if anything fails,
     nothing stays mounted."""
     rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), directory)
     try:
@@ -183,8 +177,12 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
             network(runtime_config)
         if terminal:  # -t: the program's stdio is a terminal of the container's own
             runtime_config["process"]["terminal"] = True
+            if not any(e.startswith("TERM=") for e in runtime_config["process"]["env"]):
+                runtime_config["process"]["env"].append("TERM=xterm")  # Docker's, for every terminal
             if console_size and all(console_size):
                 runtime_config["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
+        if share:
+            share(runtime_config)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(runtime_config, f, indent=1)
     except BaseException:

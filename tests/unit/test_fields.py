@@ -48,8 +48,8 @@ def test_what_the_clients_send_by_default_passes():
     ({"Binds": ["/tmp:/data"]}, "HostConfig.Binds"),                                            # -v
     ({"GroupAdd": ["audio"]}, "HostConfig.GroupAdd"),                                           # --group-add
     ({"LogConfig": {"Type": "none", "Config": {}}}, "HostConfig.LogConfig"),                    # --log-driver none
-    ({"CpuShares": 512}, "HostConfig.CpuShares"),
-    ({"PidMode": "host"}, "HostConfig.PidMode"),
+    ({"OomKillDisable": True}, "HostConfig.OomKillDisable"),                                   # --oom-kill-disable
+    ({"UsernsMode": "host"}, "HostConfig.UsernsMode"),
     ({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}}, "HostConfig.RestartPolicy"),
     ({"MemorySwappiness": 10}, "HostConfig.MemorySwappiness"),
 ])
@@ -73,7 +73,8 @@ def test_defaults_by_another_name_pass():
 def test_names_match_without_regard_to_case_as_go_does():
     checked = fields.check({"image": "busybox", "hostconfig": {"memory": 64 << 20, "cpushares": 0}})
     assert checked["Image"] == "busybox" and checked["HostConfig"]["Memory"] == 64 << 20
-    assert refusal({"Image": "busybox", "HostConfig": {"cpushares": 2}}).startswith("HostConfig.CpuShares=")
+    assert refusal({"Image": "busybox", "HostConfig": {"ulimits": [{"Name": "nofile"}]}}).startswith(
+        "HostConfig.Ulimits=")
 
 
 @pytest.mark.parametrize(("host", "message"), [
