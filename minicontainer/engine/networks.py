@@ -282,15 +282,12 @@ class Networks:
         endpoint = next((n for n in nets.values() if n.get("IPAddress")), None)
         if endpoint is None:
             return []
-        record = self.records.get(endpoint["NetworkID"])
-        if record is None:
-            return []
         out = []
         for key, bindings in ports.items():
             port, proto = key.split("/")
             for b in bindings or []:
                 out.append(firewall.Published(proto, b["HostIp"], int(b["HostPort"]), endpoint["IPAddress"],
-                                              int(port), self.bridge_of(record)))
+                                              int(port)))
         return out
 
     # --- networks: create, remove, look ---------------------------------------------------------------
@@ -531,7 +528,6 @@ class Networks:
                     ipaddress.ip_address(ip)
             except ValueError:
                 raise InvalidParameter(f"invalid IP address in add-host: {ip!r}") from None
-        cfg["Domainname"] = body.get("Domainname") or ""
         if target is not None:
             record["NetworkSettings"]["Networks"][target["Name"]] = self._endpoint_settings(target, chosen)
         elif mode in ("none", "host"):

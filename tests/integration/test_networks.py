@@ -117,6 +117,9 @@ def test_published_port_from_the_host_and_conflicts(engine):
             time.sleep(0.1)
         assert pong == "PONG", address
     assert f"0.0.0.0:{port}->6379/tcp" in engine.mc("ps").stdout
+    # from another container, through the host's address (the gateway): DNAT'ed back into the bridge
+    r = _ok(engine.mc("run", "--rm", "busybox", "sh", "-c", f"printf 'PING\\r\\nQUIT\\r\\n' | nc {gateway} {port}"))
+    assert r.stdout.split() == ["+PONG", "+OK"]
     before = _links()
     taken = engine.mc("run", "-d", "--name", "second", "-p", f"{port}:6379", "redis")
     assert taken.returncode == 125 and "port is already allocated" in taken.stderr
