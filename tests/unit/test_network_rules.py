@@ -7,7 +7,8 @@ import pytest
 
 from minicontainer.cli.network import parse_publish, ports_text
 from minicontainer.engine.errors import InvalidParameter
-from minicontainer.engine.networks import _mac, _port_bindings
+from minicontainer.engine.networks import _mac
+from minicontainer.engine.ports import check_bindings
 from minicontainer.kernel import firewall
 from minicontainer.kernel.fake import FakeSyscalls
 
@@ -60,7 +61,7 @@ def test_publish_refuses_ranges():
 ])
 def test_port_bindings_are_checked(bindings, message):
     with pytest.raises(InvalidParameter, match=message):
-        _port_bindings(bindings)
+        check_bindings(bindings)
 
 
 def test_ports_column_and_mac():
