@@ -53,14 +53,6 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # pytest's default import mode names a test module by its file name alone: two test files of one
-    # name (tests/unit/test_x.py, tests/integration/test_x.py) break the whole collection.  Say which.
-    seen: dict[str, str] = {}
-    for item in items:
-        path = str(item.path)
-        other = seen.setdefault(os.path.basename(path), path)
-        if other != path:
-            raise pytest.UsageError(f"two test files named {os.path.basename(path)}: {other} and {path}; rename one")
     for item in items:
         if item.get_closest_marker("root") and not IS_ROOT:
             item.add_marker(pytest.mark.skip(reason="needs root: real namespaces, mounts and cgroups"))
