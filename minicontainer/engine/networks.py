@@ -613,7 +613,9 @@ class Networks:
             if ip is None:
                 raise NetworkError(f"no available IPv4 addresses on this network's address pools: {name} ({subnet})")
         eid = secrets.token_hex(32)
-        index = sum(1 for cid_eps in self.records.values() if container.id in cid_eps["_endpoints"])
+        # eth0 for the first network, then the lowest number free (a disconnect frees one)
+        used = {r["_endpoints"][container.id]["ifname"] for r in self.records.values() if container.id in r["_endpoints"]}
+        index = next(n for n in range(len(used) + 1) if f"eth{n}" not in used)
         mac = settings_.get("MacAddress") or _mac(ip)  # asked for (network connect --mac-address), or derived
         endpoints[container.id] = {"IPv4Address": ip, "EndpointID": eid, "MacAddress": mac,
                                    "veth": "veth" + eid[:7], "ifname": f"eth{index}"}

@@ -219,6 +219,12 @@ def test_connect_disconnect_and_docker_cli(engine):
     nets = json.loads(_ok(d("inspect", "web")).stdout)[0]["NetworkSettings"]["Networks"]
     assert set(nets) == {"bridge", "front"} and nets["front"]["IPAddress"].startswith("10.250.20.")
     _ok(d("network", "disconnect", "front", "web"))
+    _ok(d("network", "create", "back"))  # eth1 is free again: the next network takes it
+    _ok(d("network", "connect", "back", "web"))
+    links = _ok(engine.mc("run", "--rm", "--network", "container:web", "busybox", "ls", "/sys/class/net")).stdout
+    assert links.split() == ["eth0", "eth1", "lo"]
+    _ok(d("network", "disconnect", "back", "web"))
+    _ok(d("network", "rm", "back"))
     r = engine.mc("run", "--rm", "--network", "front", "busybox", "ping", "-c1", "-W1", "www")
     assert r.returncode != 0
     pruned = _ok(d("network", "prune", "-f", "--filter", "label=course=net"))
