@@ -51,7 +51,7 @@ def refused(what: str, shown: Any = None, also: tuple = ()) -> Field:
 # --- Config: what to run ------------------------------------------------------------------------
 CONFIG: dict[str, Field] = {
     "Hostname": honoured("", "-h, --hostname"),
-    "Domainname": honoured("", "--domainname"),
+    "Domainname": refused("--domainname (the runtime does not set a UTS domain name yet)", ""),
     "User": honoured("", "-u, --user"),
     "AttachStdin": honoured(False),
     "AttachStdout": honoured(True),
