@@ -221,6 +221,14 @@ _SYSCALL_NUMBERS = {
                 "mount_setattr": 442},
 }
 
+# openat2(2)'s resolve flags and mount_setattr(2)'s attributes (linux/openat2.h, linux/mount.h).
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+RESOLVE_NAMES = {RESOLVE_NO_MAGICLINKS: "RESOLVE_NO_MAGICLINKS", RESOLVE_IN_ROOT: "RESOLVE_IN_ROOT"}
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NAMES = {MOUNT_ATTR_RDONLY: "MOUNT_ATTR_RDONLY"}
+_AT_RECURSIVE = 0x8000
+
 # bpf(2) commands and constants (include/uapi/linux/bpf.h) for the v2 devices cgroup.
 _BPF_PROG_LOAD = 5
 _BPF_PROG_ATTACH = 8
@@ -429,6 +437,28 @@ class Syscalls:
     def inotify_rm_watch(self, fd: int, wd: int) -> None:
         self._call("inotify_rm_watch", f"{fd}, {wd}", f"watch {wd}",
                    lambda: self._check(libc().inotify_rm_watch(fd, wd)))
+
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, *, detail: str = "") -> int:
+        """open(2) with rules for the path's resolution (``RESOLVE_IN_ROOT``: ``/``, ``..`` and
+        absolute symlinks all stay at ``dirfd``, as if it were the root).  Returns the descriptor."""
+        how = struct.pack("<QQQ", flags, 0, resolve)  # struct open_how {flags, mode, resolve}
+        return self._call("openat2", f"{path}, {flag_names(resolve, RESOLVE_NAMES)}", path,
+                          lambda: self._check(libc().syscall(ctypes.c_long(_sysno("openat2")), ctypes.c_int(dirfd),
+                                                             ctypes.c_char_p(_b(path)), ctypes.c_char_p(how),
+                                                             ctypes.c_size_t(len(how)))),
+                          detail=detail, show=lambda fd: f"fd {fd}")  # type: ignore[return-value]
+
+    def mount_setattr(self, path: str, attr_set: int, *, recursive: bool = True, detail: str = "") -> None:
+        """Change a mount's attributes (``MOUNT_ATTR_RDONLY``...), with ``AT_RECURSIVE`` every mount
+        below it too: what ``mount -o remount,ro`` cannot do (MS_REC is ignored on a remount)."""
+        attr = struct.pack("<QQQQ", attr_set, 0, 0, 0)  # struct mount_attr {set, clr, propagation, userns_fd}
+        flags = _AT_RECURSIVE if recursive else 0
+        self._call("mount_setattr", f"{path}, {'AT_RECURSIVE, ' if recursive else ''}"
+                   f"{flag_names(attr_set, MOUNT_ATTR_NAMES)}", path,
+                   lambda: self._check(libc().syscall(ctypes.c_long(_sysno("mount_setattr")), ctypes.c_int(-100),
+                                                      ctypes.c_char_p(_b(path)), ctypes.c_uint(flags),
+                                                      ctypes.c_char_p(attr), ctypes.c_size_t(len(attr)))),
+                   detail=detail)
 
     # -- seccomp ------------------------------------------------------------------------------------
     def seccomp_load(self, seccomp_filter: Any, rules: int, *, detail: str = "") -> None:
