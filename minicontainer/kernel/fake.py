@@ -22,8 +22,8 @@ from minicontainer.observe.events import Trace
 # The calls that change the kernel's state (namespaces, mounts, identity): only recorded.  File
 # operations (mkdir, write_file, symlink...) stay real, on whatever paths the test provides.
 RECORDED_ONLY = ("unshare", "setns", "mount", "umount2", "pivot_root", "sethostname", "mknod", "chown",
-                 "prctl", "setrlimit", "setgroups", "setresgid", "setresuid", "capset", "kill", "mount_setattr",
-                 "seccomp_load", "bpf_prog_attach_cgroup_device")
+                 "prctl", "setrlimit", "setgroups", "setresgid", "setresuid", "capset", "kill", "netlink", "nft",
+                 "mount_setattr", "seccomp_load", "bpf_prog_attach_cgroup_device")
 
 
 class FakeSyscalls(Syscalls):
@@ -35,7 +35,8 @@ class FakeSyscalls(Syscalls):
     def ops(self) -> list[str]:
         return [op for op, _ in self.calls]
 
-    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, *, detail: str = "") -> int:
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0, *, root: str = "",
+                detail: str = "") -> int:
         """The fake kernel predates openat2 (ENOSYS): mounts then go to the paths ``secure_join``
         resolved, which the tests can read (the real kernel's openat2 is tested as root)."""
         self.trace.record("openat2", path, "ENOSYS (fake)", errno=errno.ENOSYS, detail=detail)

@@ -112,6 +112,19 @@ IN_CLOEXEC = 0o2000000       # = O_CLOEXEC
 INOTIFY_EVENT_NAMES = {IN_MODIFY: "IN_MODIFY", IN_CLOSE_WRITE: "IN_CLOSE_WRITE"}
 INOTIFY_INIT_NAMES = {IN_NONBLOCK: "IN_NONBLOCK", IN_CLOEXEC: "IN_CLOEXEC"}
 
+# openat2(2)'s ``resolve`` flags (<linux/openat2.h>): how the kernel may walk a path.
+RESOLVE_NO_XDEV = 0x01        # no crossing into another mount
+RESOLVE_NO_MAGICLINKS = 0x02  # no /proc/PID/fd/N-style links
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08        # fail on anything (.., an absolute link) that leads above dirfd
+RESOLVE_IN_ROOT = 0x10        # treat dirfd as "/": .. and absolute links stay inside, as after a chroot
+RESOLVE_NAMES = {RESOLVE_NO_XDEV: "RESOLVE_NO_XDEV", RESOLVE_NO_MAGICLINKS: "RESOLVE_NO_MAGICLINKS",
+                 RESOLVE_NO_SYMLINKS: "RESOLVE_NO_SYMLINKS", RESOLVE_BENEATH: "RESOLVE_BENEATH",
+                 RESOLVE_IN_ROOT: "RESOLVE_IN_ROOT"}
+OPEN_FLAG_NAMES = {os.O_WRONLY: "O_WRONLY", os.O_RDWR: "O_RDWR", os.O_CREAT: "O_CREAT", os.O_EXCL: "O_EXCL",
+                   os.O_TRUNC: "O_TRUNC", os.O_DIRECTORY: "O_DIRECTORY", os.O_NOFOLLOW: "O_NOFOLLOW",
+                   os.O_CLOEXEC: "O_CLOEXEC", os.O_PATH: "O_PATH"}
+
 # capget(2)/capset(2): version 3 carries 64 capability bits as two 32-bit words.
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -221,10 +234,7 @@ _SYSCALL_NUMBERS = {
                 "mount_setattr": 442},
 }
 
-# openat2(2)'s resolve flags and mount_setattr(2)'s attributes (linux/openat2.h, linux/mount.h).
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_IN_ROOT = 0x10
-RESOLVE_NAMES = {RESOLVE_NO_MAGICLINKS: "RESOLVE_NO_MAGICLINKS", RESOLVE_IN_ROOT: "RESOLVE_IN_ROOT"}
+# mount_setattr(2)'s attributes (linux/mount.h).
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NAMES = {MOUNT_ATTR_RDONLY: "MOUNT_ATTR_RDONLY"}
 _AT_RECURSIVE = 0x8000
@@ -252,6 +262,10 @@ class _CapHeader(ctypes.Structure):
 class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
                 ("inheritable", ctypes.c_uint32)]
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
 def _b(s: str | None) -> bytes | None:
@@ -373,6 +387,21 @@ class Syscalls:
     def chown(self, path: str, uid: int, gid: int) -> None:
         self._call("chown", f"{path}, {uid}, {gid}", path, lambda: os.chown(path, uid, gid))
 
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0, *, root: str = "",
+                detail: str = "") -> int:
+        """Open ``path`` relative to the directory ``dirfd``, the kernel walking it under the rules of
+        ``resolve``.  With RESOLVE_IN_ROOT the walk cannot leave ``dirfd``: no ``..``, no symlink (not
+        even one swapped in while we walk) leads out, because the kernel resolves the whole path in one
+        call.  ``root`` names ``dirfd`` in the recorded event."""
+        how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+        args = (f"{root or dirfd}, {path}, {flag_names(flags | os.O_CLOEXEC, OPEN_FLAG_NAMES)}, "
+                f"{flag_names(resolve, RESOLVE_NAMES)}")
+        return self._call("openat2", args, path,
+                          lambda: self._check(libc().syscall(ctypes.c_long(_sysno("openat2")), ctypes.c_int(dirfd),
+                                                             ctypes.c_char_p(_b(path)), ctypes.byref(how),
+                                                             ctypes.c_size_t(ctypes.sizeof(how)))),
+                          detail=detail, show=lambda fd: f"fd {fd}")  # type: ignore[return-value]
+
     def chdir(self, path: str, *, detail: str = "") -> None:
         self._call("chdir", path, path, lambda: os.chdir(path), detail=detail)
 
@@ -438,16 +467,6 @@ class Syscalls:
         self._call("inotify_rm_watch", f"{fd}, {wd}", f"watch {wd}",
                    lambda: self._check(libc().inotify_rm_watch(fd, wd)))
 
-    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, *, detail: str = "") -> int:
-        """open(2) with rules for the path's resolution (``RESOLVE_IN_ROOT``: ``/``, ``..`` and
-        absolute symlinks all stay at ``dirfd``, as if it were the root).  Returns the descriptor."""
-        how = struct.pack("<QQQ", flags, 0, resolve)  # struct open_how {flags, mode, resolve}
-        return self._call("openat2", f"{path}, {flag_names(resolve, RESOLVE_NAMES)}", path,
-                          lambda: self._check(libc().syscall(ctypes.c_long(_sysno("openat2")), ctypes.c_int(dirfd),
-                                                             ctypes.c_char_p(_b(path)), ctypes.c_char_p(how),
-                                                             ctypes.c_size_t(len(how)))),
-                          detail=detail, show=lambda fd: f"fd {fd}")  # type: ignore[return-value]
-
     def mount_setattr(self, path: str, attr_set: int, *, recursive: bool = True, detail: str = "") -> None:
         """Change a mount's attributes (``MOUNT_ATTR_RDONLY``...), with ``AT_RECURSIVE`` every mount
         below it too: what ``mount -o remount,ro`` cannot do (MS_REC is ignored on a remount)."""
@@ -459,6 +478,44 @@ class Syscalls:
                                                       ctypes.c_char_p(_b(path)), ctypes.c_uint(flags),
                                                       ctypes.c_char_p(attr), ctypes.c_size_t(len(attr)))),
                    detail=detail)
+
+    # -- netlink and the firewall -------------------------------------------------------------------
+    def netlink(self, op: str, args: str, request: Callable[[], object], *, path: str = "",
+                detail: str = "") -> object:
+        """One rtnetlink request (``RTM_NEWLINK``, ``RTM_NEWADDR``...), made by pyroute2 in
+        :mod:`minicontainer.kernel.netlink`: a message on a netlink socket is a kernel call too, so
+        it is timed and recorded like the others, and a refusal is a :class:`KernelError`."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        def send() -> object:
+            try:
+                return request()
+            except NetlinkError as e:  # pyroute2's own exception carries the kernel's errno
+                raise OSError(e.code, os.strerror(e.code)) from None
+        return self._call(op, args, path, send, detail=detail)
+
+    def nft(self, script: str, *, detail: str = "") -> None:
+        """Load an nftables script (``nft -f -``: one netlink transaction, all or nothing)."""
+        import subprocess
+
+        refusal: list[str] = []
+
+        def load() -> None:
+            try:
+                done = subprocess.run(["nft", "-f", "-"], input=script.encode(), capture_output=True,
+                                      check=False)
+            except FileNotFoundError:
+                refusal.append("the nft command is missing: apt-get install nftables")
+                raise OSError(_errno.ENOENT, "nft") from None
+            if done.returncode:
+                refusal.extend(done.stderr.decode(errors="replace").strip().splitlines()[:1])
+                raise OSError(_errno.EINVAL, "nft")
+        lines = script.strip().splitlines()
+        shown = lines[0] + (f" ... ({len(lines)} lines)" if len(lines) > 1 else "") if lines else ""
+        try:
+            self._call("nft", shown, "nft -f -", load, detail=detail)
+        except KernelError as e:
+            raise KernelError("nft", "nft -f -", e.errno, refusal[0] if refusal else "") from None
 
     # -- seccomp ------------------------------------------------------------------------------------
     def seccomp_load(self, seccomp_filter: Any, rules: int, *, detail: str = "") -> None:

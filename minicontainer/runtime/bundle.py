@@ -415,6 +415,12 @@ def _check_sysctl(key: str, namespace_types: list[str]) -> None:
         raise SpecError(f"linux.sysctl.{key}", f"needs a new {need} namespace of the container's own")
 
 
+def parse_process(data: Any) -> Process:
+    """A ``process`` object on its own (``minicontainer-runtime exec --process FILE``), as strictly
+    checked as the one inside config.json."""
+    return _process(_Reader(data, "process"))
+
+
 def _process(r: _Reader) -> Process:
     args = r.strings("args", required=True)
     if not args:
@@ -652,6 +658,10 @@ def _resources(r: _Reader | None, devices: list[Device]) -> Limits:
     if pids is not None:
         limits["pids_limit"] = pids.get("limit", int, required=True)
         pids.finish()
+    block_io = r.obj("blockIO")
+    if block_io is not None:  # only the weight: the per-device weights and throttles are not done yet
+        limits["blkio_weight"] = block_io.get("weight", int)
+        block_io.finish()
     r.finish()
     # OCI: a CPU value of 0 means "not set" (the kernel would turn shares=0 into 2, its minimum).
     for key in ("cpu_shares", "cpu_quota", "cpu_period"):

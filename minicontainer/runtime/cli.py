@@ -6,6 +6,7 @@
     minicontainer-runtime kill ID [SIGNAL]
     minicontainer-runtime delete [--force] ID
     minicontainer-runtime run [--bundle B] [--pid-file F] [--detach] ID
+    minicontainer-runtime exec [--process F | -e K=V --cwd D -u UID[:GID]] [-t --console-socket S] [-d] ID [ARGS...]
     minicontainer-runtime list | spec | events ID
 
 so that one bundle can be run by both, and their behaviour compared.  Exit codes follow Docker's
@@ -76,6 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     with_bundle(sp)
     sp.add_argument("--detach", "-d", action="store_true", help="return once started; do not wait")
     sp.add_argument("id")
+    sp = sub.add_parser("exec", help="run another process in a running container (joins its namespaces)")
+    sp.add_argument("--process", "-p", help="an OCI process object (JSON file) to run, instead of ARGS")
+    sp.add_argument("--tty", "-t", action="store_true", help="a terminal of the container's own (needs "
+                                                             "--console-socket)")
+    sp.add_argument("--console-socket", help="a unix socket that receives the terminal's master side")
+    sp.add_argument("--detach", "-d", action="store_true", help="return once it runs; do not wait")
+    sp.add_argument("--pid-file", help="write the process's PID here")
+    sp.add_argument("--cwd", help="working directory (default: the container's)")
+    sp.add_argument("--env", "-e", action="append", default=[], help="KEY=value, on top of the container's")
+    sp.add_argument("--user", "-u", help="UID[:GID] (default: the container's user)")
+    sp.add_argument("id")
+    sp.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     sub.add_parser("list", help="list the containers in --root")
     sp = sub.add_parser("spec", help="write a default config.json into the bundle directory")
     sp.add_argument("--bundle", "-b", default=".")
@@ -170,6 +183,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                                  on_console=hand_over)
         finally:
             explain(f"delete {args.id}")
+    if cmd == "exec":
+        return _exec(args, syscalls, hand_over, explain)
     if cmd == "state":
         print(json.dumps(lifecycle.state_of(args.root, args.id), indent=2))
         return 0
@@ -204,6 +219,57 @@ def _dispatch(args: argparse.Namespace) -> int:
         narrate(read_jsonl(State.load(args.root, args.id).events_file), sys.stdout, title=args.id)
         return 0
     raise AssertionError(cmd)
+
+
+def _exec(args: argparse.Namespace, syscalls, hand_over, explain) -> int:
+    """``exec``: start the process, hand its terminal over, then (unless --detach) wait for it, passing
+    it our signals, and exit with its code, as runc does."""
+    from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER
+    from minicontainer.runtime import exec as runtime_exec
+    from minicontainer.runtime import lifecycle
+    from minicontainer.runtime.parent import _kill_and_reap, _write_pid_file
+
+    if args.process:
+        given = [flag for flag, value in (("--cwd", args.cwd), ("--env", args.env), ("--user", args.user),
+                                          ("ARGS", args.args)) if value]
+        if given:
+            raise RuntimeFailure(f"exec --process: {', '.join(given)} cannot be given as well (put them in "
+                                 "the process file)")
+        process = runtime_exec.load_process(args.process)
+        if args.tty:
+            process = process._replace(terminal=True)
+    else:
+        uid = gid = None
+        if args.user:
+            user, _, group = args.user.partition(":")
+            if not user.isdigit() or group and not group.isdigit():
+                raise RuntimeFailure(f"exec --user '{args.user}': give numeric UID[:GID] (names are the "
+                                     "image's business: the engine resolves them)")
+            uid, gid = int(user), int(group) if group else None
+        args_ = args.args[1:] if args.args[:1] == ["--"] else args.args
+        process = runtime_exec.process_for(runtime_exec.container_process(args.root, args.id), args_,
+                                           env=args.env, cwd=args.cwd, uid=uid, gid=gid, terminal=args.tty)
+    if process.terminal and not args.console_socket:
+        raise RuntimeFailure("exec: a terminal (-t or process.terminal) needs --console-socket PATH (a unix "
+                             "socket that receives the terminal's master side, as with runc)")
+    if not args.detach:
+        # The exec'd process's parent (the exec stage) exits at once: adopt the process, to wait for it.
+        syscalls.prctl(PR_SET_CHILD_SUBREAPER, 1, detail="adopt the exec'd process, to wait for its exit status")
+    try:
+        started = runtime_exec.start(syscalls, args.root, args.id, process)
+    finally:
+        explain(f"exec {args.id}")
+    try:
+        if started.console_fd >= 0:
+            hand_over(started.console_fd)
+        if args.pid_file:
+            _write_pid_file(args.pid_file, started.pid)
+    except BaseException:
+        _kill_and_reap(started.pid)
+        raise
+    if args.detach:
+        return 0
+    return lifecycle.wait_forwarding_signals(started.pid)
 
 
 def hand_over_console(path: str, fd: int) -> None:

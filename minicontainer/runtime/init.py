@@ -139,17 +139,7 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
         mounts.make_readonly(sys, spec.readonly_paths)
         if spec.root_readonly:
             mounts.make_root_readonly(sys)
-        if not spec.process.no_new_privileges:
-            # Without no_new_privs only a holder of CAP_SYS_ADMIN may install a filter: now, as root,
-            # before setup_process gives the capabilities up (the filter then sees init's last calls).
-            load_seccomp(sys, spec)
-        setup_process(sys, spec)
-        program = find_program(spec)
-        prepare_exec(sys, spec)
-        if spec.process.no_new_privileges:
-            load_seccomp(sys, spec)  # as late as possible: the fewer of init's own calls it must allow
-        if spec.process.terminal:
-            make_terminal(sys, spec, chan)
+        program = become_the_process(sys, spec, chan)
         chan.send_events(sync.READY, trace.events)
         ready = True
         chan.close()
@@ -174,11 +164,16 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
     except BaseException as e:  # noqa: BLE001
         if not ready:
             _report_and_exit(chan, trace, e)
-        # After `ready` the parent of `create` is gone; the container's stderr is all there is.
-        print(f"minicontainer-runtime: {e}", file=_sys.stderr, flush=True)
-        if isinstance(e, KernelError) and e.verb == "execve":
-            os._exit(EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE)
-        os._exit(getattr(e, "exit_code", EXIT_RUNTIME_FAILURE))
+        exit_after_ready(e)
+
+
+def exit_after_ready(exc: BaseException) -> NoReturn:
+    """A failure after ``ready`` (execve's, say): the parent has moved on, and the program's stderr is
+    all there is.  The exit code says who failed, as Docker's do (126, 127, 125)."""
+    print(f"minicontainer-runtime: {exc}", file=_sys.stderr, flush=True)
+    if isinstance(exc, KernelError) and exc.verb == "execve":
+        os._exit(EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE)
+    os._exit(getattr(exc, "exit_code", EXIT_RUNTIME_FAILURE))
 
 
 def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool, *, chan: sync.Channel | None = None,
@@ -226,6 +221,24 @@ def load_seccomp(sys: Syscalls, spec: Spec) -> None:
 
     sys.seccomp_load(seccomp.build(spec.seccomp), len(spec.seccomp.rules),
                      detail=f"seccomp filter: default {spec.seccomp.default_action}, every system call checked")
+
+
+def become_the_process(sys: Syscalls, spec: Spec, chan: sync.Channel) -> str:
+    """The steps from "inside the container" to "ready to execve", shared by init and by every exec'd
+    process (:mod:`minicontainer.runtime.setns_init`): whatever is added here (a seccomp filter, as
+    runc applies to both) reaches both.  Returns the program's path."""
+    if not spec.process.no_new_privileges:
+        # Without no_new_privs only a holder of CAP_SYS_ADMIN may install a filter: now, as root,
+        # before setup_process gives the capabilities up (the filter then sees init's last calls).
+        load_seccomp(sys, spec)
+    setup_process(sys, spec)
+    program = find_program(spec)
+    prepare_exec(sys, spec)
+    if spec.process.no_new_privileges:
+        load_seccomp(sys, spec)  # as late as possible: the fewer of init's own calls it must allow
+    if spec.process.terminal:
+        make_terminal(sys, spec, chan)
+    return program
 
 
 def setup_process(sys: Syscalls, spec: Spec) -> None:

@@ -144,12 +144,7 @@ def run(sys: Syscalls, root: str, container_id: str, bundle_dir: str, *, pid_fil
         raise
     if detach:
         return 0
-    previous = {sig: signal.signal(sig, lambda s, _f: _forward(state.pid, s)) for sig in FORWARDED_SIGNALS}
-    try:
-        code = _wait_for(state.pid)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    code = wait_forwarding_signals(state.pid)
     try:
         delete(sys, root, container_id, force=True)
     except Exception as e:  # noqa: BLE001 - the program's exit code matters more; say what is left
@@ -170,6 +165,17 @@ def list_all(root: str) -> list[State]:
         except RuntimeFailure:
             continue  # deleted meanwhile
     return out
+
+
+def wait_forwarding_signals(pid: int) -> int:
+    """Wait for ``pid`` (our child, or adopted as subreaper), passing it the signals we get meanwhile;
+    its exit code, 128 + N if signal N killed it."""
+    previous = {sig: signal.signal(sig, lambda s, _f: _forward(pid, s)) for sig in FORWARDED_SIGNALS}
+    try:
+        return _wait_for(pid)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _forward(pid: int, sig: int) -> None:

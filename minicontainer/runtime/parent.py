@@ -65,14 +65,8 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             from minicontainer.runtime import hooks  # noqa: F401 - init runs hooks after pivot_root: import now
         cgroup_dirs = cgroup_mount_dirs(cgroup) if any(m.type == "cgroup" for m in spec.mounts) else {}
         parent_end, child_end = sync.Channel.pair()
-        _sys.stdout.flush()
-        _sys.stderr.flush()  # or the child would print our buffered output a second time
-        stage1_pid = sys.fork(detail="stage1: will join or create the namespaces")
+        stage1_pid = fork_child(sys, parent_end, stdio, detail="stage1: will join or create the namespaces")
         if stage1_pid == 0:
-            parent_end.close()
-            if stdio is not None:
-                for target, fd in enumerate(stdio):
-                    os.dup2(fd, target)  # dup2 clears close-on-exec: the program inherits them
             stage1(spec, child_end, fifo_handle, cgroup, container_id, cgroup_dirs)  # never returns
         child_end.close()
         os.close(fifo_handle)
@@ -130,6 +124,21 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             parent_end.close()
         if fifo_handle >= 0:
             os.close(fifo_handle)
+
+
+def fork_child(sys: Syscalls, parent_end: sync.Channel, stdio: tuple[int, int, int] | None, *,
+               detail: str) -> int:
+    """fork(2) the first child of the handshake; in the child, give it ``stdio`` as 0, 1 and 2 (if
+    given) and close the parent's end of the sync socket.  Returns the PID, 0 in the child."""
+    _sys.stdout.flush()
+    _sys.stderr.flush()  # or the child would print our buffered output a second time
+    pid = sys.fork(detail=detail)
+    if pid == 0:
+        parent_end.close()
+        if stdio is not None:
+            for target, fd in enumerate(stdio):
+                os.dup2(fd, target)  # dup2 clears close-on-exec: the program inherits them
+    return pid
 
 
 def _run_create_hooks(spec: Spec, state: State, init_pid: int) -> None:

@@ -45,7 +45,31 @@ step  from      to        type                 meaning
                                                reports it and cleans up.
 ====  ========  ========  ===================  ================================================================
 
-Steps 3 and 4 come from two processes over one socket: on a busy machine init's ``ready`` can
+``exec`` (:mod:`minicontainer.runtime.exec`) runs one more process in a running container.  It
+makes nothing new; it joins what init made.  Two processes again, for the same reason as above: a
+process cannot move itself into a PID namespace, only its future children::
+
+    parent   minicontainer-runtime exec         exec.py
+      │ fork
+      ▼
+    exec stage  joins the cgroup, then setns() into each of init's namespaces   setns_init.py
+      │ fork (lands in the container's PID namespace)
+      ▼
+    the exec'd process: limits, identity, capabilities, then execve            setns_init.py
+
+====  ==========  ========  ===================  ================================================================
+step  from        to        type                 meaning
+====  ==========  ========  ===================  ================================================================
+e1    exec stage  parent    ``exec-pid``         ``{"pid": N}``: the exec'd process's PID as the host sees it;
+                                                 the stage exits.
+e1t   exec'd      parent    ``console``          (only with ``process.terminal``) as 3t: a terminal made from
+                                                 the container's ``/dev/ptmx``, its master side passed back.
+e2    exec'd      parent    ``ready``            the process is set up and about to ``execve``: there is no
+                                                 fifo to wait on, it goes at once.
+e2'   either      parent    ``error``            as 4'.
+====  ==========  ========  ===================  ================================================================
+
+Steps 3 and 4 (and e1 and e2) come from two processes over one socket: on a busy machine init's ``ready`` can
 arrive before stage1's ``init-pid``, and the parent accepts them in either order.
 
 ``ready``, ``error`` and ``init-pid`` carry ``events``: the kernel steps that child recorded, which
@@ -73,6 +97,7 @@ CONSOLE = "console"
 USERNS_CREATED = "userns-created"
 USERNS_MAPPED = "userns-mapped"
 INIT_PID = "init-pid"
+EXEC_PID = "exec-pid"
 READY = "ready"
 HOOKS = "hooks"
 HOOKS_DONE = "hooks-done"

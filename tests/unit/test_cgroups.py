@@ -96,12 +96,15 @@ V1_KNOBS = {
     "cpuacct": {"cpuacct.usage": "5000000\n"},
     "pids": {"pids.max": "max\n", "pids.current": "1\n"},
     "cpuset": {"cpuset.cpus": "\n", "cpuset.mems": "\n"},
+    "blkio": {"blkio.throttle.io_service_bytes_recursive": "8:0 Read 4096\n8:0 Write 512\n8:0 Total 4608\nTotal 4608\n"},
+    "freezer": {"freezer.state": "THAWED\n"},
 }
 V2_KNOBS = {
     "memory.max": "max\n", "memory.low": "0\n", "memory.swap.max": "max\n", "memory.current": "4096\n",
     "memory.events": "low 0\nhigh 0\nmax 0\noom 1\noom_kill 3\n",
     "cpu.max": "max 100000\n", "cpu.weight": "100\n", "cpu.stat": "usage_usec 1234\nuser_usec 1000\n",
     "cpuset.cpus": "\n", "cpuset.mems": "\n", "pids.max": "max\n", "pids.current": "1\n",
+    "cgroup.freeze": "0\n", "cgroup.events": "populated 1\nfrozen 0\n",
 }
 
 
@@ -180,6 +183,8 @@ class FakeCgroupfs(Syscalls):
         else:
             new = data
         Path(path).write_text(new)
+        if name == "cgroup.freeze":  # the kernel reports the (here: immediate) freeze in cgroup.events
+            Path(path).with_name("cgroup.events").write_text(f"populated 1\nfrozen {data.strip()}\n")
 
     def kill(self, pid: int, sig: int, *, detail: str = "") -> None:
         self.trace.record("kill", f"{pid}, {sig}", detail=detail)  # no real process behind a fake pid
@@ -323,7 +328,8 @@ def test_relative_path_goes_beneath_own_cgroup_in_each_hierarchy(tmp_path: Path)
     assert isinstance(cg, CgroupV1) and cg.version == "v1"
     fs = f"{tmp_path}/sys/fs/cgroup"
     assert cg.paths == {"memory": f"{fs}/memory/process_api/abc123/mc/c1", "cpu": f"{fs}/cpu/mc/c1",
-                        "cpuacct": f"{fs}/cpuacct/mc/c1", "pids": f"{fs}/pids/mc/c1"}
+                        "cpuacct": f"{fs}/cpuacct/mc/c1", "pids": f"{fs}/pids/mc/c1",
+                        "blkio": f"{fs}/blkio/mc/c1", "freezer": f"{fs}/freezer/mc/c1"}
 
 
 # --- cgroup v2 ------------------------------------------------------------------------------------

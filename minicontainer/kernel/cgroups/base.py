@@ -103,15 +103,44 @@ class Limits(NamedTuple):
         return bool(self.blkio_weight is not None or self.blkio_leaf_weight is not None
                     or self.blkio_weight_devices or self.blkio_throttle)
 
+    def changes(self) -> dict[str, object]:
+        """The limits that are set, by name (what an ``update`` asks to change)."""
+        return {name: value for name, value in self._asdict().items() if value is not None and value != ()}
+
+
+class IOEntry(NamedTuple):
+    """One line of the block I/O counters: bytes ``op`` ("Read", "Write"...) on device ``major:minor``."""
+
+    major: int
+    minor: int
+    op: str
+    value: int
+
 
 class CgroupStats(NamedTuple):
-    """What the kernel has counted for the container's cgroup.  ``None``: this host does not count it."""
+    """What the kernel has counted for the container's cgroup.  ``None``: this host does not count it.
+
+    Everything ``docker stats`` shows comes from here: CPU time (and how often the CFS quota made the
+    cgroup wait: *throttling*), memory in use against its limit, processes against theirs, bytes
+    read and written on block devices.
+    """
 
     memory_usage: int | None = None  # bytes in use now (page cache included)
     memory_max_usage: int | None = None  # the most ever in use (v2 needs memory.peak, kernel 5.19+)
     oom_kills: int | None = None  # processes the OOM killer killed because of the memory limit
     cpu_usage_usec: int | None = None  # CPU time used by all processes, ever
     pids_current: int | None = None  # processes and threads alive now
+    cpu_user_usec: int | None = None  # of which in user mode
+    cpu_system_usec: int | None = None  # of which in the kernel, on the processes' behalf
+    cpu_percpu_ns: tuple[int, ...] | None = None  # per CPU (v1's cpuacct.usage_percpu only)
+    cpu_periods: int | None = None  # CFS periods in which the cgroup ran (with a quota set)
+    cpu_throttled_periods: int | None = None  # ... of which it ran out of quota and had to wait
+    cpu_throttled_usec: int | None = None  # the total time it waited
+    memory_limit: int | None = None  # the hard limit in bytes; None: unlimited
+    memory_failcnt: int | None = None  # times the limit was hit (v1; v2's memory.events "max")
+    memory_detail: dict[str, int] | None = None  # memory.stat: anon/file (v2), rss/cache (v1)...
+    pids_limit: int | None = None  # None: unlimited
+    io_bytes: tuple[IOEntry, ...] | None = None  # bytes read and written per device and operation
 
 
 # The OCI field each limit comes from, for error messages that point at config.json.
@@ -125,6 +154,7 @@ FIELDS = {
     "cpuset_cpus": "linux.resources.cpu.cpus",
     "cpuset_mems": "linux.resources.cpu.mems",
     "pids_limit": "linux.resources.pids.limit",
+    "blkio_weight": "linux.resources.blockIO.weight",
 }
 
 # The controller each limit needs: the same names on v1 and v2.
@@ -133,6 +163,7 @@ CONTROLLER_OF = {
     "cpu_shares": "cpu", "cpu_quota": "cpu", "cpu_period": "cpu",
     "cpuset_cpus": "cpuset", "cpuset_mems": "cpuset",
     "pids_limit": "pids",
+    "blkio_weight": "blkio",  # v2 calls it "io" (io.weight)
 }
 
 
@@ -323,6 +354,32 @@ class Cgroup(ABC):
     def stats(self) -> CgroupStats:
         """The kernel's counters for the cgroup."""
 
+    # -- changing a running container ------------------------------------------------------------
+    def update(self, limits: Limits) -> None:
+        """Change the limits of a cgroup that has processes in it (``docker update``).
+
+        Only the limits that are set change; the kernel applies them at once (a lower memory limit
+        makes it reclaim, or OOM-kill, right away)."""
+        self.apply(limits)
+
+    @abstractmethod
+    def freeze(self) -> None:
+        """Stop every process of the cgroup where it is (``docker pause``), and return once they are."""
+
+    @abstractmethod
+    def thaw(self) -> None:
+        """Let the frozen processes run on (``docker unpause``)."""
+
+    def _wait_frozen(self, knob: str, frozen: str) -> None:
+        """Freezing is asynchronous: the kernel stops each task at its next return to user space,
+        and says so in ``knob`` once all have stopped.  Wait for it, up to a second."""
+        deadline = time.monotonic() + 1
+        while self.sys.read_file(knob).strip() != frozen:
+            if time.monotonic() > deadline:
+                raise CgroupError(f"{knob}: the cgroup did not freeze within a second (a task stuck in the "
+                                  "kernel, e.g. in uninterruptible I/O?); try again")
+            time.sleep(0.001)
+
     def to_state(self) -> dict:
         """Everything needed to rebuild this object in another process (for ``delete``, ``kill``)."""
         return {
@@ -414,6 +471,33 @@ class Cgroup(ABC):
         try:
             return parse_int(self.sys.read_file(os.path.join(directory, knob)))
         except (KernelError, ValueError):
+            return None
+
+    def _read_io(self, directory: str | None, knob: str, *, keyed: bool) -> tuple[IOEntry, ...] | None:
+        """Block I/O bytes: v1 writes ``8:0 Read 4096`` lines, v2 ``8:0 rbytes=4096 wbytes=0 ...``."""
+        text = self._read_text(directory, knob)
+        if text is None:
+            return None
+        entries = []
+        for line in text.splitlines():
+            fields = line.split()
+            if not fields or ":" not in fields[0]:
+                continue  # v1's closing "Total N"
+            major, minor = (int(n) for n in fields[0].split(":"))
+            if keyed:
+                counts = dict(f.split("=", 1) for f in fields[1:] if "=" in f)
+                entries += [IOEntry(major, minor, op, int(counts.get(key, 0)))
+                            for op, key in (("read", "rbytes"), ("write", "wbytes"))]
+            elif len(fields) == 3:
+                entries.append(IOEntry(major, minor, fields[1], int(fields[2])))
+        return tuple(entries)
+
+    def _read_text(self, directory: str | None, knob: str) -> str | None:
+        if directory is None:
+            return None
+        try:
+            return self.sys.read_file(os.path.join(directory, knob))
+        except KernelError:
             return None
 
     def _read_keyed(self, directory: str | None, knob: str) -> dict[str, int]:

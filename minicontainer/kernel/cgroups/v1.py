@@ -6,8 +6,9 @@ directory *in each hierarchy it uses*, and its process must be written into ever
 Each hierarchy also has its own idea of where this process is (``/proc/self/cgroup`` has a line per
 hierarchy), so the directories can sit at different depths.
 
-Which hierarchies: ``memory``, ``cpu``, ``cpuacct`` and ``pids`` always (when mounted), since their
-counters feed ``stats()`` and their limits are the common ones; ``cpuset`` only when the container
+Which hierarchies: ``memory``, ``cpu``, ``cpuacct``, ``pids`` and ``blkio`` always (when mounted),
+since their counters feed ``stats()`` and their limits are the common ones, and ``freezer``, which
+``pause`` needs for processes that are already in it; ``cpuset`` only when the container
 asks for CPU or memory-node pinning, because a new v1 cpuset cgroup starts with *no* CPUs and *no*
 memory nodes and cannot hold a process until they are filled in.
 """
@@ -29,9 +30,9 @@ from minicontainer.kernel.cgroups.layout import Layout
 from minicontainer.kernel.syscalls import Syscalls
 
 # Hierarchies the container's cgroup is always created in (those this host mounts).
-ALWAYS = ("memory", "cpu", "cpuacct", "pids")
+ALWAYS = ("memory", "cpu", "cpuacct", "pids", "blkio", "freezer")
 # Hierarchies created only when a limit needs them.
-ON_DEMAND = ("cpuset", "devices", "blkio", "hugetlb", "net_cls", "net_prio")
+ON_DEMAND = ("cpuset", "devices", "hugetlb", "net_cls", "net_prio")
 
 
 class CgroupV1(Cgroup):
@@ -129,6 +130,12 @@ class CgroupV1(Cgroup):
             first = next(n for n in ("memory_limit", "memory_reservation", "memory_swap")
                          if getattr(limits, n) is not None)
             d = self._use("memory", FIELDS[first])
+            # memory.memsw.limit_in_bytes may never be below memory.limit_in_bytes: when the new
+            # memory+swap is above the current memory limit (raising both, in an update), it goes first.
+            swap_first = limits.memory_swap is not None and limits.memory_limit is not None and (
+                limits.memory_swap == -1 or (self._read_int(d, "memory.limit_in_bytes") or 0) < limits.memory_swap)
+            if swap_first:
+                self._apply_swap(d, limits.memory_swap)
             if limits.memory_limit is not None:
                 self._write(d, "memory.limit_in_bytes", str(limits.memory_limit), FIELDS["memory_limit"],
                             "cap the container's memory: past this the kernel reclaims, then OOM-kills")
@@ -136,7 +143,7 @@ class CgroupV1(Cgroup):
                 self._write(d, "memory.soft_limit_in_bytes", str(limits.memory_reservation),
                             FIELDS["memory_reservation"],
                             "soft limit: under memory pressure the kernel reclaims down to this first")
-            if limits.memory_swap is not None:
+            if limits.memory_swap is not None and not swap_first:
                 self._apply_swap(d, limits.memory_swap)
 
         if limits.needs_cpu():
@@ -211,7 +218,8 @@ class CgroupV1(Cgroup):
         if limits.needs_blkio():
             field = "linux.resources.blockIO"
             d = self._use("blkio", field)
-            writes = [("blkio.weight", limits.blkio_weight), ("blkio.leaf_weight", limits.blkio_leaf_weight)]
+            # (blkio.weight itself below: this kernel may name it blkio.bfq.weight)
+            writes = [("blkio.leaf_weight", limits.blkio_leaf_weight)]
             for major, minor, weight, leaf in limits.blkio_weight_devices:
                 writes += [("blkio.weight_device", None if weight is None else f"{major}:{minor} {weight}"),
                            ("blkio.leaf_weight_device", None if leaf is None else f"{major}:{minor} {leaf}")]
@@ -233,6 +241,28 @@ class CgroupV1(Cgroup):
             self._write(self._use("net_prio", field), "net_prio.ifpriomap", f"{name} {prio}", field,
                         f"priority of the container's packets on {name}")
 
+        if limits.blkio_weight is not None:
+            field = FIELDS["blkio_weight"]
+            d = self._use("blkio", field)
+            knob = next((k for k in ("blkio.weight", "blkio.bfq.weight") if os.path.exists(os.path.join(d, k))), None)
+            if knob is None:
+                raise CgroupError(f"{field}: this kernel's blkio controller has no weight (no blkio.weight or "
+                                  "blkio.bfq.weight: the disks' I/O scheduler is not BFQ or CFQ); remove "
+                                  f"{field} (--blkio-weight)", field=field)
+            self._write(d, knob, str(limits.blkio_weight), field,
+                        "relative share of the disks' time against sibling cgroups")
+
+    # -- pause ------------------------------------------------------------------------------------
+    def freeze(self) -> None:
+        d = self._use("freezer", "pause")
+        self._write(d, "freezer.state", "FROZEN", "pause",
+                    "freeze every process of the container where it stands: no CPU until thawed")
+        self._wait_frozen(os.path.join(d, "freezer.state"), "FROZEN")
+
+    def thaw(self) -> None:
+        d = self._use("freezer", "unpause")
+        self._write(d, "freezer.state", "THAWED", "unpause", "let the frozen processes run again")
+
     def _apply_swap(self, d: str, swap: int) -> None:
         """v1 limits memory+swap together in ``memory.memsw.limit_in_bytes``, which must be at least
         ``memory.limit_in_bytes`` (so it is written after it).  It exists only with swap accounting."""
@@ -251,6 +281,12 @@ class CgroupV1(Cgroup):
     def stats(self) -> CgroupStats:
         memory, cpuacct, pids = self.paths.get("memory"), self.paths.get("cpuacct"), self.paths.get("pids")
         cpu_ns = self._read_int(cpuacct, "cpuacct.usage")  # nanoseconds on v1
+        # cpuacct.stat counts in USER_HZ ticks (1/100 s), not microseconds
+        ticks = self._read_keyed(cpuacct, "cpuacct.stat")
+        tick_usec = 1_000_000 // os.sysconf("SC_CLK_TCK")
+        throttling = self._read_keyed(self.paths.get("cpu"), "cpu.stat")
+        percpu = self._read_text(cpuacct, "cpuacct.usage_percpu")
+        limit = self._read_int(memory, "memory.limit_in_bytes")
         return CgroupStats(
             memory_usage=self._read_int(memory, "memory.usage_in_bytes"),
             memory_max_usage=self._read_int(memory, "memory.max_usage_in_bytes"),
@@ -258,4 +294,19 @@ class CgroupV1(Cgroup):
             oom_kills=self._read_keyed(memory, "memory.oom_control").get("oom_kill") if memory else None,
             cpu_usage_usec=None if cpu_ns is None else cpu_ns // 1000,
             pids_current=self._read_int(pids, "pids.current"),
+            cpu_user_usec=ticks["user"] * tick_usec if "user" in ticks else None,
+            cpu_system_usec=ticks["system"] * tick_usec if "system" in ticks else None,
+            cpu_percpu_ns=tuple(int(n) for n in percpu.split()) if percpu else None,
+            cpu_periods=throttling.get("nr_periods"),
+            cpu_throttled_periods=throttling.get("nr_throttled"),
+            cpu_throttled_usec=throttling["throttled_time"] // 1000 if "throttled_time" in throttling else None,
+            # v1 says "no limit" with the largest page-aligned number, not with a word
+            memory_limit=None if limit is None or limit >= UNLIMITED_V1 else limit,
+            memory_failcnt=self._read_int(memory, "memory.failcnt"),
+            memory_detail=self._read_keyed(memory, "memory.stat") if memory else None,
+            pids_limit=self._read_int(pids, "pids.max"),
+            io_bytes=self._read_io(self.paths.get("blkio"), "blkio.throttle.io_service_bytes_recursive", keyed=False),
         )
+
+
+UNLIMITED_V1 = 1 << 62  # memory.limit_in_bytes reads 9223372036854771712 when unlimited

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from minicontainer.kernel.cgroups.base import (
     CONTROLLER_OF,
@@ -88,8 +89,12 @@ class CgroupV2(Cgroup):
             self._write(d, "cpu.weight", str(shares_to_weight(limits.cpu_shares)), FIELDS["cpu_shares"],
                         "relative CPU weight against sibling cgroups (from OCI shares, v1 units)")
         if limits.cpu_quota is not None or limits.cpu_period is not None:
-            period = limits.cpu_period or DEFAULT_CPU_PERIOD
+            # cpu.max holds both numbers: one given alone keeps the other's current value (update)
+            current = (self._read_text(d, "cpu.max") or "").split()
+            period = limits.cpu_period or (int(current[1]) if len(current) == 2 else DEFAULT_CPU_PERIOD)
             quota = limits.cpu_quota
+            if quota is None and len(current) == 2 and current[0] != "max":
+                quota = int(current[0])
             value = f"{'max' if quota is None or quota < 0 else quota} {period}"
             field = FIELDS["cpu_quota" if quota is not None else "cpu_period"]
             self._write(d, "cpu.max", value, field,
@@ -121,13 +126,20 @@ class CgroupV2(Cgroup):
                              (limits.oom_kill_disable or None, "linux.resources.memory.disableOOMKiller"),
                              (limits.cpu_rt_runtime, "linux.resources.cpu.realtimeRuntime"),
                              (limits.cpu_rt_period, "linux.resources.cpu.realtimePeriod"),
-                             (limits.needs_blkio() or None, "linux.resources.blockIO"),
+                             ((limits.blkio_leaf_weight is not None or bool(limits.blkio_weight_devices)
+                               or bool(limits.blkio_throttle)) or None, "linux.resources.blockIO"),
                              (limits.hugepage_limits or None, "linux.resources.hugepageLimits"),
                              (limits.net_class_id, "linux.resources.network.classID"),
                              (limits.net_priorities or None, "linux.resources.network.priorities")):
             if value is not None:
                 raise CgroupError(f"{field}: not supported on cgroup v2 by minicontainer-runtime (it has "
                                   "a cgroup v1 file only here); remove it from config.json", field=field)
+
+        if limits.blkio_weight is not None:
+            # v1's 10..1000 onto v2's 1..10000, the conversion the OCI runtimes use
+            weight = 1 + (limits.blkio_weight - 10) * 9999 // 990
+            self._write(d, "io.weight", f"default {weight}", FIELDS["blkio_weight"],
+                        "relative share of the disks' time against sibling cgroups")
 
     def _enable_controllers(self, limits: Limits) -> None:
         """Switch on, down the chain of directories we created, the controllers the limits need.
@@ -143,10 +155,10 @@ class CgroupV2(Cgroup):
             available = set()
         names = requested(limits)
         for name in names:
-            controller = CONTROLLER_OF[name]
+            controller = _v2_controller(name)
             if controller not in available:
                 raise self._not_delegated(FIELDS[name], controller, top)
-        wanted = {CONTROLLER_OF[n] for n in names} | (set(FOR_STATS) & available)
+        wanted = {_v2_controller(n) for n in names} | (set(FOR_STATS) & available)
         if not wanted:
             return
         # Every directory we created except the container's own: those are the parents we own.
@@ -202,17 +214,51 @@ class CgroupV2(Cgroup):
             return
         super().kill_all(sig)
 
+    # -- pause ------------------------------------------------------------------------------------
+    def freeze(self) -> None:
+        """``cgroup.freeze`` is in every non-root v2 cgroup, no controller needed (Linux 5.2+); the
+        kernel reports ``frozen 1`` in ``cgroup.events`` once every task has stopped."""
+        self._write(self.directory, "cgroup.freeze", "1", "pause",
+                    "freeze every process of the container where it stands: no CPU until thawed")
+        deadline = time.monotonic() + 1
+        while self._read_keyed(self.directory, "cgroup.events").get("frozen") != 1:
+            if time.monotonic() > deadline:
+                raise CgroupError(f"{self.directory}/cgroup.events: the cgroup did not freeze within a second "
+                                  "(a task stuck in the kernel, e.g. in uninterruptible I/O?); try again")
+            time.sleep(0.001)
+
+    def thaw(self) -> None:
+        self._write(self.directory, "cgroup.freeze", "0", "unpause", "let the frozen processes run again")
+
     # -- reading ----------------------------------------------------------------------------------
     def stats(self) -> CgroupStats:
         d = self.directory
         memory_events = self._read_keyed(d, "memory.events")
+        cpu = self._read_keyed(d, "cpu.stat")  # usage, user and system time need no controller
+        memory_stat = self._read_keyed(d, "memory.stat")
         return CgroupStats(
             memory_usage=self._read_int(d, "memory.current"),
             memory_max_usage=self._read_int(d, "memory.peak"),  # Linux 5.19+
             oom_kills=memory_events.get("oom_kill"),
-            cpu_usage_usec=self._read_keyed(d, "cpu.stat").get("usage_usec"),
+            cpu_usage_usec=cpu.get("usage_usec"),
             pids_current=self._read_int(d, "pids.current"),
+            cpu_user_usec=cpu.get("user_usec"),
+            cpu_system_usec=cpu.get("system_usec"),
+            cpu_periods=cpu.get("nr_periods"),  # these three only with the cpu controller
+            cpu_throttled_periods=cpu.get("nr_throttled"),
+            cpu_throttled_usec=cpu.get("throttled_usec"),
+            memory_limit=self._read_int(d, "memory.max"),
+            memory_failcnt=memory_events.get("max"),
+            memory_detail=memory_stat or None,
+            pids_limit=self._read_int(d, "pids.max"),
+            io_bytes=self._read_io(d, "io.stat", keyed=True),
         )
+
+
+def _v2_controller(limit: str) -> str:
+    """The controller a limit needs, by its v2 name (v1's blkio is v2's io)."""
+    controller = CONTROLLER_OF[limit]
+    return "io" if controller == "blkio" else controller
 
 
 def _max(value: int) -> str:

@@ -1,0 +1,103 @@
+"""The engine's event log (engine/events.py) and the CLI's reading of times and printing of events."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from minicontainer.cli.events import line, timestamp
+from minicontainer.engine.events import EventLog, check_filters, matches, parse_timestamp
+
+
+class FakeContainer:
+    id = "f" * 64
+    name = "web"
+    def __init__(self) -> None:
+        self.record = {"Config": {"Image": "busybox", "Labels": {"tier": "front"}}}
+
+
+def test_a_container_event_has_docker_shape_and_string_attributes():
+    log = EventLog()
+    m = log.container(FakeContainer(), "die", exitCode=137)
+    assert m["Type"] == "container" and m["Action"] == "die" and m["scope"] == "local"
+    assert m["Actor"] == {"ID": "f" * 64, "Attributes": {"tier": "front", "image": "busybox", "name": "web",
+                                                         "exitCode": "137"}}
+    assert m["status"] == "die" and m["id"] == "f" * 64 and m["from"] == "busybox"
+    assert m["time"] == m["timeNano"] // 1_000_000_000
+
+
+def test_the_ring_keeps_the_last_events_only():
+    log = EventLog(size=3)
+    for i in range(5):
+        log.emit("network", f"a{i}", "n1")
+    assert [m["Action"] for m in log.replay(0, None, {})] == ["a2", "a3", "a4"]
+    assert "status" not in log.recent[0]  # the legacy fields are for containers and images only
+
+
+def test_replay_range_and_listeners():
+    async def scenario():
+        log = EventLog()
+        first = log.emit("container", "create", "c1")
+        queue = log.listen()
+        second = log.emit("container", "start", "c1")
+        assert queue.get_nowait() is second and queue.empty()
+        log.stop_listening(queue)
+        log.emit("container", "die", "c1")
+        assert queue.empty()
+        assert log.replay(first["timeNano"], first["timeNano"], {}) == [first]
+        assert [m["Action"] for m in log.replay(second["timeNano"], None, {})] == ["start", "die"]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("filters, expected", [
+    ({"type": ["container"]}, True),
+    ({"type": ["image"]}, False),
+    ({"event": ["exec_create"]}, True),       # by the action's prefix before ':'
+    ({"event": ["die", "exec_create"]}, True),
+    ({"container": ["web"]}, True),
+    ({"container": ["fff"]}, True),           # an ID prefix
+    ({"container": ["other"]}, False),
+    ({"image": ["busybox:latest"]}, True),    # busybox is busybox:latest
+    ({"label": ["tier=front"]}, True),
+    ({"label": ["tier=back"]}, False),
+    ({"type": ["container"], "event": ["start"]}, False),  # keys AND together
+])
+def test_filters(filters, expected):
+    m = EventLog().container(FakeContainer(), "exec_create: sh -c date")
+    assert matches(m, filters) is expected
+
+
+def test_unknown_filters_are_refused():
+    with pytest.raises(ValueError, match="invalid filter 'colour'"):
+        check_filters({"colour": ["red"]})
+    with pytest.raises(ValueError, match="type=box"):
+        check_filters({"type": ["box"]})
+
+
+def test_api_timestamps():
+    assert parse_timestamp("1700000000", "since") == 1_700_000_000_000_000_000
+    assert parse_timestamp("1700000000.5", "since") == 1_700_000_000_500_000_000
+    assert parse_timestamp(None, "since") is None
+    with pytest.raises(ValueError, match="invalid value for until"):
+        parse_timestamp("yesterday", "until")
+
+
+def test_cli_times_as_docker_reads_them():
+    now = 1_700_000_000.0
+    assert timestamp("10m", now) == f"{now - 600:.9f}"
+    assert timestamp("1h30m", now) == f"{now - 5400:.9f}"
+    assert timestamp("1700000000.25", now) == "1700000000.25"
+    assert float(timestamp("2023-11-14T22:13:20Z", now)) == 1_700_000_000
+    with pytest.raises(ValueError, match="failed to parse"):
+        timestamp("soon", now)
+
+
+def test_cli_line_as_docker_prints_it(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    import time
+    time.tzset()
+    m = {"Type": "container", "Action": "kill", "timeNano": 1_700_000_000_000000123,
+         "Actor": {"ID": "abc", "Attributes": {"signal": "15", "name": "web"}}}
+    assert line(m) == "2023-11-14T22:13:20.000000123Z container kill abc (name=web, signal=15)"
