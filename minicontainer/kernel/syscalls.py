@@ -234,6 +234,11 @@ _SYSCALL_NUMBERS = {
                 "mount_setattr": 442},
 }
 
+# mount_setattr(2)'s attributes (linux/mount.h).
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NAMES = {MOUNT_ATTR_RDONLY: "MOUNT_ATTR_RDONLY"}
+_AT_RECURSIVE = 0x8000
+
 # bpf(2) commands and constants (include/uapi/linux/bpf.h) for the v2 devices cgroup.
 _BPF_PROG_LOAD = 5
 _BPF_PROG_ATTACH = 8
@@ -461,6 +466,18 @@ class Syscalls:
     def inotify_rm_watch(self, fd: int, wd: int) -> None:
         self._call("inotify_rm_watch", f"{fd}, {wd}", f"watch {wd}",
                    lambda: self._check(libc().inotify_rm_watch(fd, wd)))
+
+    def mount_setattr(self, path: str, attr_set: int, *, recursive: bool = True, detail: str = "") -> None:
+        """Change a mount's attributes (``MOUNT_ATTR_RDONLY``...), with ``AT_RECURSIVE`` every mount
+        below it too: what ``mount -o remount,ro`` cannot do (MS_REC is ignored on a remount)."""
+        attr = struct.pack("<QQQQ", attr_set, 0, 0, 0)  # struct mount_attr {set, clr, propagation, userns_fd}
+        flags = _AT_RECURSIVE if recursive else 0
+        self._call("mount_setattr", f"{path}, {'AT_RECURSIVE, ' if recursive else ''}"
+                   f"{flag_names(attr_set, MOUNT_ATTR_NAMES)}", path,
+                   lambda: self._check(libc().syscall(ctypes.c_long(_sysno("mount_setattr")), ctypes.c_int(-100),
+                                                      ctypes.c_char_p(_b(path)), ctypes.c_uint(flags),
+                                                      ctypes.c_char_p(attr), ctypes.c_size_t(len(attr)))),
+                   detail=detail)
 
     # -- netlink and the firewall -------------------------------------------------------------------
     def netlink(self, op: str, args: str, request: Callable[[], object], *, path: str = "",
