@@ -168,6 +168,7 @@ def test_namespaces(classroom):
     assert re.search(rf"NSpid:\s+{pid.group(1)}\s+1\b", text)  # the kernel's own word for it
     assert "this kernel among them: True" in text  # pid_mode='host' lists the learner's own kernel
     assert re.search(r"PID   COMMAND\n\s+1 sleep 300\n", text)  # pid_mode='container:...': the other's PID 1
+    assert "network_mode='none':   ['lo']" in text and "default:               ['eth0', 'lo']" in text
     assert "its own IPC namespace" in text and "uid 0" in text
     assert images_in(nb) == 1  # the namespace map
     assert text.count("Not yet") == 3
