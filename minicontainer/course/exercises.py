@@ -271,3 +271,45 @@ def _lifecycle_events(answer: list, *, client: Any) -> Verdict:
                               "when a container's program ends?")
     return Verdict(False, f"not that order ({len(actions)} events happen). Try it, and read client.events(since=..., "
                           "until=...).")
+
+
+# --- 3. cgroups -------------------------------------------------------------------------------------------
+
+
+@exercise("cgroups/oom-killed", "Write was_oom_killed(container): did the OOM killer end this container?")
+def _oom_killed(answer: Callable, *, client: Any) -> Verdict:
+    from minicontainer.course.experiments import ALLOCATE
+
+    oom = client.containers.run("busybox", ALLOCATE, detach=True, mem_limit="16m")
+    killed = client.containers.run("busybox", ["sleep", "60"], detach=True)
+    try:
+        killed.kill("SIGKILL")
+        for box in (oom, killed):
+            box.wait()
+            box.reload()
+        said = (answer(oom), answer(killed))
+    finally:
+        oom.remove(force=True)
+        killed.remove(force=True)
+    if said == (True, False):
+        return Verdict(True, "the engine records OOMKilled when the cgroup counted an OOM kill: the exit code alone "
+                             "cannot tell the OOM killer's SIGKILL from anyone else's.")
+    if said == (True, True):
+        return Verdict(False, "a container killed with `kill -9` exits with 137 too. What does the engine record "
+                              "in container.attrs['State'] that only the OOM killer sets?")
+    return Verdict(False, f"for an OOM-killed container and a container killed by hand your answer says {said}. "
+                          "Look at container.attrs['State'].")
+
+
+@exercise("cgroups/quarter-cpu", "What value of nano_cpus gives a container a quarter of one CPU?")
+def _quarter_cpu(answer: int, *, client: Any) -> Verdict:
+    from minicontainer.course.experiments import cpu_quota
+
+    if not isinstance(answer, int) or answer <= 0:
+        return Verdict(False, f"{answer!r} is not a whole number of nano-CPUs: nano_cpus counts billionths of a "
+                              "CPU (docker's --cpus 1.5 is 1_500_000_000).")
+    series = cpu_quota(client, answer / 1e9, seconds=1.5)
+    used = sum(p.cpu for p in series[1:]) / max(1, len(series) - 1)
+    return _verdict(abs(used - 0.25) < 0.08,
+                    f"a busy loop used {used:.2f} CPUs: a quota of 25 ms in every 100 ms period.",
+                    f"with nano_cpus={answer} a busy loop used {used:.2f} CPUs, not 0.25. One CPU is 1_000_000_000.")
