@@ -202,6 +202,9 @@ def test_lifecycle_and_signals(classroom):
     assert stops["sleep under --init (tini)"][0] < 1 and stops["sleep under --init (tini)"][1] == 143
     assert "1 s after SIGTERM: running" in text and "after SIGKILL:     137" in text
     assert "stdout only: b'to stdout\\n'" in text and "stderr only: b'to stderr\\n'" in text
+    assert re.search(r"PID   COMMAND\n\s+1 sleep 300\n\s+\d+ ps -o pid,args", text)  # exec: PID 1's neighbour
+    assert "stdout: b'out: one\\nout: two\\n'" in text and "stderr: b'err: one\\nerr: two\\n'" in text
+    assert "exit code: 3 - in" in text  # stdin in, stdout and stderr apart, its own exit code
     assert images_in(nb) == 2  # the events and the stop timings
 
 
