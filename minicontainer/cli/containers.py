@@ -9,12 +9,12 @@ Each one is the same sequence of Engine API requests the docker CLI sends (see
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import sys
 import threading
 
+from minicontainer.cli import network
 from minicontainer.cli.format import ago, human_size, local_error, table
+from minicontainer.cli.session import Terminal, copy_output, pump_stdin, terminal_size
 
 
 def explain(api, cid: str, since_ns: int, title: str) -> None:
@@ -71,17 +71,6 @@ def read_env_file(path: str) -> list[str]:
     return out
 
 
-def _terminal_size() -> list[int]:
-    """[rows, columns] of the terminal we run in, or [0, 0] without one."""
-    import os
-
-    try:
-        size = os.get_terminal_size(sys.stdout.fileno())
-    except OSError:
-        return [0, 0]
-    return [size.lines, size.columns]
-
-
 def create_body(args: argparse.Namespace) -> dict:
     """docker's flags -> the Engine API's ContainerCreate body (Config fields and a HostConfig)."""
     env = []
@@ -89,9 +78,9 @@ def create_body(args: argparse.Namespace) -> dict:
         env += read_env_file(path)
     env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
-    host = {"AutoRemove": args.rm, "Init": args.init, "Memory": args.memory or 0,
-            "MemorySwap": args.memory_swap or 0, "ConsoleSize": _terminal_size() if args.tty else [0, 0],
-            "NanoCpus": int((args.cpus or 0) * 1e9), "PidsLimit": args.pids_limit}
+    host = {"AutoRemove": args.rm, "Init": args.init, "ConsoleSize": terminal_size() if args.tty else [0, 0],
+            **resource_fields(args), "PidMode": args.pid or "", "UTSMode": args.uts or "", "IpcMode": args.ipc or "",
+            "CgroupnsMode": args.cgroupns or ""}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
             "AttachStdin": args.interactive, "OpenStdin": args.interactive, "StdinOnce": args.interactive,
@@ -102,7 +91,35 @@ def create_body(args: argparse.Namespace) -> dict:
         body["StopSignal"] = args.stop_signal
     if args.stop_timeout is not None:
         body["StopTimeout"] = args.stop_timeout
+    network.network_body(args, body)
     return body
+
+
+def resource_fields(args: argparse.Namespace) -> dict:
+    """The limits flags (``run``, ``create``, ``update``) -> HostConfig's fields, 0 where not given."""
+    return {"Memory": args.memory or 0, "MemorySwap": args.memory_swap or 0,
+            "MemoryReservation": args.memory_reservation or 0, "NanoCpus": round((args.cpus or 0) * 1e9),
+            "CpuShares": args.cpu_shares or 0, "CpuQuota": args.cpu_quota or 0, "CpuPeriod": args.cpu_period or 0,
+            "CpusetCpus": args.cpuset_cpus or "", "CpusetMems": args.cpuset_mems or "",
+            "BlkioWeight": args.blkio_weight or 0, "PidsLimit": args.pids_limit}
+
+
+def add_resource_flags(p: argparse.ArgumentParser) -> None:
+    """docker's limits flags, shared by ``run``, ``create`` and ``update``."""
+    from minicontainer.cli.run import parse_bytes
+
+    p.add_argument("-m", "--memory", type=parse_bytes, help="memory limit (6m at least): 64m, 1g")
+    p.add_argument("--memory-swap", type=lambda t: -1 if t.strip() == "-1" else parse_bytes(t),
+                   help="memory plus swap (-1: unlimited swap); by default twice --memory")
+    p.add_argument("--memory-reservation", type=parse_bytes, help="soft limit, reclaimed down to under pressure")
+    p.add_argument("--cpus", type=float, help="CPUs the container may use (0.5: half of one)")
+    p.add_argument("-c", "--cpu-shares", type=int, help="relative CPU weight (1024 by default)")
+    p.add_argument("--cpu-period", type=int, help="CFS period in microseconds")
+    p.add_argument("--cpu-quota", type=int, help="CFS quota in microseconds per period")
+    p.add_argument("--cpuset-cpus", help="CPUs to run on: 0-1, 0,2")
+    p.add_argument("--cpuset-mems", help="memory nodes to allocate from (NUMA)")
+    p.add_argument("--pids-limit", type=int, help="most processes at once (-1: unlimited)")
+    p.add_argument("--blkio-weight", type=int, help="relative block I/O weight, 10 to 1000")
 
 
 def _create(api, args: argparse.Namespace) -> str:
@@ -157,13 +174,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _exit_code_of_start_error(e.message)
         print(cid)
         return 0
-    stream = api.attach(cid, stdin=args.interactive)
+    from minicontainer.cli.session import proxy_signals
+
+    stream = api.attach(cid, stdin=args.interactive, detach_keys=args.detach_keys)
     # The wait is registered before the start, as the docker CLI does: the daemon answers its headers
     # at once and the body (the exit code) when the container is gone, so no exit can be missed.
     waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "removed" if args.rm else "next-exit"})
-    terminal = _Terminal(api, cid) if args.tty else None
+    terminal = Terminal(api, f"/containers/{cid}/resize") if args.tty else None
     if args.interactive:
-        threading.Thread(target=_pump_stdin, args=(stream, bool(terminal)), daemon=True).start()
+        threading.Thread(target=pump_stdin, args=(stream, bool(terminal)), daemon=True).start()
+    with proxy_signals(api, cid, args.sig_proxy and not args.tty):
+        return _start_and_follow(api, args, cid, stream, waiting, terminal)
+
+
+def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, terminal) -> int:
+    from minicontainer.cli.session import exit_status
+    from minicontainer.client.api import APIError
+
     try:
         api.request("POST", f"/containers/{cid}/start").read()
     except APIError as e:
@@ -176,74 +203,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 pass
         return _exit_code_of_start_error(e.message)
     if terminal is None:
-        _copy_output(api, stream)
+        copy_output(api, stream)
     else:
         with terminal.raw(args.interactive):
-            _copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
-    code = int(json.loads(waiting.read()).get("StatusCode", 125))
+            copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
+    code = exit_status(api, cid, waiting, detached_code=0, keys_possible=args.tty and args.interactive)
     if getattr(args, "explain", False):  # after the exit: its clean-up is part of the story
         explain(api, cid, 0, f"{'run --rm' if args.rm else 'run'} {cid[:12]}: the image, the start, the exit")
     return code
-
-
-class _Terminal:
-    """``run -t``: the container's terminal is sized like ours, and follows when ours is resized; with
-    ``-i`` ours goes into raw mode, so that each key (Ctrl-C too) reaches the program as typed."""
-
-    def __init__(self, api, cid: str) -> None:
-        self.api, self.cid = api, cid
-
-    def resize(self, *_signal_args) -> None:
-        rows, columns = _terminal_size()
-        if rows and columns:
-            from minicontainer.client.api import APIError
-            from minicontainer.client.http import ProtocolError
-
-            with contextlib.suppress(APIError, OSError, ProtocolError):  # the container may have ended
-                self.api.request("POST", f"/containers/{self.cid}/resize", {"h": rows, "w": columns}).read()
-
-    @contextlib.contextmanager
-    def raw(self, interactive: bool):
-        import signal
-        import termios
-        import tty
-
-        self.resize()
-        previous = signal.signal(signal.SIGWINCH, self.resize)
-        saved = None
-        if interactive and sys.stdin.isatty():
-            saved = termios.tcgetattr(sys.stdin.fileno())
-            tty.setraw(sys.stdin.fileno())
-        try:
-            yield
-        finally:
-            if saved is not None:
-                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
-            signal.signal(signal.SIGWINCH, previous)
-
-
-def _pump_stdin(stream, raw: bool = False) -> None:
-    """Our stdin to the container's.  With a terminal, byte by byte as typed (no line buffering)."""
-    import os
-
-    while True:
-        if raw:
-            data = os.read(sys.stdin.fileno(), 1024)
-        else:
-            data = sys.stdin.buffer.read1(65536) if hasattr(sys.stdin.buffer, "read1") else \
-                sys.stdin.buffer.read(65536)
-        if not data:
-            stream.shutdown_write()
-            return
-        stream.sendall(data)
-
-
-def _copy_output(api, stream) -> None:
-    for kind, data in api.frames(stream):
-        out = sys.stdout if kind == 1 else sys.stderr
-        out.buffer.write(data)
-        out.flush()
-    stream.close()
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -278,7 +245,8 @@ def _each(args: argparse.Namespace, action) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    if args.attach:
+    if args.attach or args.interactive:
+        from minicontainer.cli.session import exit_status, proxy_signals, session
         from minicontainer.client.api import APIError
 
         api = client()
@@ -287,15 +255,18 @@ def cmd_start(args: argparse.Namespace) -> int:
 
         since = time.monotonic_ns()
         try:
-            cid = api.json("GET", f"/containers/{ref}/json")["Id"]
-            stream = api.attach(cid)
+            config = api.json("GET", f"/containers/{ref}/json")
+            cid, tty = config["Id"], bool(config["Config"].get("Tty"))
+            stdin = args.interactive and bool(config["Config"].get("OpenStdin"))
+            stream = api.attach(cid, stdin=stdin, detach_keys=args.detach_keys)
             waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})
             api.request("POST", f"/containers/{cid}/start").read()
         except APIError as e:
             print(f"Error response from daemon: {e.message}", file=sys.stderr)
             return 1
-        _copy_output(api, stream)
-        code = int(json.loads(waiting.read()).get("StatusCode", 1))
+        with proxy_signals(api, cid, args.sig_proxy and not tty):
+            session(api, stream, interactive=stdin, terminal=Terminal(api, f"/containers/{cid}/resize") if tty else None)
+        code = exit_status(api, cid, waiting, detached_code=1, keys_possible=tty and stdin)
         if getattr(args, "explain", False):
             explain(api, cid, since, f"start -a {ref}: the start, the exit")
         return code
@@ -344,10 +315,10 @@ def _ps_fields(c: dict, no_trunc: bool) -> dict:
     command = c["Command"] if no_trunc else _trunc(c["Command"], 20)
     return {"ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"], "Command": f'"{command}"',
             "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c["Created"])),
-            "RunningFor": ago_unix(c["Created"]), "Ports": "", "State": c.get("State", ""),
+            "RunningFor": ago_unix(c["Created"]), "Ports": network.ports_text(c), "State": c.get("State", ""),
             "Status": c["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in c["Names"]),
             "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())), "Mounts": "",
-            "Networks": ""}
+            "Networks": ",".join((c.get("NetworkSettings") or {}).get("Networks") or {})}
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
@@ -367,7 +338,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for c in rows:
         command = c["Command"] if args.no_trunc else _trunc(c["Command"], 20)
         lines.append([c["Id"] if args.no_trunc else c["Id"][:12], c["Image"], f'"{command}"',
-                      ago_unix(c["Created"]), c["Status"], "", ",".join(n.lstrip("/") for n in c["Names"])])
+                      ago_unix(c["Created"]), c["Status"], network.ports_text(c),
+                      ",".join(n.lstrip("/") for n in c["Names"])])
     sys.stdout.write(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], lines))
     return 0
 
@@ -514,8 +486,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
-    from minicontainer.cli.run import parse_bytes
-
     p.add_argument("--help", action="help", help="show this help and exit")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background and print its ID")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
@@ -533,11 +503,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", action="store_true", help="run tini as PID 1: it forwards signals, reaps zombies")
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
-    p.add_argument("-m", "--memory", type=parse_bytes)
-    p.add_argument("--memory-swap", type=lambda t: -1 if t.strip() == "-1" else parse_bytes(t),
-                   help="memory plus swap (-1: unlimited swap); by default twice --memory")
-    p.add_argument("--cpus", type=float)
-    p.add_argument("--pids-limit", type=int)
+    add_resource_flags(p)
+    network.add_run_flags(p)
+    # Namespaces the container shares instead of having its own (engine/namespaces.py).
+    p.add_argument("--pid", help="PID namespace: 'host', or 'container:NAME' to see another container's processes")
+    p.add_argument("--uts", help="UTS namespace: 'host' (the host's hostname)")
+    p.add_argument("--ipc", help="IPC namespace: 'private' (default), 'host', or 'container:NAME'")
+    p.add_argument("--cgroupns", help="cgroup namespace: 'private' (default) or 'host'")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
@@ -577,7 +549,11 @@ def add_container_commands(commands: argparse._SubParsersAction) -> None:
         return p
 
     p = containers(commands.add_parser("start", help="start containers"))
-    p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("-a", "--attach", action="store_true", help="attach its stdout and stderr, pass it our signals")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach its stdin too")
+    from minicontainer.cli.exec import add_attach_flags
+
+    add_attach_flags(p)
     p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
     p.set_defaults(handler=cmd_start)
     for name, handler, helptext in (("stop", cmd_stop, "stop (StopSignal, then SIGKILL after -t seconds)"),

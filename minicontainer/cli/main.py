@@ -63,17 +63,30 @@ def add_run(commands: argparse._SubParsersAction) -> None:
     run.add_command(commands)
 
 
+def add_exec(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import exec as exec_commands
+
+    exec_commands.add_commands(commands)
+
+
 def add_containers(commands: argparse._SubParsersAction) -> None:
     from minicontainer.cli import containers
 
     containers.add_commands(commands)
 
 
+def add_network(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import network
+
+    network.add_commands(commands)
+
+
 def add_resources(commands: argparse._SubParsersAction) -> None:
-    from minicontainer.cli import events, stats
+    from minicontainer.cli import events, resources, stats
 
     events.add_commands(commands)
     stats.add_commands(commands)
+    resources.add_commands(commands)
 
 
 def add_cp(commands: argparse._SubParsersAction) -> None:
@@ -89,7 +102,7 @@ def add_system(commands: argparse._SubParsersAction) -> None:
 
 
 # The subcommands, in the order `minicontainer --help` lists them.
-COMMANDS = (add_run, add_containers, add_cp, add_resources, add_images, add_archive, add_build, add_system, add_doctor)
+COMMANDS = (add_run, add_exec, add_containers, add_resources, add_images, add_archive, add_build, add_cp, add_system, add_network, add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------
@@ -120,6 +133,11 @@ class Parser(argparse.ArgumentParser):
 
     command = ""  # the subcommand given, for the hints of usage errors
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse's own asks shutil for the terminal's width, and every add_argument makes one: that
+        # imports shutil (and bz2, lzma...), 2 ms of every command's start.  os knows the width too.
+        return self.formatter_class(prog=self.prog, width=_help_width())
+
     def error(self, message: str):  # type: ignore[override]
         if message.startswith("unrecognized arguments: "):  # docker's words for it
             first = message.split(": ", 1)[1].split()[0]
@@ -149,10 +167,23 @@ class Parser(argparse.ArgumentParser):
 EXIT_USAGE = 125
 
 
+def _help_width() -> int:
+    """What argparse would use: $COLUMNS, else the terminal's width, else 80; less 2."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns - 2
+
+
 # Which add_* function registers which commands: a command line that names one needs only that
 # group's parsers (building all of them costs ~20 ms, paid by every command otherwise).
 GROUPS = {
     "run": add_run,
+    **dict.fromkeys(("exec", "attach"), add_exec),
     **dict.fromkeys(("create", "start", "stop", "restart", "kill", "rm", "wait", "ps", "logs", "container",
                      "inspect", "top", "diff", "rename", "version", "info"), add_containers),
     "cp": add_cp,
@@ -160,7 +191,8 @@ GROUPS = {
     **dict.fromkeys(("pull", "push", "images", "image", "history", "tag", "rmi", "login", "logout", "starter"),
                     add_images),
     **dict.fromkeys(("save", "load", "import", "export"), add_archive),
-    **dict.fromkeys(("events", "stats"), add_resources),
+    **dict.fromkeys(("network", "port"), add_network),
+    **dict.fromkeys(("events", "stats", "pause", "unpause", "update"), add_resources),
     **dict.fromkeys(("commit", "build"), add_build),
     "doctor": add_doctor,
 }

@@ -93,17 +93,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from minicontainer import observe
     from minicontainer.client import from_env
+    from minicontainer.observe import plots
+    from minicontainer.observe.sampler import sample
 
     client = from_env()
     names = _targets(client.api, args.containers, args.all)
     if not names:
         print("no running container to sample: start one, or name it", file=sys.stderr)
         return 1
-    series = observe.sample([client.containers.get(n) for n in names], duration=args.duration,
-                            interval=args.interval)
-    figure = observe.plots.overview(series)
+    series = sample([client.containers.get(n) for n in names], duration=args.duration, interval=args.interval,
+                    client=client)
+    figure = plots.overview(series)
     figure.savefig(args.plot, dpi=100)
     print(f"{args.plot}: {len(series)} series of {max(len(s) for s in series)} samples over {args.duration:g} s")
     return 0

@@ -140,7 +140,7 @@ class DockerAPI(*route_classes()):
         path = re.sub(r"^/v[0-9.]+", "", path)
         if method == "PUT":  # docker cp into a container: a tar
             return bool(re.fullmatch(r"/containers/[^/]+/archive", path))
-        return method == "POST" and (path == "/images/load" or path == "/images/create" and "fromSrc" in query)
+        return method == "POST" and (path in ("/images/load", "/build") or path == "/images/create" and "fromSrc" in query)
 
     # --- system ---------------------------------------------------------------------------------
 
@@ -414,6 +414,12 @@ class DockerAPI(*route_classes()):
     @route("POST", "/containers/{id}/attach")
     async def container_attach(self, call: Call, id: str) -> None:
         config = self.engine.inspect(id).get("Config", {})       # 404 before we hijack
+        from minicontainer.engine.detach import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+        try:
+            detach_keys = parse_detach_keys(call.q("detachKeys") or DEFAULT_DETACH_KEYS)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
         stdin, stdout, stderr = call.flag("stdin"), call.flag("stdout"), call.flag("stderr")
         tty = bool(config.get("Tty"))
         content_type = streams.stream_content_type(tty, call.version)
@@ -436,9 +442,10 @@ class DockerAPI(*route_classes()):
         raw = await call.conn.hijack(content_type)
         if call.flag("logs"):
             await asyncio.sleep(HIJACK_SETTLE_SECONDS)
-        await streams.attach_session(
-            raw, attachment, forward_stdin=stdin and bool(config.get("OpenStdin")),
-            close_stdin_at_eof=bool(config.get("StdinOnce")))
+        if await streams.attach_session(
+                raw, attachment, forward_stdin=stdin and bool(config.get("OpenStdin")),
+                close_stdin_at_eof=bool(config.get("StdinOnce")), detach_keys=detach_keys):
+            self.engine.event_log.container(self.engine.get(id), "detach")  # `docker events` shows it
 
     @route("POST", "/containers/{id}/resize")
     async def container_resize(self, call: Call, id: str) -> Reply:

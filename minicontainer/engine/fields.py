@@ -24,13 +24,12 @@ Docker's own checks of the values (``Minimum memory limit allowed is 6MB``) are 
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any, NamedTuple
 
+from minicontainer.engine import resources
 from minicontainer.engine.errors import InvalidParameter
 
-MIN_MEMORY = 6 * 1024 * 1024  # Docker's smallest memory limit: below it the container cannot start
 SHM_SIZE = 64 * 1024 * 1024  # the tmpfs on /dev/shm (runtime/defaults.py): Docker's default too
 
 
@@ -52,7 +51,7 @@ def refused(what: str, shown: Any = None, also: tuple = ()) -> Field:
 # --- Config: what to run ------------------------------------------------------------------------
 CONFIG: dict[str, Field] = {
     "Hostname": honoured("", "-h, --hostname"),
-    "Domainname": refused("--domainname", ""),
+    "Domainname": honoured("", "--domainname"),
     "User": honoured("", "-u, --user"),
     "AttachStdin": honoured(False),
     "AttachStdout": honoured(True),
@@ -69,7 +68,7 @@ CONFIG: dict[str, Field] = {
     "Volumes": refused("volumes (VOLUME, -v)", None),
     "WorkingDir": honoured("", "-w, --workdir"),
     "Entrypoint": honoured(None, "--entrypoint"),
-    "NetworkDisabled": honoured(False, "the container has its own network namespace, with no interface but lo"),
+    "NetworkDisabled": honoured(False, "no network: as --network none, a namespace with only lo"),
     "MacAddress": refused("--mac-address", ""),
     "OnBuild": refused("ONBUILD triggers (for builds)", None),
     "Labels": honoured({}, "-l, --label"),
@@ -84,40 +83,40 @@ HOST_CONFIG: dict[str, Field] = {
     "AutoRemove": honoured(False, "--rm"),
     "ConsoleSize": honoured([0, 0]),
     "Init": honoured(None, "--init"),
+    # the limits (engine/resources.py: HostConfig -> the OCI config's linux.resources -> cgroup files)
     "Memory": honoured(0, "-m, --memory"),
     "MemorySwap": honoured(0, "--memory-swap"),
+    "MemoryReservation": honoured(0, "--memory-reservation"),
     "NanoCpus": honoured(0, "--cpus"),
+    "CpuShares": honoured(0, "-c, --cpu-shares"),
+    "CpuPeriod": honoured(0, "--cpu-period"),
+    "CpuQuota": honoured(0, "--cpu-quota"),
+    "CpusetCpus": honoured("", "--cpuset-cpus"),
+    "CpusetMems": honoured("", "--cpuset-mems"),
     "PidsLimit": honoured(None, "--pids-limit"),
+    "BlkioWeight": honoured(0, "--blkio-weight (where the kernel's blkio controller has a weight)"),
     # fixed by the engine: only the value it applies passes
-    "NetworkMode": refused("--network: this engine gives each container a network namespace of its own "
-                           "with only lo (none)", "none", ("default",)),
     "LogConfig": refused("--log-driver, --log-opt: this engine logs in json-file only",
                          {"Type": "json-file", "Config": {}}, ({"Type": "json-file"},)),
     "RestartPolicy": refused("--restart", {"Name": "no", "MaximumRetryCount": 0}, ({"Name": "no"},)),
-    "IpcMode": refused("--ipc", "private"),
-    "PidMode": refused("--pid", ""),
-    "UTSMode": refused("--uts", ""),
+    # namespaces shared instead of made (engine/namespaces.py checks the values)
+    "IpcMode": honoured("private", "--ipc"),
+    "PidMode": honoured("", "--pid"),
+    "UTSMode": honoured("", "--uts"),
+    "CgroupnsMode": honoured("private", "--cgroupns"),
     "UsernsMode": refused("--userns", ""),
-    "CgroupnsMode": refused("--cgroupns", "private"),
     "ShmSize": refused("--shm-size", SHM_SIZE),
     "Isolation": refused("--isolation", "", ("default",)),
     "MemorySwappiness": refused("--memory-swappiness", None, (-1,)),
     # not yet: resources
-    "CpuShares": refused("--cpu-shares", 0),
-    "CpuPeriod": refused("--cpu-period", 0),
-    "CpuQuota": refused("--cpu-quota", 0),
     "CpuRealtimePeriod": refused("--cpu-rt-period", 0),
     "CpuRealtimeRuntime": refused("--cpu-rt-runtime", 0),
-    "CpusetCpus": refused("--cpuset-cpus", ""),
-    "CpusetMems": refused("--cpuset-mems", ""),
     "CpuCount": refused("--cpu-count (Windows only)", 0),
     "CpuPercent": refused("--cpu-percent (Windows only)", 0),
-    "MemoryReservation": refused("--memory-reservation", 0),
     "KernelMemory": refused("--kernel-memory", 0),
     "KernelMemoryTCP": refused("kernel TCP memory", 0),
     "OomKillDisable": refused("--oom-kill-disable", False),
     "OomScoreAdj": refused("--oom-score-adj", 0),
-    "BlkioWeight": refused("--blkio-weight", 0),
     "BlkioWeightDevice": refused("--blkio-weight-device", []),
     "BlkioDeviceReadBps": refused("--device-read-bps", []),
     "BlkioDeviceWriteBps": refused("--device-write-bps", []),
@@ -128,14 +127,15 @@ HOST_CONFIG: dict[str, Field] = {
     "Ulimits": refused("--ulimit", []),
     "CgroupParent": refused("--cgroup-parent", ""),
     "Cgroup": refused("--cgroup", ""),
-    # not yet: networks
-    "PortBindings": refused("-p, --publish: publishing ports", {}),
-    "PublishAllPorts": refused("-P, --publish-all", False),
-    "Dns": refused("--dns", []),
-    "DnsOptions": refused("--dns-option", []),
-    "DnsSearch": refused("--dns-search", []),
-    "ExtraHosts": refused("--add-host", None),
-    "Links": refused("--link", None),
+    # networks (engine/networks.py)
+    "NetworkMode": honoured("bridge", "--network"),
+    "PortBindings": honoured({}, "-p, --publish"),
+    "PublishAllPorts": honoured(False, "-P, --publish-all"),
+    "Dns": honoured([], "--dns"),
+    "DnsOptions": honoured([], "--dns-option"),
+    "DnsSearch": honoured([], "--dns-search"),
+    "ExtraHosts": honoured(None, "--add-host"),
+    "Links": refused("--link (legacy links: use a user-defined network, where names resolve)", None),
     # not yet: volumes and mounts
     "Binds": refused("-v, --volume: bind mounts and volumes", None),
     "Mounts": refused("--mount", None),
@@ -164,7 +164,7 @@ HOST_CONFIG: dict[str, Field] = {
 
 # --- NetworkingConfig: which networks to join ----------------------------------------------------
 NETWORKING_CONFIG: dict[str, Field] = {
-    "EndpointsConfig": refused("--network, --ip, --network-alias: networks", None),
+    "EndpointsConfig": honoured(None, "--network, --ip, --network-alias"),
 }
 
 # The log drivers Docker has (of which this engine writes json-file only): another name is a typo.
@@ -215,17 +215,21 @@ def check(body: dict) -> dict:
     _check_values(body, host)
     for prefix, table in SECTIONS.items():
         section = body if not prefix else body[prefix.rstrip(".")]
-        for key, value in section.items():
-            if key in ("HostConfig", "NetworkingConfig") and not prefix:
-                continue
-            field = table.get(key)
-            if field is None:
-                if not is_zero(value):  # a newer client's field (sent empty) passes; a typo does not
-                    raise InvalidParameter(f"unknown field {prefix}{key}: Docker's create API has no such field")
-                continue
-            if not field.honoured and not _means_default(field, value):
-                raise InvalidParameter(_refusal(prefix + key, field, value))
+        refuse_unhonoured({k: v for k, v in section.items() if prefix or k not in ("HostConfig", "NetworkingConfig")},
+                          table, prefix)
     return body
+
+
+def refuse_unhonoured(section: dict, table: dict[str, Field], prefix: str = "", api: str = "create") -> None:
+    """A field the engine does not honour must be zero or its default; an unknown one must be zero."""
+    for key, value in section.items():
+        field = table.get(key)
+        if field is None:
+            if not is_zero(value):  # a newer client's field (sent empty) passes; a typo does not
+                raise InvalidParameter(f"unknown field {prefix}{key}: Docker's {api} API has no such field")
+            continue
+        if not field.honoured and not _means_default(field, value):
+            raise InvalidParameter(_refusal(prefix + key, field, value))
 
 
 def _refusal(name: str, field: Field, value: Any) -> str:
@@ -239,25 +243,10 @@ def _refusal(name: str, field: Field, value: Any) -> str:
 
 def _check_values(body: dict, host: dict) -> None:
     """Docker's own checks of the values the engine honours (moby's daemon/daemon_unix.go), in its words."""
-    memory, swap = host.get("Memory") or 0, host.get("MemorySwap") or 0
-    if memory and memory < MIN_MEMORY:
-        raise InvalidParameter("Minimum memory limit allowed is 6MB")
-    if swap > 0 and not memory:
-        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
-    if swap > 0 and swap < memory:
-        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
+    resources.check(host)  # the limits' values: memory, CPUs, cpuset, blkio weight
     swappiness = host.get("MemorySwappiness")
     if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
         raise InvalidParameter(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
-    nano, ncpu = host.get("NanoCpus") or 0, os.cpu_count() or 1
-    if host.get("CpuPeriod") and nano:
-        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    if host.get("CpuQuota") and nano:
-        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
-    if nano < 0 or nano > ncpu * 10**9:
-        raise InvalidParameter(f"range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
-    if (host.get("CpuShares") or 0) < 0:
-        raise InvalidParameter(f"invalid CPU shares ({host['CpuShares']}): value must be a positive integer")
     if (host.get("ShmSize") or 0) < 0:
         raise InvalidParameter("SHM size can not be less than 0")
     oom = host.get("OomScoreAdj") or 0
@@ -292,7 +281,8 @@ def shown(section: dict[str, Field], given: dict) -> dict:
     out = {}
     for key, field in section.items():
         value = given.get(key)
-        # the value given where the engine honours it, or where it names the default (Isolation "default")
-        given_shown = field.honoured and value is not None or value in field.also and field.shown == ""
+        # the value given where the engine honours it ("": Go's unset string), or where it names the
+        # default (Isolation "default")
+        given_shown = field.honoured and value not in (None, "") or value in field.also and field.shown == ""
         out[key] = value if given_shown else field.shown
     return out

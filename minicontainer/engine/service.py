@@ -38,14 +38,16 @@ from collections.abc import AsyncIterator, Callable
 
 from minicontainer import __version__
 from minicontainer import config as settings
-from minicontainer.engine import fields, names
+from minicontainer.engine import fields, names, namespaces, pause, resources
 from minicontainer.engine import images as image_service
 from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.events import EventLog
+from minicontainer.engine.exec import Execs
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
 from minicontainer.engine.names import Renaming
+from minicontainer.engine.networks import Networks
 from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.stats import Meter
 from minicontainer.engine.system import SystemUsage, disk_used
@@ -134,8 +136,10 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         self.watcher: OutputWatcher | None = None  # inotify on the containers' output files
         self.exporting: set[str] = set()  # stopped containers whose layers an export has mounted
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
+        self.networks = Networks(self)
         self.event_log = EventLog()  # `docker events`: what happened to containers and images
         self.meter = Meter(self)  # `docker stats`: the running containers' cgroups, read
+        self.execs = Execs(self)  # docker exec's instances (engine/exec.py)
 
     # --- start-up and shutdown ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -167,8 +171,10 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 continue  # a half-made container directory: nothing to recover
             self.containers[container.id] = container
             self.exited[container.id] = asyncio.Event()
-            if container.running:
-                self._recover(container)
+        running = [c for c in self.containers.values() if c.running]
+        self.networks.open(running)  # bridges, rules, DNS: again, for the containers still running
+        for container in running:
+            self._recover(container)
 
     def _recover(self, container: Container) -> None:
         state = lifecycle.State.load(self.runtime_root, container.id[:12]) if os.path.exists(
@@ -191,6 +197,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         """Stop running containers (as dockerd does without live-restore) and the tails."""
         running = [c for c in self.containers.values() if c.running]
         await asyncio.gather(*(self.stop(c.id, 2) for c in running), return_exceptions=True)
+        self.networks.close()
         for tail in self.tails.values():
             tail.finish()
         if self.watcher is not None:
@@ -239,6 +246,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         else:
             name = names.generate(taken)
         host = body["HostConfig"]
+        modes = namespaces.check(host, body.get("Hostname") or "", self.get)
         image_config = image.config.get("config") or {}
         cmd = body.get("Cmd") or None
         entrypoint = body.get("Entrypoint")
@@ -255,7 +263,8 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         with open(os.path.join(directory, "image"), "w") as f:  # noqa: ASYNC230 - a small local file: not worth a thread
             f.write(image.id)
         config = {**fields.shown(fields.CONFIG, body),
-            "Hostname": body.get("Hostname") or cid[:12], "Domainname": "", "User": body.get("User") or "",
+            "Hostname": body.get("Hostname") or (os.uname().nodename if modes["UTSMode"] == "host" else cid[:12]),
+            "Domainname": "", "User": body.get("User") or "",
             "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout", True)),
             "AttachStderr": bool(body.get("AttachStderr", True)), "Tty": bool(body.get("Tty")),
             "OpenStdin": bool(body.get("OpenStdin")), "StdinOnce": bool(body.get("StdinOnce")),
@@ -265,7 +274,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             "Labels": body.get("Labels") or {}, "StopSignal": body.get("StopSignal") or
             image_config.get("StopSignal") or "SIGTERM", "StopTimeout": body.get("StopTimeout"),
         }
-        host_config = fields.shown(fields.HOST_CONFIG, host)
+        host_config = {**resources.with_default_swap(fields.shown(fields.HOST_CONFIG, host)), **modes}
         record = {
             "Id": cid, "Created": now_rfc3339(), "Path": args[0], "Args": args[1:],
             "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
@@ -279,22 +288,30 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                                                          "WorkDir": os.path.join(directory, "work"),
                                                          "MergedDir": os.path.join(directory, "merged")}},
         }
+        try:
+            warnings = self.networks.on_create(body, host, record, self.get)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         container = Container(record, directory)
         container.save()
         self._record_look_up(container, image_name, image, looked_up)
         self.containers[cid] = container
         self.exited[cid] = asyncio.Event()
         self.event_log.container(container, "create")
-        return {"Id": cid, "Warnings": []}
+        return {"Id": cid, "Warnings": warnings}
+
+    def _pid_of(self, ref: str) -> int:
+        """A running container's PID 1 on the host (0 if it is not running): what --pid container: joins."""
+        container = self.get(ref)
+        return container.record["State"]["Pid"] if container.running else 0
 
     @staticmethod
     def _options(config: dict, host: dict) -> RunOptions:
-        cpus = (host.get("NanoCpus") or 0) / 1e9 or None
         return RunOptions(command=config.get("Cmd") or None, entrypoint=config.get("Entrypoint"),
                           env=config.get("Env") or [], workdir=config.get("WorkingDir") or None,
                           user=config.get("User") or None, hostname=config.get("Hostname") or None,
-                          memory=host.get("Memory") or None, cpus=cpus, pids_limit=host.get("PidsLimit") or None,
-                          labels=config.get("Labels") or {}, memory_swap=host.get("MemorySwap") or None)
+                          resources=resources.limits(host), labels=config.get("Labels") or {})
 
     # --- start ----------------------------------------------------------------------------------------
     async def start(self, cid: str) -> None:
@@ -347,9 +364,15 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         host = container.record["HostConfig"]
         opts = self._options({**cfg, "Cmd": cfg["Cmd"], "Entrypoint": cfg["Entrypoint"]}, host)
         tty = bool(cfg.get("Tty"))
-        write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
-                     hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
-                     init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"))
+        network = self.networks.prepare(container)  # addresses, host ports, /etc/hosts...: fails before anything runs
+        try:
+            write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
+                         hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
+                         init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"),
+                         network=network, share=lambda config: namespaces.apply(config, host, self._pid_of))
+        except BaseException:
+            self.networks.release(container, sys)
+            raise
         stdin_r = -1
         master = -1
         try:
@@ -367,6 +390,11 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             try:
                 state = lifecycle.create(sys, self.runtime_root, container.id[:12], container.dir,
                                          stdio=(stdin_r, out, err))
+                try:
+                    self.networks.plug(sys, container, state.pid)  # its namespace exists; its program waits
+                except BaseException:
+                    lifecycle.delete(sys, self.runtime_root, container.id[:12], force=True)
+                    raise
                 master = state.console_fd
                 if master >= 0:
                     os.set_blocking(master, False)
@@ -377,6 +405,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 for fd in (stdin_r, out, err):
                     os.close(fd)
         except RuntimeFailure as e:
+            self.networks.release(container, sys)
             if master >= 0:
                 os.close(master)
             self._close_stdin_pipe(container.id)
@@ -385,6 +414,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             container.save()
             raise _runtime_error(e) from None
         except BaseException:
+            self.networks.release(container, sys)
             if master >= 0:
                 os.close(master)
             self._close_stdin_pipe(container.id)
@@ -416,9 +446,11 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             if pid == 0:
                 return
             container = by_pid.get(pid)
+            code = os.waitstatus_to_exitcode(status)
             if container is not None:
-                code = os.waitstatus_to_exitcode(status)
                 self._finish(container, 128 - code if code < 0 else code)
+            else:
+                self.execs.reaped(pid, 128 - code if code < 0 else code)  # an exec'd process, or nobody's
 
     def _watch_pidfd(self, container: Container, pid: int) -> None:
         try:
@@ -450,6 +482,10 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 from minicontainer.kernel.cgroups import cgroup_from_state
 
                 oom = bool(cgroup_from_state(sys, state.cgroup).stats().oom_kills)
+                if oom:
+                    sys.trace.record("oom-kill", f"a process of {container.name}", "killed", detail=(
+                        "the memory cgroup counted an OOM kill: the container reached its memory limit, the "
+                        "kernel could reclaim no more, and SIGKILLed a process (so: exit code 137, OOMKilled)"))
             lifecycle.delete(sys, self.runtime_root, container.id[:12], force=True)
         except Exception as e:  # noqa: BLE001 - recorded: the container still has to be marked exited
             error = error or f"cleaning up: {e}"
@@ -459,8 +495,9 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         self.meter.forget(container.id)
         self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
+        self.networks.release(container, sys)
         self._record(container, sys)
-        container.state.update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
+        container.state.update({"Status": "exited", "Running": False, "Paused": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
         container.save()
         if oom:
@@ -527,6 +564,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         except RuntimeFailure:
             return  # it ended meanwhile
         self.event_log.container(container, "kill", signal=sig)
+        pause.after_signal(self, container, sig, sys or self.sys)  # a paused container must thaw to die
 
     async def kill(self, cid: str, sig: str | None = None) -> None:
         container = self.get(cid)
@@ -539,6 +577,15 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         if number == signal.SIGKILL:  # as dockerd: a KILL is answered once the container is gone
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.exited[container.id].wait(), 10)
+
+    async def pause(self, cid: str) -> None:
+        pause.pause(self, self.get(cid))
+
+    async def unpause(self, cid: str) -> None:
+        pause.unpause(self, self.get(cid))
+
+    async def update(self, cid: str, body: dict) -> dict:
+        return pause.update(self, self.get(cid), body)
 
     async def restart(self, cid: str, timeout: int | None = None) -> None:
         container = self.get(cid)
@@ -653,15 +700,17 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         command = " ".join([c.record["Path"], *c.record["Args"]])
         return {"Id": c.id, "Names": ["/" + c.name], "Image": c.record["Config"]["Image"],
                 "ImageID": c.record["Image"], "Command": command, "Created": int(parse_time(c.record["Created"])),
-                "Ports": [], "Labels": c.record["Config"].get("Labels") or {}, "State": c.state["Status"],
-                "Status": self._status_text(c), "HostConfig": {"NetworkMode": "none"},
-                "NetworkSettings": {"Networks": {}}, "Mounts": []}
+                "Ports": self.networks.summary_ports(c), "Labels": c.record["Config"].get("Labels") or {},
+                "State": c.state["Status"], "Status": self._status_text(c),
+                "HostConfig": {"NetworkMode": c.record["HostConfig"]["NetworkMode"]},
+                "NetworkSettings": {"Networks": c.record["NetworkSettings"]["Networks"]}, "Mounts": []}
 
     @staticmethod
     def _status_text(c: Container) -> str:
         s = c.state
         if s["Running"]:
-            return "Up " + human_duration(time.time() - parse_time(s["StartedAt"]))
+            return "Up " + human_duration(time.time() - parse_time(s["StartedAt"])) + \
+                (" (Paused)" if s.get("Paused") else "")
         if s["Status"] == "created":
             return "Created"
         return f"Exited ({s['ExitCode']}) {human_duration(time.time() - parse_time(s['FinishedAt']))} ago"
@@ -777,6 +826,21 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         from minicontainer.engine.commit import commit_container
 
         return {"Id": (await commit_container(self, self.get(cid), **options)).id}
+
+    async def prune_build_cache(self, filters: dict | None = None, all: bool = False) -> dict:
+        """``docker builder prune``: see :mod:`minicontainer.engine.build_cache`."""
+        from minicontainer.engine.build_cache import BuildCache
+
+        kept = self._kept_by_prune(self._checked_filters(filters, ("label", "label!", "until")))
+        removed, freed = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: BuildCache(self.store).prune(kept, forget_all=all))
+        return {"CachesDeleted": removed or None, "SpaceReclaimed": freed}
+
+    def build(self, upload: AsyncIterator[bytes], options) -> AsyncIterator[dict]:
+        """``docker build``: see :mod:`minicontainer.engine.build`."""
+        from minicontainer.engine.build import build
+
+        return build(self, upload, options)
 
     def changes(self, cid: str) -> list[dict]:
         container = self.get(cid)
@@ -894,9 +958,14 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         ``busybox:1.*``), label=KEY[=VALUE]."""
         import fnmatch
 
+        from minicontainer.engine.build_cache import BuildCache
+
         filters = self._checked_filters(filters, IMAGE_FILTERS)
         out = []
+        builds = BuildCache(self.store)
         for image in self.store.images():
+            if not all and builds.is_intermediate(image):
+                continue  # a build step's image, under the next step's: `images -a` lists it
             config = image.config
             tags = [":".join(image_service.familiar_repository(t)) for t in image.repo_tags]
             labels = (config.get("config") or {}).get("Labels") or {}
@@ -910,7 +979,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                     continue
             if "label" in filters and not all(_has_label(labels, want) for want in filters["label"]):
                 continue
-            out.append({"Id": image.id, "ParentId": "", "RepoTags": tags,
+            out.append({"Id": image.id, "ParentId": builds.parent_of(image.id), "RepoTags": tags,
                         "RepoDigests": list(image.repo_digests), "Created": int(parse_time(image.created)),
                         "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
                         "Labels": labels, "Containers": -1})
@@ -983,9 +1052,18 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         The records on the loop, the garbage collection in a thread, as :meth:`remove_image`."""
         filters = self._checked_filters(filters, IMAGE_PRUNE_FILTERS)
         dangling_only = filters.get("dangling", ["true"])[0].lower() not in ("false", "0")
+        lines = self.store.prune(dangling_only=dangling_only, in_use=self._kept_by_prune(filters))
+        result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
+        self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
+        return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
+                                  for verb, _, rest in (x.partition(": ") for x in lines)] or None,
+                "SpaceReclaimed": getattr(result, "freed", 0)}
+
+    def _kept_by_prune(self, filters: dict[str, list[str]]) -> Callable[[str], bool]:
+        """A prune's "keep this image" test: in use, or not among the images the filters name."""
         used = image_service.in_use(self.store)
 
-        def kept(image_id: str) -> bool:  # in use, or not among the images the filters name
+        def kept(image_id: str) -> bool:
             image = self.store.image(image_id)
             labels = (image.config.get("config") or {}).get("Labels") or {}
             return used(image_id) or not (
@@ -993,12 +1071,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 and not any(_has_label(labels, v) for v in filters.get("label!", []))
                 and all(parse_time(image.created) < _until(v) for v in filters.get("until", [])))
 
-        lines = self.store.prune(dangling_only=dangling_only, in_use=kept)
-        result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
-        self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
-        return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
-                                  for verb, _, rest in (x.partition(": ") for x in lines)] or None,
-                "SpaceReclaimed": getattr(result, "freed", 0)}
+        return kept
 
     # --- the system -----------------------------------------------------------------------------------
     def version(self) -> dict:

@@ -29,7 +29,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from minicontainer.engine.errors import InvalidParameter
-from minicontainer.kernel.cgroups import Cgroup, CgroupStats, cgroup_from_state
+from minicontainer.kernel.cgroups import Cgroup, CgroupStats, Limits, cgroup_from_state
+from minicontainer.kernel.syscalls import Syscalls
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 DOCKER_INTERVAL = 1.0  # seconds between the documents of a stream, as dockerd sends them
@@ -152,19 +153,36 @@ class Meter:
         self.cgroups: dict[str, tuple[str, Cgroup]] = {}  # container ID -> (its StartedAt, its cgroup)
         self.at_start: dict[str, Sample] = {}
 
-    def cgroup(self, container: Any) -> Cgroup | None:
-        """The running container's cgroup, or None if it is not running."""
+    def cgroup(self, container: Any, sys: Syscalls | None = None) -> Cgroup | None:
+        """The running container's cgroup, or None if it is not running.  With ``sys``, a new
+        object recording into that trace (a pause, an update: steps --explain tells)."""
         if not container.running:
             self.cgroups.pop(container.id, None)
             return None
+        if sys is not None:
+            return cgroup_from_state(sys, self._state(container).cgroup)
         started = container.state["StartedAt"]
         known = self.cgroups.get(container.id)
         if known is None or known[0] != started:
-            from minicontainer.runtime import lifecycle
-
-            state = lifecycle.State.load(self.engine.runtime_root, container.id[:12])
+            state = self._state(container)
             known = self.cgroups[container.id] = (started, cgroup_from_state(self.engine.sys, state.cgroup))
         return known[1]
+
+    def _state(self, container: Any):
+        from minicontainer.runtime import lifecycle
+
+        return lifecycle.State.load(self.engine.runtime_root, container.id[:12])
+
+    def update(self, container: Any, limits: Limits, sys: Syscalls) -> None:
+        """New limits into the running cgroup.  On v1 a limit may need a hierarchy the container was
+        not in (``--cpuset-cpus``): the runtime's state learns of it, so that delete removes it too."""
+        state = self._state(container)
+        cgroup = cgroup_from_state(sys, state.cgroup)
+        cgroup.update(limits)
+        if cgroup.to_state() != state.cgroup:
+            state.cgroup = cgroup.to_state()
+            state.save()
+        self.cgroups.pop(container.id, None)
 
     def sample(self, container: Any) -> Sample | None:
         cgroup = self.cgroup(container)

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.root
 
 
 def test_options_the_engine_does_not_honour_are_refused_not_ignored(engine):  # noqa: F811
-    for flags, field in ((["-p", "8080:80"], "HostConfig.PortBindings"), (["-v", "/tmp:/data"], "HostConfig.Binds"),
-                         (["--network", "host"], "HostConfig.NetworkMode"), (["--group-add", "audio"], "HostConfig.GroupAdd"),
+    for flags, field in ((["--link", "db:db"], "HostConfig.Links"), (["-v", "/tmp:/data"], "HostConfig.Binds"),
+                         (["--group-add", "audio"], "HostConfig.GroupAdd"),
                          (["--log-driver", "none"], "HostConfig.LogConfig")):
         r = engine.docker("run", "--rm", *flags, "busybox", "true")
         assert r.returncode == 125, (flags, r.stderr)
@@ -28,7 +28,7 @@ def test_options_the_engine_does_not_honour_are_refused_not_ignored(engine):  # 
     host = json.loads(engine.docker("inspect", cid).stdout)[0]["HostConfig"]
     assert host["Memory"] == 64 << 20 and host["CpuShares"] == 0 and host["CpusetCpus"] == ""
     assert host["PidMode"] == "" and host["IpcMode"] == "private" and host["GroupAdd"] is None
-    assert host["LogConfig"] == {"Type": "json-file", "Config": {}} and host["NetworkMode"] == "none"
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {}} and host["NetworkMode"] == "bridge"
     r = engine.mc("inspect", "--format", "{{.HostConfig.ShmSize}}", cid)
     assert r.stdout.strip() == str(64 << 20)
 

@@ -44,13 +44,12 @@ def test_what_the_clients_send_by_default_passes():
 
 
 @pytest.mark.parametrize(("host", "name"), [
-    ({"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}}, "HostConfig.PortBindings"),  # -p
+    ({"Links": ["db:db"]}, "HostConfig.Links"),                                                 # --link
     ({"Binds": ["/tmp:/data"]}, "HostConfig.Binds"),                                            # -v
-    ({"NetworkMode": "host"}, "HostConfig.NetworkMode"),                                        # --network host
     ({"GroupAdd": ["audio"]}, "HostConfig.GroupAdd"),                                           # --group-add
     ({"LogConfig": {"Type": "none", "Config": {}}}, "HostConfig.LogConfig"),                    # --log-driver none
-    ({"CpuShares": 512}, "HostConfig.CpuShares"),
-    ({"PidMode": "host"}, "HostConfig.PidMode"),
+    ({"OomKillDisable": True}, "HostConfig.OomKillDisable"),                                   # --oom-kill-disable
+    ({"UsernsMode": "host"}, "HostConfig.UsernsMode"),
     ({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}}, "HostConfig.RestartPolicy"),
     ({"MemorySwappiness": 10}, "HostConfig.MemorySwappiness"),
 ])
@@ -67,8 +66,7 @@ def test_a_map_is_not_zero_for_its_empty_values():
 
 def test_refusals_beyond_the_host_config():
     assert refusal({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"]}}).startswith("Healthcheck=")
-    body = {"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": {"web": {"Aliases": ["db"]}}}}
-    assert refusal(body).startswith("NetworkingConfig.EndpointsConfig=")
+    assert refusal({"Image": "busybox", "MacAddress": "02:42:ac:11:00:02"}).startswith("MacAddress=")
     assert "unknown field HostConfig.Memroy" in refusal({"Image": "x", "HostConfig": {"Memroy": 5}})
 
 
@@ -81,7 +79,8 @@ def test_defaults_by_another_name_pass():
 def test_names_match_without_regard_to_case_as_go_does():
     checked = fields.check({"image": "busybox", "hostconfig": {"memory": 64 << 20, "cpushares": 0}})
     assert checked["Image"] == "busybox" and checked["HostConfig"]["Memory"] == 64 << 20
-    assert refusal({"Image": "busybox", "HostConfig": {"cpushares": 2}}).startswith("HostConfig.CpuShares=")
+    assert refusal({"Image": "busybox", "HostConfig": {"ulimits": [{"Name": "nofile"}]}}).startswith(
+        "HostConfig.Ulimits=")
 
 
 @pytest.mark.parametrize(("host", "message"), [
@@ -101,6 +100,6 @@ def test_inspect_shows_every_field_as_docker_does():
     shown = fields.shown(fields.HOST_CONFIG, checked["HostConfig"])
     assert set(shown) == set(fields.HOST_CONFIG)
     assert shown["Memory"] == 64 << 20 and shown["CpuShares"] == 0 and shown["CpusetCpus"] == ""
-    assert shown["NetworkMode"] == "none" and shown["IpcMode"] == "private" and shown["GroupAdd"] is None
+    assert shown["NetworkMode"] == "default" and shown["IpcMode"] == "private" and shown["GroupAdd"] is None
     assert shown["LogConfig"] == {"Type": "json-file", "Config": {}} and shown["MemorySwappiness"] is None
     assert set(fields.shown(fields.CONFIG, checked)) == set(fields.CONFIG)
