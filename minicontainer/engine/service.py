@@ -1097,8 +1097,8 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             mode = "unknown"
         with open("/proc/meminfo") as f:
             mem_total = int(f.readline().split()[1]) * 1024
-        return {"ID": "", "Containers": len(self.containers), "ContainersRunning": running - paused,
-                "ContainersPaused": paused,
+        return {"ID": "", "Debug": log.isEnabledFor(logging.DEBUG), "Containers": len(self.containers),
+                "ContainersRunning": running - paused, "ContainersPaused": paused,
                 "ContainersStopped": len(self.containers) - running, "Images": len(self.store.images()),
                 "Driver": "overlay2", "MemoryLimit": True, "SwapLimit": True, "CgroupDriver": "cgroupfs",
                 "CgroupVersion": "2" if mode == "v2" else "1", "KernelVersion": u.release,
