@@ -319,6 +319,10 @@ def test_a_run_step_reaches_a_server_on_a_network(engine, tmp_path):  # noqa: F8
         built = engine.mc("build", "--network", "buildnet", "-t", "reached", ctx)
         assert built.returncode == 0, built.stdout + built.stderr
         assert engine.mc("run", "--rm", "--network", "none", "reached", "cat", "/reply").stdout == "+PONG\n"
+        hosts = _context(tmp_path / "hosts", "FROM busybox\nRUN grep extra.test /etc/hosts > /found\n")
+        added = engine.mc("build", "--add-host", "extra.test:10.1.2.3", "-t", "hosts", hosts)
+        assert added.returncode == 0, added.stdout + added.stderr
+        assert engine.mc("run", "--rm", "hosts", "cat", "/found").stdout.split() == ["10.1.2.3", "extra.test"]
         cut_off = engine.mc("build", "--no-cache", "--network", "none", ctx)
         assert cut_off.returncode != 0  # no network, no server: the step fails
     finally:
