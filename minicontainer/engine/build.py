@@ -75,6 +75,8 @@ class BuildOptions(NamedTuple):
     buildargs: dict[str, str | None] = {}  # noqa: RUF012 - a NamedTuple's default, never mutated
     labels: dict[str, str] = {}  # noqa: RUF012
     target: str = ""  # build up to this stage
+    network_mode: str = "default"  # --network of the RUN containers: bridge (the default), none, host, a network
+    extra_hosts: tuple[str, ...] = ()  # --add-host of the RUN containers: "name:address"
     explain: bool = False  # ours: narrate each step
     auth: dict | None = None  # X-Registry-Config: {registry: {username, password}} for FROM's pulls
 
@@ -380,7 +382,8 @@ class Builder:
         body = {"Image": state.image.id, "Cmd": command, "Entrypoint": [],
                 "Env": list(state.config.get("Env") or []) + args_env + proxies,
                 "WorkingDir": state.config.get("WorkingDir") or "", "User": state.config.get("User") or "",
-                "AttachStdout": True, "AttachStderr": True}
+                "AttachStdout": True, "AttachStderr": True, "HostConfig": {"NetworkMode": self.options.network_mode,
+                                                                  "ExtraHosts": list(self.options.extra_hosts)}}
         cid = (await self.engine.create(body, None))["Id"]
         yield _line(f" ---> Running in {cid[:12]}")
         note = self.note("container", f"{cid[:12]} from {state.image.short_id}: {' '.join(command)}", "created",

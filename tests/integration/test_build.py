@@ -307,3 +307,25 @@ def test_a_built_image_is_pushed_and_read_by_skopeo_and_umoci(engine, registry, 
     assert (rootfs / "bin" / "sh").exists() and not (rootfs / "bin" / "ls").exists()  # the whiteout, honoured
     config = json.loads((bundle / "config.json").read_text())
     assert config["process"]["args"] == ["cat", "/app/made.txt"] and config["process"]["cwd"] == "/app"
+
+
+def test_a_run_step_reaches_a_server_on_a_network(engine, tmp_path):  # noqa: F811
+    assert engine.mc("network", "create", "buildnet").returncode == 0
+    try:
+        server = engine.mc("run", "-d", "--network", "buildnet", "--name", "kv", "busybox", "sh", "-c",
+                           "while true; do echo +PONG | nc -l -p 6379; done")
+        assert server.returncode == 0, server.stderr
+        ctx = _context(tmp_path / "ctx", "FROM busybox\nRUN echo PING | nc -w 2 kv 6379 > /reply\n")
+        built = engine.mc("build", "--network", "buildnet", "-t", "reached", ctx)
+        assert built.returncode == 0, built.stdout + built.stderr
+        assert engine.mc("run", "--rm", "--network", "none", "reached", "cat", "/reply").stdout == "+PONG\n"
+        hosts = _context(tmp_path / "hosts", "FROM busybox\nRUN grep extra.test /etc/hosts > /found\n")
+        added = engine.mc("build", "--add-host", "extra.test:10.1.2.3", "-t", "hosts", hosts)
+        assert added.returncode == 0, added.stdout + added.stderr
+        assert engine.mc("run", "--rm", "hosts", "cat", "/found").stdout.split() == ["10.1.2.3", "extra.test"]
+        cut_off = engine.mc("build", "--no-cache", "--network", "none", ctx)
+        assert cut_off.returncode != 0  # no network, no server: the step fails
+    finally:
+        engine.mc("rm", "-f", "kv")
+        engine.mc("container", "prune", "-f")
+        engine.mc("network", "rm", "buildnet")
