@@ -133,6 +133,20 @@ def _our_mounts() -> list[str]:
         return [line for line in f if "/pytest-" in line or "minicontainer" in line]
 
 
+def _own_cgroup_prefixes() -> list[str]:
+    """This process's cgroup in each hierarchy where it is not the root, as "controllers:path".
+
+    On a machine where several sessions (agents, CI jobs) each run in a cgroup of their own, a cgroup
+    or process of another session's lies elsewhere in those hierarchies: it is not ours to report."""
+    with open("/proc/self/cgroup") as f:
+        rows = [line.rstrip("\n").split(":", 2) for line in f]
+    return [f"{controllers}:{path.rstrip('/')}/" for _n, controllers, path in rows if path not in ("", "/")]
+
+
+def _mount_of(controllers: str) -> str:
+    return "/sys/fs/cgroup/" + (controllers.replace("name=", "") if controllers else "unified")
+
+
 def _our_cgroups() -> list[str]:
     found = []
     for top, dirs, _files in os.walk("/sys/fs/cgroup"):
@@ -141,6 +155,11 @@ def _our_cgroups() -> list[str]:
                 found.append(os.path.join(top, d))
         if top.count("/") > 8:
             dirs[:] = []
+    # Where this session has a cgroup of its own in some hierarchy, only the names made beneath it.
+    scoped = [_mount_of(p.split(":", 1)[0]) + p.split(":", 1)[1] for p in _own_cgroup_prefixes()]
+    if scoped:
+        names = {os.path.basename(c) for c in found if any(c.startswith(s) for s in scoped)}
+        found = [c for c in found if os.path.basename(c) in names]
     return found
 
 
@@ -148,6 +167,7 @@ def _our_processes() -> list[str]:
     """Runtimes started by a test (a pytest temp dir on their command line) and containers' processes
     (in a cgroup of ours)."""
     out = []
+    own = _own_cgroup_prefixes()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
@@ -157,14 +177,44 @@ def _our_processes() -> list[str]:
             cgroups = Path(f"/proc/{pid}/cgroup").read_text()
         except OSError:
             continue
+        if own and not any(line.split(":", 1)[1].startswith(o) for line in cgroups.splitlines() for o in own):
+            continue  # another session's
         if ("/pytest-" in cmd or "/minicontainer-" in cgroups) and ") Z" not in stat:
             out.append(f"{pid}: {cmd}")
     return out
 
 
+def _our_links() -> list[str]:
+    """Bridges and veths of the engines' networks (test daemons' bridges are mct*, networks' mcbr-*)."""
+    return [n for n in os.listdir("/sys/class/net") if n.startswith(("mc", "veth"))]
+
+
+def _our_firewall_tables() -> list[str]:
+    try:
+        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+    except FileNotFoundError:
+        return []
+    return [line.strip() for line in out.splitlines() if "minicontainer" in line]
+
+
+@pytest.fixture(autouse=True)
+def not_a_subreaper_afterwards():
+    """A test that runs a container in this process (``engine.run``) makes pytest a child subreaper;
+    left so, every later test's orphans (a detached container's init) would become pytest's children,
+    and their zombies, never reaped, would keep their cgroups from being removed.  Undo it."""
+    yield
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    flag = ctypes.c_int(0)
+    if libc.prctl(37, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value:  # PR_GET_CHILD_SUBREAPER
+        libc.prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, 0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
-    before = set(_our_mounts()), set(_our_cgroups()), set(_our_processes())
+    before = (set(_our_mounts()), set(_our_cgroups()), set(_our_processes()), set(_our_links()),
+              set(_our_firewall_tables()))
     yield
     if not IS_ROOT:
         return
@@ -172,6 +222,8 @@ def nothing_left_behind():
         "mounts": sorted(set(_our_mounts()) - before[0]),
         "cgroups": sorted(set(_our_cgroups()) - before[1]),
         "processes": sorted(set(_our_processes()) - before[2]),
+        "network interfaces": sorted(set(_our_links()) - before[3]),
+        "nftables tables": sorted(set(_our_firewall_tables()) - before[4]),
     }
     left = {k: v for k, v in left.items() if v}
     assert not left, f"the test session left these behind: {left}"

@@ -168,13 +168,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help="docker-archive (docker save's, the default) or oci-archive (an OCI image layout)")
     p.set_defaults(handler=cmd_save)
 
-    p = commands.add_parser("export", help="write a container's filesystem to a tar (to stdout by default)",
-                            description="The container's files, its image's layers and its own changes "
-                                        "flattened into one tar: 'import' makes a one-layer image of it.")
-    p.add_argument("container")
-    p.add_argument("-o", "--output", help="write to this file instead of stdout")
-    p.set_defaults(handler=cmd_export)
-
+    add_export(commands)
     p = commands.add_parser("load", help="load images from a tar archive (from stdin by default)",
                             description="Load the images of a docker-archive or OCI-layout tar (plain, gzip, "
                                         "bzip2, xz or zstd), with their tags.")
@@ -192,3 +186,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         "ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR (repeatable)")
     p.add_argument("-m", "--message", default="", help="the history comment (default: Imported from -)")
     p.set_defaults(handler=cmd_import)
+
+
+def add_export(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("export", help="write a container's filesystem to a tar (to stdout by default)",
+                            description="The container's files, its image's layers and its own changes "
+                                        "flattened into one tar: 'import' makes a one-layer image of it.")
+    p.add_argument("container")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(handler=cmd_export)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import threading
 
+from minicontainer.cli import network
 from minicontainer.cli.format import ago, human_size, local_error, table
 
 
@@ -90,7 +90,8 @@ def create_body(args: argparse.Namespace) -> dict:
     env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
     host = {"AutoRemove": args.rm, "Init": args.init, "ConsoleSize": _terminal_size() if args.tty else [0, 0],
-            **resource_fields(args)}
+            **resource_fields(args), "PidMode": args.pid or "", "UTSMode": args.uts or "", "IpcMode": args.ipc or "",
+            "CgroupnsMode": args.cgroupns or ""}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
             "AttachStdin": args.interactive, "OpenStdin": args.interactive, "StdinOnce": args.interactive,
@@ -101,6 +102,7 @@ def create_body(args: argparse.Namespace) -> dict:
         body["StopSignal"] = args.stop_signal
     if args.stop_timeout is not None:
         body["StopTimeout"] = args.stop_timeout
+    network.network_body(args, body)
     return body
 
 
@@ -183,13 +185,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _exit_code_of_start_error(e.message)
         print(cid)
         return 0
-    stream = api.attach(cid, stdin=args.interactive)
+    from minicontainer.cli.exec import proxy_signals
+
+    stream = api.attach(cid, stdin=args.interactive, detach_keys=args.detach_keys)
     # The wait is registered before the start, as the docker CLI does: the daemon answers its headers
     # at once and the body (the exit code) when the container is gone, so no exit can be missed.
     waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "removed" if args.rm else "next-exit"})
-    terminal = _Terminal(api, cid) if args.tty else None
+    terminal = _Terminal(api, f"/containers/{cid}/resize") if args.tty else None
     if args.interactive:
         threading.Thread(target=_pump_stdin, args=(stream, bool(terminal)), daemon=True).start()
+    with proxy_signals(api, cid, args.sig_proxy and not args.tty):
+        return _start_and_follow(api, args, cid, stream, waiting, terminal)
+
+
+def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, terminal) -> int:
+    from minicontainer.cli.exec import exit_status
+    from minicontainer.client.api import APIError
+
     try:
         api.request("POST", f"/containers/{cid}/start").read()
         if getattr(args, "explain", False):
@@ -211,7 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         with terminal.raw(args.interactive):
             _copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
-    code = int(json.loads(waiting.read()).get("StatusCode", 125))
+    code = exit_status(api, cid, waiting, detached_code=0, keys_possible=args.tty and args.interactive)
     if getattr(args, "explain", False):  # how it ended: the exit, an OOM kill, the clean-up
         explain(api, cid, started_ns, f"the end of {cid[:12]}")
     return code
@@ -221,8 +233,8 @@ class _Terminal:
     """``run -t``: the container's terminal is sized like ours, and follows when ours is resized; with
     ``-i`` ours goes into raw mode, so that each key (Ctrl-C too) reaches the program as typed."""
 
-    def __init__(self, api, cid: str) -> None:
-        self.api, self.cid = api, cid
+    def __init__(self, api, resize_path: str) -> None:
+        self.api, self.resize_path = api, resize_path  # /containers/{id}/resize, or /exec/{id}/resize
 
     def resize(self, *_signal_args) -> None:
         rows, columns = _terminal_size()
@@ -231,7 +243,7 @@ class _Terminal:
             from minicontainer.client.http import ProtocolError
 
             with contextlib.suppress(APIError, OSError, ProtocolError):  # the container may have ended
-                self.api.request("POST", f"/containers/{self.cid}/resize", {"h": rows, "w": columns}).read()
+                self.api.request("POST", self.resize_path, {"h": rows, "w": columns}).read()
 
     @contextlib.contextmanager
     def raw(self, interactive: bool):
@@ -309,21 +321,25 @@ def _each(args: argparse.Namespace, action) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    if args.attach:
+    if args.attach or args.interactive:
+        from minicontainer.cli.exec import _session, exit_status, proxy_signals
         from minicontainer.client.api import APIError
 
         api = client()
         ref = args.containers[0]
         try:
-            cid = api.json("GET", f"/containers/{ref}/json")["Id"]
-            stream = api.attach(cid)
+            config = api.json("GET", f"/containers/{ref}/json")
+            cid, tty = config["Id"], bool(config["Config"].get("Tty"))
+            stdin = args.interactive and bool(config["Config"].get("OpenStdin"))
+            stream = api.attach(cid, stdin=stdin, detach_keys=args.detach_keys)
             waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})
             api.request("POST", f"/containers/{cid}/start").read()
         except APIError as e:
             print(f"Error response from daemon: {e.message}", file=sys.stderr)
             return 1
-        _copy_output(api, stream)
-        return int(json.loads(waiting.read()).get("StatusCode", 1))
+        with proxy_signals(api, cid, args.sig_proxy and not tty):
+            _session(api, stream, interactive=stdin, terminal=_Terminal(api, f"/containers/{cid}/resize") if tty else None)
+        return exit_status(api, cid, waiting, detached_code=1, keys_possible=tty and stdin)
     return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/start").read())
 
 
@@ -369,10 +385,10 @@ def _ps_fields(c: dict, no_trunc: bool) -> dict:
     command = c["Command"] if no_trunc else _trunc(c["Command"], 20)
     return {"ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"], "Command": f'"{command}"',
             "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c["Created"])),
-            "RunningFor": ago_unix(c["Created"]), "Ports": "", "State": c.get("State", ""),
+            "RunningFor": ago_unix(c["Created"]), "Ports": network.ports_text(c), "State": c.get("State", ""),
             "Status": c["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in c["Names"]),
             "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())), "Mounts": "",
-            "Networks": ""}
+            "Networks": ",".join((c.get("NetworkSettings") or {}).get("Networks") or {})}
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
@@ -392,7 +408,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for c in rows:
         command = c["Command"] if args.no_trunc else _trunc(c["Command"], 20)
         lines.append([c["Id"] if args.no_trunc else c["Id"][:12], c["Image"], f'"{command}"',
-                      ago_unix(c["Created"]), c["Status"], "", ",".join(n.lstrip("/") for n in c["Names"])])
+                      ago_unix(c["Created"]), c["Status"], network.ports_text(c),
+                      ",".join(n.lstrip("/") for n in c["Names"])])
     sys.stdout.write(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], lines))
     return 0
 
@@ -435,20 +452,33 @@ def _since(text: str | None) -> str | None:
     return str(parse_time(text))
 
 
+def confirmed(warning: str) -> bool:
+    """docker's question before a prune; anything but y or yes is no."""
+    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from minicontainer.client.api import filters_json
 
-    if not args.force:
-        sys.stdout.write("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not args.force and not confirmed("WARNING! This will remove all stopped containers."):
+        return 0
     result = client().json("POST", "/containers/prune", {"filters": filters_json(args.filter)})
-    if result.get("ContainersDeleted"):
-        print("Deleted Containers:")
-        print("\n".join(result["ContainersDeleted"]))
-        print()
+    print_deleted("Containers", result.get("ContainersDeleted"))
     print(f"Total reclaimed space: {human_size(result.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+def print_deleted(kind: str, deleted: list[str] | None) -> None:
+    if deleted:
+        print(f"Deleted {kind}:")
+        print("\n".join(deleted))
+        print()
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    client().request("POST", f"/containers/{args.container}/rename", {"name": args.new_name}).read()
     return 0
 
 
@@ -544,21 +574,56 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
     add_resource_flags(p)
+    network.add_run_flags(p)
+    # Namespaces the container shares instead of having its own (engine/namespaces.py).
+    p.add_argument("--pid", help="PID namespace: 'host', or 'container:NAME' to see another container's processes")
+    p.add_argument("--uts", help="UTS namespace: 'host' (the host's hostname)")
+    p.add_argument("--ipc", help="IPC namespace: 'private' (default), 'host', or 'container:NAME'")
+    p.add_argument("--cgroupns", help="cgroup namespace: 'private' (default) or 'host'")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    add_container_commands(commands)
+    p = commands.add_parser("ps", help="list containers")
+    _ps_flags(p)
+    p = commands.add_parser("version", help="client and server versions")
+    p.set_defaults(handler=cmd_version)
+    p = commands.add_parser("info", help="what the daemon runs on")
+    p.set_defaults(handler=cmd_info)
+    group = commands.add_parser("container", help="manage containers (ls, prune, and the container commands)")
+    sub = group.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
+    # `container ls` is `ps`, and every container command is there too, as in docker
+    _ps_flags(sub.add_parser("ls", aliases=["list"], help="list containers"))
+    add_container_commands(sub)
+    from minicontainer.cli import archive, cp, run
+
+    run.add_command(sub)
+    cp.add_command(sub)
+    archive.add_export(sub)
+    p = sub.add_parser("prune", help="remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[], help="label=KEY or label=KEY=VALUE, until=24h")
+    p.set_defaults(handler=cmd_prune)
+
+
+def add_container_commands(commands: argparse._SubParsersAction) -> None:
+    """The commands on containers: at the top level, and again under ``container``."""
     p = commands.add_parser("create", help="create a container without starting it", add_help=False)
     add_run_flags(p)
     p.set_defaults(handler=cmd_create, detach=False)
 
     def containers(p):
-        p.add_argument("containers", nargs="+")
+        p.add_argument("containers", nargs="+", metavar="CONTAINER")
         return p
 
     p = containers(commands.add_parser("start", help="start containers"))
-    p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("-a", "--attach", action="store_true", help="attach its stdout and stderr, pass it our signals")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach its stdin too")
+    from minicontainer.cli.exec import add_attach_flags
+
+    add_attach_flags(p)
     p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
     p.set_defaults(handler=cmd_start)
     for name, handler, helptext in (("stop", cmd_stop, "stop (StopSignal, then SIGKILL after -t seconds)"),
@@ -577,14 +642,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_rm)
     p = containers(commands.add_parser("wait", help="wait for containers to stop; print their exit codes"))
     p.set_defaults(handler=cmd_wait)
-    p = commands.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[],
-                   help="status=, name= (a regex), id=, ancestor=, exited=, label=")
-    p.add_argument("--format", help="a Go template per container, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Status}}'")
-    p.set_defaults(handler=cmd_ps)
     p = commands.add_parser("logs", help="a container's output")
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-t", "--timestamps", action="store_true")
@@ -592,12 +649,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--since")
     p.add_argument("container")
     p.set_defaults(handler=cmd_logs)
-    group = commands.add_parser("container", help="manage containers (prune)")
-    sub = group.add_subparsers(dest="container_command", metavar="COMMAND", required=True)
-    p = sub.add_parser("prune", help="remove all stopped containers")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("--filter", action="append", default=[], help="label=KEY or label=KEY=VALUE")
-    p.set_defaults(handler=cmd_prune)
     p = commands.add_parser("inspect", help="low-level information on containers or images")
     p.add_argument("names", nargs="+")
     p.add_argument("-f", "--format")
@@ -609,7 +660,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("diff", help="what a container changed in its filesystem (A added, C changed, D deleted)")
     p.add_argument("container")
     p.set_defaults(handler=cmd_diff)
-    p = commands.add_parser("version", help="client and server versions")
-    p.set_defaults(handler=cmd_version)
-    p = commands.add_parser("info", help="what the daemon runs on")
-    p.set_defaults(handler=cmd_info)
+    p = commands.add_parser("rename", help="give a container another name")
+    p.add_argument("container")
+    p.add_argument("new_name", metavar="NEW_NAME")
+    p.set_defaults(handler=cmd_rename)
+
+
+def _ps_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="status=, name= (a regex), id=, ancestor=, exited=, label=")
+    p.add_argument("--format", help="a Go template per container, e.g. '{{.Names}}' or 'table {{.ID}}\\t{{.Status}}'")
+    p.set_defaults(handler=cmd_ps)

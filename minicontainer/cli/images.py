@@ -127,7 +127,9 @@ def cmd_images(args: argparse.Namespace) -> int:
     ids = []
     from minicontainer.client.api import filters_json
 
-    listed = daemon_client().json("GET", "/images/json", {"all": int(args.all), "filters": filters_json(args.filter)})
+    # `images busybox:1.36` is the filter reference=busybox:1.36, as the docker CLI sends it
+    wanted = [*args.filter, *([f"reference={args.repository}"] if args.repository else [])]
+    listed = daemon_client().json("GET", "/images/json", {"all": int(args.all), "filters": filters_json(wanted)})
     fields = []
     for image in sorted(listed, key=lambda i: i.get("Created", 0), reverse=True):
         shown_id = image["Id"] if args.no_trunc else image["Id"].split(":", 1)[-1][:12]
@@ -136,8 +138,6 @@ def cmd_images(args: argparse.Namespace) -> int:
                 ids.append(shown_id)
             continue
         for repo, tag in [split_repo_tag(t) for t in image.get("RepoTags") or []] or [("<none>", "<none>")]:
-            if args.repository and repo != args.repository:
-                continue
             rows.append([repo, tag, shown_id, ago_unix(image.get("Created", 0)), human_size(image.get("Size", 0))])
             fields.append({"ID": shown_id, "Repository": repo, "Tag": tag, "Digest": "<none>",
                            "CreatedSince": rows[-1][3], "CreatedAt": _utc(image.get("Created", 0)),
@@ -248,14 +248,21 @@ def _familiar_line(line: str) -> str:
 
 
 def cmd_image_prune(args: argparse.Namespace) -> int:
+    from minicontainer.cli.containers import confirmed
+    from minicontainer.client.api import filters_json
+
     what = "all images without at least one container associated to them" if args.all else "all dangling images"
-    if not args.force:
-        sys.stdout.write(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
-    filters = json.dumps({"dangling": ["false" if args.all else "true"]})
-    result = daemon_client().json("POST", "/images/prune", {"filters": filters})
+    if not args.force and not confirmed(f"WARNING! This will remove {what}."):
+        return 0
+    result = daemon_client().json("POST", "/images/prune",
+                                  {"filters": filters_json([*args.filter, f"dangling={str(not args.all).lower()}"])})
+    print_deleted_images(result)
+    print(f"Total reclaimed space: {human_size(result.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+def print_deleted_images(result: dict) -> None:
+    """A prune's ``ImagesDeleted``, as docker lists them: ``untagged: busybox:latest``, ``deleted: sha256:...``."""
     if result.get("ImagesDeleted"):
         print("Deleted Images:")
         for item in result["ImagesDeleted"]:
@@ -263,8 +270,6 @@ def cmd_image_prune(args: argparse.Namespace) -> int:
                 print(_familiar_line(f"{verb}: {what}").replace("Untagged:", "untagged:")
                       .replace("Deleted:", "deleted:"))
         print()
-    print(f"Total reclaimed space: {human_size(result.get('SpaceReclaimed', 0))}")
-    return 0
 
 
 def cmd_login(args: argparse.Namespace) -> int:
@@ -351,6 +356,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prune", help="remove dangling images (with -a: all unused)")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--filter", action="append", default=[], help="until=24h, label=KEY[=VALUE], label!=KEY")
     p.set_defaults(handler=cmd_image_prune)
     for name, handler in (("ls", cmd_images), ("history", cmd_history), ("rm", cmd_rmi), ("tag", cmd_tag),
                           ("pull", cmd_pull)):
@@ -380,7 +386,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _images_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("repository", nargs="?")
+    p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]", help="only this repository (and tag)")
     p.add_argument("--format", help="a Go template per image, e.g. '{{.Repository}}:{{.Tag}}' or 'table ...'")
     p.add_argument("-f", "--filter", action="append", default=[],
                    help="dangling=true|false, reference=GLOB (busy*, busybox:1.*), label=KEY[=VALUE]")

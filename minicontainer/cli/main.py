@@ -63,10 +63,22 @@ def add_run(commands: argparse._SubParsersAction) -> None:
     run.add_command(commands)
 
 
+def add_exec(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import exec as exec_commands
+
+    exec_commands.add_commands(commands)
+
+
 def add_containers(commands: argparse._SubParsersAction) -> None:
     from minicontainer.cli import containers
 
     containers.add_commands(commands)
+
+
+def add_network(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import network
+
+    network.add_commands(commands)
 
 
 def add_resources(commands: argparse._SubParsersAction) -> None:
@@ -77,8 +89,20 @@ def add_resources(commands: argparse._SubParsersAction) -> None:
     resources.add_commands(commands)
 
 
+def add_cp(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import cp
+
+    cp.add_command(commands)
+
+
+def add_system(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import system
+
+    system.add_commands(commands)
+
+
 # The subcommands, in the order `minicontainer --help` lists them.
-COMMANDS = (add_run, add_containers, add_resources, add_images, add_archive, add_build, add_doctor)
+COMMANDS = (add_run, add_exec, add_containers, add_resources, add_images, add_archive, add_build, add_cp, add_system, add_network, add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------
@@ -115,8 +139,24 @@ class Parser(argparse.ArgumentParser):
             which = f"{PROG} {self.command}".strip()
             said = f"unknown flag: {first}" if first.startswith("-") else f'"{which}" accepts no more arguments'
             self.exit(EXIT_USAGE, f"{said}\nSee '{which} --help'.\n")
+        if message.startswith("the following arguments are required"):
+            self.exit(1, self._missing_arguments())
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: {message}\nSee '{PROG} --help'.\n")
+
+
+    def _missing_arguments(self) -> str:
+        """docker's (cobra's) words for too few arguments: ``'minicontainer run' requires at least 1
+        argument``, then the usage line docker prints; its exit status is 1."""
+        positionals = [a for a in self._actions if not a.option_strings and a.nargs != argparse.PARSER
+                       and not isinstance(a, argparse._SubParsersAction)]
+        needed = sum(a.nargs in (None, "+") for a in positionals)
+        at_least = any(a.nargs in ("+", "*", "?", argparse.REMAINDER) for a in positionals)
+        shapes = {None: "{0}", "+": "{0} [{0}...]", "?": "[{0}]", "*": "[{0}...]", argparse.REMAINDER: "[{0}] [ARG...]"}
+        usage = " ".join(shapes.get(a.nargs, "{0}").format((a.metavar or a.dest).upper()) for a in positionals)
+        return (f"{PROG}: '{self.prog}' requires {'at least ' if at_least else ''}{needed} "
+                f"argument{'s' if needed != 1 else ''}\n\nUsage:  {self.prog} [OPTIONS] {usage}\n\n"
+                f"See '{self.prog} --help' for more information\n")
 
 
 EXIT_USAGE = 125
@@ -126,11 +166,15 @@ EXIT_USAGE = 125
 # group's parsers (building all of them costs ~20 ms, paid by every command otherwise).
 GROUPS = {
     "run": add_run,
+    **dict.fromkeys(("exec", "attach"), add_exec),
     **dict.fromkeys(("create", "start", "stop", "restart", "kill", "rm", "wait", "ps", "logs", "container",
-                     "inspect", "top", "diff", "version", "info"), add_containers),
+                     "inspect", "top", "diff", "rename", "version", "info"), add_containers),
+    "cp": add_cp,
+    "system": add_system,
     **dict.fromkeys(("pull", "push", "images", "image", "history", "tag", "rmi", "login", "logout", "starter"),
                     add_images),
     **dict.fromkeys(("save", "load", "import", "export"), add_archive),
+    **dict.fromkeys(("network", "port"), add_network),
     **dict.fromkeys(("events", "stats", "pause", "unpause", "update"), add_resources),
     **dict.fromkeys(("commit", "build"), add_build),
     "doctor": add_doctor,

@@ -27,10 +27,12 @@ def cmd(args: argparse.Namespace) -> int:
 
 def add_command(commands: argparse._SubParsersAction) -> None:
     from minicontainer.cli.containers import add_run_flags
+    from minicontainer.cli.exec import add_attach_flags
 
     # add_help=False: -h is --hostname, as in docker; --help stays.
     p = commands.add_parser("run", help="run a command in a new container (pulling the image if needed)",
                             add_help=False)
     p.add_argument("--explain", action="store_true", help="narrate every kernel step of the start on stderr")
     add_run_flags(p)
+    add_attach_flags(p)
     p.set_defaults(handler=cmd)

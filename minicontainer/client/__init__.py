@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from typing import Any, NamedTuple
 
 from minicontainer.client.api import APIClient, APIError, registry_auth
 
@@ -29,6 +30,15 @@ class ContainerError(Exception):
         self.container = container
         self.exit_status = exit_status
         self.stderr = stderr
+
+
+class ExecResult(NamedTuple):
+    """What ``exec_run`` returns, as docker-py's: the exit code (None while it may still run: detached
+    or streamed) and the output (bytes; ``(stdout, stderr)`` with ``demux``; an iterator with ``stream``;
+    the connection itself with ``socket``)."""
+
+    exit_code: int | None
+    output: Any
 
 
 class Model:
@@ -90,6 +100,38 @@ class Container(Model):
         chunks = (data for _kind, data in self.client.api.frames(resp))
         return chunks if stream else b"".join(chunks)
 
+    def exec_run(self, cmd: str | list[str], stdout: bool = True, stderr: bool = True, stdin: bool = False,
+                 tty: bool = False, privileged: bool = False, user: str = "", detach: bool = False,
+                 stream: bool = False, socket: bool = False, environment: dict | list | None = None,
+                 workdir: str | None = None, demux: bool = False) -> ExecResult:
+        """Run ``cmd`` in this (running) container, as docker-py's ``exec_run``: the exec instance is
+        created, started, its output read to the end, then its exit code asked for."""
+        if isinstance(environment, dict):
+            environment = [f"{k}={v}" for k, v in environment.items()]
+        api = self.client.api
+        exec_id = api.json("POST", f"/containers/{self.id}/exec", None, {
+            "Cmd": shlex.split(cmd) if isinstance(cmd, str) else list(cmd), "AttachStdin": stdin,
+            "AttachStdout": stdout, "AttachStderr": stderr, "Tty": tty, "Privileged": privileged, "User": user,
+            "Env": environment or [], "WorkingDir": workdir or ""})["Id"]
+        if detach:
+            api.request("POST", f"/exec/{exec_id}/start", None, {"Detach": True, "Tty": tty}).read()
+            return ExecResult(None, b"")
+        resp = api.exec_start(exec_id, tty=tty)
+        if socket:
+            return ExecResult(None, resp)
+        frames = api.frames(resp)
+        if stream:
+            if demux:
+                return ExecResult(None, (((data, None) if kind == 1 else (None, data)) for kind, data in frames))
+            return ExecResult(None, (data for _kind, data in frames))
+        chunks = list(frames)  # until the daemon closes the stream: the process has exited
+        resp.close()
+        code = api.json("GET", f"/exec/{exec_id}/json")["ExitCode"]
+        if demux:
+            out, err = (b"".join(data for kind, data in chunks if kind == k) for k in (1, 2))
+            return ExecResult(code, (out or None, err or None))
+        return ExecResult(code, b"".join(data for _kind, data in chunks))
+
     def top(self) -> dict:
         return self.client.api.json("GET", f"/containers/{self.id}/top")
 
@@ -132,6 +174,14 @@ class Container(Model):
     def diff(self) -> list[dict]:
         return self.client.api.json("GET", f"/containers/{self.id}/changes") or []
 
+    def commit(self, repository: str | None = None, tag: str | None = None, *, message: str = "",
+               author: str = "", changes: list[str] | None = None, pause: bool = True) -> Image:
+        """docker-py's ``commit``: the container's changes (its upper layer) as a new image's top layer."""
+        reply = self.client.api.json("POST", "/commit", {"container": self.id, "repo": repository, "tag": tag,
+                                                         "comment": message, "author": author, "pause": int(pause),
+                                                         "changes": changes or []}, {})
+        return self.client.images.get(reply["Id"])
+
     def __repr__(self) -> str:
         return f"<Container: {self.short_id}>"
 
@@ -148,6 +198,11 @@ class Image(Model):
     @property
     def tags(self) -> list[str]:
         return self.attrs.get("RepoTags") or []
+
+    def save(self, *, format: str = "docker-archive") -> bytes:
+        """The image as ``docker save`` writes it (a tar); ``format="oci-archive"`` (ours): an OCI image
+        layout, with the manifest, config and layers exactly as a registry serves them."""
+        return self.client.api.request("GET", f"/images/{self.id}/get", {"format": format}).read()
 
     def __repr__(self) -> str:
         return f"<Image: {', '.join(repr(t) for t in self.tags)}>"
@@ -175,7 +230,12 @@ class ContainerCollection:
                environment: list[str] | dict | None = None, working_dir: str | None = None, user: str | None = None,
                hostname: str | None = None, entrypoint: str | list[str] | None = None, auto_remove: bool = False,
                init: bool = False, mem_limit: int | str | None = None, nano_cpus: int | None = None,
-               pids_limit: int | None = None, labels: dict | None = None, stdin_open: bool = False) -> Container:
+               pids_limit: int | None = None, labels: dict | None = None, stdin_open: bool = False,
+               pid_mode: str | None = None, uts_mode: str | None = None, ipc_mode: str | None = None,
+               cgroupns: str | None = None) -> Container:
+        """docker-py's ``containers.create``, with its argument names.  ``pid_mode``, ``uts_mode``,
+        ``ipc_mode`` and ``cgroupns`` share a namespace instead of making one: ``"host"``, or for PID
+        and IPC ``"container:NAME"``."""
         from minicontainer.cli.run import parse_bytes
 
         if isinstance(environment, dict):
@@ -184,7 +244,8 @@ class ContainerCollection:
                 "Env": environment or [], "WorkingDir": working_dir or "", "User": user or "",
                 "Hostname": hostname or "", "Labels": labels or {}, "OpenStdin": stdin_open,
                 "HostConfig": {"AutoRemove": auto_remove, "Init": init, "NanoCpus": nano_cpus or 0,
-                               "PidsLimit": pids_limit,
+                               "PidsLimit": pids_limit, "PidMode": pid_mode or "", "UTSMode": uts_mode or "",
+                               "IpcMode": ipc_mode or "", "CgroupnsMode": cgroupns or "",
                                "Memory": parse_bytes(mem_limit) if isinstance(mem_limit, str) else mem_limit or 0}}
         if entrypoint is not None:
             body["Entrypoint"] = shlex.split(entrypoint) if isinstance(entrypoint, str) else entrypoint
@@ -276,6 +337,20 @@ class Client:
 
     def info(self) -> dict:
         return self.api.json("GET", "/info")
+
+    def events(self, since=None, until=None, filters: dict | None = None, decode: bool = True):
+        """docker-py's ``events``: the daemon's events (create, start, die, stop, kill, destroy...) as they
+        happen; with ``until``, those of the range, then the iterator ends.  ``since``/``until``: Unix
+        seconds, or datetimes."""
+        def stamp(t):
+            if t is None:
+                return None
+            return f"{t.timestamp() if hasattr(t, 'timestamp') else t:.9f}"
+
+        params = {"since": stamp(since), "until": stamp(until), "filters": json.dumps(filters) if filters else None}
+        if not decode:
+            raise ValueError("events(decode=False) is not supported: this client yields decoded dicts only")
+        return self.api.stream_json("GET", "/events", params)
 
     def ping(self) -> bool:
         return self.api.request("GET", "/_ping").read() == b"OK"

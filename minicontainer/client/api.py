@@ -105,12 +105,28 @@ class APIClient:
             size = int.from_bytes(header[4:], "big")
             yield header[0], _read_exactly(resp, size)
 
-    def attach(self, cid: str, *, stdin: bool = False) -> http.Response:
+    def attach(self, cid: str, *, stdin: bool = False, detach_keys: str | None = None) -> http.Response:
         """``POST /containers/{id}/attach`` with ``Upgrade: tcp``: after the 101, the connection is a raw
         stream, the container's output one way (framed as :meth:`frames` reads it) and its stdin the other."""
-        query = urlencode({"stream": 1, "stdout": 1, "stderr": 1, "stdin": int(stdin)})
-        resp = self._send("POST", f"{API_PREFIX}/containers/{cid}/attach?{query}", None,
-                          {"Connection": "Upgrade", "Upgrade": "tcp"}, None)
+        params = {"stream": 1, "stdout": 1, "stderr": 1, "stdin": int(stdin)}
+        if detach_keys:
+            params["detachKeys"] = detach_keys
+        return self.hijack(f"/containers/{cid}/attach?{urlencode(params)}")
+
+    def exec_start(self, exec_id: str, *, tty: bool, console_size: list[int] | None = None) -> http.Response:
+        """``POST /exec/{id}/start``, attached: the same kind of raw stream as :meth:`attach`, for the
+        exec'd process (its stdin, and its output until it exits)."""
+        body = {"Detach": False, "Tty": tty}
+        if console_size and all(console_size):
+            body["ConsoleSize"] = console_size
+        return self.hijack(f"/exec/{exec_id}/start", json.dumps(body).encode())
+
+    def hijack(self, path: str, body: bytes | None = None) -> http.Response:
+        """A request that asks the daemon to turn the connection into a raw stream (the 101 answer)."""
+        headers = {"Connection": "Upgrade", "Upgrade": "tcp"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        resp = self._send("POST", f"{API_PREFIX}{path}", body, headers, None)
         if resp.status != 101:
             raise _error(resp)
         return resp

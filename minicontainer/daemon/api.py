@@ -31,6 +31,7 @@ from minicontainer.daemon.routes import route_classes
 from minicontainer.daemon.routing import (  # noqa: F401 - re-exported: the vocabulary of every route
     _VERSION_PREFIX,
     API_VERSION,
+    FALLBACK_ROUTES,
     HIJACK_SETTLE_SECONDS,
     MIN_API_VERSION,
     ROUTES,
@@ -106,7 +107,7 @@ class DockerAPI(*route_classes()):
     def _find(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         # HEAD is GET without the body (the http layer drops the body).
         methods = (method, "GET") if method == "HEAD" else (method,)
-        for r in ROUTES:
+        for r in (*ROUTES, *FALLBACK_ROUTES):
             if r.method in methods:
                 m = r.pattern.fullmatch(path)
                 if m:
@@ -135,9 +136,11 @@ class DockerAPI(*route_classes()):
 
     @staticmethod
     def is_upload(method: str, path: str, query: dict[str, str]) -> bool:
-        """Requests whose body is an image's tar, of any size: streamed to the handler, not buffered."""
+        """Requests whose body is a tar, of any size: streamed to the handler, not buffered."""
         path = re.sub(r"^/v[0-9.]+", "", path)
-        return method == "POST" and (path == "/images/load" or path == "/images/create" and "fromSrc" in query)
+        if method == "PUT":  # docker cp into a container: a tar
+            return bool(re.fullmatch(r"/containers/[^/]+/archive", path))
+        return method == "POST" and (path in ("/images/load", "/build") or path == "/images/create" and "fromSrc" in query)
 
     # --- system ---------------------------------------------------------------------------------
 
@@ -411,6 +414,12 @@ class DockerAPI(*route_classes()):
     @route("POST", "/containers/{id}/attach")
     async def container_attach(self, call: Call, id: str) -> None:
         config = self.engine.inspect(id).get("Config", {})       # 404 before we hijack
+        from minicontainer.engine.detach import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+        try:
+            detach_keys = parse_detach_keys(call.q("detachKeys") or DEFAULT_DETACH_KEYS)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
         stdin, stdout, stderr = call.flag("stdin"), call.flag("stdout"), call.flag("stderr")
         tty = bool(config.get("Tty"))
         content_type = streams.stream_content_type(tty, call.version)
@@ -433,9 +442,10 @@ class DockerAPI(*route_classes()):
         raw = await call.conn.hijack(content_type)
         if call.flag("logs"):
             await asyncio.sleep(HIJACK_SETTLE_SECONDS)
-        await streams.attach_session(
-            raw, attachment, forward_stdin=stdin and bool(config.get("OpenStdin")),
-            close_stdin_at_eof=bool(config.get("StdinOnce")))
+        if await streams.attach_session(
+                raw, attachment, forward_stdin=stdin and bool(config.get("OpenStdin")),
+                close_stdin_at_eof=bool(config.get("StdinOnce")), detach_keys=detach_keys):
+            self.engine.event_log.container(self.engine.get(id), "detach")  # `docker events` shows it
 
     @route("POST", "/containers/{id}/resize")
     async def container_resize(self, call: Call, id: str) -> Reply:

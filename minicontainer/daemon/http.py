@@ -264,9 +264,9 @@ class Connection:
         # "application/json; charset=utf-8" instead of their message.
         await self.reply(status, json.dumps(obj).encode() + b"\n", "application/json")
 
-    async def start_stream(self, status: int, content_type: str) -> None:
+    async def start_stream(self, status: int, content_type: str, headers: Iterable[tuple[str, str]] = ()) -> None:
         """Send the head now, the body later: no Content-Length, so h11 frames it chunked."""
-        await self._write(self._h11.send(self._head(status, [("Content-Type", content_type)])))
+        await self._write(self._h11.send(self._head(status, [("Content-Type", content_type), *headers])))
 
     async def send(self, data: bytes) -> None:
         """One chunk of a streaming reply (written at once: the client may be waiting for it)."""

@@ -43,6 +43,7 @@ MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 # the kernel send a reset (ECONNRESET on the client) instead of a clean end.
 DRAIN_INPUT_SECONDS = 2.0
 HANGUP_POLL_SECONDS = 1.0  # how often an attach looks whether its client is still there
+DETACHED = "detached"
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -92,7 +93,7 @@ class Attachment(Protocol):
 
 
 async def attach_session(raw: RawStream, attachment: Attachment, *, forward_stdin: bool,
-                         close_stdin_at_eof: bool) -> None:
+                         close_stdin_at_eof: bool, detach_keys: bytes = b"", framed: bool | None = None) -> bool:
     """Pump a hijacked connection until the container's output ends.
 
     Output: each ``(stream, bytes)`` of the attachment goes to the client, framed unless TTY.  When
@@ -110,31 +111,43 @@ async def attach_session(raw: RawStream, attachment: Attachment, *, forward_stdi
     A client that is *gone* (killed, Ctrl-C) is told apart from one that half-closed by the kernel:
     once both directions of a unix socket are shut, ``poll`` reports ``POLLHUP`` on our end.  We
     look for it every second; a quiet container's attach would otherwise outlive its client.
-    """
-    multiplex = not attachment.tty
-    output = attachment.output          # taken once: it may be a property that makes a new iterator
 
-    async def copy_input() -> bool:
-        """Client -> stdin until end-of-file (True) or a reset connection (False)."""
+    With a terminal, the input is watched for ``detach_keys`` (``engine/detach.py``): they end the
+    session, and leave the program running.  Returns whether that is how it ended.
+
+    ``framed`` overrides the framing the attachment's terminal implies (an exec started with another
+    ``Tty`` than it was created with: Docker frames by the start's).
+    """
+    from minicontainer.engine.detach import DetachScanner
+
+    multiplex = not attachment.tty if framed is None else framed
+    output = attachment.output          # taken once: it may be a property that makes a new iterator
+    scanner = DetachScanner(detach_keys if attachment.tty and forward_stdin else b"")
+
+    async def copy_input() -> str:
+        """Client -> stdin until end-of-file ("eof"), a reset connection ("reset") or the detach keys."""
         forwarding = forward_stdin
         data = raw.early
         while True:
+            data, detached = scanner.feed(data)
             if data and forwarding:
                 try:
                     await attachment.write_stdin(data)
                 except Exception as e:  # noqa: BLE001 -- the process is gone: keep reading, drop the bytes
                     log.debug("stdin not delivered: %s", e)
                     forwarding = False
+            if detached:
+                return DETACHED
             try:
                 data = await raw.reader.read(64 * 1024)
             except ConnectionError:
-                return False
+                return "reset"
             if not data:
                 break
         if forward_stdin and close_stdin_at_eof:
             with contextlib.suppress(Exception):
                 await attachment.close_stdin()
-        return True
+        return "eof"
 
     async def copy_output() -> None:
         """Container -> client until the container's output ends; then half-close."""
@@ -147,13 +160,17 @@ async def attach_session(raw: RawStream, attachment: Attachment, *, forward_stdi
     input_task = asyncio.create_task(copy_input())
     output_task = asyncio.create_task(copy_output())
     hangup_task = asyncio.create_task(_hung_up(raw))
+    ended = ""
     try:
         await asyncio.wait({input_task, output_task, hangup_task}, return_when=asyncio.FIRST_COMPLETED)
-        if input_task.done() and input_task.result() is True and not output_task.done():
+        ended = input_task.result() if input_task.done() else ""
+        if ended == "eof" and not output_task.done():
             # End of stdin (a half-close): output goes on, until it ends or the client is gone.
             await asyncio.wait({output_task, hangup_task}, return_when=asyncio.FIRST_COMPLETED)
-        if hangup_task.done() or input_task.done() and input_task.result() is False:
-            output_task.cancel()             # a reset or a hang-up, not a half-close: nobody is listening
+        if hangup_task.done() or ended in ("reset", DETACHED):
+            output_task.cancel()             # a reset, a hang-up or a detach: nobody is listening any more
+        if ended == DETACHED and raw.writer.can_write_eof():
+            raw.writer.write_eof()           # the end of this client's stream; the program runs on
         await asyncio.gather(output_task, return_exceptions=True)
         if not output_task.cancelled() and output_task.exception() is not None:
             log.debug("attach: output ended with %r", output_task.exception())
@@ -168,6 +185,7 @@ async def attach_session(raw: RawStream, attachment: Attachment, *, forward_stdi
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
+    return ended == DETACHED
 
 
 async def _hung_up(raw: RawStream, every: float = HANGUP_POLL_SECONDS) -> None:

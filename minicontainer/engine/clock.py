@@ -25,6 +25,25 @@ def parse_time(text: str) -> float:
     return calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{frac or 0}")
 
 
+def until_timestamp(text: str, now: float | None = None) -> float:
+    """A prune's ``until=``, as dockerd reads it: a Go duration back from now (``24h``, ``1h30m``,
+    ``90s``), a Unix time (``1700000000``), or an RFC 3339 time.  ValueError otherwise."""
+    import re
+
+    now = time.time() if now is None else now
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+        return now - sum(float(n) * units[u] for n, u in parts)
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise ValueError(f"invalid until value {text!r}: give a duration (24h), a Unix time or an RFC 3339 time") \
+            from None
+
+
 def human_duration(seconds: float) -> str:
     """go-units' HumanDuration: "Less than a second", "About a minute", "3 hours", "2 weeks"..."""
     s = int(seconds)

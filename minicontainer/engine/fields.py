@@ -50,7 +50,7 @@ def refused(what: str, shown: Any = None, also: tuple = ()) -> Field:
 # --- Config: what to run ------------------------------------------------------------------------
 CONFIG: dict[str, Field] = {
     "Hostname": honoured("", "-h, --hostname"),
-    "Domainname": refused("--domainname", ""),
+    "Domainname": honoured("", "--domainname"),
     "User": honoured("", "-u, --user"),
     "AttachStdin": honoured(False),
     "AttachStdout": honoured(True),
@@ -67,7 +67,7 @@ CONFIG: dict[str, Field] = {
     "Volumes": refused("volumes (VOLUME, -v)", None),
     "WorkingDir": honoured("", "-w, --workdir"),
     "Entrypoint": honoured(None, "--entrypoint"),
-    "NetworkDisabled": honoured(False, "the container has its own network namespace, with no interface but lo"),
+    "NetworkDisabled": honoured(False, "no network: as --network none, a namespace with only lo"),
     "MacAddress": refused("--mac-address", ""),
     "OnBuild": refused("ONBUILD triggers (for builds)", None),
     "Labels": honoured({}, "-l, --label"),
@@ -95,16 +95,15 @@ HOST_CONFIG: dict[str, Field] = {
     "PidsLimit": honoured(None, "--pids-limit"),
     "BlkioWeight": honoured(0, "--blkio-weight (where the kernel's blkio controller has a weight)"),
     # fixed by the engine: only the value it applies passes
-    "NetworkMode": refused("--network: this engine gives each container a network namespace of its own "
-                           "with only lo (none)", "none", ("default",)),
     "LogConfig": refused("--log-driver, --log-opt: this engine logs in json-file only",
                          {"Type": "json-file", "Config": {}}, ({"Type": "json-file"},)),
     "RestartPolicy": refused("--restart", {"Name": "no", "MaximumRetryCount": 0}, ({"Name": "no"},)),
-    "IpcMode": refused("--ipc", "private"),
-    "PidMode": refused("--pid", ""),
-    "UTSMode": refused("--uts", ""),
+    # namespaces shared instead of made (engine/namespaces.py checks the values)
+    "IpcMode": honoured("private", "--ipc"),
+    "PidMode": honoured("", "--pid"),
+    "UTSMode": honoured("", "--uts"),
+    "CgroupnsMode": honoured("private", "--cgroupns"),
     "UsernsMode": refused("--userns", ""),
-    "CgroupnsMode": refused("--cgroupns", "private"),
     "ShmSize": refused("--shm-size", SHM_SIZE),
     "Isolation": refused("--isolation", "", ("default",)),
     "MemorySwappiness": refused("--memory-swappiness", None, (-1,)),
@@ -127,14 +126,15 @@ HOST_CONFIG: dict[str, Field] = {
     "Ulimits": refused("--ulimit", []),
     "CgroupParent": refused("--cgroup-parent", ""),
     "Cgroup": refused("--cgroup", ""),
-    # not yet: networks
-    "PortBindings": refused("-p, --publish: publishing ports", {}),
-    "PublishAllPorts": refused("-P, --publish-all", False),
-    "Dns": refused("--dns", []),
-    "DnsOptions": refused("--dns-option", []),
-    "DnsSearch": refused("--dns-search", []),
-    "ExtraHosts": refused("--add-host", None),
-    "Links": refused("--link", None),
+    # networks (engine/networks.py)
+    "NetworkMode": honoured("bridge", "--network"),
+    "PortBindings": honoured({}, "-p, --publish"),
+    "PublishAllPorts": honoured(False, "-P, --publish-all"),
+    "Dns": honoured([], "--dns"),
+    "DnsOptions": honoured([], "--dns-option"),
+    "DnsSearch": honoured([], "--dns-search"),
+    "ExtraHosts": honoured(None, "--add-host"),
+    "Links": refused("--link (legacy links: use a user-defined network, where names resolve)", None),
     # not yet: volumes and mounts
     "Binds": refused("-v, --volume: bind mounts and volumes", None),
     "Mounts": refused("--mount", None),
@@ -163,7 +163,7 @@ HOST_CONFIG: dict[str, Field] = {
 
 # --- NetworkingConfig: which networks to join ----------------------------------------------------
 NETWORKING_CONFIG: dict[str, Field] = {
-    "EndpointsConfig": refused("--network, --ip, --network-alias: networks", None),
+    "EndpointsConfig": honoured(None, "--network, --ip, --network-alias"),
 }
 
 SECTIONS = {"": CONFIG, "HostConfig.": HOST_CONFIG, "NetworkingConfig.": NETWORKING_CONFIG}
@@ -272,5 +272,5 @@ def shown(section: dict[str, Field], given: dict) -> dict:
     out = {}
     for key, field in section.items():
         value = given.get(key)
-        out[key] = value if field.honoured and value is not None else field.shown
+        out[key] = value if field.honoured and value not in (None, "") else field.shown  # "": Go's unset string
     return out

@@ -83,7 +83,7 @@ def pull(text: str, store: Store, *, platform: str | None = None, progress=None,
          auth: dict | None = None, explain=None) -> Image:
     """``explain``: called with an Event for every HTTP exchange with the registry (``pull --explain``)."""
     from minicontainer.image.pull import pull as pull_image
-    from minicontainer.image.registry import Platform
+    from minicontainer.image.registry import Platform, UnreachableError
 
     own_client = client is None
     client = client or registry_client(on_notice=lambda text: progress and progress({"status": text}), auth=auth)
@@ -92,9 +92,18 @@ def pull(text: str, store: Store, *, platform: str | None = None, progress=None,
     try:
         return pull_image(text, store, client, platform=Platform.parse(platform) if platform else None,
                           progress=progress)
+    except UnreachableError as e:
+        raise UnreachableError(f"{e}. {offline_hint(store)}") from e
     finally:
         if own_client:
             client.close()
+
+
+def offline_hint(store: Store) -> str:
+    """What a learner without a registry can run instead: the images here, and the starter images."""
+    tags = sorted(":".join(familiar_repository(t)) for image in store.images() for t in image.repo_tags)
+    here = f"The images on this machine: {', '.join(tags)}. " if tags else "There are no images on this machine. "
+    return here + "Without a registry, `minicontainer starter` builds busybox, hello-world and redis from this host's files"
 
 
 def push(text: str, store: Store, *, progress=None, client=None, auth: dict | None = None) -> str:
@@ -158,6 +167,15 @@ def familiar_repository(repo_tag: str) -> tuple[str, str]:
 
     ref = parse(repo_tag)
     return ref.familiar_name(), ref.tag or "<none>"
+
+
+def familiar_pattern(pattern: str) -> str:
+    """A ``reference`` filter as ``docker images`` rows name images: ``docker.io/library/busybox:1.*``
+    -> ``busybox:1.*`` (glob characters kept; only the default registry's prefixes go)."""
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"):
+        if pattern.startswith(prefix):
+            return pattern[len(prefix):]
+    return pattern
 
 
 def inspect_json(image) -> dict:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
+from typing import Any
+
+from minicontainer.engine.errors import Conflict, InvalidParameter
 
 ADJECTIVES = (
     "admiring", "agile", "amazing", "bold", "brave", "bright", "calm", "clever", "cool", "curious", "daring",
@@ -68,3 +72,39 @@ def check(name: str) -> None:
     """Raise ValueError, with docker's message, for a name docker would refuse."""
     if not VALID_NAME.match(name):
         raise ValueError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+
+
+def in_use(name: str, other_id: str) -> Conflict:
+    """Docker's words (a 409) for a name another container has."""
+    return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{other_id}". '
+                    "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+class Renaming:
+    """``docker rename``, for :class:`~minicontainer.engine.service.Engine` (which inherits this).
+
+    A name is only the record's: the kernel knows the container by its ID (its cgroup, its runtime
+    state are named after the ID), so a running container can be renamed too."""
+
+    containers: dict
+    get: Callable[[str], Any]
+    event_log: Any
+
+    def rename(self, ref: str, new_name: str) -> None:
+        container = self.get(ref)
+        new_name = (new_name or "").lstrip("/")
+        if not new_name:
+            raise InvalidParameter("Neither old nor new names may be empty")
+        try:
+            check(new_name)
+        except ValueError as e:
+            raise InvalidParameter(str(e)) from None
+        if new_name == container.name:
+            raise InvalidParameter("Renaming a container with the same name as its current name")
+        other = next((c for c in self.containers.values() if c.name == new_name), None)
+        if other is not None:
+            raise in_use(new_name, other.id)
+        old_name = container.record["Name"]
+        container.record["Name"] = "/" + new_name
+        container.save()
+        self.event_log.container(container, "rename", oldName=old_name)

@@ -37,15 +37,20 @@ from collections.abc import AsyncIterator, Callable
 
 from minicontainer import __version__
 from minicontainer import config as settings
-from minicontainer.engine import fields, names, pause, resources
+from minicontainer.engine import fields, names, namespaces, pause, resources
 from minicontainer.engine import images as image_service
+from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.events import EventLog
+from minicontainer.engine.exec import Execs
 from minicontainer.engine.logs import LogTail, OutputWatcher, TerminalTail
+from minicontainer.engine.names import Renaming
+from minicontainer.engine.networks import Networks
 from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.stats import Meter
-from minicontainer.engine.threads import ChunkReader, output_of, progress_of
+from minicontainer.engine.system import SystemUsage, disk_used
+from minicontainer.engine.threads import ChunkReader, fed, output_of, progress_of
 from minicontainer.image import overlay
 from minicontainer.image.store import StoreError
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
@@ -58,7 +63,8 @@ log = logging.getLogger(__name__)
 VERSION = __version__
 # What `ps --filter` and `container prune --filter` understand; docker refuses the others.
 LIST_FILTERS = ("id", "name", "status", "ancestor", "exited", "label")
-PRUNE_FILTERS = ("label",)
+PRUNE_FILTERS = ("label", "label!", "until")
+IMAGE_PRUNE_FILTERS = ("dangling", "label", "label!", "until")
 IMAGE_FILTERS = ("dangling", "reference", "label")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")  # the engine reports the package's version
 DEFAULT_STOP_TIMEOUT = 10
@@ -109,7 +115,7 @@ class Container:
         return os.path.join(self.dir, name)
 
 
-class Engine:
+class Engine(ContainerArchives, Renaming, SystemUsage):
     def __init__(self, data_root: str | None = None, run_root: str | None = None) -> None:
         self.data_root = data_root or settings.data_root()
         self.run_root = run_root or settings.run_root()
@@ -129,8 +135,10 @@ class Engine:
         self.watcher: OutputWatcher | None = None  # inotify on the containers' output files
         self.exporting: set[str] = set()  # stopped containers whose layers an export has mounted
         self.lock = asyncio.Lock()  # one create/start at a time: they fork
+        self.networks = Networks(self)
         self.event_log = EventLog()  # `docker events`: what happened to containers and images
         self.meter = Meter(self)  # `docker stats`: the running containers' cgroups, read
+        self.execs = Execs(self)  # docker exec's instances (engine/exec.py)
 
     # --- start-up and shutdown ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -162,8 +170,10 @@ class Engine:
                 continue  # a half-made container directory: nothing to recover
             self.containers[container.id] = container
             self.exited[container.id] = asyncio.Event()
-            if container.running:
-                self._recover(container)
+        running = [c for c in self.containers.values() if c.running]
+        self.networks.open(running)  # bridges, rules, DNS: again, for the containers still running
+        for container in running:
+            self._recover(container)
 
     def _recover(self, container: Container) -> None:
         state = lifecycle.State.load(self.runtime_root, container.id[:12]) if os.path.exists(
@@ -186,6 +196,7 @@ class Engine:
         """Stop running containers (as dockerd does without live-restore) and the tails."""
         running = [c for c in self.containers.values() if c.running]
         await asyncio.gather(*(self.stop(c.id, 2) for c in running), return_exceptions=True)
+        self.networks.close()
         for tail in self.tails.values():
             tail.finish()
         if self.watcher is not None:
@@ -229,13 +240,11 @@ class Engine:
                 raise InvalidParameter(str(e)) from None
             name = name.lstrip("/")
             if name in taken:
-                other = next(c for c in self.containers.values() if c.name == name)
-                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                               f'"{other.id}". You have to remove (or rename) that container to be able to '
-                               "reuse that name.")
+                raise names.in_use(name, next(c for c in self.containers.values() if c.name == name).id)
         else:
             name = names.generate(taken)
         host = body["HostConfig"]
+        modes = namespaces.check(host, body.get("Hostname") or "", self.get)
         image_config = image.config.get("config") or {}
         cmd = body.get("Cmd") or None
         entrypoint = body.get("Entrypoint")
@@ -252,7 +261,8 @@ class Engine:
         with open(os.path.join(directory, "image"), "w") as f:  # noqa: ASYNC230 - a small local file: not worth a thread
             f.write(image.id)
         config = {**fields.shown(fields.CONFIG, body),
-            "Hostname": body.get("Hostname") or cid[:12], "Domainname": "", "User": body.get("User") or "",
+            "Hostname": body.get("Hostname") or (os.uname().nodename if modes["UTSMode"] == "host" else cid[:12]),
+            "Domainname": "", "User": body.get("User") or "",
             "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout", True)),
             "AttachStderr": bool(body.get("AttachStderr", True)), "Tty": bool(body.get("Tty")),
             "OpenStdin": bool(body.get("OpenStdin")), "StdinOnce": bool(body.get("StdinOnce")),
@@ -262,7 +272,7 @@ class Engine:
             "Labels": body.get("Labels") or {}, "StopSignal": body.get("StopSignal") or
             image_config.get("StopSignal") or "SIGTERM", "StopTimeout": body.get("StopTimeout"),
         }
-        host_config = resources.with_default_swap(fields.shown(fields.HOST_CONFIG, host))
+        host_config = {**resources.with_default_swap(fields.shown(fields.HOST_CONFIG, host)), **modes}
         record = {
             "Id": cid, "Created": now_rfc3339(), "Path": args[0], "Args": args[1:],
             "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
@@ -276,12 +286,22 @@ class Engine:
                                                          "WorkDir": os.path.join(directory, "work"),
                                                          "MergedDir": os.path.join(directory, "merged")}},
         }
+        try:
+            warnings = self.networks.on_create(body, host, record, self.get)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
         container = Container(record, directory)
         container.save()
         self.containers[cid] = container
         self.exited[cid] = asyncio.Event()
         self.event_log.container(container, "create")
-        return {"Id": cid, "Warnings": []}
+        return {"Id": cid, "Warnings": warnings}
+
+    def _pid_of(self, ref: str) -> int:
+        """A running container's PID 1 on the host (0 if it is not running): what --pid container: joins."""
+        container = self.get(ref)
+        return container.record["State"]["Pid"] if container.running else 0
 
     @staticmethod
     def _options(config: dict, host: dict) -> RunOptions:
@@ -330,9 +350,15 @@ class Engine:
         host = container.record["HostConfig"]
         opts = self._options({**cfg, "Cmd": cfg["Cmd"], "Entrypoint": cfg["Entrypoint"]}, host)
         tty = bool(cfg.get("Tty"))
-        write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
-                     hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
-                     init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"))
+        network = self.networks.prepare(container)  # addresses, host ports, /etc/hosts...: fails before anything runs
+        try:
+            write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
+                         hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
+                         init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"),
+                         network=network, share=lambda config: namespaces.apply(config, host, self._pid_of))
+        except BaseException:
+            self.networks.release(container, sys)
+            raise
         stdin_r = -1
         master = -1
         try:
@@ -350,6 +376,11 @@ class Engine:
             try:
                 state = lifecycle.create(sys, self.runtime_root, container.id[:12], container.dir,
                                          stdio=(stdin_r, out, err))
+                try:
+                    self.networks.plug(sys, container, state.pid)  # its namespace exists; its program waits
+                except BaseException:
+                    lifecycle.delete(sys, self.runtime_root, container.id[:12], force=True)
+                    raise
                 master = state.console_fd
                 if master >= 0:
                     os.set_blocking(master, False)
@@ -360,6 +391,7 @@ class Engine:
                 for fd in (stdin_r, out, err):
                     os.close(fd)
         except RuntimeFailure as e:
+            self.networks.release(container, sys)
             if master >= 0:
                 os.close(master)
             self._close_stdin_pipe(container.id)
@@ -368,6 +400,7 @@ class Engine:
             container.save()
             raise _runtime_error(e) from None
         except BaseException:
+            self.networks.release(container, sys)
             if master >= 0:
                 os.close(master)
             self._close_stdin_pipe(container.id)
@@ -399,9 +432,11 @@ class Engine:
             if pid == 0:
                 return
             container = by_pid.get(pid)
+            code = os.waitstatus_to_exitcode(status)
             if container is not None:
-                code = os.waitstatus_to_exitcode(status)
                 self._finish(container, 128 - code if code < 0 else code)
+            else:
+                self.execs.reaped(pid, 128 - code if code < 0 else code)  # an exec'd process, or nobody's
 
     def _watch_pidfd(self, container: Container, pid: int) -> None:
         try:
@@ -446,6 +481,7 @@ class Engine:
         self.meter.forget(container.id)
         self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
+        self.networks.release(container, sys)
         self._record(container, sys)
         container.state.update({"Status": "exited", "Running": False, "Paused": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
@@ -577,9 +613,10 @@ class Engine:
         deleted, freed = [], 0
         for container in list(self.containers.values()):
             if not container.running and self._matches(container, filters):
-                freed += _du(container.path("upper"))
+                freed += disk_used(container.path("upper"))
                 await self.remove(container.id)
                 deleted.append(container.id)
+        self.event_log.emit("container", "prune", "", {"reclaimed": freed})
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": freed}
 
     # --- looking at containers -------------------------------------------------------------------------
@@ -608,6 +645,8 @@ class Engine:
             for v in values:
                 if key == "status" and v not in STATUSES or key == "exited" and not v.lstrip("-").isdigit():
                     raise InvalidParameter(f"invalid filter '{key}={v}'")
+                if key == "until":
+                    _until(v)  # refused now, even if nothing is there to compare it with
                 if key == "name":
                     try:
                         re.compile(v)
@@ -624,6 +663,10 @@ class Engine:
                                     or str(c.state.get("ExitCode")) not in values):
                 return False  # only containers that ran and ended: a created one has no exit code
             if key == "label" and not all(_has_label(c.record["Config"].get("Labels") or {}, v) for v in values):
+                return False
+            if key == "label!" and any(_has_label(c.record["Config"].get("Labels") or {}, v) for v in values):
+                return False
+            if key == "until" and not all(parse_time(c.record["Created"]) < _until(v) for v in values):
                 return False
             # name=: a regular expression, matched against the name with and without its "/"
             if key == "name" and not any(re.search(v, "/" + c.name) or re.search(v, c.name) for v in values):
@@ -645,9 +688,10 @@ class Engine:
         command = " ".join([c.record["Path"], *c.record["Args"]])
         return {"Id": c.id, "Names": ["/" + c.name], "Image": c.record["Config"]["Image"],
                 "ImageID": c.record["Image"], "Command": command, "Created": int(parse_time(c.record["Created"])),
-                "Ports": [], "Labels": c.record["Config"].get("Labels") or {}, "State": c.state["Status"],
-                "Status": self._status_text(c), "HostConfig": {"NetworkMode": "none"},
-                "NetworkSettings": {"Networks": {}}, "Mounts": []}
+                "Ports": self.networks.summary_ports(c), "Labels": c.record["Config"].get("Labels") or {},
+                "State": c.state["Status"], "Status": self._status_text(c),
+                "HostConfig": {"NetworkMode": c.record["HostConfig"]["NetworkMode"]},
+                "NetworkSettings": {"Networks": c.record["NetworkSettings"]["Networks"]}, "Mounts": []}
 
     @staticmethod
     def _status_text(c: Container) -> str:
@@ -771,6 +815,12 @@ class Engine:
 
         return {"Id": (await commit_container(self, self.get(cid), **options)).id}
 
+    def build(self, upload: AsyncIterator[bytes], options) -> AsyncIterator[dict]:
+        """``docker build``: see :mod:`minicontainer.engine.build`."""
+        from minicontainer.engine.build import build
+
+        return build(self, upload, options)
+
     def changes(self, cid: str) -> list[dict]:
         container = self.get(cid)
         image = self.store.image(container.record["Image"])
@@ -878,17 +928,9 @@ class Engine:
     @staticmethod
     async def _with_upload(upload: AsyncIterator[bytes], reader: ChunkReader,
                            work: Callable[[Callable[[dict], None]], None]) -> AsyncIterator[dict]:
-        feeding = asyncio.ensure_future(reader.feed(upload))
-        try:
+        async with fed(reader, upload):
             async for msg in progress_of(work):
                 yield msg
-        finally:
-            if not feeding.done():
-                # We stop early (the client left, the daemon stops, the work failed): the reader must
-                # not hang, nor we wait for the rest of an upload (the server drains or closes it).
-                reader.abort()
-                feeding.cancel()
-            await asyncio.gather(feeding, return_exceptions=True)
 
     def images(self, all: bool = False, filters: dict | None = None) -> list[dict]:
         """``docker images``' rows; ``filters``: dangling=true|false, reference=GLOB (``busy*``,
@@ -904,8 +946,9 @@ class Engine:
             if "dangling" in filters and (not tags) != (filters["dangling"][0].lower() in ("true", "1")):
                 continue
             if "reference" in filters:  # only the matching tags are listed, as dockerd does
+                patterns = [image_service.familiar_pattern(p) for p in filters["reference"]]
                 tags = [t for t in tags if any(fnmatch.fnmatchcase(t, pattern) or fnmatch.fnmatchcase(
-                    t.rsplit(":", 1)[0], pattern) for pattern in filters["reference"])]
+                    t.rsplit(":", 1)[0], pattern) for pattern in patterns)]
                 if not tags:
                     continue
             if "label" in filters and not all(_has_label(labels, want) for want in filters["label"]):
@@ -981,10 +1024,21 @@ class Engine:
     async def prune_images(self, filters: dict | None = None) -> dict:
         """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged.
         The records on the loop, the garbage collection in a thread, as :meth:`remove_image`."""
-        dangling = (filters or {}).get("dangling", ["true"])
-        dangling_only = not (isinstance(dangling, list) and dangling and str(dangling[0]).lower() in ("false", "0"))
-        lines = self.store.prune(dangling_only=dangling_only, in_use=image_service.in_use(self.store))
+        filters = self._checked_filters(filters, IMAGE_PRUNE_FILTERS)
+        dangling_only = filters.get("dangling", ["true"])[0].lower() not in ("false", "0")
+        used = image_service.in_use(self.store)
+
+        def kept(image_id: str) -> bool:  # in use, or not among the images the filters name
+            image = self.store.image(image_id)
+            labels = (image.config.get("config") or {}).get("Labels") or {}
+            return used(image_id) or not (
+                all(_has_label(labels, v) for v in filters.get("label", []))
+                and not any(_has_label(labels, v) for v in filters.get("label!", []))
+                and all(parse_time(image.created) < _until(v) for v in filters.get("until", [])))
+
+        lines = self.store.prune(dangling_only=dangling_only, in_use=kept)
         result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
+        self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
         return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
                                   for verb, _, rest in (x.partition(": ") for x in lines)] or None,
                 "SpaceReclaimed": getattr(result, "freed", 0)}
@@ -1123,17 +1177,6 @@ def _handles(pid: int, sig: int) -> bool:
     return False
 
 
-def _du(path: str) -> int:
-    total = 0
-    for top, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(top, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def _os_name() -> str:
     try:
         with open("/etc/os-release") as f:
@@ -1169,6 +1212,15 @@ def _user_name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
+
+
+def _until(text: str) -> float:
+    from minicontainer.engine.clock import until_timestamp
+
+    try:
+        return until_timestamp(text)
+    except ValueError as e:
+        raise InvalidParameter(str(e)) from None
 
 
 def _has_label(labels: dict, wanted: str) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from typing import NamedTuple
 
 from minicontainer.engine.errors import InvalidParameter
@@ -30,6 +31,8 @@ from minicontainer.kernel.syscalls import Syscalls
 from minicontainer.runtime.defaults import default_config
 
 INIT_PATH = "/dev/init"  # where --init's tini is mounted in the container, as Docker does
+# The files the engine bind-mounts over in every container (engine/networks.py writes them).
+INIT_LAYER_FILES = ("etc/hosts", "etc/resolv.conf", "etc/hostname")
 
 
 class RunOptions:
@@ -129,6 +132,8 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
     process["env"] = merge_env(cfg.get("Env") or [], opts.env)
     if not any(e.startswith("PATH=") for e in process["env"]):
         process["env"].insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if not any(e.startswith("HOSTNAME=") for e in process["env"]):
+        process["env"].insert(1, f"HOSTNAME={config['hostname']}")  # as Docker gives every container
     process["cwd"] = opts.workdir or cfg.get("WorkingDir") or "/"
     user = opts.user or cfg.get("User") or ""
     who = resolve_user(rootfs, user or "0")  # no user: root, as the image's passwd describes it
@@ -150,15 +155,19 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
 
 def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, *, cgroups_path: str,
                  hostname: str, args: list[str] | None = None, init: bool = False, terminal: bool = False,
-                 console_size: list[int] | None = None) -> str:
+                 console_size: list[int] | None = None, network: Callable[[dict], None] | None = None,
+                 share: Callable[[dict], None] | None = None) -> str:
     """Make ``directory`` a bundle the runtime can run: the image's layers stacked under an overlay of
     the container's own (``merged/``, :mod:`minicontainer.image.overlay`) and ``config.json``.
 
     ``args`` replaces the program :func:`oci_config` worked out (the daemon decided it at create);
     ``init`` puts tini in front of it; ``terminal`` (``-t``) gives it a terminal, of ``console_size``
-    (rows, columns).  Returns the root filesystem's path; if anything fails,
+    (rows, columns); ``network`` adjusts the config for the container's network (its namespace, the
+    /etc/hosts, resolv.conf and hostname files); ``share`` changes the config's namespaces for the
+    namespace-sharing modes (:func:`minicontainer.engine.namespaces.apply`).  Returns the root
+    filesystem's path; if anything fails,
     nothing stays mounted."""
-    rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), directory)
+    rootfs = overlay.mount_rootfs(sys, [init_layer(directory), *store.lowerdirs(image)], directory)
     try:
         make_workdir(rootfs, opts.workdir or (image.config.get("config") or {}).get("WorkingDir") or "/")
         runtime_config = oci_config(image.config, opts, rootfs=rootfs, cgroups_path=cgroups_path, hostname=hostname)
@@ -166,16 +175,37 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
             runtime_config["process"]["args"] = args
         if init:
             add_init(runtime_config)
+        if network is not None:
+            network(runtime_config)
         if terminal:  # -t: the program's stdio is a terminal of the container's own
             runtime_config["process"]["terminal"] = True
+            if not any(e.startswith("TERM=") for e in runtime_config["process"]["env"]):
+                runtime_config["process"]["env"].append("TERM=xterm")  # Docker's, for every terminal
             if console_size and all(console_size):
                 runtime_config["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
+        if share:
+            share(runtime_config)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(runtime_config, f, indent=1)
     except BaseException:
         overlay.unmount_rootfs(sys, directory, remove=False)
         raise
     return rootfs
+
+
+def init_layer(directory: str) -> str:
+    """Docker's "init layer": a small layer of the container's own, just above the image's, holding
+    empty files where the engine bind-mounts /etc/hosts, /etc/resolv.conf and /etc/hostname.  A bind
+    needs a file to land on; without this layer the runtime would create it in the container's upper
+    layer, and ``diff`` and ``commit`` would count the engine's mount points as the program's changes."""
+    top = os.path.join(directory, "init")
+    for rel in INIT_LAYER_FILES:
+        path = os.path.join(top, rel)
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        if not os.path.lexists(path):
+            with open(path, "w"):
+                pass
+    return top
 
 
 def make_workdir(rootfs: str, workdir: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 QUEUED_CHUNKS = 16  # at most this many chunks (of 64 KiB to 1 MiB) wait between the two sides
@@ -175,3 +176,18 @@ class ChunkReader:
         else:
             out, self.pending = self.pending[:n], self.pending[n:]
         return out
+
+
+@asynccontextmanager
+async def fed(reader: ChunkReader, upload: AsyncIterator[bytes]) -> AsyncIterator[None]:
+    """While the block runs, ``upload`` is fed into ``reader`` (for the thread reading it).  When the
+    block ends early (the client left, the daemon stops, the work failed), the reader must not hang,
+    nor we wait for the rest of the upload (the server drains it or closes the connection)."""
+    feeding = asyncio.ensure_future(reader.feed(upload))
+    try:
+        yield
+    finally:
+        if not feeding.done():
+            reader.abort()
+            feeding.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)

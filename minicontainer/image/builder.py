@@ -22,6 +22,7 @@ import tarfile
 import time
 from typing import NamedTuple
 
+from minicontainer.image.context import add_entry
 from minicontainer.image.digest import digest_bytes
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -72,13 +73,7 @@ def tar_directory(root: str) -> bytes:
             dirs.sort()
             for name in sorted(dirs) + sorted(files):
                 path = os.path.join(top, name)
-                info = tar.gettarinfo(path, arcname=os.path.relpath(path, root))
-                info.uname = info.gname = ""
-                if info.isreg():
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
+                add_entry(tar, path, os.path.relpath(path, root))
     return buf.getvalue()
 
 

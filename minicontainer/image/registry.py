@@ -87,6 +87,11 @@ class RateLimitError(RegistryError):
     """429 Too Many Requests, still after waiting and retrying."""
 
 
+class UnreachableError(RegistryError):
+    """The registry's name does not resolve: this machine is offline, or its DNS does not know the
+    name.  Not retried: waiting does not make a name resolve, and a learner should know at once."""
+
+
 # --- platforms -------------------------------------------------------------------------------------
 
 # Python names machines as the kernel does (uname -m); images use Go's names.
@@ -387,6 +392,10 @@ class RegistryClient:
             try:
                 resp = self._follow(method, url, headers, data=data, stream=stream)
             except (requests.ConnectionError, requests.Timeout) as e:
+                if _name_unresolved(e):
+                    raise UnreachableError(f"cannot reach {urlsplit(url).netloc}: its name does not resolve "
+                                           f"({_reason(e)}): this machine is offline, or its DNS does not know "
+                                           "the registry") from e
                 if method not in _IDEMPOTENT or attempt >= retries:
                     raise RegistryError(f"cannot reach {urlsplit(url).netloc}: {_reason(e)}") from e
                 self._pause(attempt, f"cannot reach {urlsplit(url).netloc} ({_reason(e)})", retries)
@@ -767,6 +776,23 @@ def _media_type(content_type: str, parsed: dict, ref: Reference) -> str:
     if "config" in parsed and "layers" in parsed:
         return OCI_MANIFEST
     raise RegistryError(f"the manifest of {ref} has an unknown media type '{content_type}'")
+
+
+def _name_unresolved(e: BaseException) -> bool:
+    """Did the connection fail because the host's name does not resolve (getaddrinfo failed)?"""
+    import socket
+
+    seen: set[int] = set()
+    todo: list[object] = [e]
+    while todo:
+        err = todo.pop()
+        if id(err) in seen or not isinstance(err, BaseException):
+            continue
+        seen.add(id(err))
+        if isinstance(err, socket.gaierror) or type(err).__name__ == "NameResolutionError":
+            return True
+        todo += [err.__cause__, err.__context__, getattr(err, "reason", None), *err.args]
+    return False
 
 
 def _reason(e: BaseException) -> str:

@@ -21,7 +21,7 @@ from minicontainer.observe.events import Trace
 # The calls that change the kernel's state (namespaces, mounts, identity): only recorded.  File
 # operations (mkdir, write_file, symlink...) stay real, on whatever paths the test provides.
 RECORDED_ONLY = ("unshare", "setns", "mount", "umount2", "pivot_root", "sethostname", "mknod", "chown",
-                 "prctl", "setrlimit", "setgroups", "setresgid", "setresuid", "capset", "kill")
+                 "prctl", "setrlimit", "setgroups", "setresgid", "setresuid", "capset", "kill", "netlink", "nft")
 
 
 class FakeSyscalls(Syscalls):

@@ -195,6 +195,35 @@ def mount_one(sys: Syscalls, rootfs: str, destination: str, kind: str, source: s
     return target
 
 
+def mount_cgroup(sys: Syscalls, rootfs: str, destination: str, cgroup_dirs: dict[str, str],
+                 options: list[str]) -> None:
+    """A ``cgroup`` mount: the container's *own* cgroup, read-only, where programs look for it.
+
+    Programs inside (a JVM sizing its heap, ``systemd``) read their limits from /sys/fs/cgroup.  They
+    get the container's cgroup directories only, never the host's tree: on v2 the one directory is
+    bound at ``destination``; on v1 a small tmpfs there holds one bound directory per hierarchy
+    (``memory``, ``cpu``, ``pids``...).  Read-only unless the options say ``rw``, as runc does.
+    ``cgroup_dirs``: name -> host directory (``runtime/parent.cgroup_mount_dirs``; "" for v2).
+    """
+    target = secure_join(rootfs, destination)
+    _make_target(target, is_dir=True)
+    opts = parse_options(options)
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (opts.flags & MS_RDONLY if "rw" in options else MS_RDONLY)
+    if list(cgroup_dirs) == [""]:
+        sys.mount(cgroup_dirs[""], target, None, MS_BIND, detail="the container's own cgroup (v2)")
+        sys.mount(None, target, None, MS_BIND | MS_REMOUNT | flags | _keep_locked_flags(target),
+                  detail="cgroup mount: read-only")
+        return
+    sys.mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755",
+              detail="cgroup mount (v1): a directory per controller, each the container's own cgroup")
+    for name, directory in cgroup_dirs.items():
+        inner = os.path.join(target, name)
+        os.mkdir(inner, 0o755)
+        sys.mount(directory, inner, None, MS_BIND, detail=f"the container's {name} cgroup")
+        sys.mount(None, inner, None, MS_BIND | MS_REMOUNT | flags | _keep_locked_flags(inner))
+    # The tmpfs itself stays writable, as runc leaves it: what is in it is not the kernel's.
+
+
 _WHY = {
     "/proc": "a proc of the new PID namespace: ps shows only the container's processes",
     "/dev": "a private /dev: only the devices the runtime puts there exist",

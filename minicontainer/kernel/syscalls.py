@@ -21,8 +21,10 @@ import ctypes
 import errno as _errno
 import os
 import resource
+import struct
 import time
 from collections.abc import Callable
+from typing import Any
 
 from minicontainer.observe.events import Trace
 
@@ -109,6 +111,19 @@ IN_NONBLOCK = 0o4000         # = O_NONBLOCK
 IN_CLOEXEC = 0o2000000       # = O_CLOEXEC
 INOTIFY_EVENT_NAMES = {IN_MODIFY: "IN_MODIFY", IN_CLOSE_WRITE: "IN_CLOSE_WRITE"}
 INOTIFY_INIT_NAMES = {IN_NONBLOCK: "IN_NONBLOCK", IN_CLOEXEC: "IN_CLOEXEC"}
+
+# openat2(2)'s ``resolve`` flags (<linux/openat2.h>): how the kernel may walk a path.
+RESOLVE_NO_XDEV = 0x01        # no crossing into another mount
+RESOLVE_NO_MAGICLINKS = 0x02  # no /proc/PID/fd/N-style links
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08        # fail on anything (.., an absolute link) that leads above dirfd
+RESOLVE_IN_ROOT = 0x10        # treat dirfd as "/": .. and absolute links stay inside, as after a chroot
+RESOLVE_NAMES = {RESOLVE_NO_XDEV: "RESOLVE_NO_XDEV", RESOLVE_NO_MAGICLINKS: "RESOLVE_NO_MAGICLINKS",
+                 RESOLVE_NO_SYMLINKS: "RESOLVE_NO_SYMLINKS", RESOLVE_BENEATH: "RESOLVE_BENEATH",
+                 RESOLVE_IN_ROOT: "RESOLVE_IN_ROOT"}
+OPEN_FLAG_NAMES = {os.O_WRONLY: "O_WRONLY", os.O_RDWR: "O_RDWR", os.O_CREAT: "O_CREAT", os.O_EXCL: "O_EXCL",
+                   os.O_TRUNC: "O_TRUNC", os.O_DIRECTORY: "O_DIRECTORY", os.O_NOFOLLOW: "O_NOFOLLOW",
+                   os.O_CLOEXEC: "O_CLOEXEC", os.O_PATH: "O_PATH"}
 
 # capget(2)/capset(2): version 3 carries 64 capability bits as two 32-bit words.
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -213,13 +228,26 @@ def libc() -> ctypes.CDLL:
 
 # Raw system call numbers, per architecture: glibc has no wrapper for pivot_root, capget or capset.
 _SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126},
-    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91},
+    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "bpf": 321, "openat2": 437,
+               "mount_setattr": 442},
+    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "bpf": 280, "openat2": 437,
+                "mount_setattr": 442},
 }
+
+# bpf(2) commands and constants (include/uapi/linux/bpf.h) for the v2 devices cgroup.
+_BPF_PROG_LOAD = 5
+_BPF_PROG_ATTACH = 8
+_BPF_PROG_TYPE_CGROUP_DEVICE = 15
+_BPF_CGROUP_DEVICE = 6
+_BPF_F_ALLOW_MULTI = 2
+
+
+# Read once, at import: later, a seccomp filter may refuse uname(2) itself.
+_MACHINE = os.uname().machine
 
 
 def _sysno(name: str) -> int:
-    return _SYSCALL_NUMBERS[os.uname().machine][name]
+    return _SYSCALL_NUMBERS[_MACHINE][name]
 
 
 class _CapHeader(ctypes.Structure):
@@ -229,6 +257,10 @@ class _CapHeader(ctypes.Structure):
 class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
                 ("inheritable", ctypes.c_uint32)]
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
 def _b(s: str | None) -> bytes | None:
@@ -350,6 +382,21 @@ class Syscalls:
     def chown(self, path: str, uid: int, gid: int) -> None:
         self._call("chown", f"{path}, {uid}, {gid}", path, lambda: os.chown(path, uid, gid))
 
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0, *, root: str = "",
+                detail: str = "") -> int:
+        """Open ``path`` relative to the directory ``dirfd``, the kernel walking it under the rules of
+        ``resolve``.  With RESOLVE_IN_ROOT the walk cannot leave ``dirfd``: no ``..``, no symlink (not
+        even one swapped in while we walk) leads out, because the kernel resolves the whole path in one
+        call.  ``root`` names ``dirfd`` in the recorded event."""
+        how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+        args = (f"{root or dirfd}, {path}, {flag_names(flags | os.O_CLOEXEC, OPEN_FLAG_NAMES)}, "
+                f"{flag_names(resolve, RESOLVE_NAMES)}")
+        return self._call("openat2", args, path,
+                          lambda: self._check(libc().syscall(ctypes.c_long(_sysno("openat2")), ctypes.c_int(dirfd),
+                                                             ctypes.c_char_p(_b(path)), ctypes.byref(how),
+                                                             ctypes.c_size_t(ctypes.sizeof(how)))),
+                          detail=detail, show=lambda fd: f"fd {fd}")  # type: ignore[return-value]
+
     def chdir(self, path: str, *, detail: str = "") -> None:
         self._call("chdir", path, path, lambda: os.chdir(path), detail=detail)
 
@@ -414,6 +461,82 @@ class Syscalls:
     def inotify_rm_watch(self, fd: int, wd: int) -> None:
         self._call("inotify_rm_watch", f"{fd}, {wd}", f"watch {wd}",
                    lambda: self._check(libc().inotify_rm_watch(fd, wd)))
+
+    # -- netlink and the firewall -------------------------------------------------------------------
+    def netlink(self, op: str, args: str, request: Callable[[], object], *, path: str = "",
+                detail: str = "") -> object:
+        """One rtnetlink request (``RTM_NEWLINK``, ``RTM_NEWADDR``...), made by pyroute2 in
+        :mod:`minicontainer.kernel.netlink`: a message on a netlink socket is a kernel call too, so
+        it is timed and recorded like the others, and a refusal is a :class:`KernelError`."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        def send() -> object:
+            try:
+                return request()
+            except NetlinkError as e:  # pyroute2's own exception carries the kernel's errno
+                raise OSError(e.code, os.strerror(e.code)) from None
+        return self._call(op, args, path, send, detail=detail)
+
+    def nft(self, script: str, *, detail: str = "") -> None:
+        """Load an nftables script (``nft -f -``: one netlink transaction, all or nothing)."""
+        import subprocess
+
+        refusal: list[str] = []
+
+        def load() -> None:
+            try:
+                done = subprocess.run(["nft", "-f", "-"], input=script.encode(), capture_output=True,
+                                      check=False)
+            except FileNotFoundError:
+                refusal.append("the nft command is missing: apt-get install nftables")
+                raise OSError(_errno.ENOENT, "nft") from None
+            if done.returncode:
+                refusal.extend(done.stderr.decode(errors="replace").strip().splitlines()[:1])
+                raise OSError(_errno.EINVAL, "nft")
+        lines = script.strip().splitlines()
+        shown = lines[0] + (f" ... ({len(lines)} lines)" if len(lines) > 1 else "") if lines else ""
+        try:
+            self._call("nft", shown, "nft -f -", load, detail=detail)
+        except KernelError as e:
+            raise KernelError("nft", "nft -f -", e.errno, refusal[0] if refusal else "") from None
+
+    # -- seccomp ------------------------------------------------------------------------------------
+    def seccomp_load(self, seccomp_filter: Any, rules: int, *, detail: str = "") -> None:
+        """Install a libseccomp filter (``kernel/seccomp.build``) on this thread: seccomp(2)."""
+        def load() -> None:
+            try:
+                seccomp_filter.load()
+            except RuntimeError as e:  # the binding's "Library error (errno = -13)"
+                text = str(e)
+                err = int(text.rsplit("-", 1)[1].rstrip(")")) if "errno = -" in text else _errno.EINVAL
+                raise OSError(err, os.strerror(err)) from None
+        self._call("seccomp", f"SECCOMP_SET_MODE_FILTER, {rules} rules", "seccomp", load, detail=detail)
+
+    # -- eBPF (the v2 devices cgroup) ------------------------------------------------------------
+    def bpf_prog_load_cgroup_device(self, program: bytes, *, detail: str = "") -> int:
+        """bpf(BPF_PROG_LOAD) of a BPF_PROG_TYPE_CGROUP_DEVICE program; returns its file descriptor."""
+        insns = ctypes.create_string_buffer(program, len(program))
+        license_ = ctypes.create_string_buffer(b"Apache-2.0")
+        attr = ctypes.create_string_buffer(128)  # union bpf_attr, zeroed: unused fields must be 0
+        struct.pack_into("<IIQQ", attr, 0, _BPF_PROG_TYPE_CGROUP_DEVICE, len(program) // 8,
+                         ctypes.addressof(insns), ctypes.addressof(license_))
+        return self._call("bpf", f"BPF_PROG_LOAD, CGROUP_DEVICE, {len(program) // 8} insns", "bpf",
+                          lambda: self._check(libc().syscall(ctypes.c_long(_sysno("bpf")), ctypes.c_int(_BPF_PROG_LOAD),
+                                                             attr, ctypes.c_uint(len(attr)))),
+                          detail=detail, show=lambda fd: f"fd {fd}")  # type: ignore[return-value]
+
+    def bpf_prog_attach_cgroup_device(self, cgroup_dir: str, prog_fd: int, *, detail: str = "") -> None:
+        """bpf(BPF_PROG_ATTACH): the program runs for every device access in ``cgroup_dir``'s cgroup."""
+        def attach() -> None:
+            fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                attr = ctypes.create_string_buffer(128)
+                struct.pack_into("<IIII", attr, 0, fd, prog_fd, _BPF_CGROUP_DEVICE, _BPF_F_ALLOW_MULTI)
+                self._check(libc().syscall(ctypes.c_long(_sysno("bpf")), ctypes.c_int(_BPF_PROG_ATTACH), attr,
+                                           ctypes.c_uint(len(attr))))
+            finally:
+                os.close(fd)
+        self._call("bpf", f"BPF_PROG_ATTACH, {cgroup_dir}, BPF_CGROUP_DEVICE", cgroup_dir, attach, detail=detail)
 
     def execve(self, path: str, argv: list[str], env: dict[str, str]) -> None:
         """Replace this process with the user's program.  On success nothing after it runs, so the

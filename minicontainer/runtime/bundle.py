@@ -5,9 +5,10 @@ The OCI runtime specification (https://github.com/opencontainers/runtime-spec, `
 and hands the rest of the runtime a :class:`Spec` in which every field has a type and a default.
 
 A rule of this runtime: **no field is silently ignored.**  A field the spec defines but
-minicontainer does not implement is an error that names it (``linux.seccomp: not supported by
-minicontainer-runtime``), and so is a field the spec does not define.  A learner who writes a config
-then knows that everything in it took effect.
+minicontainer does not implement is an error that names it (``linux.intelRdt: Intel RDT is not
+supported``).  A field the spec does *not* define is another matter: the spec says a runtime "MUST
+ignore" unknown properties (so that a config written for a newer spec still runs), so such a field
+is skipped, and :attr:`Spec.warnings` says so for the command line to print (a typo shows up).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import os
 from typing import Any, NamedTuple
 
 from minicontainer.kernel.capabilities import CAPABILITIES, CapabilitySets, check_consistent
+from minicontainer.kernel.capabilities import names as cap_names
 from minicontainer.kernel.capabilities import parse as parse_capabilities
 from minicontainer.kernel.cgroups.base import Limits
+from minicontainer.kernel.cgroups.devices import CONTAINER_DEVICE_RULES, DeviceRule
+from minicontainer.kernel.cgroups.devices import parse_rule as parse_device_rule
 from minicontainer.kernel.namespaces import BY_OCI
 from minicontainer.runtime.errors import RuntimeFailure
 
-MOUNT_TYPES = ("proc", "tmpfs", "devpts", "mqueue", "sysfs", "bind")
+MOUNT_TYPES = ("proc", "tmpfs", "devpts", "mqueue", "sysfs", "bind", "cgroup")
 
 # sysctls a container may set: only those that belong to one of its own namespaces.  Anything else
 # (kernel.core_pattern, vm.*) is the whole host's, and writing it would change the host.
@@ -105,6 +109,19 @@ class Process(NamedTuple):
         return out
 
 
+class Hook(NamedTuple):
+    """A program the runtime runs at one point of the lifecycle, the container's state on its stdin."""
+
+    path: str  # absolute, on the host (startContainer: inside the container)
+    args: list[str]
+    env: list[str]
+    timeout: int | None  # seconds; None = wait as long as it takes
+
+
+# The hook points, in the order they happen (runtime-spec config.md, "POSIX-platform Hooks").
+HOOK_POINTS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
+
+
 class Spec(NamedTuple):
     oci_version: str
     bundle: str  # absolute path of the bundle directory
@@ -124,6 +141,9 @@ class Spec(NamedTuple):
     devices: list[Device]
     sysctl: dict[str, str]
     annotations: dict[str, str]
+    hooks: dict[str, list[Hook]] = {}  # noqa: RUF012 - hook point -> hooks, in order
+    seccomp: Any = None  # linux.seccomp, checked by kernel.seccomp.check (a Profile), or None
+    warnings: list[str] = []  # noqa: RUF012 - what was skipped (unknown fields...), for the CLI to print
 
     def host_ids(self) -> tuple[int, int]:
         """The host's uid and gid for the container's process.uid/gid (through the id maps, if any)."""
@@ -150,23 +170,23 @@ def _to_host(container_id: int, maps: list[IdMapping], what: str) -> int:
 
 # A field this runtime knows of but does not implement, with the reason given to the user.
 UNSUPPORTED = {
-    "hooks": "OCI hooks are not supported by minicontainer-runtime",
     "process.apparmorProfile": "AppArmor is not supported by minicontainer-runtime",
-    "process.selinuxLabel": "SELinux is not supported by minicontainer-runtime",
     "process.ioPriority": "I/O priority is not supported by minicontainer-runtime",
     "process.scheduler": "scheduler settings are not supported by minicontainer-runtime",
-    "linux.seccomp": "seccomp filters are not supported by minicontainer-runtime yet",
     "linux.intelRdt": "Intel RDT is not supported",
     "linux.personality": "personality is not supported",
-    "linux.mountLabel": "SELinux mount labels are not supported",
-    "linux.resources.devices": "the devices cgroup is not supported yet (device access is limited to the "
-                               "nodes created in /dev)",
-    "linux.resources.hugepageLimits": "hugepage limits are not supported",
-    "linux.resources.network": "network class/priority limits are not supported",
     "linux.resources.rdma": "rdma limits are not supported",
     "linux.resources.unified": "raw cgroup v2 files are not supported yet",
     "linux.timeOffsets": "time namespaces are not supported yet",
 }
+
+# SELinux labels: with SELinux off (no /sys/fs/selinux) a label means nothing to the kernel, and
+# runc accepts and skips it; with SELinux on, applying it is not implemented, so it is refused.
+SELINUX_FIELDS = ("process.selinuxLabel", "linux.mountLabel")
+
+
+def selinux_enabled() -> bool:
+    return os.path.exists("/sys/fs/selinux/enforce")
 
 
 def _asks_for_nothing(value: Any) -> bool:
@@ -180,12 +200,13 @@ def _asks_for_nothing(value: Any) -> bool:
 class _Reader:
     """Reads one JSON object, remembering which keys were used, so that leftovers can be reported."""
 
-    def __init__(self, data: Any, path: str) -> None:
+    def __init__(self, data: Any, path: str, warnings: list[str] | None = None) -> None:
         if not isinstance(data, dict):
             raise SpecError(path, f"must be an object, not {type(data).__name__}")
         self.data = data
         self.path = path
         self.used: set[str] = set()
+        self.warnings = warnings if warnings is not None else []  # shared by a document's readers
 
     def _field(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
@@ -204,7 +225,7 @@ class _Reader:
 
     def obj(self, key: str, *, required: bool = False) -> _Reader | None:
         value = self.get(key, dict, required=required)
-        return None if value is None else _Reader(value, self._field(key))
+        return None if value is None else _Reader(value, self._field(key), self.warnings)
 
     def strings(self, key: str, *, required: bool = False) -> list[str]:
         values = self.get(key, list, [], required=required)
@@ -214,10 +235,12 @@ class _Reader:
         return values
 
     def objects(self, key: str) -> list[_Reader]:
-        return [_Reader(item, f"{self._field(key)}[{i}]") for i, item in enumerate(self.get(key, list, []))]
+        return [_Reader(item, f"{self._field(key)}[{i}]", self.warnings)
+                for i, item in enumerate(self.get(key, list, []))]
 
     def finish(self) -> None:
-        """Every key must have been read; anything left is unsupported or unknown."""
+        """Every key must have been read; anything left is unsupported (an error) or unknown (skipped,
+        as the spec requires, and remembered in ``warnings``)."""
         for key in self.data:
             if key in self.used:
                 continue
@@ -226,7 +249,12 @@ class _Reader:
                 if _asks_for_nothing(self.data[key]):
                     continue
                 raise SpecError(path, UNSUPPORTED[path])
-            raise SpecError(path, "is not a field minicontainer-runtime knows (a typo? see the OCI runtime spec)")
+            if path in SELINUX_FIELDS:
+                if selinux_enabled() and not _asks_for_nothing(self.data[key]):
+                    raise SpecError(path, "SELinux labels are not supported by minicontainer-runtime")
+                continue
+            self.warnings.append(f"{path}: not a field of the OCI runtime spec that minicontainer-runtime "
+                                 "knows: ignored, as the spec requires (a typo?)")
 
 
 def _article(word: str) -> str:
@@ -281,18 +309,27 @@ def parse(data: Any, bundle: str) -> Spec:
     uid_maps = [_idmap(m) for m in linux.objects("uidMappings")]
     gid_maps = [_idmap(m) for m in linux.objects("gidMappings")]
     cgroups_path = linux.get("cgroupsPath", str)
-    resources = _resources(linux.obj("resources"))
     masked = linux.strings("maskedPaths")
     readonly = linux.strings("readonlyPaths")
-    propagation = linux.get("rootfsPropagation", str, "private")
-    if propagation not in ("private", "rprivate"):
-        known = ("slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
-        raise SpecError("linux.rootfsPropagation", f"'{propagation}' is not supported yet: the root is always "
-                        "private" if propagation in known else f"unknown propagation '{propagation}'")
+    propagation = linux.get("rootfsPropagation", str, "")
+    if propagation and propagation not in PROPAGATIONS:
+        raise SpecError("linux.rootfsPropagation", f"unknown propagation '{propagation}' (known: "
+                        f"{', '.join(PROPAGATIONS)})")
+    seccomp_reader = linux.get("seccomp", (dict, type(None)))
     devices = [_device(d) for d in linux.objects("devices")]
+    resources = _resources(linux.obj("resources"), devices)
     sysctl = linux.get("sysctl", dict, {})
     linux.finish()
+    hooks = _hooks(top.obj("hooks"))
     top.finish()
+    seccomp = None
+    if seccomp_reader is not None:
+        from minicontainer.kernel import seccomp as seccomp_module  # only a config that asks pays its import
+
+        try:
+            seccomp = seccomp_module.check(seccomp_reader)
+        except ValueError as e:
+            raise SpecError("linux.seccomp", str(e)) from None
 
     types = [ns.type for ns in namespaces]
     if (uid_maps or gid_maps) and "user" not in types:
@@ -305,10 +342,12 @@ def parse(data: Any, bundle: str) -> Spec:
         raise SpecError("linux.uidMappings", "the user namespace is joined by path: its id maps are already "
                                              "written; remove uidMappings and gidMappings")
     caps = process.capabilities
-    if caps and caps.bounding & (1 << CAPABILITIES["CAP_MKNOD"]) and "user" not in types:
-        # Without a devices cgroup nothing would stop root in the container from making /dev/sda.
-        raise SpecError("process.capabilities.bounding", "CAP_MKNOD is refused: without a devices cgroup "
-                        "(not implemented yet) it would let the container create and open the host's disks")
+    if caps and caps.bounding & (1 << CAPABILITIES["CAP_MKNOD"]) and "user" not in types \
+            and not resources.devices:
+        # Without device rules nothing would stop root in the container from making and opening /dev/sda.
+        raise SpecError("process.capabilities.bounding", "CAP_MKNOD without linux.resources.devices would let "
+                        "the container create and open the host's disks: add device rules (as Docker does: "
+                        "deny all, then allow the container's own devices)")
     for key in sysctl:
         _check_sysctl(key, types)
     dev_tmpfs = any(m.destination == "/dev" and m.type == "tmpfs" for m in mounts)
@@ -316,9 +355,9 @@ def parse(data: Any, bundle: str) -> Spec:
         if not dev_tmpfs or not d.path.startswith("/dev/") or ".." in d.path.split("/"):
             raise SpecError(f"linux.devices[{i}].path", f"'{d.path}': devices are made only inside a tmpfs "
                             "mounted at /dev (so that nothing is written into the image)")
-    if not any(ns.type == "mount" and not ns.path for ns in namespaces):
-        raise SpecError("linux.namespaces", "minicontainer-runtime needs a new mount namespace "
-                                            "(add {\"type\": \"mount\"}): the root filesystem is built in it")
+    if "mount" not in types:
+        raise SpecError("linux.namespaces", "minicontainer-runtime needs a mount namespace (add "
+                                            "{\"type\": \"mount\"}): the root filesystem is built in it")
     if hostname is not None and "uts" not in types:
         raise SpecError("hostname", "setting a hostname needs a new uts namespace in linux.namespaces "
                                     "(else it would change the host's)")
@@ -334,9 +373,32 @@ def parse(data: Any, bundle: str) -> Spec:
                 resources=resources, masked_paths=masked, readonly_paths=readonly,
                 rootfs_propagation=propagation, devices=devices,
                 sysctl={str(k): str(v) for k, v in sysctl.items()},
-                annotations={str(k): str(v) for k, v in annotations.items()})
+                annotations={str(k): str(v) for k, v in annotations.items()},
+                hooks=hooks, seccomp=seccomp, warnings=top.warnings)
     spec.host_ids()  # the process's user must be mapped: fail now, not in the child
     return spec
+
+
+PROPAGATIONS = ("private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable")
+
+
+def _hooks(r: _Reader | None) -> dict[str, list[Hook]]:
+    if r is None:
+        return {}
+    out: dict[str, list[Hook]] = {}
+    for point in HOOK_POINTS:
+        for item in r.objects(point):
+            path = item.get("path", str, required=True)
+            if not path.startswith("/"):
+                raise SpecError(f"{item.path}.path", f"'{path}' must be an absolute path")
+            timeout = item.get("timeout", int)
+            if timeout is not None and timeout <= 0:
+                raise SpecError(f"{item.path}.timeout", f"{timeout} must be more than zero seconds")
+            hook = Hook(path=path, args=item.strings("args") or [path], env=item.strings("env"), timeout=timeout)
+            item.finish()
+            out.setdefault(point, []).append(hook)
+    r.finish()
+    return out
 
 
 def _check_sysctl(key: str, namespace_types: list[str]) -> None:
@@ -406,6 +468,14 @@ def _process(r: _Reader) -> Process:
                 raise SpecError("", str(e)) from None
         caps_reader.finish()
         capabilities = CapabilitySets(**masks)
+        skipped = capabilities.ambient & ~(capabilities.permitted & capabilities.inheritable)
+        if skipped:
+            # The kernel raises an ambient capability only if it is permitted and inheritable.  runc
+            # tries each one and goes on when the kernel refuses (its own `runc spec` lists ambient
+            # capabilities without inheritable ones); we skip them up front, and say so.
+            r.warnings.append(f"process.capabilities.ambient: {', '.join(cap_names(skipped))} not in both "
+                              "permitted and inheritable: the kernel cannot raise them; skipped, as runc does")
+            capabilities = capabilities._replace(ambient=capabilities.ambient & ~skipped)
         try:
             check_consistent(capabilities)
         except ValueError as e:
@@ -496,7 +566,37 @@ def _device(r: _Reader) -> Device:
     return d
 
 
-def _resources(r: _Reader | None) -> Limits:
+def _block_io(r: _Reader | None, limits: dict[str, Any]) -> None:
+    if r is None:
+        return
+    limits["blkio_weight"] = r.get("weight", int)
+    limits["blkio_leaf_weight"] = r.get("leafWeight", int)
+    weights = []
+    for d in r.objects("weightDevice"):
+        weights.append((d.get("major", int, required=True), d.get("minor", int, required=True),
+                        d.get("weight", int), d.get("leafWeight", int)))
+        d.finish()
+    limits["blkio_weight_devices"] = tuple(weights)
+    throttle = []
+    for key, knob in (("throttleReadBpsDevice", "read_bps_device"), ("throttleWriteBpsDevice", "write_bps_device"),
+                      ("throttleReadIOPSDevice", "read_iops_device"),
+                      ("throttleWriteIOPSDevice", "write_iops_device")):
+        for d in r.objects(key):
+            throttle.append((knob, d.get("major", int, required=True), d.get("minor", int, required=True),
+                             d.get("rate", int, required=True)))
+            d.finish()
+    limits["blkio_throttle"] = tuple(throttle)
+    r.finish()
+
+
+def _hugepage(r: _Reader) -> tuple[str, int]:
+    size = r.get("pageSize", str, required=True)
+    limit = r.get("limit", int, required=True)
+    r.finish()
+    return size, limit
+
+
+def _resources(r: _Reader | None, devices: list[Device]) -> Limits:
     if r is None:
         return Limits()
     limits: dict[str, Any] = {}
@@ -505,7 +605,14 @@ def _resources(r: _Reader | None) -> Limits:
         limits["memory_limit"] = mem.get("limit", int)
         limits["memory_reservation"] = mem.get("reservation", int)
         limits["memory_swap"] = mem.get("swap", int)
-        for key in ("kernel", "kernelTCP", "swappiness", "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"):
+        limits["memory_kernel"] = mem.get("kernel", int)
+        limits["memory_kernel_tcp"] = mem.get("kernelTCP", int)
+        swappiness = mem.get("swappiness", int)
+        if swappiness is not None and not 0 <= swappiness <= 100:
+            raise SpecError(f"{mem.path}.swappiness", f"{swappiness} is outside 0..100")
+        limits["memory_swappiness"] = swappiness
+        limits["oom_kill_disable"] = mem.get("disableOOMKiller", bool)
+        for key in ("useHierarchy", "checkBeforeUpdate"):
             if not _asks_for_nothing(mem.data.get(key)):
                 raise SpecError(f"{mem.path}.{key}", "is not supported by minicontainer-runtime")
             mem.used.add(key)
@@ -517,11 +624,36 @@ def _resources(r: _Reader | None) -> Limits:
         limits["cpu_period"] = cpu.get("period", int)
         limits["cpuset_cpus"] = cpu.get("cpus", str) or None
         limits["cpuset_mems"] = cpu.get("mems", str) or None
-        for key in ("realtimeRuntime", "realtimePeriod", "idle", "burst"):
+        limits["cpu_rt_runtime"] = cpu.get("realtimeRuntime", int) or None
+        limits["cpu_rt_period"] = cpu.get("realtimePeriod", int) or None
+        for key in ("idle", "burst"):
             if not _asks_for_nothing(cpu.data.get(key)):
                 raise SpecError(f"{cpu.path}.{key}", "is not supported by minicontainer-runtime")
             cpu.used.add(key)
         cpu.finish()
+    rules = []
+    for i, item in enumerate(r.get("devices", list, [])):
+        try:
+            rules.append(parse_device_rule(item if isinstance(item, dict) else {}, f"linux.resources.devices[{i}]"))
+        except ValueError as e:
+            raise SpecError("", str(e)) from None
+    if rules:
+        # As runc: the devices every container needs (and mknod of any node, never its use) come after
+        # the config's rules, so they win; and so do the nodes listed in linux.devices.
+        rules += [*CONTAINER_DEVICE_RULES, *(DeviceRule(True, d.type if d.type != "u" else "c", d.major, d.minor)
+                                           for d in devices if d.type in "cbu")]
+    limits["devices"] = tuple(rules)
+    _block_io(r.obj("blockIO"), limits)
+    limits["hugepage_limits"] = tuple(_hugepage(h) for h in r.objects("hugepageLimits"))
+    net = r.obj("network")
+    if net is not None:
+        limits["net_class_id"] = net.get("classID", int)
+        prios = []
+        for p in net.objects("priorities"):
+            prios.append((p.get("name", str, required=True), p.get("priority", int, required=True)))
+            p.finish()
+        limits["net_priorities"] = tuple(prios)
+        net.finish()
     pids = r.obj("pids")
     if pids is not None:
         limits["pids_limit"] = pids.get("limit", int, required=True)

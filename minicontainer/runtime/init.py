@@ -74,7 +74,8 @@ def _report_and_exit(chan: sync.Channel, trace: Trace, exc: BaseException) -> No
 # --- stage 1: namespaces --------------------------------------------------------------------------
 
 
-def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int, cgroup: Cgroup) -> NoReturn:
+def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int, cgroup: Cgroup, container_id: str = "",
+           cgroup_dirs: dict[str, str] | None = None) -> NoReturn:
     trace = Trace(side="stage1")
     sys = Syscalls(trace)
     try:
@@ -106,7 +107,7 @@ def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int, cgroup: Cgroup) -> 
 
         pid = sys.fork(detail="init: the first process of the new PID namespace, so its PID 1")
         if pid == 0:
-            container_init(spec, chan, fifo_handle, trace)
+            container_init(spec, chan, fifo_handle, trace, cgroup_dirs or {}, container_id)
         chan.send_events(sync.INIT_PID, trace.events, pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
@@ -116,7 +117,8 @@ def stage1(spec: Spec, chan: sync.Channel, fifo_handle: int, cgroup: Cgroup) -> 
 # --- init: PID 1 of the container -----------------------------------------------------------------
 
 
-def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trace) -> NoReturn:
+def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trace,
+                   cgroup_dirs: dict[str, str], container_id: str = "") -> NoReturn:
     # A fresh trace: what stage1 recorded before the fork belongs to stage1's report.
     trace.events = []
     trace.side = "init"
@@ -127,7 +129,8 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
         # Until it execs, init is a copy of the runtime: not dumpable, so that no process in the
         # container (a PID namespace joined by path, say) can read its memory or files via /proc.
         sys.prctl(PR_SET_DUMPABLE, 0)
-        build_rootfs(sys, spec, spec.has_namespace("user"))
+        build_rootfs(sys, spec, spec.has_namespace("user"), chan=chan, cgroup_dirs=cgroup_dirs,
+                     container_id=container_id)
         if spec.hostname is not None:
             sys.sethostname(spec.hostname, detail="the UTS namespace's own hostname")
         for key, value in spec.sysctl.items():
@@ -148,6 +151,12 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
         fd = os.open(f"/proc/self/fd/{fifo_handle}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
+        if spec.hooks.get("startContainer"):
+            from minicontainer.runtime import hooks  # imported by the parent before the fork: no file read
+
+            hooks.run("startContainer", spec.hooks["startContainer"],
+                      {"ociVersion": spec.oci_version, "id": container_id, "status": "running", "pid": os.getpid(),
+                       "bundle": spec.bundle, "annotations": spec.annotations})
         # Nothing of the runtime's may reach the program: close every descriptor but stdio.
         os.closerange(3, MAX_FD)
         sys.execve(program, spec.process.args, spec.process.env_dict())
@@ -167,12 +176,16 @@ def exit_after_ready(exc: BaseException) -> NoReturn:
     os._exit(getattr(exc, "exit_code", EXIT_RUNTIME_FAILURE))
 
 
-def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool) -> None:
+def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool, *, chan: sync.Channel | None = None,
+                 cgroup_dirs: dict[str, str] | None = None, container_id: str = "") -> None:
     rootfs = spec.root_path
     mounts.make_mounts_private(sys)
     mounts.bind_rootfs(sys, rootfs)
     dev_is_tmpfs = False
     for m in spec.mounts:
+        if m.type == "cgroup":
+            mounts.mount_cgroup(sys, rootfs, m.destination, cgroup_dirs or {}, m.options)
+            continue
         mounts.mount_one(sys, rootfs, m.destination, m.type, m.source, m.options, in_userns=in_userns)
         if m.destination == "/dev" and m.type == "tmpfs":
             dev_is_tmpfs = True
@@ -182,16 +195,47 @@ def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool) -> None:
     for d in spec.devices:
         devices.make_device(sys, rootfs, d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid,
                             in_userns=in_userns)
+    if chan is not None and (spec.hooks.get("prestart") or spec.hooks.get("createRuntime")):
+        chan.send_events(sync.HOOKS, sys.trace.events)  # the parent runs them on the host
+        sys.trace.events = []
+        chan.recv(sync.HOOKS_DONE)
+    if spec.hooks.get("createContainer"):
+        from minicontainer.runtime import hooks  # imported by the parent before the fork: no file read
+
+        hooks.run("createContainer", spec.hooks["createContainer"],
+                  {"ociVersion": spec.oci_version, "id": container_id, "status": "creating", "pid": os.getpid(),
+                   "bundle": spec.bundle, "annotations": spec.annotations})
     mounts.pivot_to(sys, rootfs)
+    if spec.rootfs_propagation:
+        # The new / is private so far (make_mounts_private): give it the propagation asked for, in the
+        # container's own namespace (a shared / there has peers only in the container).
+        sys.mount(None, "/", None, mounts.PROPAGATION[spec.rootfs_propagation],
+                  detail=f"linux.rootfsPropagation: {spec.rootfs_propagation}")
+
+
+def load_seccomp(sys: Syscalls, spec: Spec) -> None:
+    """Install ``linux.seccomp`` on this process (init, or a process ``exec`` adds to the container)."""
+    if spec.seccomp is None:
+        return
+    from minicontainer.kernel import seccomp  # imported when the bundle was read (bundle.parse)
+
+    sys.seccomp_load(seccomp.build(spec.seccomp), len(spec.seccomp.rules),
+                     detail=f"seccomp filter: default {spec.seccomp.default_action}, every system call checked")
 
 
 def become_the_process(sys: Syscalls, spec: Spec, chan: sync.Channel) -> str:
     """The steps from "inside the container" to "ready to execve", shared by init and by every exec'd
     process (:mod:`minicontainer.runtime.setns_init`): whatever is added here (a seccomp filter, as
     runc applies to both) reaches both.  Returns the program's path."""
+    if not spec.process.no_new_privileges:
+        # Without no_new_privs only a holder of CAP_SYS_ADMIN may install a filter: now, as root,
+        # before setup_process gives the capabilities up (the filter then sees init's last calls).
+        load_seccomp(sys, spec)
     setup_process(sys, spec)
     program = find_program(spec)
     prepare_exec(sys, spec)
+    if spec.process.no_new_privileges:
+        load_seccomp(sys, spec)  # as late as possible: the fewer of init's own calls it must allow
     if spec.process.terminal:
         make_terminal(sys, spec, chan)
     return program

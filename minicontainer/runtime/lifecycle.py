@@ -34,6 +34,8 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUI
 def create(sys: Syscalls, root: str, container_id: str, bundle_dir: str, pid_file: str | None = None,
            stdio: tuple[int, int, int] | None = None) -> State:
     spec = bundle.load(bundle_dir)
+    for warning in spec.warnings:
+        print(f"minicontainer-runtime: warning: config.json: {warning}", file=_sys.stderr)
     return parent.create(sys, spec, root, container_id, pid_file, stdio)
 
 
@@ -63,6 +65,10 @@ def start(sys: Syscalls, root: str, container_id: str) -> State:
                      detail="the read end opens: init's blocked open(O_WRONLY) returns, it writes a byte "
                             "and calls execve")
     write_jsonl(state.events_file, sys.trace.events[-1:])
+    if state.hooks.get("poststart"):
+        from minicontainer.runtime import hooks
+
+        hooks.run_and_warn("poststart", hooks.from_state(state.hooks, "poststart"), state.oci())
     return state
 
 
@@ -101,7 +107,12 @@ def delete(sys: Syscalls, root: str, container_id: str, *, force: bool = False) 
         cgroup = cgroup_from_state(sys, state.cgroup)
         cgroup.kill_all(signal.SIGKILL)
         cgroup.destroy()
+    stopped = state.oci()
     state.remove()
+    if state.hooks.get("poststop"):
+        from minicontainer.runtime import hooks
+
+        hooks.run_and_warn("poststop", hooks.from_state(state.hooks, "poststop"), {**stopped, "status": "stopped"})
 
 
 def run(sys: Syscalls, root: str, container_id: str, bundle_dir: str, *, pid_file: str | None = None,

@@ -20,6 +20,8 @@ import signal
 import sys as _sys
 
 from minicontainer.kernel.cgroups import CgroupError, open_cgroup
+from minicontainer.kernel.cgroups.base import Cgroup
+from minicontainer.kernel.cgroups.layout import detect
 from minicontainer.kernel.syscalls import KernelError, Syscalls
 from minicontainer.observe.events import write_jsonl
 from minicontainer.runtime import sync
@@ -59,23 +61,26 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             raise RuntimeFailure(str(e)) from None
         state.cgroup = cgroup.to_state()
 
+        if spec.hooks:
+            from minicontainer.runtime import hooks  # noqa: F401 - init runs hooks after pivot_root: import now
+        cgroup_dirs = cgroup_mount_dirs(cgroup) if any(m.type == "cgroup" for m in spec.mounts) else {}
         parent_end, child_end = sync.Channel.pair()
         stage1_pid = fork_child(sys, parent_end, stdio, detail="stage1: will join or create the namespaces")
         if stage1_pid == 0:
-            stage1(spec, child_end, fifo_handle, cgroup)  # never returns
+            stage1(spec, child_end, fifo_handle, cgroup, container_id, cgroup_dirs)  # never returns
         child_end.close()
         os.close(fifo_handle)
         fifo_handle = -1
 
         # stage1's init-pid and init's ready share the socket, and on a busy machine ready may come
         # first (stage1 is descheduled between its fork and its send): accept either, at every step.
-        later = (sync.INIT_PID, sync.CONSOLE, sync.READY)
+        later = (sync.INIT_PID, sync.CONSOLE, sync.READY, sync.HOOKS)
         msg = parent_end.recv(sync.USERNS_CREATED, *later)
         if msg["type"] == sync.USERNS_CREATED:
             write_id_maps(sys, spec, stage1_pid)
             parent_end.send(sync.USERNS_MAPPED)
             msg = parent_end.recv(*later)
-        ready = False
+        ready = hooks_asked = False
         while True:
             _take_events(sys, msg)
             _raise_if_error(msg)
@@ -83,12 +88,18 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
                 init_pid = msg["pid"]
                 os.waitpid(stage1_pid, 0)  # stage1 has exited after sending: reap it
                 stage1_pid = 0
+            elif msg["type"] == sync.HOOKS:
+                hooks_asked = True  # run once init's PID is known: the hooks' state carries it
             elif msg["type"] == sync.CONSOLE:
                 if state.console_fd >= 0:
                     os.close(state.console_fd)  # (one terminal per container: a second replaces it)
                 state.console_fd = msg["fds"][0]  # the terminal's master side: the caller's to keep
             else:
                 ready = True
+            if hooks_asked and init_pid:
+                hooks_asked = False
+                _run_create_hooks(spec, state, init_pid)
+                parent_end.send(sync.HOOKS_DONE)
             if init_pid and ready:
                 break
             msg = parent_end.recv(*later)
@@ -96,6 +107,7 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
             raise sync.SyncError("process.terminal: init became ready without sending its terminal")
         state.pid = init_pid
         state.start_time = process_start_time(init_pid) or 0
+        state.hooks = hooks_to_state(spec.hooks)
         state.save()
         write_jsonl(state.events_file, sys.trace.events)
         if pid_file:
@@ -127,6 +139,39 @@ def fork_child(sys: Syscalls, parent_end: sync.Channel, stdio: tuple[int, int, i
             for target, fd in enumerate(stdio):
                 os.dup2(fd, target)  # dup2 clears close-on-exec: the program inherits them
     return pid
+
+
+def _run_create_hooks(spec: Spec, state: State, init_pid: int) -> None:
+    """prestart and createRuntime: in the runtime's namespaces, with the state as "creating"."""
+    from minicontainer.runtime import hooks
+
+    oci = {**state.oci(), "status": "creating", "pid": init_pid}
+    for point in ("prestart", "createRuntime"):
+        hooks.run(point, spec.hooks.get(point, []), oci)
+
+
+def cgroup_mount_dirs(cgroup: Cgroup) -> dict[str, str]:
+    """For a ``cgroup`` mount: name under it -> the container's directory in that hierarchy.
+
+    v2: the one directory (name ""). v1: one per hierarchy, named as on the host (``memory``,
+    ``cpu,cpuacct``): the container's own cgroup where it has one, else the cgroup its processes are
+    in there, which is the runtime's (init is born in it); never a hierarchy's root.
+    """
+    if cgroup.version == "v2":
+        return {"": cgroup.paths["unified"]}
+    layout = detect()
+    out: dict[str, str] = {}
+    for controller, mountpoint in sorted(layout.v1.items()):
+        out.setdefault(os.path.basename(mountpoint), cgroup.paths.get(controller) or layout.own_dir(controller))
+    return out
+
+
+def hooks_to_state(spec_hooks: dict) -> dict:
+    if not spec_hooks:
+        return {}
+    from minicontainer.runtime import hooks
+
+    return hooks.to_state(spec_hooks)
 
 
 def _undo(state: State, cgroup, *pids: int) -> None:

@@ -3,7 +3,7 @@
 ``create``, ``start``, ``kill`` and ``delete`` are separate processes, as with runc.  They share one
 directory per container under the runtime's root (``/run/minicontainer-runtime/<id>`` by default)::
 
-    state.json    id, bundle, init's PID and start time, the cgroup, annotations
+    state.json    id, bundle, init's PID and start time, the cgroup, annotations, later hooks
     exec.fifo     present while the container is "created": init is blocked opening it
     events.jsonl  the kernel steps of create and start, for --explain and the notebooks
 
@@ -55,10 +55,11 @@ class State:
     and ``dataclasses`` alone costs more to import than the rest of the runtime.)"""
 
     # What state.json holds.
-    SAVED = ("id", "bundle", "pid", "start_time", "created", "cgroup", "annotations")
+    SAVED = ("id", "bundle", "pid", "start_time", "created", "cgroup", "annotations", "hooks")
 
     def __init__(self, id: str, bundle: str, root: str, pid: int = 0, start_time: int = 0,
-                 created: str = "", cgroup: dict | None = None, annotations: dict | None = None) -> None:
+                 created: str = "", cgroup: dict | None = None, annotations: dict | None = None,
+                 hooks: dict | None = None) -> None:
         self.id = id
         self.bundle = bundle
         self.root = root  # the runtime's state root (not saved: it is where the file is)
@@ -67,6 +68,7 @@ class State:
         self.created = created
         self.cgroup = cgroup or {}  # Cgroup.to_state(): enough to find and remove it again
         self.annotations = annotations or {}
+        self.hooks = hooks or {}  # poststart and poststop hooks, kept from create (runtime/hooks.py)
         # With process.terminal: the pseudo-terminal's master side, open in the creating process only
         # (a file descriptor cannot be saved; `create --console-socket` hands it on).
         self.console_fd = -1

@@ -35,6 +35,9 @@ step  from      to        type                 meaning
                                                pseudo-terminal init made from the container's own
                                                ``/dev/ptmx``, passed as a file descriptor (SCM_RIGHTS):
                                                what the program writes to its terminal is read there.
+3h    init      parent    ``hooks``            (only with prestart/createRuntime hooks) namespaces are made,
+                                               pivot_root not yet done: the parent runs those hooks.
+3h'   parent    init      ``hooks-done``       they succeeded; init runs createContainer hooks, goes on.
 4     init      parent    ``ready``            the root filesystem is in place, the program was found, and
                                                init is blocked opening ``exec.fifo``.  ``create`` is done.
 4'    any child parent    ``error``            ``{"verb", "path", "errno", "message", "hint", "exit_code"}``:
@@ -96,6 +99,8 @@ USERNS_MAPPED = "userns-mapped"
 INIT_PID = "init-pid"
 EXEC_PID = "exec-pid"
 READY = "ready"
+HOOKS = "hooks"
+HOOKS_DONE = "hooks-done"
 ERROR = "error"
 
 _MAX_MESSAGE = 1 << 20

@@ -72,3 +72,147 @@ def test_skopeo_and_umoci_read_a_committed_image(engine, tmp_path):  # noqa: F81
     assert (bundle / "rootfs" / "oci.txt").read_text() == "oci\n"
     assert (bundle / "rootfs" / "bin" / "sh").exists() and not (bundle / "rootfs" / "bin" / "ls").exists()
     assert engine.mc("rm", "src").returncode == 0
+
+
+# --- build ------------------------------------------------------------------------------------------------
+
+COURSE = """\
+FROM busybox
+ENV GREETING="hello there" APP=/app
+WORKDIR $APP
+COPY hello.txt ./
+RUN echo "$GREETING" > made.txt && rm /bin/ls && mkdir -p /srv/data
+CMD ["cat", "/app/made.txt"]
+"""
+
+
+def _context(path, dockerfile: str, **files: str):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "Dockerfile").write_text(dockerfile)
+    for name, text in files.items():
+        (path / name.replace("__", "/")).parent.mkdir(parents=True, exist_ok=True)
+        (path / name.replace("__", "/")).write_text(text)
+    return str(path)
+
+
+def _history(daemon, image: str) -> list[str]:
+    """``CreatedBy|Size`` of each history entry, newest first (GET /images/{name}/history)."""
+    from minicontainer.client.api import APIClient
+
+    api = APIClient(daemon.env["DOCKER_HOST"].removeprefix("unix://"), autostart=False)
+    return [f"{h['CreatedBy']}|{h['Size']}" for h in api.json("GET", f"/images/{image}/history")]
+
+
+def _steps(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith(("Step ", " ---> ", "Removing", "Successfully"))]
+
+
+def test_the_course_dockerfile_builds_runs_and_caches(engine, tmp_path):  # noqa: F811
+    ctx = _context(tmp_path / "ctx", COURSE, **{"hello.txt": "hi\n", "secret.key": "no\n", ".dockerignore": "*.key\n"})
+    built = engine.mc("build", "-t", "user/app:latest", ctx)
+    assert built.returncode == 0, built.stderr
+    lines = _steps(built.stdout)
+    assert lines[0] == "Step 1/6 : FROM busybox" and lines[1].startswith(" ---> ")
+    assert "Step 5/6 : RUN echo \"$GREETING\" > made.txt && rm /bin/ls && mkdir -p /srv/data" in lines
+    running = next(line for line in lines if line.startswith(" ---> Running in "))
+    assert f"Removing intermediate container {running.split()[-1]}" in lines
+    assert lines[-2].startswith("Successfully built ") and lines[-1] == "Successfully tagged user/app:latest"
+    assert engine.mc("run", "--rm", "user/app").stdout == "hello there\n"
+    seen = engine.mc("run", "--rm", "user/app", "sh", "-c", "pwd; cat hello.txt; test -d /srv/data && echo data; "
+                     "test -e /bin/ls || echo no ls; test -e secret.key || echo no secret")
+    assert seen.stdout == "/app\nhi\ndata\nno ls\nno secret\n", seen.stderr
+    history = _history(engine, "user/app")
+    assert history[0] == '/bin/sh -c #(nop)  CMD ["cat" "/app/made.txt"]|0'
+    assert history[1].startswith('/bin/sh -c echo "$GREETING" > made.txt') and history[1].endswith("|12")
+    assert history[2].startswith("/bin/sh -c #(nop) COPY file:") and history[2].endswith(" in /app/ |3")
+    assert history[3] == "/bin/sh -c #(nop) WORKDIR /app|0"
+    assert history[4] == "/bin/sh -c #(nop)  ENV GREETING=hello there APP=/app|0"
+    assert "IMAGE" in engine.mc("history", "user/app").stdout
+    assert "Exited" not in engine.mc("ps", "-a").stdout  # the intermediate container went
+
+    # a rebuild with nothing changed: every step from the cache, the same image
+    again = engine.mc("build", "-t", "user/app:latest", ctx)
+    assert again.stdout.count(" ---> Using cache") == 5 and " ---> Running in" not in again.stdout
+    assert _steps(again.stdout)[-2] == lines[-2]
+    # a changed COPY source: the cache holds up to the step before, then every step is done again
+    (tmp_path / "ctx" / "hello.txt").write_text("changed\n")
+    changed = engine.mc("build", ctx).stdout
+    assert changed.count(" ---> Using cache") == 2 and " ---> Running in" in changed
+    assert changed.split("Step 4/6")[1].count("Using cache") == 0
+    fresh = engine.mc("build", "--no-cache", ctx).stdout
+    assert "Using cache" not in fresh and fresh.count(" ---> Running in") == 1
+
+
+def test_multi_stage_target_and_build_args(engine, tmp_path):  # noqa: F811
+    ctx = _context(tmp_path / "ctx", """\
+ARG BASE=busybox
+FROM $BASE AS builder
+ARG FLAVOUR=plain
+RUN mkdir /out && echo "built $FLAVOUR" > /out/result
+FROM busybox AS final
+COPY --from=builder /out/result /result
+CMD ["cat", "/result"]
+""")
+    built = engine.mc("build", "--build-arg", "FLAVOUR=spicy", "--build-arg", "UNUSED=1", "-t", "multi", ctx)
+    assert built.returncode == 0, built.stderr
+    assert "Step 1/7 : ARG BASE=busybox" in built.stdout
+    assert "[Warning] One or more build-args [UNUSED] were not consumed" in built.stdout
+    assert engine.mc("run", "--rm", "multi").stdout == "built spicy\n"
+    history = "\n".join(_history(engine, "multi"))
+    assert "|1 FLAVOUR=spicy" not in history  # the final stage has no trace of the first one's RUN
+    target = engine.mc("build", "--target", "builder", "--build-arg", "FLAVOUR=spicy", "-t", "stage1", ctx)
+    assert target.returncode == 0 and "Step 4/4 : RUN mkdir /out" in target.stdout, target.stderr
+    assert engine.mc("run", "--rm", "stage1", "cat", "/out/result").stdout == "built spicy\n"
+    run_history = "\n".join(_history(engine, "stage1"))
+    assert '|1 FLAVOUR=spicy /bin/sh -c mkdir /out && echo "built $FLAVOUR" > /out/result' in run_history
+    nope = engine.mc("build", "--target", "nope", ctx)
+    assert nope.returncode == 1 and "failed to reach build target nope" in nope.stderr
+
+
+def test_build_errors(engine, tmp_path):  # noqa: F811
+    bad = engine.mc("build", _context(tmp_path / "bad", "FROM busybox\nRUN true\nFOO bar\n"))
+    assert bad.returncode == 1
+    assert bad.stderr == "Error response from daemon: Dockerfile parse error line 3: unknown instruction: FOO\n"
+    failing = _context(tmp_path / "fail", "FROM busybox\nRUN echo before\nRUN echo failing; exit 3\nRUN echo never\n")
+    failed = engine.mc("build", failing)
+    assert failed.returncode == 3
+    assert failed.stderr == "The command '/bin/sh -c echo failing; exit 3' returned a non-zero code: 3\n"
+    assert "failing\n" in failed.stdout and "never" not in failed.stdout
+    # as Docker's: the failed step's container stays for a look (docker ps -a), unless --force-rm
+    left = engine.mc("ps", "-aq").stdout.split()
+    assert len(left) == 1 and engine.mc("rm", left[0]).returncode == 0
+    forced = engine.mc("build", "--force-rm", failing)
+    assert forced.returncode == 3 and engine.mc("ps", "-aq").stdout == ""
+    missing = engine.mc("build", _context(tmp_path / "missing", "FROM busybox\nCOPY nothere /x\n"))
+    assert missing.returncode == 1 and "file not found in build context or excluded by .dockerignore: stat nothere" \
+        in missing.stderr
+    url = engine.mc("build", _context(tmp_path / "url", "FROM busybox\nADD http://127.0.0.1:1/x /x\n"))
+    assert url.returncode == 1 and "ADD from a URL needs the network" in url.stderr
+
+
+def test_add_unpacks_a_local_archive(engine, tmp_path):  # noqa: F811
+    import tarfile
+
+    ctx = tmp_path / "ctx"
+    _context(ctx, "FROM busybox\nADD site.tar.gz /srv/\nADD plain.txt /srv/plain.txt\n", **{"plain.txt": "p\n"})
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<h1>hi</h1>\n")
+    with tarfile.open(ctx / "site.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "site", arcname="site")
+    assert engine.mc("build", "-t", "added", str(ctx)).returncode == 0
+    shown = engine.mc("run", "--rm", "added", "cat", "/srv/site/index.html", "/srv/plain.txt")
+    assert shown.stdout == "<h1>hi</h1>\np\n", shown.stderr
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed on this machine")
+def test_docker_build(engine, tmp_path):  # noqa: F811
+    ctx = _context(tmp_path / "ctx", COURSE, **{"hello.txt": "hi\n"})
+    built = subprocess.run(["docker", "build", "-t", "user/redis:latest", ctx], env={**engine.env, "DOCKER_BUILDKIT": "0"},
+                           text=True, capture_output=True, timeout=120, check=False)
+    assert built.returncode == 0, built.stderr
+    lines = _steps(built.stdout)
+    assert lines[0] == "Step 1/6 : FROM busybox" and lines[-1] == "Successfully tagged user/redis:latest"
+    assert engine.docker("run", "--rm", "user/redis").stdout == "hello there\n"
+    quiet = subprocess.run(["docker", "build", "-q", ctx], env={**engine.env, "DOCKER_BUILDKIT": "0"}, text=True,
+                           capture_output=True, timeout=120, check=False)
+    assert quiet.stdout.strip() == "sha256:" + engine.docker("inspect", "-f", "{{.Id}}", "user/redis").stdout.strip()[7:]

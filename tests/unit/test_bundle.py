@@ -8,7 +8,8 @@ import json
 import pytest
 
 from minicontainer.kernel.capabilities import CAPABILITIES
-from minicontainer.runtime.bundle import SpecError, load, parse
+from minicontainer.kernel.cgroups.devices import DeviceRule
+from minicontainer.runtime.bundle import Hook, SpecError, load, parse
 from minicontainer.runtime.defaults import default_config
 
 
@@ -33,7 +34,7 @@ def test_default_config_parses(bundle):
     assert not spec.process.capabilities.bounding & (1 << CAPABILITIES["CAP_SYS_ADMIN"])
     assert spec.hostname == "minicontainer"
     assert spec.resources.memory_limit is None
-    assert spec.rootfs_propagation == "private"
+    assert spec.rootfs_propagation == ""  # not set: the root stays private (make_mounts_private)
 
 
 def test_resources_become_limits(bundle):
@@ -74,10 +75,16 @@ def test_user_namespace_ids_map_to_host(bundle):
     (lambda c: c["mounts"].append({"destination": "/x", "options": ["bind"]}), "mounts[6].source", "needs a source"),
     (lambda c: c.__setitem__("mounts", []), "mounts", "proc mount"),
     (lambda c: c["process"].__setitem__("terminal", "yes"), "process.terminal", "must be a bool"),
-    (lambda c: c["process"].__setitem__("consoleSize", {"height": 24, "depth": 3}), "process.consoleSize.depth",
-     "not a field"),
-    (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "x"}), "linux.seccomp", "not supported"),
-    (lambda c: c.__setitem__("hooks", {"prestart": [{"path": "/bin/true"}]}), "hooks", "not supported"),
+    (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "x"}), "linux.seccomp",
+     "defaultAction: 'x' is not one of"),
+    (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 7, "op": "SCMP_CMP_EQ"}]}]}),
+     "linux.seccomp", "syscalls[0].args[0].index: a system call has arguments 0 to 5"),
+    (lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_ERRNO", "flags": ["FAST"]}),
+     "linux.seccomp", "flags: 'FAST' is not supported"),
+    (lambda c: c.__setitem__("hooks", {"prestart": [{"path": "bin/true"}]}), "hooks.prestart[0].path", "absolute"),
+    (lambda c: c.__setitem__("hooks", {"poststop": [{"path": "/bin/true", "timeout": 0}]}),
+     "hooks.poststop[0].timeout", "more than zero"),
     (lambda c: c["linux"].__setitem__("sysctl", {"kernel.core_pattern": "|/x"}), "linux.sysctl.kernel.core_pattern",
      "whole host"),
     (lambda c: c["linux"].__setitem__("sysctl", {"net.ipv4.ip_forward": "1"}) or c["linux"].__setitem__(
@@ -89,21 +96,21 @@ def test_user_namespace_ids_map_to_host(bundle):
      "CAP_SYS_ADMIN"),
     (lambda c: c["linux"].__setitem__("resources", {"memory": {"limit": 100, "swap": 50}}),
      "linux.resources.memory.swap", "at least"),
-    (lambda c: c["linux"].__setitem__("resources", {"memory": {"swappiness": 0}}),
-     "linux.resources.memory.swappiness", "not supported"),
-    (lambda c: c["linux"].__setitem__("rootfsPropagation", "shared"), "linux.rootfsPropagation", "not supported"),
+    (lambda c: c["linux"].__setitem__("resources", {"memory": {"swappiness": 101}}),
+     "linux.resources.memory.swappiness", "outside 0..100"),
     (lambda c: c["linux"].__setitem__("devices", [{"path": "/etc/x", "type": "c", "major": 1, "minor": 3}]),
      "linux.devices[0].path", "inside a tmpfs"),
-    (lambda c: c["linux"].__setitem__("resources", {"devices": [{"allow": False}]}), "linux.resources.devices",
-     "not supported"),
-    (lambda c: c["linux"].__setitem__("resources", {"memory": {"swappiness": 10}}),
-     "linux.resources.memory.swappiness", "not supported"),
+    (lambda c: c["linux"].__setitem__("resources", {"devices": [{"allow": True, "access": "rwx"}]}), "",
+     "linux.resources.devices[0].access: 'rwx' must be made of r, w and m"),
+    (lambda c: c["linux"].__setitem__("resources", {"devices": [{"access": "r"}]}), "",
+     "linux.resources.devices[0].allow: is required"),
+    (lambda c: c["linux"].__setitem__("resources", {"memory": {"checkBeforeUpdate": True}}),
+     "linux.resources.memory.checkBeforeUpdate", "not supported"),
     (lambda c: c["process"].__setitem__("rlimits", [{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]),
      "process.rlimits[0].type", "unknown rlimit"),
     (lambda c: c["process"].__setitem__("rlimits", [{"type": "RLIMIT_NOFILE", "soft": 2, "hard": 1}]),
      "process.rlimits[0]", "above hard"),
     (lambda c: c["process"]["capabilities"].__setitem__("bounding", ["CAP_FLY"]), "", "unknown capability 'CAP_FLY'"),
-    (lambda c: c.__setitem__("colour", "blue"), "colour", "not a field"),
     (lambda c: c["linux"].__setitem__("rootfsPropagation", "sideways"), "linux.rootfsPropagation", "unknown"),
     (lambda c: c["hostname"] and c["linux"]["namespaces"].append({"type": "time"}), "linux.namespaces[6].type",
      "time namespaces"),
@@ -116,6 +123,44 @@ def test_bad_fields_are_named(bundle, change, field, words):
     assert words in str(e.value)
     if field:
         assert e.value.field == field or e.value.field.startswith(field)
+
+
+def test_unknown_fields_are_ignored_as_the_spec_requires_and_named_in_warnings(bundle):
+    def change(c):
+        c["colour"] = "blue"
+        c["process"]["consoleSize"] = {"height": 24, "depth": 3}
+    spec = parse_with(bundle, change)
+    assert [w.split(":")[0] for w in spec.warnings] == ["process.consoleSize.depth", "colour"]
+    assert "ignored, as the spec requires" in spec.warnings[0]
+
+
+def test_ambient_capabilities_that_cannot_be_raised_are_skipped_as_runc_does(bundle):
+    def change(c):  # `runc spec` lists ambient capabilities, with no inheritable set
+        c["process"]["capabilities"]["ambient"] = ["CAP_KILL"]
+        c["process"]["capabilities"].pop("inheritable", None)
+    spec = parse_with(bundle, change)
+    assert spec.process.capabilities.ambient == 0
+    assert spec.warnings == [("process.capabilities.ambient: CAP_KILL not in both permitted and inheritable: "
+                              "the kernel cannot raise them; skipped, as runc does")]
+
+
+def test_device_rules_get_runcs_defaults_after_them_and_allow_cap_mknod(bundle):
+    def change(c):
+        c["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+        c["process"]["capabilities"]["bounding"].append("CAP_MKNOD")
+    rules = parse_with(bundle, change).resources.devices
+    assert rules[0] == DeviceRule(False, "a", -1, -1, "rwm")
+    assert DeviceRule(True, "c", 1, 3, "rwm") in rules[1:]  # /dev/null, appended after: it wins
+    assert rules[1] == DeviceRule(True, "c", -1, -1, "m")
+
+
+def test_hooks_are_read_in_order_with_their_timeouts(bundle):
+    def change(c):
+        c["hooks"] = {"poststop": [{"path": "/bin/a"}, {"path": "/bin/b", "args": ["b", "-x"], "env": ["K=v"],
+                                                        "timeout": 3}]}
+    hooks = parse_with(bundle, change).hooks
+    assert hooks["poststop"][0] == Hook("/bin/a", ["/bin/a"], [], None)
+    assert hooks["poststop"][1] == Hook("/bin/b", ["b", "-x"], ["K=v"], 3)
 
 
 def test_false_and_empty_unsupported_fields_are_accepted(bundle):

@@ -302,23 +302,24 @@ def test_bad_paths_are_refused(tmp_path: Path, bad: str) -> None:
     assert info.value.field == "linux.cgroupsPath"
 
 
-def test_v2_absolute_path_outside_own_cgroup_is_refused(tmp_path: Path) -> None:
+def test_v2_absolute_path_is_read_from_the_hierarchy_root_as_runc_does(tmp_path: Path) -> None:
     sys, _own = v2_host(tmp_path)
     layout = detect(V2_MOUNTINFO, V2_SELF, root=str(tmp_path))
-    with pytest.raises(CgroupError, match="lies outside this process's cgroup '/minictl.slice/daemon'") as info:
-        open_cgroup(sys, "/other.slice/c1", layout=layout)
-    assert info.value.field == "linux.cgroupsPath"
-    with pytest.raises(CgroupError):  # our own cgroup itself is not "strictly beneath"
-        open_cgroup(sys, "/minictl.slice/daemon", layout=layout)
+    cg = open_cgroup(sys, "/other.slice/c1", layout=layout)
+    assert cg.paths == {"unified": f"{tmp_path}/sys/fs/cgroup/other.slice/c1"}
+    assert cg.own_dirs == {"unified": f"{tmp_path}/sys/fs/cgroup"}  # directories are made from the root
     cg = open_cgroup(sys, "/minictl.slice/daemon/c1", layout=layout)
     assert cg.paths == {"unified": f"{tmp_path}/sys/fs/cgroup/minictl.slice/daemon/c1"}
+    assert cg.own_dirs == {"unified": f"{tmp_path}/sys/fs/cgroup/minictl.slice/daemon"}
 
 
-def test_v1_absolute_path_is_checked_per_controller(tmp_path: Path) -> None:
+def test_v1_absolute_path_is_placed_per_hierarchy(tmp_path: Path) -> None:
     sys, layout = v1_host(tmp_path, HYBRID_MOUNTINFO, HYBRID_SELF)
-    # Fine for cpu (our cgroup there is "/") but not for memory, where we are in /process_api/abc123.
-    with pytest.raises(CgroupError, match="'/x/y' lies outside .* '/process_api/abc123' for the memory controller"):
-        open_cgroup(sys, "/x/y", layout=layout)
+    cg = open_cgroup(sys, "/x/y", layout=layout)
+    fs = f"{tmp_path}/sys/fs/cgroup"
+    assert cg.paths["memory"] == f"{fs}/memory/x/y" and cg.paths["cpu"] == f"{fs}/cpu/x/y"
+    cg.create()
+    assert cg.created[:2] == [f"{fs}/memory/x", f"{fs}/memory/x/y"]
 
 
 def test_relative_path_goes_beneath_own_cgroup_in_each_hierarchy(tmp_path: Path) -> None:
@@ -506,13 +507,17 @@ def test_v1_add_process_pids_and_stats(tmp_path: Path) -> None:
     assert [ev.args for ev in sys.trace.events if ev.op == "kill"] == ["4242, 15"]
 
 
-def test_existing_leaf_is_refused(tmp_path: Path) -> None:
+def test_existing_leaf_is_refused_while_it_holds_processes_and_taken_over_when_empty(tmp_path: Path) -> None:
     sys, own = v2_host(tmp_path)
     sys.prepare(f"{own}/c1")
+    Path(f"{own}/c1/cgroup.procs").write_text("4242\n")
     cg = open_cgroup(sys, "c1", layout=detect(V2_MOUNTINFO, V2_SELF, root=str(tmp_path)))
-    with pytest.raises(CgroupError, match="already exists"):
+    with pytest.raises(CgroupError, match="already exists and holds processes"):
         cg.create()
     assert cg.created == []
+    Path(f"{own}/c1/cgroup.procs").write_text("")
+    cg.create()  # as runc: the cgroup the config names, left empty by an earlier container
+    assert cg.created == [f"{own}/c1"]
 
 
 # --- destroy and state ----------------------------------------------------------------------------

@@ -147,8 +147,19 @@ class FakeAttachment:
         self._c.stdin_ready.set()
 
 
+class FakeNetworks:
+    """No networks but the three predefined ones (``docker inspect NAME`` asks for a network last)."""
+
+    def inspect(self, ref: str) -> dict:
+        if ref in ("bridge", "host", "none"):
+            return {"Name": ref, "Id": ref * 8, "Driver": {"none": "null"}.get(ref, ref), "Containers": {}}
+        raise NotFound(f"network {ref} not found")
+
+
 class FakeEngine:
     """In memory, Docker's semantics; see the module docstring."""
+
+    networks = FakeNetworks()
 
     def __init__(self) -> None:
         self.containers: dict[str, FakeContainer] = {}

@@ -44,13 +44,12 @@ def test_what_the_clients_send_by_default_passes():
 
 
 @pytest.mark.parametrize(("host", "name"), [
-    ({"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}}, "HostConfig.PortBindings"),  # -p
+    ({"Links": ["db:db"]}, "HostConfig.Links"),                                                 # --link
     ({"Binds": ["/tmp:/data"]}, "HostConfig.Binds"),                                            # -v
-    ({"NetworkMode": "host"}, "HostConfig.NetworkMode"),                                        # --network host
     ({"GroupAdd": ["audio"]}, "HostConfig.GroupAdd"),                                           # --group-add
     ({"LogConfig": {"Type": "none", "Config": {}}}, "HostConfig.LogConfig"),                    # --log-driver none
     ({"OomKillDisable": True}, "HostConfig.OomKillDisable"),                                   # --oom-kill-disable
-    ({"PidMode": "host"}, "HostConfig.PidMode"),
+    ({"UsernsMode": "host"}, "HostConfig.UsernsMode"),
     ({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}}, "HostConfig.RestartPolicy"),
     ({"MemorySwappiness": 10}, "HostConfig.MemorySwappiness"),
 ])
@@ -61,8 +60,7 @@ def test_a_field_not_honoured_is_refused_by_name(host, name):
 
 def test_refusals_beyond_the_host_config():
     assert refusal({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"]}}).startswith("Healthcheck=")
-    body = {"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": {"web": {"Aliases": ["db"]}}}}
-    assert refusal(body).startswith("NetworkingConfig.EndpointsConfig=")
+    assert refusal({"Image": "busybox", "MacAddress": "02:42:ac:11:00:02"}).startswith("MacAddress=")
     assert "unknown field HostConfig.Memroy" in refusal({"Image": "x", "HostConfig": {"Memroy": 5}})
 
 
@@ -96,6 +94,6 @@ def test_inspect_shows_every_field_as_docker_does():
     shown = fields.shown(fields.HOST_CONFIG, checked["HostConfig"])
     assert set(shown) == set(fields.HOST_CONFIG)
     assert shown["Memory"] == 64 << 20 and shown["CpuShares"] == 0 and shown["CpusetCpus"] == ""
-    assert shown["NetworkMode"] == "none" and shown["IpcMode"] == "private" and shown["GroupAdd"] is None
+    assert shown["NetworkMode"] == "default" and shown["IpcMode"] == "private" and shown["GroupAdd"] is None
     assert shown["LogConfig"] == {"Type": "json-file", "Config": {}} and shown["MemorySwappiness"] is None
     assert set(fields.shown(fields.CONFIG, checked)) == set(fields.CONFIG)

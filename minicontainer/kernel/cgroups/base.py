@@ -70,7 +70,22 @@ class Limits(NamedTuple):
     cpuset_cpus: str | None = None  # CPUs the container may run on, like "0-3,6"
     cpuset_mems: str | None = None  # NUMA memory nodes it may allocate from
     pids_limit: int | None = None  # most processes/threads at once; 0 or negative = unlimited
-    blkio_weight: int | None = None  # relative share of block I/O, 10..1000 (v2's io.weight: 1..10000)
+    # The devices the container may open or mknod (kernel/cgroups/devices.py): rules, last match wins.
+    devices: tuple = ()  # of devices.DeviceRule
+    # Settings with a file of their own on v1 (and, where v2 has one, there): OCI's less common fields.
+    memory_kernel: int | None = None  # v1 kernel memory (memory.kmem.limit_in_bytes), where the kernel has it
+    memory_kernel_tcp: int | None = None  # v1 TCP buffer memory (memory.kmem.tcp.limit_in_bytes)
+    memory_swappiness: int | None = None  # 0..100: how readily the kernel swaps this cgroup's memory
+    oom_kill_disable: bool | None = None  # true: processes wait for memory instead of being OOM-killed
+    cpu_rt_runtime: int | None = None  # microseconds of real-time scheduling per period (v1)
+    cpu_rt_period: int | None = None
+    blkio_weight: int | None = None  # relative share of disk time, 10..1000
+    blkio_leaf_weight: int | None = None
+    blkio_weight_devices: tuple = ()  # of (major, minor, weight or None, leaf weight or None)
+    blkio_throttle: tuple = ()  # of (v1 knob suffix, major, minor, rate): "read_bps_device", ...
+    hugepage_limits: tuple = ()  # of (page size as "2MB", bytes)
+    net_class_id: int | None = None  # net_cls.classid: tags the container's packets for tc
+    net_priorities: tuple = ()  # of (interface, priority): net_prio.ifpriomap
 
     def needs_memory(self) -> bool:
         return any(v is not None for v in (self.memory_limit, self.memory_reservation, self.memory_swap))
@@ -84,9 +99,13 @@ class Limits(NamedTuple):
     def needs_pids(self) -> bool:
         return self.pids_limit is not None
 
+    def needs_blkio(self) -> bool:
+        return bool(self.blkio_weight is not None or self.blkio_leaf_weight is not None
+                    or self.blkio_weight_devices or self.blkio_throttle)
+
     def changes(self) -> dict[str, object]:
         """The limits that are set, by name (what an ``update`` asks to change)."""
-        return {name: value for name, value in self._asdict().items() if value is not None}
+        return {name: value for name, value in self._asdict().items() if value is not None and value != ()}
 
 
 class IOEntry(NamedTuple):
@@ -166,22 +185,22 @@ def check_cgroups_path(path: str) -> None:
 def place(cgroups_path: str, own: str, controller: str) -> str:
     """The cgroup path (as ``/proc/self/cgroup`` would show it) where the container's cgroup goes.
 
-    A relative ``cgroupsPath`` is taken from our own cgroup; an absolute one, as the OCI spec says,
-    from the hierarchy's root, but then it must still lie *strictly beneath* our own cgroup.
-    ``controller`` is the v1 controller whose hierarchy this is, or "" for the v2 unified one.
+    A relative ``cgroupsPath`` is taken from our own cgroup; an absolute one from the hierarchy's
+    root, as the OCI spec says and runc reads it.  ``controller`` is the v1 controller whose
+    hierarchy this is, or "" for the v2 unified one.
     """
     check_cgroups_path(cgroups_path)
     if not cgroups_path.startswith("/"):
         return posixpath.normpath(posixpath.join(own, cgroups_path))
-    target = posixpath.normpath(cgroups_path)
-    inside = target.startswith(own.rstrip("/") + "/") and target != own
-    where = f"for the {controller} controller" if controller else "in the unified (v2) hierarchy"
-    if not inside:
-        raise CgroupError(
-            f"linux.cgroupsPath {cgroups_path!r} lies outside this process's cgroup {own!r} "
-            f"{where}: minicontainer only creates cgroups beneath its own; use a relative path",
-            field="linux.cgroupsPath")
-    return target
+    return posixpath.normpath(cgroups_path)
+
+
+def base_path(cgroup_path: str, own: str) -> str:
+    """Where the directories down to ``cgroup_path`` are made from: our own cgroup when it lies
+    beneath it, else the hierarchy's root.  Either way only the directories made are ever written
+    to or removed (see ``Cgroup.created``)."""
+    inside = cgroup_path.startswith(own.rstrip("/") + "/") and cgroup_path != own
+    return own if inside else "/"
 
 
 def parse_int(text: str) -> int | None:
@@ -394,12 +413,14 @@ class Cgroup(ABC):
             except KernelError as e:
                 if e.errno != errno.EEXIST:
                     raise
-                if is_leaf:
+                if not is_leaf:
+                    continue  # an existing parent is someone else's: never written to, never removed
+                if self._has_processes(leaf):
                     raise CgroupError(
-                        f"the cgroup {leaf} already exists: another container (or an earlier run that "
-                        "crashed) uses that linux.cgroupsPath; choose another path, or remove the stale "
-                        f"cgroup (rmdir {leaf}) once nothing runs in it", field="linux.cgroupsPath") from e
-                continue  # an existing parent is someone else's: never written to, never removed
+                        f"the cgroup {leaf} already exists and holds processes: another container uses "
+                        "that linux.cgroupsPath; choose another path", field="linux.cgroupsPath") from e
+                # Empty: the cgroup the config names, left by an earlier container (runc leaves them
+                # too).  Taken over, as runc takes it: this container's now, removed with it.
             self.created.append(current)
             made.append(current)
         return made

@@ -23,6 +23,7 @@ from minicontainer.kernel.cgroups.base import (
     CgroupError,
     CgroupStats,
     Limits,
+    base_path,
     place,
 )
 from minicontainer.kernel.cgroups.layout import Layout
@@ -31,7 +32,7 @@ from minicontainer.kernel.syscalls import Syscalls
 # Hierarchies the container's cgroup is always created in (those this host mounts).
 ALWAYS = ("memory", "cpu", "cpuacct", "pids", "blkio", "freezer")
 # Hierarchies created only when a limit needs them.
-ON_DEMAND = ("cpuset",)
+ON_DEMAND = ("cpuset", "devices", "hugetlb", "net_cls", "net_prio")
 
 
 class CgroupV1(Cgroup):
@@ -56,7 +57,7 @@ class CgroupV1(Cgroup):
                 continue  # not mounted on this host: a limit needing it will say so in apply()
             cgroup_path = place(cgroups_path, layout.own_path(controller), controller)
             planned[controller] = layout.dir_of(controller, cgroup_path)
-            own_dirs[controller] = layout.own_dir(controller)
+            own_dirs[controller] = layout.dir_of(controller, base_path(cgroup_path, layout.own_path(controller)))
         if not planned:
             raise CgroupError("no cgroup v1 hierarchy for memory, cpu, cpuacct, pids or cpuset is mounted: "
                               "mount them under /sys/fs/cgroup (or boot with cgroup v2)")
@@ -174,6 +175,71 @@ class CgroupV1(Cgroup):
             value = "max" if limits.pids_limit <= 0 else str(limits.pids_limit)
             self._write(d, "pids.max", value, FIELDS["pids_limit"],
                         "cap the number of processes: fork() fails with EAGAIN past it (no fork bombs)")
+        self._apply_devices(limits)
+        self._apply_less_common(limits)
+
+    def _apply_devices(self, limits: Limits) -> None:
+        """Each rule, in order, one line into ``devices.allow`` or ``devices.deny``: the kernel's own
+        list then means what the config means (the last matching rule decides)."""
+        if not limits.devices:
+            return
+        field = "linux.resources.devices"
+        d = self._use("devices", field)
+        for rule in limits.devices:
+            knob = "devices.allow" if rule.allow else "devices.deny"
+            self._write(d, knob, rule.v1_line(), field,
+                        "allow these devices to be opened or made" if rule.allow else "deny these devices")
+
+    def _apply_less_common(self, limits: Limits) -> None:
+        """OCI's other v1 knobs: kernel memory, swappiness, the OOM killer, real-time CPU time, block
+        I/O weights and throttles, huge pages, network class and priorities.  One file each."""
+        memory = "linux.resources.memory"
+        if limits.memory_kernel is not None or limits.memory_kernel_tcp is not None:
+            d = self._use("memory", memory + ".kernel")
+            for value, knob in ((limits.memory_kernel, "memory.kmem.limit_in_bytes"),
+                                (limits.memory_kernel_tcp, "memory.kmem.tcp.limit_in_bytes")):
+                # Kernel memory accounting went in Linux 5.16 (cgroup v1 only ever had it): where the
+                # file is gone, the limit is ignored, as runc ignores it.
+                if value is not None and os.path.exists(os.path.join(d, knob)):
+                    self._write(d, knob, str(value), memory + ".kernel", "cap the kernel memory the container uses")
+        if limits.memory_swappiness is not None:
+            d = self._use("memory", memory + ".swappiness")
+            self._write(d, "memory.swappiness", str(limits.memory_swappiness), memory + ".swappiness",
+                        "how readily this cgroup's memory is swapped out (0..100)")
+        if limits.oom_kill_disable:
+            d = self._use("memory", memory + ".disableOOMKiller")
+            self._write(d, "memory.oom_control", "1", memory + ".disableOOMKiller",
+                        "at the limit, processes wait for memory instead of being killed")
+        for value, knob, key in ((limits.cpu_rt_period, "cpu.rt_period_us", "realtimePeriod"),
+                                 (limits.cpu_rt_runtime, "cpu.rt_runtime_us", "realtimeRuntime")):
+            if value is not None:
+                field = f"linux.resources.cpu.{key}"
+                self._write(self._use("cpu", field), knob, str(value), field, "real-time CPU time per period")
+        if limits.needs_blkio():
+            field = "linux.resources.blockIO"
+            d = self._use("blkio", field)
+            # (blkio.weight itself below: this kernel may name it blkio.bfq.weight)
+            writes = [("blkio.leaf_weight", limits.blkio_leaf_weight)]
+            for major, minor, weight, leaf in limits.blkio_weight_devices:
+                writes += [("blkio.weight_device", None if weight is None else f"{major}:{minor} {weight}"),
+                           ("blkio.leaf_weight_device", None if leaf is None else f"{major}:{minor} {leaf}")]
+            writes += [(f"blkio.throttle.{knob}", f"{major}:{minor} {rate}")
+                       for knob, major, minor, rate in limits.blkio_throttle]
+            for knob, value in writes:
+                if value is not None:
+                    self._write(d, knob, str(value), field, "block I/O weight or throttle")
+        for size, limit in limits.hugepage_limits:
+            field = "linux.resources.hugepageLimits"
+            self._write(self._use("hugetlb", field), f"hugetlb.{size}.limit_in_bytes", str(limit), field,
+                        f"cap the container's {size} huge pages")
+        if limits.net_class_id is not None:
+            field = "linux.resources.network.classID"
+            self._write(self._use("net_cls", field), "net_cls.classid", str(limits.net_class_id), field,
+                        "tag the container's packets with this class, for tc")
+        for name, prio in limits.net_priorities:
+            field = "linux.resources.network.priorities"
+            self._write(self._use("net_prio", field), "net_prio.ifpriomap", f"{name} {prio}", field,
+                        f"priority of the container's packets on {name}")
 
         if limits.blkio_weight is not None:
             field = FIELDS["blkio_weight"]

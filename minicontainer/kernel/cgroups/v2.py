@@ -28,9 +28,11 @@ from minicontainer.kernel.cgroups.base import (
     CgroupError,
     CgroupStats,
     Limits,
+    base_path,
     place,
     requested,
 )
+from minicontainer.kernel.cgroups.devices import bpf_program
 from minicontainer.kernel.cgroups.layout import UNIFIED, Layout
 from minicontainer.kernel.syscalls import Syscalls
 
@@ -61,7 +63,7 @@ class CgroupV2(Cgroup):
         """Work out the directory beneath our own cgroup.  Touches nothing."""
         cgroup_path = place(cgroups_path, layout.own_path(UNIFIED), UNIFIED)
         return cls(sys, cgroups_path, {"unified": layout.dir_of(UNIFIED, cgroup_path)},
-                   {"unified": layout.own_dir(UNIFIED)})
+                   {"unified": layout.dir_of(UNIFIED, base_path(cgroup_path, layout.own_path(UNIFIED)))})
 
     @property
     def directory(self) -> str:
@@ -109,6 +111,29 @@ class CgroupV2(Cgroup):
             self._write(d, "pids.max", "max" if limits.pids_limit <= 0 else str(limits.pids_limit),
                         FIELDS["pids_limit"],
                         "cap the number of processes: fork() fails with EAGAIN past it (no fork bombs)")
+        if limits.devices:
+            # v2 has no devices files: the rules become an eBPF program the kernel runs at each open.
+            program = bpf_program(list(limits.devices))
+            prog_fd = self.sys.bpf_prog_load_cgroup_device(program, detail="the device rules, compiled to eBPF")
+            try:
+                self.sys.bpf_prog_attach_cgroup_device(d, prog_fd, detail="run it at every open and mknod "
+                                                                          "in this cgroup")
+            finally:
+                os.close(prog_fd)  # attached, the program lives as long as the cgroup
+        # v1-only settings: cgroup v2 has no file for them.  Kernel memory is counted with the rest of
+        # memory on v2, so its limit is ignored as runc ignores it; the others are refused by name.
+        for value, field in ((limits.memory_swappiness, "linux.resources.memory.swappiness"),
+                             (limits.oom_kill_disable or None, "linux.resources.memory.disableOOMKiller"),
+                             (limits.cpu_rt_runtime, "linux.resources.cpu.realtimeRuntime"),
+                             (limits.cpu_rt_period, "linux.resources.cpu.realtimePeriod"),
+                             ((limits.blkio_leaf_weight is not None or bool(limits.blkio_weight_devices)
+                               or bool(limits.blkio_throttle)) or None, "linux.resources.blockIO"),
+                             (limits.hugepage_limits or None, "linux.resources.hugepageLimits"),
+                             (limits.net_class_id, "linux.resources.network.classID"),
+                             (limits.net_priorities or None, "linux.resources.network.priorities")):
+            if value is not None:
+                raise CgroupError(f"{field}: not supported on cgroup v2 by minicontainer-runtime (it has "
+                                  "a cgroup v1 file only here); remove it from config.json", field=field)
 
         if limits.blkio_weight is not None:
             # v1's 10..1000 onto v2's 1..10000, the conversion the OCI runtimes use
