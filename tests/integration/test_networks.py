@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+import dns.message
+import dns.query
 import pytest
 import test_engine
 from daemon_support import daemon_bridge_name
@@ -92,6 +94,11 @@ def test_containers_reach_each_other_by_name_on_a_user_network(engine):
         assert r.stdout.split() == ["+PONG", "+OK"]
     unknown = engine.mc("run", "--rm", "--network", "app", "busybox", "nslookup", "nosuchcontainer")
     assert unknown.returncode != 0
+    app = json.loads(engine.mc("network", "inspect", "app").stdout)[0]
+    gateway = app["IPAM"]["Config"][0]["Gateway"]
+    over_tcp = dns.query.tcp(dns.message.make_query("kv", "A"), gateway, timeout=5)  # the daemon's server, by TCP
+    address = [c["IPv4Address"].split("/")[0] for c in app["Containers"].values()]
+    assert [r.address for r in over_tcp.answer[0]] == address
     inspected = json.loads(_ok(engine.mc("network", "inspect", "app")).stdout)[0]
     assert [c["Name"] for c in inspected["Containers"].values()] == ["cache"]
     conflict = engine.mc("network", "rm", "app")
