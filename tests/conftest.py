@@ -197,6 +197,20 @@ def _our_firewall_tables() -> list[str]:
     return [line.strip() for line in out.splitlines() if "minicontainer" in line]
 
 
+@pytest.fixture(autouse=True)
+def not_a_subreaper_afterwards():
+    """A test that runs a container in this process (``engine.run``) makes pytest a child subreaper;
+    left so, every later test's orphans (a detached container's init) would become pytest's children,
+    and their zombies, never reaped, would keep their cgroups from being removed.  Undo it."""
+    yield
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    flag = ctypes.c_int(0)
+    if libc.prctl(37, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value:  # PR_GET_CHILD_SUBREAPER
+        libc.prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, 0
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
     before = (set(_our_mounts()), set(_our_cgroups()), set(_our_processes()), set(_our_links()),
