@@ -15,6 +15,9 @@ import subprocess
 import sys
 import time
 
+import dns.message
+import dns.query
+import dns.rrset
 import pytest
 import test_engine
 from daemon_support import daemon_bridge_name
@@ -92,6 +95,11 @@ def test_containers_reach_each_other_by_name_on_a_user_network(engine):
         assert r.stdout.split() == ["+PONG", "+OK"]
     unknown = engine.mc("run", "--rm", "--network", "app", "busybox", "nslookup", "nosuchcontainer")
     assert unknown.returncode != 0
+    app = json.loads(engine.mc("network", "inspect", "app").stdout)[0]
+    gateway = app["IPAM"]["Config"][0]["Gateway"]
+    over_tcp = dns.query.tcp(dns.message.make_query("kv", "A"), gateway, timeout=5)  # the daemon's server, by TCP
+    address = [c["IPv4Address"].split("/")[0] for c in app["Containers"].values()]
+    assert [r.address for r in over_tcp.answer[0]] == address
     inspected = json.loads(_ok(engine.mc("network", "inspect", "app")).stdout)[0]
     assert [c["Name"] for c in inspected["Containers"].values()] == ["cache"]
     conflict = engine.mc("network", "rm", "app")
@@ -270,3 +278,44 @@ def test_host_and_container_network_modes(engine):
     host = _ok(engine.mc("run", "--rm", "--network", "host", "busybox", "sh", "-c", "ls /sys/class/net; hostname"))
     names = host.stdout.split()
     assert daemon_bridge_name(engine.root / "run") in names and names[-1] == socket.gethostname()
+
+
+@pytest.fixture
+def upstream_dns():
+    """A nameserver on the host's loopback (127.77.0.1:53, a loopback address nothing else uses), that
+    answers every A question with 10.9.8.7: the "host's resolver" that other names are forwarded to."""
+    import threading
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.77.0.1", 53))
+    sock.settimeout(0.2)
+    asked: list[str] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                data, addr = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(data)
+            asked.append(query.question[0].name.to_text())
+            reply = dns.message.make_response(query)
+            if query.question[0].rdtype == 1:
+                reply.answer.append(dns.rrset.from_text_list(query.question[0].name, 60, "IN", "A", ["10.9.8.7"]))
+            sock.sendto(reply.to_wire(), addr)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    yield asked
+    done.set()
+    thread.join()
+    sock.close()
+
+
+def test_other_names_are_forwarded_to_the_upstream_resolver(engine, upstream_dns):
+    _ok(engine.mc("network", "create", "app"))
+    r = _ok(engine.mc("run", "--rm", "--network", "app", "--dns", "127.77.0.1", "busybox", "sh", "-c",
+                      "cat /etc/resolv.conf; nslookup -type=a outside.example"))
+    assert "nameserver 127.77.0.1" not in r.stdout  # the container asks the daemon's server, which forwards
+    assert "10.9.8.7" in r.stdout and "outside.example." in upstream_dns
