@@ -46,6 +46,7 @@ test: setup
 bench: setup
 	@$(MAKE) --no-print-directory apt APT_PACKAGES="$(BENCH_PACKAGES)"
 	$(VENV)/bin/python benchmarks/bench_runtime.py
+	$(VENV)/bin/python benchmarks/bench_exec.py
 
 lint: setup
 	$(VENV)/bin/ruff check minicontainer tests benchmarks

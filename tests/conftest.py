@@ -53,14 +53,6 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # pytest's default import mode names a test module by its file name alone: two test files of one
-    # name (tests/unit/test_x.py, tests/integration/test_x.py) break the whole collection.  Say which.
-    seen: dict[str, str] = {}
-    for item in items:
-        path = str(item.path)
-        other = seen.setdefault(os.path.basename(path), path)
-        if other != path:
-            raise pytest.UsageError(f"two test files named {os.path.basename(path)}: {other} and {path}; rename one")
     for item in items:
         if item.get_closest_marker("root") and not IS_ROOT:
             item.add_marker(pytest.mark.skip(reason="needs root: real namespaces, mounts and cgroups"))
@@ -203,6 +195,20 @@ def _our_firewall_tables() -> list[str]:
     except FileNotFoundError:
         return []
     return [line.strip() for line in out.splitlines() if "minicontainer" in line]
+
+
+@pytest.fixture(autouse=True)
+def not_a_subreaper_afterwards():
+    """A test that runs a container in this process (``engine.run``) makes pytest a child subreaper;
+    left so, every later test's orphans (a detached container's init) would become pytest's children,
+    and their zombies, never reaped, would keep their cgroups from being removed.  Undo it."""
+    yield
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    flag = ctypes.c_int(0)
+    if libc.prctl(37, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value:  # PR_GET_CHILD_SUBREAPER
+        libc.prctl(36, 0, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, 0
 
 
 @pytest.fixture(scope="session", autouse=True)

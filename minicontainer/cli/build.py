@@ -136,8 +136,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-m", "--message", default="", help="the history comment")
     p.add_argument("-a", "--author", default="", help='author (e.g. "Jane Doe <jane@example.com>")')
     p.add_argument("-c", "--change", action="append", default=[],
-                   help="a Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, "
-                        "ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR (repeatable)")
+                   help="a Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, "
+                        "LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR (repeatable)")
     p.add_argument("-p", "--pause", nargs="?", const=True, default=True, type=_pause, metavar="true|false",
                    help="pause the container while committing (the default; --pause=false not to)")
     p.set_defaults(handler=cmd_commit)

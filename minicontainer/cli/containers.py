@@ -9,12 +9,12 @@ Each one is the same sequence of Engine API requests the docker CLI sends (see
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import threading
 
 from minicontainer.cli import network
 from minicontainer.cli.format import ago, human_size, local_error, table
+from minicontainer.cli.session import Terminal, copy_output, pump_stdin, terminal_size
 
 
 def explain(api, cid: str, since_ns: int, title: str) -> None:
@@ -71,17 +71,6 @@ def read_env_file(path: str) -> list[str]:
     return out
 
 
-def _terminal_size() -> list[int]:
-    """[rows, columns] of the terminal we run in, or [0, 0] without one."""
-    import os
-
-    try:
-        size = os.get_terminal_size(sys.stdout.fileno())
-    except OSError:
-        return [0, 0]
-    return [size.lines, size.columns]
-
-
 def create_body(args: argparse.Namespace) -> dict:
     """docker's flags -> the Engine API's ContainerCreate body (Config fields and a HostConfig)."""
     env = []
@@ -89,7 +78,7 @@ def create_body(args: argparse.Namespace) -> dict:
         env += read_env_file(path)
     env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
-    host = {"AutoRemove": args.rm, "Init": args.init, "ConsoleSize": _terminal_size() if args.tty else [0, 0],
+    host = {"AutoRemove": args.rm, "Init": args.init, "ConsoleSize": terminal_size() if args.tty else [0, 0],
             **resource_fields(args), "PidMode": args.pid or "", "UTSMode": args.uts or "", "IpcMode": args.ipc or "",
             "CgroupnsMode": args.cgroupns or ""}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
@@ -185,30 +174,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _exit_code_of_start_error(e.message)
         print(cid)
         return 0
-    from minicontainer.cli.exec import proxy_signals
+    from minicontainer.cli.session import proxy_signals
 
     stream = api.attach(cid, stdin=args.interactive, detach_keys=args.detach_keys)
     # The wait is registered before the start, as the docker CLI does: the daemon answers its headers
     # at once and the body (the exit code) when the container is gone, so no exit can be missed.
     waiting = api.request("POST", f"/containers/{cid}/wait", {"condition": "removed" if args.rm else "next-exit"})
-    terminal = _Terminal(api, f"/containers/{cid}/resize") if args.tty else None
+    terminal = Terminal(api, f"/containers/{cid}/resize") if args.tty else None
     if args.interactive:
-        threading.Thread(target=_pump_stdin, args=(stream, bool(terminal)), daemon=True).start()
+        threading.Thread(target=pump_stdin, args=(stream, bool(terminal)), daemon=True).start()
     with proxy_signals(api, cid, args.sig_proxy and not args.tty):
         return _start_and_follow(api, args, cid, stream, waiting, terminal)
 
 
 def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, terminal) -> int:
-    from minicontainer.cli.exec import exit_status
+    from minicontainer.cli.session import exit_status
     from minicontainer.client.api import APIError
 
     try:
         api.request("POST", f"/containers/{cid}/start").read()
-        if getattr(args, "explain", False):
-            explain(api, cid, 0, f"create and start {cid[:12]}")
-        import time
-
-        started_ns = time.monotonic_ns()  # the clock of the daemon's trace too (one per machine)
     except APIError as e:
         print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
         stream.close()
@@ -219,74 +203,14 @@ def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, 
                 pass
         return _exit_code_of_start_error(e.message)
     if terminal is None:
-        _copy_output(api, stream)
+        copy_output(api, stream)
     else:
         with terminal.raw(args.interactive):
-            _copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
+            copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
     code = exit_status(api, cid, waiting, detached_code=0, keys_possible=args.tty and args.interactive)
-    if getattr(args, "explain", False):  # how it ended: the exit, an OOM kill, the clean-up
-        explain(api, cid, started_ns, f"the end of {cid[:12]}")
+    if getattr(args, "explain", False):  # after the exit: its clean-up is part of the story
+        explain(api, cid, 0, f"{'run --rm' if args.rm else 'run'} {cid[:12]}: the image, the start, the exit")
     return code
-
-
-class _Terminal:
-    """``run -t``: the container's terminal is sized like ours, and follows when ours is resized; with
-    ``-i`` ours goes into raw mode, so that each key (Ctrl-C too) reaches the program as typed."""
-
-    def __init__(self, api, resize_path: str) -> None:
-        self.api, self.resize_path = api, resize_path  # /containers/{id}/resize, or /exec/{id}/resize
-
-    def resize(self, *_signal_args) -> None:
-        rows, columns = _terminal_size()
-        if rows and columns:
-            from minicontainer.client.api import APIError
-            from minicontainer.client.http import ProtocolError
-
-            with contextlib.suppress(APIError, OSError, ProtocolError):  # the container may have ended
-                self.api.request("POST", self.resize_path, {"h": rows, "w": columns}).read()
-
-    @contextlib.contextmanager
-    def raw(self, interactive: bool):
-        import signal
-        import termios
-        import tty
-
-        self.resize()
-        previous = signal.signal(signal.SIGWINCH, self.resize)
-        saved = None
-        if interactive and sys.stdin.isatty():
-            saved = termios.tcgetattr(sys.stdin.fileno())
-            tty.setraw(sys.stdin.fileno())
-        try:
-            yield
-        finally:
-            if saved is not None:
-                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
-            signal.signal(signal.SIGWINCH, previous)
-
-
-def _pump_stdin(stream, raw: bool = False) -> None:
-    """Our stdin to the container's.  With a terminal, byte by byte as typed (no line buffering)."""
-    import os
-
-    while True:
-        if raw:
-            data = os.read(sys.stdin.fileno(), 1024)
-        else:
-            data = sys.stdin.buffer.read1(65536) if hasattr(sys.stdin.buffer, "read1") else \
-                sys.stdin.buffer.read(65536)
-        if not data:
-            stream.shutdown_write()
-            return
-        stream.sendall(data)
-
-
-def _copy_output(api, stream) -> None:
-    for kind, data in api.frames(stream):
-        out = sys.stdout if kind == 1 else sys.stderr
-        out.buffer.write(data)
-        out.flush()
-    stream.close()
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -322,11 +246,14 @@ def _each(args: argparse.Namespace, action) -> int:
 
 def cmd_start(args: argparse.Namespace) -> int:
     if args.attach or args.interactive:
-        from minicontainer.cli.exec import _session, exit_status, proxy_signals
+        from minicontainer.cli.session import exit_status, proxy_signals, session
         from minicontainer.client.api import APIError
 
         api = client()
         ref = args.containers[0]
+        import time
+
+        since = time.monotonic_ns()
         try:
             config = api.json("GET", f"/containers/{ref}/json")
             cid, tty = config["Id"], bool(config["Config"].get("Tty"))
@@ -338,8 +265,11 @@ def cmd_start(args: argparse.Namespace) -> int:
             print(f"Error response from daemon: {e.message}", file=sys.stderr)
             return 1
         with proxy_signals(api, cid, args.sig_proxy and not tty):
-            _session(api, stream, interactive=stdin, terminal=_Terminal(api, f"/containers/{cid}/resize") if tty else None)
-        return exit_status(api, cid, waiting, detached_code=1, keys_possible=tty and stdin)
+            session(api, stream, interactive=stdin, terminal=Terminal(api, f"/containers/{cid}/resize") if tty else None)
+        code = exit_status(api, cid, waiting, detached_code=1, keys_possible=tty and stdin)
+        if getattr(args, "explain", False):
+            explain(api, cid, since, f"start -a {ref}: the start, the exit")
+        return code
     return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/start").read())
 
 

@@ -20,21 +20,10 @@ process still running, and say so as docker does (``read escape sequence``, exit
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import threading
+import time
 
-from minicontainer.cli.containers import (
-    _copy_output,
-    _pump_stdin,
-    _Terminal,
-    _terminal_size,
-    client,
-    read_env_file,
-    resolve_env,
-)
-
-DETACHED = "read escape sequence"  # docker's words (moby/term's EscapeError) when the detach keys end a session
+from minicontainer.cli.session import DETACHED, Terminal, exit_status, proxy_signals, session, terminal_size
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -47,16 +36,21 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if args.tty and args.interactive and not sys.stdin.isatty() and not args.detach:
         print("the input device is not a TTY", file=sys.stderr)  # docker's words
         return 1
-    env: list[str] = []
-    for path in args.env_file:
-        env += read_env_file(path)
+    env: list[str] = list(args.env)
+    if args.env_file or args.env:
+        from minicontainer.cli.containers import read_env_file, resolve_env  # only then: a big module
+
+        env = resolve_env([line for path in args.env_file for line in read_env_file(path)] + env)
     body = {"User": args.user or "", "Privileged": False, "Tty": args.tty, "AttachStdin": args.interactive and not args.detach,
             "AttachStdout": not args.detach, "AttachStderr": not args.detach, "Detach": args.detach,
-            "DetachKeys": args.detach_keys or "", "Env": resolve_env(env + list(args.env)),
+            "DetachKeys": args.detach_keys or "", "Env": env,
             "WorkingDir": args.workdir or "", "Cmd": args.command}
     if args.tty:
-        body["ConsoleSize"] = _terminal_size()
-    api = client()
+        body["ConsoleSize"] = terminal_size()
+    from minicontainer.client.api import APIClient
+
+    api = APIClient()
+    since = time.monotonic_ns()  # --explain: the kernel steps the daemon records from now on
     try:
         exec_id = api.json("POST", f"/containers/{args.container}/exec", None, body)["Id"]
         if args.detach:
@@ -66,8 +60,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
     except APIError as e:
         print(f"Error response from daemon: {e.message}", file=sys.stderr)
         return 1
-    _session(api, stream, interactive=args.interactive,
-             terminal=_Terminal(api, f"/exec/{exec_id}/resize") if args.tty else None)
+    session(api, stream, interactive=args.interactive,
+             terminal=Terminal(api, f"/exec/{exec_id}/resize") if args.tty else None)
+    if args.explain:
+        from minicontainer.cli.containers import explain
+
+        explain(api, args.container, since, f"exec {' '.join(args.command)} in {args.container}")
     state = api.json("GET", f"/exec/{exec_id}/json")
     if state.get("Running"):
         print(DETACHED, file=sys.stderr)
@@ -75,24 +73,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return state.get("ExitCode") or 0
 
 
-def _session(api, stream, *, interactive: bool, terminal: _Terminal | None) -> None:
-    """Our stdin to the stream (with -i; else we say at once that there will be none), the stream to our
-    stdout and stderr, in our terminal's raw mode with -t."""
-    if interactive:
-        threading.Thread(target=_pump_stdin, args=(stream, bool(terminal)), daemon=True).start()
-    else:
-        stream.shutdown_write()
-    if terminal is None:
-        _copy_output(api, stream)
-    else:
-        with terminal.raw(interactive):
-            _copy_output(api, stream)
-
-
 def cmd_attach(args: argparse.Namespace) -> int:
-    from minicontainer.client.api import APIError
+    from minicontainer.client.api import APIClient, APIError
 
-    api = client()
+    api = APIClient()
     try:
         info = api.json("GET", f"/containers/{args.container}/json")
         if not info["State"]["Running"]:
@@ -107,65 +91,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
         return 1
     tty = bool(config.get("Tty"))
     with proxy_signals(api, cid, args.sig_proxy and not tty):
-        _session(api, stream, interactive=stdin, terminal=_Terminal(api, f"/containers/{cid}/resize") if tty else None)
+        session(api, stream, interactive=stdin, terminal=Terminal(api, f"/containers/{cid}/resize") if tty else None)
     return exit_status(api, cid, waiting, detached_code=1, keys_possible=tty and stdin)
-
-
-def exit_status(api, cid: str, waiting, *, detached_code: int, keys_possible: bool = True) -> int:
-    """After an attached stream ends: the container's exit code (the ``wait`` sent before), unless it is
-    still running, which means the detach keys ended the stream: docker's ``run`` then exits 0, its
-    ``attach`` and ``start -a`` say "read escape sequence" and exit 1.  (The daemon looks for the keys
-    only in a terminal's input: without both, ``keys_possible`` is false and the wait answers.)"""
-    import json
-
-    from minicontainer.client.api import APIError
-
-    if not keys_possible:
-        return int(json.loads(waiting.read()).get("StatusCode", 125))
-    try:
-        running = api.json("GET", f"/containers/{cid}/json")["State"]["Running"]
-    except APIError as e:
-        if e.status != 404:
-            raise
-        running = False  # removed already (--rm): the wait has its exit code
-    if running:
-        waiting.close()
-        if detached_code:
-            print(DETACHED, file=sys.stderr)
-        return detached_code
-    return int(json.loads(waiting.read()).get("StatusCode", 125))
-
-
-@contextlib.contextmanager
-def proxy_signals(api, cid: str, enabled: bool = True):
-    """``--sig-proxy`` (docker's default): while we wait for a container in the foreground, the signals
-    we get (Ctrl-C is SIGINT) go to it, as ``POST /containers/{id}/kill?signal=NAME``, so that Ctrl-C
-    stops ``run redis`` as it would stop redis in this shell.  Not SIGCHLD, SIGPIPE, SIGURG: those are
-    about us.  (With a terminal in raw mode, Ctrl-C is not a signal at all: it is byte 3, typed into
-    the container's terminal.)"""
-    if not enabled:
-        yield
-        return
-    import signal
-
-    from minicontainer.client.api import APIError
-    from minicontainer.client.http import ProtocolError
-
-    def forward(number: int, _frame) -> None:
-        name = signal.Signals(number).name.removeprefix("SIG")
-        with contextlib.suppress(APIError, OSError, ProtocolError):  # it may have ended meanwhile: as docker, ignore
-            api.request("POST", f"/containers/{cid}/kill", {"signal": name}).read()
-
-    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE, signal.SIGURG}
-    previous = {}
-    for sig in signal.Signals:
-        if sig not in skip and sig < signal.SIGRTMIN:
-            previous[sig] = signal.signal(sig, forward)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -178,6 +105,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-w", "--workdir", help="working directory inside the container")
     p.add_argument("-u", "--user", help="user[:group], by name (the image's /etc/passwd) or number")
     p.add_argument("--detach-keys", help="the keys that leave the session (default ctrl-p,ctrl-q)")
+    p.add_argument("--explain", action="store_true",
+                   help="narrate the kernel steps (the cgroup join, each setns, the fork into the PID namespace)")
     p.add_argument("container")
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(handler=cmd_exec)

@@ -133,6 +133,11 @@ class Parser(argparse.ArgumentParser):
 
     command = ""  # the subcommand given, for the hints of usage errors
 
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse's own asks shutil for the terminal's width, and every add_argument makes one: that
+        # imports shutil (and bz2, lzma...), 2 ms of every command's start.  os knows the width too.
+        return self.formatter_class(prog=self.prog, width=_help_width())
+
     def error(self, message: str):  # type: ignore[override]
         if message.startswith("unrecognized arguments: "):  # docker's words for it
             first = message.split(": ", 1)[1].split()[0]
@@ -160,6 +165,18 @@ class Parser(argparse.ArgumentParser):
 
 
 EXIT_USAGE = 125
+
+
+def _help_width() -> int:
+    """What argparse would use: $COLUMNS, else the terminal's width, else 80; less 2."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return columns - 2
 
 
 # Which add_* function registers which commands: a command line that names one needs only that
@@ -210,14 +227,19 @@ def _explain_everywhere(commands: argparse._SubParsersAction) -> None:
 def show_requests(record: list[tuple[str, str, int, str, float]], out=None) -> None:
     """``--explain``'s list of the Engine API requests a command sent (the docker CLI sends the same)."""
     out = out or sys.stderr
-    title = "the Engine API requests behind this command"
+    title = "the Engine API requests behind this command (ms: until the reply's head)"
     out.write(f"── {title} " + "─" * max(0, 60 - len(title)) + "\n")
     if not record:
         out.write("   none: this command works on this host directly, without the daemon\n")
+    import re
+    import textwrap
     from urllib.parse import unquote_plus
 
     for method, target, status, reason, ms in record:  # unquoted, to be read: ?filters={"status":["exited"]}
-        out.write(f"   {method} {unquote_plus(target)}  ->  {status} {reason}  ({ms:.1f} ms to the reply's head)\n")
+        target = re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1…", unquote_plus(target))  # IDs as docker ps shows them
+        line = f"{method} {target}  ->  {status} {reason}  ({ms:.1f} ms)"
+        out.write("\n".join(textwrap.wrap(line, 100, initial_indent="   ", subsequent_indent="       ",
+                                           break_on_hyphens=False)) + "\n")
     out.flush()
 
 

@@ -277,6 +277,7 @@ class Execs:
         process = self._process(instance, size or config["consolesize"])
         ours: list[int] = []   # descriptors the daemon keeps
         theirs: list[int] = []  # the process's ends: closed here once it has them
+        sys = Syscalls()  # the exec's kernel steps (each setns...): the container's story, for --explain
         try:
             if instance.tty:
                 # init of the exec replaces all three with its terminal: the output comes from the master side
@@ -301,7 +302,7 @@ class Execs:
                         fd = os.open(os.devnull, os.O_RDWR)
                         theirs.append(fd)
                         stdio.append(fd)
-            started = runtime_exec.start(Syscalls(), self.engine.runtime_root, instance.container.id[:12],
+            started = runtime_exec.start(sys, self.engine.runtime_root, instance.container.id[:12],
                                          process, stdio=(stdio[0], stdio[1], stdio[2]))
         except BaseException as e:
             for fd in ours:
@@ -315,6 +316,7 @@ class Execs:
         finally:
             for fd in theirs:
                 os.close(fd)
+            self.engine._record(instance.container, sys)
         instance.pid = started.pid
         instance.running = True
         self.by_pid[started.pid] = instance

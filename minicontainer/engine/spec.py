@@ -31,6 +31,8 @@ from minicontainer.kernel.syscalls import Syscalls
 from minicontainer.runtime.defaults import default_config
 
 INIT_PATH = "/dev/init"  # where --init's tini is mounted in the container, as Docker does
+# The files the engine bind-mounts over in every container (engine/networks.py writes them).
+INIT_LAYER_FILES = ("etc/hosts", "etc/resolv.conf", "etc/hostname")
 
 
 class RunOptions:
@@ -165,7 +167,7 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
     namespace-sharing modes (:func:`minicontainer.engine.namespaces.apply`).  Returns the root
     filesystem's path; if anything fails,
     nothing stays mounted."""
-    rootfs = overlay.mount_rootfs(sys, store.lowerdirs(image), directory)
+    rootfs = overlay.mount_rootfs(sys, [init_layer(directory), *store.lowerdirs(image)], directory)
     try:
         make_workdir(rootfs, opts.workdir or (image.config.get("config") or {}).get("WorkingDir") or "/")
         runtime_config = oci_config(image.config, opts, rootfs=rootfs, cgroups_path=cgroups_path, hostname=hostname)
@@ -189,6 +191,21 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
         overlay.unmount_rootfs(sys, directory, remove=False)
         raise
     return rootfs
+
+
+def init_layer(directory: str) -> str:
+    """Docker's "init layer": a small layer of the container's own, just above the image's, holding
+    empty files where the engine bind-mounts /etc/hosts, /etc/resolv.conf and /etc/hostname.  A bind
+    needs a file to land on; without this layer the runtime would create it in the container's upper
+    layer, and ``diff`` and ``commit`` would count the engine's mount points as the program's changes."""
+    top = os.path.join(directory, "init")
+    for rel in INIT_LAYER_FILES:
+        path = os.path.join(top, rel)
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        if not os.path.lexists(path):
+            with open(path, "w"):
+                pass
+    return top
 
 
 def make_workdir(rootfs: str, workdir: str) -> None:

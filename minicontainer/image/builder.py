@@ -65,15 +65,19 @@ class BuiltImage(NamedTuple):
         return digest_bytes(self.config)
 
 
-def tar_directory(root: str) -> bytes:
-    """A tar of everything below ``root``, with numeric owners and paths relative to it."""
+def tar_directory(root: str, mtime: int | None = None) -> bytes:
+    """A tar of everything below ``root``, with numeric owners and paths relative to it.
+
+    ``mtime`` (seconds since 1970), when given, is every entry's modification time: the same files
+    then make the same bytes, hence the same digest, whenever they were copied (reproducible builds
+    call it SOURCE_DATE_EPOCH)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for top, dirs, files in os.walk(root):
             dirs.sort()
             for name in sorted(dirs) + sorted(files):
                 path = os.path.join(top, name)
-                add_entry(tar, path, os.path.relpath(path, root))
+                add_entry(tar, path, os.path.relpath(path, root), mtime=mtime)
     return buf.getvalue()
 
 
@@ -129,8 +133,12 @@ def make_manifest(config: bytes, layers: list[Layer], *, oci: bool = True) -> by
     return json.dumps(manifest, separators=(",", ":")).encode()
 
 
-def build(layer_dirs: list[str], *, compression: str = "gzip", oci: bool = True, **config) -> BuiltImage:
-    """An image whose layers are the given directories, lowest first."""
-    layers = [compress_layer(tar_directory(d), compression, oci=oci) for d in layer_dirs]
+def build(layer_dirs: list[str], *, compression: str = "gzip", oci: bool = True, mtime: int | None = None,
+          **config) -> BuiltImage:
+    """An image whose layers are the given directories, lowest first.  With ``mtime``, every file's
+    time and the image's creation time are that moment: the same files give the same image ID."""
+    if mtime is not None:
+        config.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mtime)))
+    layers = [compress_layer(tar_directory(d, mtime), compression, oci=oci) for d in layer_dirs]
     config_bytes = make_config(layers, **config)
     return BuiltImage(make_manifest(config_bytes, layers, oci=oci), config_bytes, layers)

@@ -113,12 +113,16 @@ class Ignore:
             return cls([])
 
 
-def add_entry(tar: tarfile.TarFile, path: str, arcname: str, owner: tuple[int, int] | None = None) -> None:
-    """One file, directory or link into ``tar`` with numeric owners (``owner`` replaces them if given)."""
+def add_entry(tar: tarfile.TarFile, path: str, arcname: str, owner: tuple[int, int] | None = None,
+              mtime: int | None = None) -> None:
+    """One file, directory or link into ``tar`` with numeric owners (``owner`` replaces them if given)
+    and, if ``mtime`` is given, that modification time (a reproducible layer's)."""
     info = tar.gettarinfo(path, arcname=arcname)
     info.uname = info.gname = ""
     if owner is not None:
         info.uid, info.gid = owner
+    if mtime is not None:
+        info.mtime = mtime
     if info.isreg():
         with open(path, "rb") as f:
             tar.addfile(info, f)

@@ -8,7 +8,13 @@ no registry at all.  Each is labelled ``org.minicontainer.built-locally=true``.
 * ``hello-world``: the smallest program that can greet you, written out byte by byte below: an ELF
   header, one program header, and three system calls (write, exit).  No libc, no loader: the kernel
   maps the file and jumps to its first instruction.
-* ``redis``: the host's ``redis-server`` with the shared libraries ``ldd`` says it needs.
+* ``redis``: the host's ``redis-server`` and ``redis-cli`` with the shared libraries ``ldd`` says
+  they need, and busybox for a shell (``exec -it ID redis-cli``, ``exec -it ID sh``).
+
+Each is **reproducible**: every file's time, and the image's creation time, is the newest
+modification time of the host files it is made from (hello-world's: a fixed date).  The same host
+binaries give the same layers, hence the same image ID, so building again changes nothing (and leaves
+no untagged image behind); after an upgrade of the host's redis, the image is new.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import tempfile
 from collections.abc import Callable
 
 from minicontainer.image import builder
-from minicontainer.runtime.busybox import make_rootfs
+from minicontainer.runtime.busybox import find_static_busybox, make_rootfs
 
 LABELS = {"org.minicontainer.built-locally": "true"}
 
@@ -81,9 +87,13 @@ def hello_elf(machine: str | None = None, message: bytes = GREETING) -> bytes:
     return header + program_header + code + message
 
 
+HELLO_EPOCH = 1_767_225_600  # 2026-01-01: hello-world is made from this file's bytes, not from host files
+
+
 def _busybox(root: str) -> builder.BuiltImage:
     make_rootfs(root)
-    return builder.build([root], cmd=["sh"], labels=LABELS, created_by=["COPY /bin/busybox (host's busybox-static)"])
+    return builder.build([root], cmd=["sh"], labels=LABELS, mtime=newest_mtime([find_static_busybox()]),
+                         created_by=["COPY /bin/busybox (host's busybox-static)"])
 
 
 def _hello_world(root: str) -> builder.BuiltImage:
@@ -91,31 +101,42 @@ def _hello_world(root: str) -> builder.BuiltImage:
     with open(path, "wb") as f:
         f.write(hello_elf())
     os.chmod(path, 0o755)
-    return builder.build([root], cmd=["/hello"], labels=LABELS, created_by=["COPY hello (a hand-made ELF)"])
+    return builder.build([root], cmd=["/hello"], labels=LABELS, mtime=HELLO_EPOCH,
+                         created_by=["COPY hello (a hand-made ELF)"])
 
 
 def _redis(root: str) -> builder.BuiltImage:
-    server = shutil.which("redis-server")
-    if not server:
-        raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
-    server = os.path.realpath(server)
-    files = [server] + shared_libraries(server)
+    make_rootfs(root)  # busybox: a shell and the usual commands, for `exec -it ID sh`
+    programs = []
+    for name in ("redis-server", "redis-cli"):
+        found = shutil.which(name)
+        if not found:
+            raise FileNotFoundError(f"{name} is not installed (apt-get install redis-server)")
+        programs.append(os.path.realpath(found))
+    files = sorted(set(programs + [lib for program in programs for lib in shared_libraries(program)]))
     for src in files:
         dest = os.path.join(root, src.lstrip("/"))
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         shutil.copy2(src, dest)
     os.makedirs(os.path.join(root, "usr/bin"), exist_ok=True)
-    if not os.path.exists(os.path.join(root, "usr/bin/redis-server")):
-        os.symlink(os.path.relpath(os.path.join(root, server.lstrip("/")), os.path.join(root, "usr/bin")),
-                   os.path.join(root, "usr/bin/redis-server"))
-    for d in ("etc", "data", "tmp", "proc", "sys", "dev"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
+    for name, program in zip(("redis-server", "redis-cli"), programs, strict=True):
+        link = os.path.join(root, "usr/bin", name)
+        if not os.path.lexists(link):
+            os.symlink(os.path.relpath(os.path.join(root, program.lstrip("/")), os.path.join(root, "usr/bin")), link)
+    os.makedirs(os.path.join(root, "data"), exist_ok=True)
     with open(os.path.join(root, "etc/passwd"), "w") as f:
-        f.write("root:x:0:0:root:/root:/bin/false\nredis:x:999:999:redis:/data:/bin/false\n")
+        f.write("root:x:0:0:root:/root:/bin/sh\nredis:x:999:999:redis:/data:/bin/false\n"
+                "nobody:x:65534:65534:nobody:/:/bin/false\n")
     with open(os.path.join(root, "etc/group"), "w") as f:
-        f.write("root:x:0:\nredis:x:999:\n")
+        f.write("root:x:0:\nredis:x:999:\nnogroup:x:65534:\n")
     return builder.build([root], cmd=["redis-server", "--protected-mode", "no"], working_dir="/data",
-                         labels=LABELS, created_by=["COPY redis-server and its libraries from the host"])
+                         labels=LABELS, mtime=newest_mtime([find_static_busybox(), *files]),
+                         created_by=["COPY redis-server, redis-cli, their libraries and busybox from the host"])
+
+
+def newest_mtime(paths: list[str]) -> int:
+    """The newest modification time of the host files an image is made from: its files' time."""
+    return max(int(os.stat(path).st_mtime) for path in paths)
 
 
 def shared_libraries(binary: str) -> list[str]:

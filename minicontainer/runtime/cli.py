@@ -257,6 +257,10 @@ def _exec(args: argparse.Namespace, syscalls, hand_over, explain) -> int:
         syscalls.prctl(PR_SET_CHILD_SUBREAPER, 1, detail="adopt the exec'd process, to wait for its exit status")
     try:
         started = runtime_exec.start(syscalls, args.root, args.id, process)
+    except BaseException:
+        if not args.detach:
+            _reap_adopted()
+        raise
     finally:
         explain(f"exec {args.id}")
     try:
@@ -270,6 +274,22 @@ def _exec(args: argparse.Namespace, syscalls, hand_over, explain) -> int:
     if args.detach:
         return 0
     return lifecycle.wait_forwarding_signals(started.pid)
+
+
+def _reap_adopted(timeout: float = 2.0) -> None:
+    """A failed exec (a program not found, say): the process that reported the failure exits on its
+    own, and as a subreaper we adopted it.  Collect it before we exit, or it would pass, unreaped, to
+    whoever adopts our orphans (a zombie keeps a v1 cgroup from being removed)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # none left
+        if pid == 0:
+            time.sleep(0.005)
 
 
 def hand_over_console(path: str, fd: int) -> None:

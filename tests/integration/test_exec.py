@@ -76,9 +76,10 @@ def test_exec_with_a_process_file(rt, running, tmp_path):
     (tmp_path / "p.json").write_text(json.dumps(process))
     r = rt("exec", "--process", str(tmp_path / "p.json"), running)
     assert (r.returncode, r.stdout) == (0, "from-file 1\n"), r.stderr
-    (tmp_path / "bad.json").write_text(json.dumps({**process, "colour": "blue"}))
-    r = rt("exec", "--process", str(tmp_path / "bad.json"), running)
-    assert r.returncode == 125 and "process.colour" in r.stderr
+    # An unknown property is ignored, as the runtime spec says a runtime must (runc's exec too).
+    (tmp_path / "newer.json").write_text(json.dumps({**process, "colour": "blue"}))
+    r = rt("exec", "--process", str(tmp_path / "newer.json"), running)
+    assert (r.returncode, r.stdout) == (0, "from-file 1\n"), r.stderr
     r = rt("exec", "--process", str(tmp_path / "p.json"), "--cwd", "/tmp", running)
     assert r.returncode == 125 and "--cwd" in r.stderr
 
@@ -174,6 +175,10 @@ def test_minicontainer_exec(engine):
     r = engine.mc("exec", "-u", "nobody", "-w", "/tmp", "-e", "X=1", "box", "sh", "-c", "id -un; pwd; echo $X")
     assert r.stdout.split() == ["nobody", "/tmp", "1"], r.stderr
     assert engine.mc("exec", "-u", "nosuchuser", "box", "true").returncode == 1
+    # --explain narrates the daemon's kernel steps: the cgroup join, each setns, the fork into the PID namespace
+    r = engine.mc("exec", "--explain", "box", "true")
+    assert r.returncode == 0 and "setns(/proc/" in r.stderr and "CLONE_NEWPID" in r.stderr, r.stderr
+    assert "forked after setns(pid)" in r.stderr
     # -d: back at once; the process runs on in the container
     assert engine.mc("exec", "-d", "box", "sh", "-c", "sleep 0.3; touch /tmp/done").returncode == 0
     assert engine.mc("exec", "box", "ls", "/tmp/done").returncode == 1
@@ -398,3 +403,104 @@ def test_ctrl_c_stops_a_foreground_container_without_a_terminal(engine):
         proc.stdout.close()
     assert engine.mc("inspect", "-f", "{{.State.Status}}", "fg2").stdout.strip() == "running"
     assert engine.mc("rm", "-f", "fg", "fg2").returncode == 0
+
+
+# --- the course's redis example, offline ------------------------------------------------------------------
+
+
+def test_the_starter_redis_image_answers_redis_cli_through_exec(engine):
+    """`run -d redis`, then `exec -it ID redis-cli`: the starter image holds redis-cli and a shell.
+    (Through redis's unix socket: the TCP one needs the container's lo up, which is the networks'.)"""
+    assert engine.mc("starter", "redis").returncode == 0
+    r = engine.mc("run", "-d", "redis", "redis-server", "--protected-mode", "no", "--unixsocket", "/tmp/redis.sock")
+    assert r.returncode == 0, r.stderr
+    rid = r.stdout.strip()
+    try:
+        cli = ["exec", rid, "redis-cli", "-s", "/tmp/redis.sock"]
+        deadline = time.monotonic() + 10
+        while engine.mc(*cli, "ping").stdout != "PONG\n":
+            assert time.monotonic() < deadline, "redis never answered PONG"
+            time.sleep(0.05)
+        assert engine.mc(*cli, "set", "greeting", "hello").stdout == "OK\n"
+        assert engine.mc(*cli, "get", "greeting").stdout == "hello\n"
+        term = OnATerminal([sys.executable, "-m", "minicontainer.cli.main", "exec", "-it", rid, "redis-cli", "-s",
+                            "/tmp/redis.sock"], engine.env)
+        try:
+            term.expect(b"> ")
+            term.type(b"get greeting\r")
+            term.expect(b'"hello"')
+            term.type(b"quit\r")
+            assert term.wait() == 0
+        finally:
+            term.close()
+        assert engine.mc("exec", rid, "sh", "-c", "echo $0").stdout == "sh\n"
+    finally:
+        engine.mc("rm", "-f", rid)
+
+
+def test_starter_images_are_reproducible(engine):
+    """The same host binaries give the same image: building again leaves no <none> image behind."""
+    first = engine.mc("images", "-q", "--no-trunc", "busybox").stdout
+    assert engine.mc("starter", "busybox").returncode == 0
+    assert engine.mc("images", "-q", "--no-trunc", "busybox").stdout == first
+    assert engine.mc("images", "-q", "-f", "dangling=true").stdout == ""
+
+
+def test_run_i_pipes_stdin_and_execs_leave_nothing_behind(engine):
+    r = subprocess.run([sys.executable, "-m", "minicontainer.cli.main", "run", "--rm", "-i", "busybox", "cat"],
+                       env=engine.env, input=b"hello\n", capture_output=True, timeout=60, check=False)
+    assert (r.returncode, r.stdout) == (0, b"hello\n"), r.stderr
+    cid = _sleeper(engine)
+    daemon = engine.daemon.pid
+
+    def fds() -> int:
+        return len(os.listdir(f"/proc/{daemon}/fd"))
+
+    def zombie_children() -> list[int]:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and int(fields[1]) == daemon:
+                found.append(int(pid))
+        return found
+
+    assert engine.mc("exec", cid, "true").returncode == 0
+    before = fds()
+    for i in range(10):
+        assert engine.mc("exec", cid, "sh", "-c", f"exit {i}").returncode == i
+        assert engine.mc("exec", "-i", cid, "cat", input="x").stdout == "x"
+    assert engine.mc("exec", "-d", cid, "sleep", "0.2").returncode == 0
+    time.sleep(0.5)
+    assert zombie_children() == []  # every exec'd process reaped by the daemon, its subreaper
+    assert fds() <= before  # its pipes and connections closed
+    assert engine.mc("exec", cid, "ps", "-o", "comm").stdout.split() == ["COMMAND", "sleep", "ps"]
+    assert engine.mc("rm", "-f", cid).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="the docker CLI is not installed on this machine")
+def test_the_docker_cli_attach_and_detach(engine):
+    cid = engine.docker("run", "-dit", "busybox", "sh").stdout.strip()
+    term = OnATerminal(["docker", "attach", cid], engine.env)
+    try:
+        term.type(b"echo attached $((3*4))\r")
+        term.expect(b"attached 12")
+        term.type(b"\x10\x11")
+        term.expect(b"read escape sequence")
+        assert term.proc.wait(timeout=15) == 1
+    finally:
+        term.close()
+    assert engine.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+    term = OnATerminal(["docker", "exec", "-it", "--detach-keys", "ctrl-x,x", cid, "sh"], engine.env)
+    try:
+        term.expect(b"# ")
+        term.type(b"\x18x")
+        term.expect(b"read escape sequence")  # as our exec says it
+        assert term.proc.wait(timeout=15) == 1
+    finally:
+        term.close()
+    assert engine.docker("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+    assert engine.docker("rm", "-f", cid).returncode == 0

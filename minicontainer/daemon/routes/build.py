@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 
-from minicontainer.daemon.routing import BadRequest, Call, route
+from minicontainer.daemon.routing import BadRequest, Call, Reply, parse_filters, route
 
 # Parameters that change how dockerd builds, which this builder does not do: refused when they ask
 # for anything but their default (the clients send several of them, with the default, every time).
@@ -104,3 +104,10 @@ class BuildRoutes:
             auth=_registry_config(call.request.headers.get("x-registry-config")))
         await self._stream_progress(call, "build", self.engine.build(call.conn.body_chunks(), options),  # type: ignore[attr-defined]
                                     upload=True)
+
+    @route("POST", "/build/prune")
+    async def build_prune(self, call: Call) -> Reply:
+        """``docker builder prune`` (and the last request of ``docker system prune``): the classic
+        builder's cache is its intermediate images; ``until`` and ``label`` filters pick among them."""
+        return Reply(200, await self.engine.prune_build_cache(  # type: ignore[attr-defined]
+            parse_filters(call.q("filters")), all=call.flag("all")))
