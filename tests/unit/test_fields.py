@@ -60,7 +60,7 @@ def test_a_field_not_honoured_is_refused_by_name(host, name):
 
 def test_a_map_is_not_zero_for_its_empty_values():
     assert refusal({"Image": "busybox", "Volumes": {"/data": {}}}).startswith("Volumes=")
-    assert refusal(with_host(PortBindings={"80/tcp": None})).startswith("HostConfig.PortBindings=")
+    assert refusal(with_host(Tmpfs={"/run": ""})).startswith("HostConfig.Tmpfs=")
     assert "no log driver named 'asdf' is registered" in refusal(with_host(LogConfig={"Type": "asdf"}))
 
 
