@@ -11,13 +11,14 @@ VENV   := .venv
 # root filesystem of the demo and test containers; runc: the peer the tests compare against;
 # docker-registry: the real local registry the image tests pull from; skopeo, umoci: interop peers;
 # tini: a minimal init for PID 1; redis-server: the starter redis image is built from it; nftables:
-# the `nft` command that loads the bridge networks' NAT and isolation rules; python3-seccomp:
+# the `nft` command that loads the bridge networks' NAT and isolation rules; iproute2: `ip`, with
+# which the network tests make their "outside" hosts; python3-seccomp:
 # libseccomp's own binding, which compiles seccomp profiles (kernel/seccomp.py says why this one and
 # how the venv reaches it).
 # The course: chromium and chromium-driver let the tests look at the notebooks' pages as a browser
 # shows them (and npm, below, fetches the widget renderer for those pages).
 APT_PACKAGES := python3 python3-venv busybox-static runc docker-registry skopeo umoci tini redis-server \
-                nftables python3-seccomp chromium chromium-driver
+                nftables iproute2 python3-seccomp chromium chromium-driver
 BENCH_PACKAGES := hyperfine podman
 SOURCES := $(shell find minicontainer -name '*.py')
 

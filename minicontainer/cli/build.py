@@ -94,6 +94,7 @@ def cmd_build(args: argparse.Namespace) -> int:
               "forcerm": 1 if args.force_rm else None, "target": args.target or None,
               "buildargs": json.dumps(_key_values(args.build_arg, from_env=True)) if args.build_arg else None,
               "labels": json.dumps(_key_values(args.label, from_env=False)) if args.label else None,
+              "networkmode": args.network, "extrahosts": ",".join(args.add_host) or None,
               "explain": 1 if args.explain else None}
     resp = api.request("POST", "/build", params, chunks(), headers={"Content-Type": "application/x-tar"})
     pulls = None
@@ -136,8 +137,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-m", "--message", default="", help="the history comment")
     p.add_argument("-a", "--author", default="", help='author (e.g. "Jane Doe <jane@example.com>")')
     p.add_argument("-c", "--change", action="append", default=[],
-                   help="a Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, "
-                        "ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR (repeatable)")
+                   help="a Dockerfile instruction for the config: CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, "
+                        "LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR (repeatable)")
     p.add_argument("-p", "--pause", nargs="?", const=True, default=True, type=_pause, metavar="true|false",
                    help="pause the container while committing (the default; --pause=false not to)")
     p.set_defaults(handler=cmd_commit)
@@ -156,6 +157,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help="a value for an ARG of the Dockerfile (repeatable)")
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="a label for the image")
     p.add_argument("--target", help="build only up to this stage")
+    p.add_argument("--add-host", action="append", default=[], metavar="HOST:IP",
+                   help="a line for the RUN steps' /etc/hosts (repeatable)")
+    p.add_argument("--network", help="the network of the RUN steps' containers: bridge (the default), none, host, "
+                                     "or a network's name")
     p.add_argument("--rm", nargs="?", const=True, default=True, type=_pause, metavar="true|false",
                    help="remove intermediate containers after a successful step (the default)")
     p.add_argument("--force-rm", action="store_true", help="remove intermediate containers even after a failure")

@@ -193,11 +193,6 @@ def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, 
 
     try:
         api.request("POST", f"/containers/{cid}/start").read()
-        if getattr(args, "explain", False):
-            explain(api, cid, 0, f"create and start {cid[:12]}")
-        import time
-
-        started_ns = time.monotonic_ns()  # the clock of the daemon's trace too (one per machine)
     except APIError as e:
         print(f"minicontainer: Error response from daemon: {e.message}", file=sys.stderr)
         stream.close()
@@ -213,8 +208,8 @@ def _start_and_follow(api, args: argparse.Namespace, cid: str, stream, waiting, 
         with terminal.raw(args.interactive):
             copy_output(api, stream)  # one stream, as it comes: the daemon sends it unframed
     code = exit_status(api, cid, waiting, detached_code=0, keys_possible=args.tty and args.interactive)
-    if getattr(args, "explain", False):  # how it ended: the exit, an OOM kill, the clean-up
-        explain(api, cid, started_ns, f"the end of {cid[:12]}")
+    if getattr(args, "explain", False):  # after the exit: its clean-up is part of the story
+        explain(api, cid, 0, f"{'run --rm' if args.rm else 'run'} {cid[:12]}: the image, the start, the exit")
     return code
 
 
@@ -256,6 +251,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 
         api = client()
         ref = args.containers[0]
+        import time
+
+        since = time.monotonic_ns()
         try:
             config = api.json("GET", f"/containers/{ref}/json")
             cid, tty = config["Id"], bool(config["Config"].get("Tty"))
@@ -268,7 +266,10 @@ def cmd_start(args: argparse.Namespace) -> int:
             return 1
         with proxy_signals(api, cid, args.sig_proxy and not tty):
             session(api, stream, interactive=stdin, terminal=Terminal(api, f"/containers/{cid}/resize") if tty else None)
-        return exit_status(api, cid, waiting, detached_code=1, keys_possible=tty and stdin)
+        code = exit_status(api, cid, waiting, detached_code=1, keys_possible=tty and stdin)
+        if getattr(args, "explain", False):
+            explain(api, cid, since, f"start -a {ref}: the start, the exit")
+        return code
     return _each(args, lambda api, ref: api.request("POST", f"/containers/{ref}/start").read())
 
 

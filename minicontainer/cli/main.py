@@ -227,14 +227,19 @@ def _explain_everywhere(commands: argparse._SubParsersAction) -> None:
 def show_requests(record: list[tuple[str, str, int, str, float]], out=None) -> None:
     """``--explain``'s list of the Engine API requests a command sent (the docker CLI sends the same)."""
     out = out or sys.stderr
-    title = "the Engine API requests behind this command"
+    title = "the Engine API requests behind this command (ms: until the reply's head)"
     out.write(f"── {title} " + "─" * max(0, 60 - len(title)) + "\n")
     if not record:
         out.write("   none: this command works on this host directly, without the daemon\n")
+    import re
+    import textwrap
     from urllib.parse import unquote_plus
 
     for method, target, status, reason, ms in record:  # unquoted, to be read: ?filters={"status":["exited"]}
-        out.write(f"   {method} {unquote_plus(target)}  ->  {status} {reason}  ({ms:.1f} ms to the reply's head)\n")
+        target = re.sub(r"\b([0-9a-f]{12})[0-9a-f]{52}\b", r"\1…", unquote_plus(target))  # IDs as docker ps shows them
+        line = f"{method} {target}  ->  {status} {reason}  ({ms:.1f} ms)"
+        out.write("\n".join(textwrap.wrap(line, 100, initial_indent="   ", subsequent_indent="       ",
+                                           break_on_hyphens=False)) + "\n")
     out.flush()
 
 

@@ -230,10 +230,11 @@ class ContainerCollection:
                init: bool = False, mem_limit: int | str | None = None, nano_cpus: int | None = None,
                pids_limit: int | None = None, labels: dict | None = None, stdin_open: bool = False,
                pid_mode: str | None = None, uts_mode: str | None = None, ipc_mode: str | None = None,
-               cgroupns: str | None = None) -> Container:
+               cgroupns: str | None = None, network_mode: str | None = None) -> Container:
         """docker-py's ``containers.create``, with its argument names.  ``pid_mode``, ``uts_mode``,
-        ``ipc_mode`` and ``cgroupns`` share a namespace instead of making one: ``"host"``, or for PID
-        and IPC ``"container:NAME"``."""
+        ``ipc_mode``, ``cgroupns`` and ``network_mode`` share a namespace instead of making one:
+        ``"host"``, or for PID, IPC and network ``"container:NAME"``; ``network_mode="none"``: a network
+        namespace with only ``lo``."""
         from minicontainer.cli.run import parse_bytes
 
         if isinstance(environment, dict):
@@ -244,6 +245,7 @@ class ContainerCollection:
                 "HostConfig": {"AutoRemove": auto_remove, "Init": init, "NanoCpus": nano_cpus or 0,
                                "PidsLimit": pids_limit, "PidMode": pid_mode or "", "UTSMode": uts_mode or "",
                                "IpcMode": ipc_mode or "", "CgroupnsMode": cgroupns or "",
+                               "NetworkMode": network_mode or "",
                                "Memory": parse_bytes(mem_limit) if isinstance(mem_limit, str) else mem_limit or 0}}
         if entrypoint is not None:
             body["Entrypoint"] = shlex.split(entrypoint) if isinstance(entrypoint, str) else entrypoint

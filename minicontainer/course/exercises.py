@@ -75,6 +75,21 @@ def _verdict(ok: bool, right: str, hint: str) -> Verdict:
     return Verdict(True, right) if ok else Verdict(False, hint)
 
 
+def _graded(got: Any, expected: Any, right: str, known: dict[Any, str], otherwise: str) -> Verdict:
+    """The right answer, then the known wrong ones each with its own hint, then any other."""
+    if got == expected:
+        return Verdict(True, right)
+    return Verdict(False, known.get(got, otherwise) if _hashable(got) else otherwise)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
 def _asked_about(container: Any, answer: Callable, truth: Callable) -> tuple[Any, Any]:
     """The right answer about a container made for the check, and the learner's; then the container goes."""
     try:
@@ -117,16 +132,13 @@ def _exec_side(answer: str) -> Verdict:
 @exercise("hello-world/init-mounts", "Write init_mounts(events): how many mount calls init made.")
 def _init_mounts(answer: Callable, *, events: list[dict]) -> Verdict:
     expected = sum(1 for e in events if e["op"] == "mount" and e["side"] == "init")
-    got = answer(events)
-    if got == expected:
-        return Verdict(True, f"{expected} mounts, all inside the new mount namespace: proc, /dev, devpts, shm, "
-                             "mqueue, sysfs and the binds that mask paths. The host never sees them.")
     every = sum(1 for e in events if e["op"] == "mount")
-    if got == every:
-        return Verdict(False, "that counts the parent's mounts too (the overlay of the image's layers, made on "
-                              "the host before the namespaces exist). Keep only the events whose side is init.")
-    return Verdict(False, f"{got!r} is not it. Each event is a dict: count those whose 'op' is 'mount' and "
-                          "whose 'side' is 'init'.")
+    return _graded(answer(events), expected,
+                   f"{expected} mounts, all inside the new mount namespace: proc, /dev, devpts, shm, mqueue, sysfs "
+                   "and the binds that mask paths. The host never sees them.",
+                   {every: "that counts the parent's mounts too (the overlay of the image's layers, made on the "
+                           "host before the namespaces exist). Keep only the events whose side is init."},
+                   "not it. Each event is a dict: count those whose 'op' is 'mount' and whose 'side' is 'init'.")
 
 
 # --- 2. Namespaces ------------------------------------------------------------------------------------
@@ -271,3 +283,44 @@ def _lifecycle_events(answer: list, *, client: Any) -> Verdict:
                               "when a container's program ends?")
     return Verdict(False, f"not that order ({len(actions)} events happen). Try it, and read client.events(since=..., "
                           "until=...).")
+
+
+# --- 3. cgroups -------------------------------------------------------------------------------------------
+
+
+@exercise("cgroups/oom-killed", "Write was_oom_killed(container): did the OOM killer end this container?")
+def _oom_killed(answer: Callable, *, client: Any) -> Verdict:
+    from minicontainer.course.experiments import ALLOCATE
+
+    oom = client.containers.run("busybox", ALLOCATE, detach=True, mem_limit="16m")
+    killed = client.containers.run("busybox", ["sleep", "60"], detach=True)
+    try:
+        killed.kill("SIGKILL")
+        for box in (oom, killed):
+            box.wait()
+            box.reload()
+        said = (answer(oom), answer(killed))
+    finally:
+        oom.remove(force=True)
+        killed.remove(force=True)
+    return _graded(said, (True, False),
+                   "the engine records OOMKilled when the cgroup counted an OOM kill: the exit code alone cannot "
+                   "tell the OOM killer's SIGKILL from anyone else's.",
+                   {(True, True): "a container killed with `kill -9` exits with 137 too. What does the engine "
+                                  "record in container.attrs['State'] that only the OOM killer sets?"},
+                   f"for an OOM-killed container and a container killed by hand your answer says {said}. Look at "
+                   "container.attrs['State'].")
+
+
+@exercise("cgroups/quarter-cpu", "What value of nano_cpus gives a container a quarter of one CPU?")
+def _quarter_cpu(answer: int, *, client: Any) -> Verdict:
+    from minicontainer.course.experiments import cpu_quota
+
+    if not isinstance(answer, int) or answer <= 0:
+        return Verdict(False, f"{answer!r} is not a whole number of nano-CPUs: nano_cpus counts billionths of a "
+                              "CPU (docker's --cpus 1.5 is 1_500_000_000).")
+    series = cpu_quota(client, answer / 1e9, seconds=1.5)
+    used = sum(p.cpu for p in series[1:]) / max(1, len(series) - 1)
+    return _verdict(abs(used - 0.25) < 0.08,
+                    f"a busy loop used {used:.2f} CPUs: a quota of 25 ms in every 100 ms period.",
+                    f"with nano_cpus={answer} a busy loop used {used:.2f} CPUs, not 0.25. One CPU is 1_000_000_000.")

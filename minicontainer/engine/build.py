@@ -43,8 +43,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from minicontainer.engine import images as image_service
+from minicontainer.engine.build_cache import BuildCache
 from minicontainer.engine.commit import NewLayer, make_image, store_layer
-from minicontainer.engine.errors import EngineError, InvalidParameter, NotFound
+from minicontainer.engine.errors import EngineError, InvalidParameter
+from minicontainer.engine.instructions import DEFAULT_SHELL, apply_to_config
 from minicontainer.image import dockerfile, overlay
 from minicontainer.image.dockerfile import DockerfileError, Instruction, expand
 from minicontainer.image.store import Image
@@ -55,7 +57,6 @@ from minicontainer.observe.events import Trace
 if TYPE_CHECKING:
     from minicontainer.engine.service import Engine
 
-DEFAULT_SHELL = ["/bin/sh", "-c"]
 # Build args every build accepts without an ARG line (and keeps out of the image's history).
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY",
               "no_proxy", "ALL_PROXY", "all_proxy")
@@ -74,6 +75,8 @@ class BuildOptions(NamedTuple):
     buildargs: dict[str, str | None] = {}  # noqa: RUF012 - a NamedTuple's default, never mutated
     labels: dict[str, str] = {}  # noqa: RUF012
     target: str = ""  # build up to this stage
+    network_mode: str = "default"  # --network of the RUN containers: bridge (the default), none, host, a network
+    extra_hosts: tuple[str, ...] = ()  # --add-host of the RUN containers: "name:address"
     explain: bool = False  # ours: narrate each step
     auth: dict | None = None  # X-Registry-Config: {registry: {username, password}} for FROM's pulls
 
@@ -90,11 +93,6 @@ def _line(text: str) -> dict:
     return {"stream": text + "\n"}
 
 
-def go_quote(words: list[str]) -> str:
-    """Go's ``%q`` of a string list, as Docker writes CMD in history: ``["sh" "-c" "x"]``."""
-    return "[" + " ".join(json.dumps(w) for w in words) + "]"
-
-
 class StageState:
     """Where a stage is: its latest image and the config the next image gets."""
 
@@ -102,6 +100,9 @@ class StageState:
         self.image = image
         self.config = config
         self.args: dict[str, str | None] = {}  # the ARGs declared in this stage (value or None)
+        self.cmd_set = False  # a CMD in this stage (then an ENTRYPOINT no longer resets it)
+        self.author = ""  # MAINTAINER
+        self.meta: dict[str, str] = {}  # the meta ARGs' values (before the first FROM)
 
     @property
     def shell(self) -> list[str]:
@@ -124,7 +125,7 @@ class Builder:
         self.context = os.path.join(workdir, "context")
         self.sys = Syscalls()
         self.trace = Trace("daemon")
-        self.cache_dir = os.path.join(self.store.root, "build-cache")
+        self.cache = BuildCache(self.store)
         self.used_args: set[str] = set()
         self.stage_images: dict[str, Image | None] = {}  # by name and by index
         self.mounts = 0
@@ -140,37 +141,15 @@ class Builder:
             return []
         return [{"explain": ev._asdict()} for ev in list(self.sys.trace)[since:]]
 
-    # --- the cache ----------------------------------------------------------------------------------
-    def cache_key(self, parent: Image | None, created_by: str, config: dict) -> str:
-        text = json.dumps({"parent": parent.id if parent else "scratch", "created_by": created_by,
-                           "config": config}, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def cached(self, key: str) -> Image | None:
-        if self.options.nocache:
-            return None
-        try:
-            with open(os.path.join(self.cache_dir, key)) as f:
-                return self.store.image(f.read().strip())
-        except (FileNotFoundError, NotFound, LookupError):
-            return None  # never built, or its image was removed since
-
     def from_cache(self, state: StageState, key: str, created_by: str, why: str) -> list[dict] | None:
         """On a hit: the stage moves on to the cached image; the lines to print.  None on a miss."""
-        hit = self.cached(key)
+        hit = None if self.options.nocache else self.cache.lookup(key)
         if hit is None:
             return None
         parent = state.image.short_id if state.image else "scratch"
         note = self.note("cache", f"{created_by.strip()} on {parent}", f"hit {hit.short_id}", why)
         state.image = hit
         return [*([note] if note else []), _line(" ---> Using cache"), _line(f" ---> {hit.short_id}")]
-
-    def remember(self, key: str, image: Image) -> None:
-        os.makedirs(self.cache_dir, exist_ok=True)
-        tmp = os.path.join(self.cache_dir, f".{key}.{secrets.token_hex(4)}")
-        with open(tmp, "w") as f:
-            f.write(image.id)
-        os.rename(tmp, os.path.join(self.cache_dir, key))
 
     # --- mounting an image's files ---------------------------------------------------------------------
     def _scratch_dir(self) -> str:
@@ -273,7 +252,7 @@ class Builder:
             if platform not in (f"linux/{host_architecture()}", "linux"):
                 raise BuildFailed(f"FROM --platform={platform}: this daemon builds and runs linux/"
                                   f"{host_architecture()} only (a RUN could not run another platform's programs)")
-        state.meta = meta  # type: ignore[attr-defined]
+        state.meta = meta
         if base.lower() == "scratch":
             state.image, state.config = None, {}
             return
@@ -333,7 +312,7 @@ class Builder:
                 created_by, work = self._metadata(ins, state, escape), None
         except (ValueError, OSError) as e:
             raise BuildFailed(f"{ins.keyword} failed (line {ins.line}): {e}") from None
-        key = self.cache_key(state.image, created_by, state.config)
+        key = self.cache.key(state.image, created_by, state.config)
         cached = self.from_cache(state, key, created_by, "the same step on the same parent with the same config "
                                  "made this image before: nothing to do")
         if cached is not None:
@@ -352,14 +331,15 @@ class Builder:
             yield msg
         for msg in self._image_notes(state.image, image):
             yield msg
-        self.remember(key, image)
+        self.cache.remember(key, state.image, image)
         state.image = image
         yield _line(f" ---> {image.short_id}")
 
     def _make(self, state: StageState, work: Callable[[str], None] | None, created_by: str) -> Image:
         with self.store.lease():
             layer = self.change(state.image, work) if work is not None else None
-            return make_image(self.store, state.image, state.config, layer, created_by=created_by)
+            return make_image(self.store, state.image, state.config, layer, created_by=created_by,
+                              author=state.author)
 
     def _image_notes(self, parent: Image | None, image: Image) -> list[dict]:
         if not self.options.explain:
@@ -390,7 +370,7 @@ class Builder:
         created_by = " ".join(command)
         if args_env:
             created_by = f"|{len(args_env)} {' '.join(args_env)} {created_by}"
-        key = self.cache_key(state.image, created_by, state.config)
+        key = self.cache.key(state.image, created_by, state.config)
         cached = self.from_cache(state, key, created_by, "this command ran on this parent with this config "
                                  "before: its image is reused (a RUN is cached by its text, not by what it "
                                  "would do today)")
@@ -402,7 +382,8 @@ class Builder:
         body = {"Image": state.image.id, "Cmd": command, "Entrypoint": [],
                 "Env": list(state.config.get("Env") or []) + args_env + proxies,
                 "WorkingDir": state.config.get("WorkingDir") or "", "User": state.config.get("User") or "",
-                "AttachStdout": True, "AttachStderr": True}
+                "AttachStdout": True, "AttachStderr": True, "HostConfig": {"NetworkMode": self.options.network_mode,
+                                                                  "ExtraHosts": list(self.options.extra_hosts)}}
         cid = (await self.engine.create(body, None))["Id"]
         yield _line(f" ---> Running in {cid[:12]}")
         note = self.note("container", f"{cid[:12]} from {state.image.short_id}: {' '.join(command)}", "created",
@@ -427,7 +408,8 @@ class Builder:
             def commit() -> Image:
                 with self.store.lease():
                     layer = store_layer(self.store, container.path("upper"), state.image)
-                    return make_image(self.store, state.image, state.config, layer, created_by=created_by)
+                    return make_image(self.store, state.image, state.config, layer, created_by=created_by,
+                                      author=state.author)
 
             image = await asyncio.get_running_loop().run_in_executor(None, commit)
             for msg in self.kernel_notes(since):
@@ -445,7 +427,7 @@ class Builder:
                 await self.engine.remove(cid, force=True)
                 if not failed:
                     yield _line(f"Removing intermediate container {cid[:12]}")
-        self.remember(key, image)
+        self.cache.remember(key, state.image, image)
         state.image = image
         yield _line(f" ---> {image.short_id}")
 
@@ -455,19 +437,8 @@ class Builder:
 
     def _metadata(self, ins: Instruction, state: StageState, escape: str) -> str:
         """Apply a config-only instruction to ``state.config``; returns its history text."""
-        config = state.config
         nop = " ".join(state.shell) + " #(nop)  "
-        k = ins.keyword
-        if k in ("ENV", "LABEL"):
-            pairs = [(self._expand(n, state, escape), self._expand(v or "", state, escape)) for n, v in ins.pairs]
-            if k == "ENV":
-                env = state.env()
-                env.update(pairs)
-                config["Env"] = [f"{n}={v}" for n, v in env.items()]
-            else:
-                config["Labels"] = {**(config.get("Labels") or {}), **dict(pairs)}
-            return nop + k + " " + " ".join(f"{n}={v}" for n, v in pairs)
-        if k == "ARG":
+        if ins.keyword == "ARG":
             shown = []
             for name, default in ins.pairs:
                 value: str | None
@@ -477,74 +448,16 @@ class Builder:
                 elif default is not None:
                     value = self._expand(default, state, escape)
                 else:
-                    value = getattr(state, "meta", {}).get(name)  # `ARG NAME` in a stage takes the meta ARG's
+                    value = state.meta.get(name)  # `ARG NAME` in a stage takes the meta ARG's value
                 state.args[name] = value
                 shown.append(f"{name}={value}" if default is not None else name)
             return nop + "ARG " + " ".join(shown)
-        if k in ("CMD", "ENTRYPOINT"):
-            words = list(ins.args) if ins.json else (state.shell + [ins.args[0]] if ins.args else [])
-            config["Cmd" if k == "CMD" else "Entrypoint"] = words
-            if k == "ENTRYPOINT" and "Cmd" in config and not getattr(state, "cmd_set", False):
-                config["Cmd"] = None  # an ENTRYPOINT resets the base image's CMD, as Docker's does
-            if k == "CMD":
-                state.cmd_set = True  # type: ignore[attr-defined]
-            return nop + f"{k} {go_quote(words)}"
-        if k == "SHELL":
-            config["Shell"] = list(ins.args)
-            return nop + f"SHELL [{' '.join(ins.args)}]"
-        if k in ("USER", "STOPSIGNAL", "MAINTAINER"):
-            value = self._expand(ins.args[0], state, escape) if k != "MAINTAINER" else ins.args[0]
-            if k == "USER":
-                config["User"] = value
-            elif k == "STOPSIGNAL":
-                from minicontainer.engine.service import signal_number
-
-                try:
-                    signal_number(value)
-                except (ValueError, KeyError):
-                    raise ValueError(f"invalid signal: {value}") from None
-                config["StopSignal"] = value
-            else:
-                state.author = value  # type: ignore[attr-defined]
-            return nop + f"{k} {value}"
-        if k == "EXPOSE":
-            from minicontainer.image.archive import apply_changes
-
-            ports = [self._expand(w, state, escape) for w in ins.args]
-            apply_changes(config, ["EXPOSE " + " ".join(ports)])
-            return nop + "EXPOSE " + " ".join(sorted(config["ExposedPorts"]))
-        if k == "VOLUME":
-            paths = [self._expand(w, state, escape) for w in ins.args]
-            if not all(paths):
-                raise ValueError("VOLUME specified can not be an empty string")
-            config["Volumes"] = {**(config.get("Volumes") or {}), **{p: {} for p in paths}}
-            return nop + f"VOLUME [{' '.join(paths)}]"
-        if k == "ONBUILD":
-            config["OnBuild"] = [*(config.get("OnBuild") or []), ins.args[0]]
-            return nop + "ONBUILD " + ins.args[0]
-        if k == "HEALTHCHECK":
-            config["Healthcheck"] = self._healthcheck(ins, state)
-            return nop + "HEALTHCHECK " + json.dumps(config["Healthcheck"]["Test"])
-        raise ValueError(f"{k} is not a metadata instruction")
-
-    @staticmethod
-    def _healthcheck(ins: Instruction, state: StageState) -> dict:
-        if ins.args == ("NONE",):
-            return {"Test": ["NONE"]}
-        cmd = ins.sub
-        assert cmd is not None
-        test = ["CMD", *cmd.args] if cmd.json else ["CMD-SHELL", cmd.args[0] if cmd.args else ""]
-        check: dict = {"Test": test}
-        for flag, key in (("interval", "Interval"), ("timeout", "Timeout"), ("start-period", "StartPeriod"),
-                          ("start-interval", "StartInterval")):
-            if ins.flag(flag) is not None:
-                check[key] = _duration_ns(ins.flag(flag) or "", flag)
-        if ins.flag("retries") is not None:
-            try:
-                check["Retries"] = int(ins.flag("retries") or "")
-            except ValueError:
-                raise ValueError(f"--retries must be a number, not {ins.flag('retries')!r}") from None
-        return check
+        if ins.keyword == "MAINTAINER":
+            state.author = ins.args[0]
+            return nop + f"MAINTAINER {ins.args[0]}"
+        text = apply_to_config(state.config, ins, state.variables(), escape, cmd_set=state.cmd_set)
+        state.cmd_set = state.cmd_set or ins.keyword == "CMD"
+        return nop + text
 
     # --- WORKDIR ------------------------------------------------------------------------------------------
     def _prepare_workdir(self, ins: Instruction, state: StageState, escape: str):
@@ -627,18 +540,6 @@ class Builder:
                                  "of that name here (pull it first)") from None
         holder = self.mounted(image)
         return holder.__enter__(), holder
-
-
-def _duration_ns(text: str, flag: str) -> int:
-    """Go's durations (``30s``, ``1m30s``, ``500ms``) in nanoseconds."""
-    import re
-
-    units = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-             "h": 3_600_000_000_000}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"--{flag}: invalid duration {text!r} (e.g. 30s, 1m30s, 500ms)")
-    return int(sum(float(n) * units[u] for n, u in parts))
 
 
 # --- copying files into an image ------------------------------------------------------------------------
@@ -850,6 +751,7 @@ async def build(engine: Engine, upload: AsyncIterator[bytes], options: BuildOpti
     """``POST /build``: the stream of messages.  A bad Dockerfile fails before the first message
     (an HTTP 400, as dockerd's); a failed step ends the stream with its error."""
     from minicontainer.image.context import IGNORE_FILE, Ignore
+    from minicontainer.image.reference import parse
 
     workdir = os.path.join(engine.data_root, "build", secrets.token_hex(8))
     builder = Builder(engine, options, workdir)
@@ -884,14 +786,18 @@ async def build(engine: Engine, upload: AsyncIterator[bytes], options: BuildOpti
             yield {"errorDetail": {"message": str(e), "code": e.code}, "error": str(e)}
             return
         image = builder.final
+        tagged = []
+        for tag in options.tags:
+            if tag not in image.repo_tags:  # a rebuild that changed nothing rewrites nothing
+                engine.store.tag(image.id, tag)
+            tagged.append(parse(tag).familiar())
+            engine.event_log.image("tag", image.id, tagged[-1])
         if options.quiet:
             yield _line(image.id)
             return
         yield _line(f"Successfully built {image.short_id}")
-        for tag in options.tags:
-            if tag not in image.repo_tags:  # a rebuild that changed nothing rewrites nothing
-                engine.store.tag(image.id, tag)
-            yield _line(f"Successfully tagged {':'.join(image_service.familiar_repository(tag))}")
+        for familiar in tagged:
+            yield _line(f"Successfully tagged {familiar}")
     finally:
         # Removed in the background: the client need not wait for the context's files to go.
         asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, workdir, True)

@@ -11,6 +11,9 @@ thing to its image: its overlay *upper* directory, everything it wrote.  Committ
    entry saying what made the layer (``created_by``);
 3. a **manifest** listing the image's layers and the new one; the image ID is the config's digest.
 
+A running container is frozen (its cgroup's freezer, as ``docker pause``) while its upper directory
+is read, unless the request says ``pause=false``: a layer is one moment's state.
+
 A container that changed nothing adds no layer: its history entry says ``"empty_layer": true``, as
 Docker's do for the ``ENV`` or ``CMD`` of a Dockerfile.  The build (:mod:`minicontainer.engine.build`)
 makes every one of its images with :func:`make_image`.
@@ -138,11 +141,13 @@ def container_config(container: Container, image: Image) -> dict:
 
 
 def apply_overrides(config: dict, body: dict | None, changes: list[str]) -> dict:
-    """The request's own config (its body: fields set there win) and then its ``--change`` lines.
+    """The request's own config (its body: fields set there win) and then its ``--change`` lines,
+    Dockerfile instructions applied as a build applies them (:mod:`minicontainer.engine.instructions`).
 
     A body field an image has no place for (Hostname, Tty...) is refused by name when it carries a
     value: a commit that dropped it silently would look like it worked."""
-    from minicontainer.image.archive import apply_changes
+    from minicontainer.engine.instructions import COMMIT_CHANGES, apply_to_config, env_dict
+    from minicontainer.image.dockerfile import DockerfileError, parse_instruction
 
     given = {k: v for k, v in (body or {}).items() if v not in (None, "", [], {}, False, 0)}
     refused = sorted(set(given) - set(IMAGE_CONFIG_FIELDS))
@@ -150,10 +155,19 @@ def apply_overrides(config: dict, body: dict | None, changes: list[str]) -> dict
         raise InvalidParameter(f"commit: the config field(s) {', '.join(refused)} have no place in an image "
                                f"(it keeps {', '.join(IMAGE_CONFIG_FIELDS)})")
     config.update(given)
-    try:
-        return apply_changes(config, changes)
-    except ValueError as e:
-        raise InvalidParameter(str(e)) from None
+    cmd_set = False
+    for change in changes:
+        if not change.strip():
+            continue
+        keyword = change.split(None, 1)[0].upper()
+        if keyword not in COMMIT_CHANGES:
+            raise InvalidParameter(f"{change.split(None, 1)[0]} is not a valid change command")
+        try:
+            apply_to_config(config, parse_instruction(1, change.strip()), env_dict(config), cmd_set=cmd_set)
+        except (DockerfileError, ValueError) as e:
+            raise InvalidParameter(f"{keyword}: {getattr(e, 'message', e)}") from None
+        cmd_set = cmd_set or keyword == "CMD"
+    return config
 
 
 async def commit_container(engine: Engine, container: Container, *, repo_tag: str | None, comment: str = "",
@@ -163,19 +177,46 @@ async def commit_container(engine: Engine, container: Container, *, repo_tag: st
     ``repo_tag`` if given.  The snapshot runs in a thread (it reads and writes whole files)."""
     image = engine.store.image(container.record["Image"])
     new_config = apply_overrides(container_config(container, image), config, changes or [])  # a 400 first
-    if container.running and pause:
-        # Docker freezes the container's processes (the cgroup freezer) while it reads its files, so
-        # that the layer is one moment's state.  Without a freezer here, reading a running
-        # container's files could catch a half-written one: say so rather than commit that.
-        raise Conflict(f"cannot pause container {container.id[:12]} to commit it: minicontainer has no pause yet; "
-                       "stop it first, or commit without pausing (docker commit --pause=false)")
+    frozen = _cgroup_of(engine, container) if container.running and pause else None
     created_by = " ".join([container.record["Path"], *container.record["Args"]])
     upper = container.path("upper")
 
     def work() -> Image:
         with engine.store.lease():
-            layer = store_layer(engine.store, upper, image)
+            if frozen is not None:
+                # As Docker: the container's processes stand still while its files are read, so that
+                # the layer is one moment's state, not a file half-written.
+                frozen.freeze()
+            try:
+                layer = store_layer(engine.store, upper, image)
+            finally:
+                if frozen is not None:
+                    frozen.thaw()
             return make_image(engine.store, image, new_config, layer, created_by=created_by, comment=comment,
                               author=author, repo_tag=repo_tag)
 
-    return await asyncio.get_running_loop().run_in_executor(None, work)
+    new = await asyncio.get_running_loop().run_in_executor(None, work)
+    familiar = _familiar(repo_tag) if repo_tag else ""
+    engine.event_log.container(container, "commit", comment=comment, imageID=new.id, imageRef=familiar)
+    if familiar:
+        engine.event_log.image("tag", new.id, familiar)
+    return new
+
+
+def _cgroup_of(engine: Engine, container: Container):
+    """The running container's cgroup, to freeze (its processes, all of them, stop where they are)."""
+    from minicontainer.kernel.cgroups import cgroup_from_state
+    from minicontainer.kernel.syscalls import Syscalls
+    from minicontainer.runtime import lifecycle
+
+    state = lifecycle.State.load(engine.runtime_root, container.id[:12])
+    if not state.cgroup:
+        raise Conflict(f"cannot pause container {container.id[:12]} to commit it: it has no cgroup to freeze; "
+                       "commit without pausing (docker commit --pause=false)")
+    return cgroup_from_state(Syscalls(), state.cgroup)
+
+
+def _familiar(reference: str) -> str:
+    from minicontainer.image.reference import parse
+
+    return parse(reference).familiar()

@@ -13,7 +13,8 @@ ID, its hostname) is answered from the engine's records; any other name is forwa
 own resolvers (or the container's ``--dns``), from the host's namespace, so a host resolver on
 127.0.0.53 works too.  On an ``--internal`` network nothing is forwarded: no way out, not even by DNS.
 The default ``bridge`` network has no such server (as Docker's): its containers use the host's
-resolvers directly.  UDP only (what resolvers use for questions this short).
+resolvers directly.  UDP, and TCP for the answers too long for a datagram (a resolver that gets a
+truncated answer asks again by TCP; so do we, upstream).
 
 Messages are parsed and built with dnspython: the wire format is not the lesson here.
 """
@@ -22,8 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import TYPE_CHECKING
 
+import dns.asyncquery
+import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
@@ -39,31 +43,50 @@ FORWARD_TIMEOUT = 3.0
 
 
 class _Listener(asyncio.DatagramProtocol):
+    """A network's UDP socket (and its TCP server, for answers too long for a datagram)."""
+
     def __init__(self, resolver: Resolver, network_id: str) -> None:
         self.resolver = resolver
         self.network_id = network_id
         self.transport: asyncio.DatagramTransport | None = None
+        self.tcp: asyncio.Server | None = None
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
-        asyncio.ensure_future(self.resolver.answer(self, data, addr))
+        asyncio.ensure_future(self._answer(data, addr))
 
+    async def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
+        reply = await self.resolver.reply(self.network_id, data, addr[0], tcp=False)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
 
-class _Once(asyncio.DatagramProtocol):
-    """The upstream server's one answer to a forwarded question."""
+    async def serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """DNS over TCP: each message preceded by its length in two bytes (RFC 1035, 4.2.2)."""
+        client = writer.get_extra_info("peername")[0]
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                reply = await self.resolver.reply(self.network_id, await reader.readexactly(size), client, tcp=True)
+                if reply is None:
+                    break
+                writer.write(len(reply).to_bytes(2, "big") + reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
-    def __init__(self, answered: asyncio.Future) -> None:
-        self.answered = answered
-
-    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
-        if not self.answered.done():
-            self.answered.set_result(data)
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+        if self.tcp is not None:
+            self.tcp.close()
 
 
 class Resolver:
-    """One UDP listener per user-defined network, on its gateway's port 53."""
+    """One listener per user-defined network, on its gateway's port 53 (UDP and TCP)."""
 
     def __init__(self, networks: Networks) -> None:
         self.networks = networks
@@ -75,76 +98,63 @@ class Resolver:
         loop = asyncio.get_running_loop()
         listener = _Listener(self, record["Id"])
         gateway = record["IPAM"]["Config"][0]["Gateway"]
-        # create_datagram_endpoint is a coroutine, but binding a UDP socket does not block: done now.
-        import socket
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Bound here and now (binding does not block), so that a port taken is known at once.
+        udp, tcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            sock.bind((gateway, 53))
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.bind((gateway, 53))
+            tcp.bind((gateway, 53))
+            tcp.listen(64)
         except OSError as e:
-            sock.close()
+            udp.close()
+            tcp.close()
             log.warning("network %s: no DNS server on %s:53 (%s): its containers cannot resolve each "
                         "other's names", record["Name"], gateway, e)
             return
-        sock.setblocking(False)
+        udp.setblocking(False)
+        tcp.setblocking(False)
         self.listeners[record["Id"]] = listener
-        loop.create_task(loop.create_datagram_endpoint(lambda: listener, sock=sock))
+        loop.create_task(loop.create_datagram_endpoint(lambda: listener, sock=udp))
+
+        async def serve() -> None:
+            listener.tcp = await asyncio.start_server(listener.serve_tcp, sock=tcp)
+        loop.create_task(serve())
 
     def stop(self, record: dict) -> None:
         listener = self.listeners.pop(record["Id"], None)
-        if listener is not None and listener.transport is not None:
-            listener.transport.close()
+        if listener is not None:
+            listener.close()
 
     def close(self) -> None:
         for listener in self.listeners.values():
-            if listener.transport is not None:
-                listener.transport.close()
+            listener.close()
         self.listeners.clear()
 
-    async def answer(self, listener: _Listener, data: bytes, addr: tuple[str, int]) -> None:
+    async def reply(self, network_id: str, data: bytes, client_ip: str, *, tcp: bool) -> bytes | None:
+        """The answer to one question from a container on the network; None: not DNS, no answer."""
         try:
             query = dns.message.from_wire(data)
         except Exception:  # noqa: BLE001 - not DNS: nothing to answer
-            return
-        net = self.networks.records.get(listener.network_id)
-        if net is None or not query.question or listener.transport is None:
-            return
+            return None
+        net = self.networks.records.get(network_id)
+        if net is None or not query.question:
+            return None
         question = query.question[0]
-        name = question.name.to_text()
-        addresses = self.networks.lookup(net, name)
+        addresses = self.networks.lookup(net, question.name.to_text())
         reply = dns.message.make_response(query)
         reply.flags |= dns.flags.RA
-        if addresses:
+        if addresses:  # a container of this network: its address (an AAAA question: no address, no error)
             if question.rdtype == dns.rdatatype.A:
                 reply.answer.append(dns.rrset.from_text_list(question.name, TTL, "IN", "A", addresses))
-            listener.transport.sendto(reply.to_wire(), addr)
-            return
+            return reply.to_wire()
         if net["Internal"]:
             reply.set_rcode(dns.rcode.NXDOMAIN)
-            listener.transport.sendto(reply.to_wire(), addr)
-            return
-        forwarded = await self._forward(data, self.networks.upstream(net, addr[0]))
-        if forwarded is None:
-            reply.set_rcode(dns.rcode.SERVFAIL)
-            forwarded = reply.to_wire()
-        listener.transport.sendto(forwarded, addr)
-
-    @staticmethod
-    async def _forward(data: bytes, servers: list[str]) -> bytes | None:
-        loop = asyncio.get_running_loop()
-        for server in servers:
-            answered: asyncio.Future = loop.create_future()
-
-            try:
-                transport, _ = await loop.create_datagram_endpoint(lambda future=answered: _Once(future),
-                                                                   remote_addr=(server, 53))
-            except OSError:
+            return reply.to_wire()
+        for server in self.networks.upstream(net, client_ip):
+            try:  # the same way the container asked: a truncated UDP answer makes it ask again by TCP
+                ask = dns.asyncquery.tcp if tcp else dns.asyncquery.udp
+                return (await ask(query, server, timeout=FORWARD_TIMEOUT)).to_wire()
+            except (dns.exception.DNSException, OSError):
                 continue
-            try:
-                transport.sendto(data)
-                return await asyncio.wait_for(answered, FORWARD_TIMEOUT)
-            except (TimeoutError, OSError):
-                continue
-            finally:
-                transport.close()
-        return None
+        reply.set_rcode(dns.rcode.SERVFAIL)
+        return reply.to_wire()

@@ -24,6 +24,7 @@ Docker's own checks of the values (``Minimum memory limit allowed is 6MB``) are 
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from minicontainer.engine import resources
@@ -50,7 +51,7 @@ def refused(what: str, shown: Any = None, also: tuple = ()) -> Field:
 # --- Config: what to run ------------------------------------------------------------------------
 CONFIG: dict[str, Field] = {
     "Hostname": honoured("", "-h, --hostname"),
-    "Domainname": honoured("", "--domainname"),
+    "Domainname": refused("--domainname (the runtime does not set a UTS domain name yet)", ""),
     "User": honoured("", "-u, --user"),
     "AttachStdin": honoured(False),
     "AttachStdout": honoured(True),
@@ -166,14 +167,19 @@ NETWORKING_CONFIG: dict[str, Field] = {
     "EndpointsConfig": honoured(None, "--network, --ip, --network-alias"),
 }
 
+# The log drivers Docker has (of which this engine writes json-file only): another name is a typo.
+LOG_DRIVERS = ("none", "local", "json-file", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk",
+               "etwlogs", "gcplogs", "logentries")
+
 SECTIONS = {"": CONFIG, "HostConfig.": HOST_CONFIG, "NetworkingConfig.": NETWORKING_CONFIG}
 
 
 def is_zero(value: Any) -> bool:
-    """Go's zero values, as the docker CLI sends them for every flag not given; a JSON object whose
-    values are all zero is zero too (``{"default": {"IPAMConfig": null, "Aliases": null, ...}}``)."""
+    """Go's zero values, as the docker CLI sends them for every flag not given; a struct whose fields
+    are all zero is zero too (``{"default": {"IPAMConfig": null, "Aliases": null, ...}}``).  A map's
+    keys are its content: ``{"/data": {}}`` (a volume) is not zero, though its value is."""
     if isinstance(value, dict):
-        return all(is_zero(v) for v in value.values())
+        return all(re.fullmatch(r"[A-Za-z]\w*", k) and is_zero(v) for k, v in value.items())
     if isinstance(value, list):  # [] and ConsoleSize's [0, 0]
         return all(type(v) is int and v == 0 for v in value)
     return value in (None, False, 0, "")
@@ -258,6 +264,9 @@ def _check_values(body: dict, host: dict) -> None:
                                "'on-failure', or 'unless-stopped'")
     if host.get("AutoRemove") and name not in ("", "no"):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+    driver = (host.get("LogConfig") or {}).get("Type") or ""
+    if driver and driver not in LOG_DRIVERS:
+        raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
     workdir = body.get("WorkingDir") or ""
     if workdir and not workdir.startswith("/"):
         raise InvalidParameter(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
@@ -272,5 +281,8 @@ def shown(section: dict[str, Field], given: dict) -> dict:
     out = {}
     for key, field in section.items():
         value = given.get(key)
-        out[key] = value if field.honoured and value not in (None, "") else field.shown  # "": Go's unset string
+        # the value given where the engine honours it ("": Go's unset string), or where it names the
+        # default (Isolation "default")
+        given_shown = field.honoured and value not in (None, "") or value in field.also and field.shown == ""
+        out[key] = value if given_shown else field.shown
     return out

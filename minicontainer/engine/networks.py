@@ -23,7 +23,8 @@ daemon runs; a restarted daemon makes them again and rewrites the rules from tho
 that what a killed daemon left behind never gets in the way.
 
 Names on user-defined networks are answered by the daemon's DNS server (:mod:`minicontainer.engine.dns`),
-which listens on each such network's gateway address.
+which listens on each such network's gateway address; each container's /etc/hosts, resolv.conf and
+hostname are written by :mod:`minicontainer.engine.etcfiles`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from minicontainer import config as settings
+from minicontainer.engine import etcfiles
+from minicontainer.engine import ports as publishing
 from minicontainer.engine.clock import now_rfc3339
 from minicontainer.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from minicontainer.kernel import firewall, netlink
@@ -101,7 +104,7 @@ class Networks:
         # One nftables table per daemon (each test daemon has its own bridge, so its own table).
         self.table = "minicontainer" if self.default_bridge == DEFAULT_BRIDGE else \
             "minicontainer_" + self.default_bridge.replace("-", "_")
-        self.reserved: dict[str, list[socket.socket]] = {}  # container ID -> its published ports' sockets
+        self.ports = publishing.PublishedPorts()  # the running containers' host ports, held
         self.dns = None
 
     # --- records ---------------------------------------------------------------------------------------
@@ -171,7 +174,7 @@ class Networks:
                       subnet=subnet, gateway=gateway)
         netlink.session(sys, lambda nl: [self._make_bridge(nl, r) for r in self._bridges()])
         for container in running:
-            self._reserve_ports(container)
+            self.ports.hold_again(container)
         self.refresh(sys)
         from minicontainer.engine.dns import Resolver
 
@@ -184,10 +187,7 @@ class Networks:
         sys = Syscalls()
         if self.dns is not None:
             self.dns.close()
-        for socks in self.reserved.values():
-            for s in socks:
-                s.close()
-        self.reserved.clear()
+        self.ports.close()
         firewall.remove(sys, self.table)
 
         def delete(nl: netlink.Netlink) -> None:
@@ -270,28 +270,11 @@ class Networks:
             rules.bridges.append(firewall.Bridge(self.bridge_of(r), r["IPAM"]["Config"][0]["Subnet"], r["Internal"]))
         for c in self.engine.containers.values():
             if c.running or c is starting:
-                rules.published.extend(self._published(c))
+                rules.published.extend(publishing.rules(c))
         if rules.bridges and sys.read_file("/proc/sys/net/ipv4/ip_forward").strip() != "1":
             sys.write_file("/proc/sys/net/ipv4/ip_forward", "1",
                            detail="the host forwards packets between its interfaces (bridge <-> uplink)")
         firewall.apply(sys, rules)
-
-    def _published(self, container: Container) -> list[firewall.Published]:
-        ports = container.record["NetworkSettings"].get("Ports") or {}
-        nets = container.record["NetworkSettings"]["Networks"]
-        endpoint = next((n for n in nets.values() if n.get("IPAddress")), None)
-        if endpoint is None:
-            return []
-        record = self.records.get(endpoint["NetworkID"])
-        if record is None:
-            return []
-        out = []
-        for key, bindings in ports.items():
-            port, proto = key.split("/")
-            for b in bindings or []:
-                out.append(firewall.Published(proto, b["HostIp"], int(b["HostPort"]), endpoint["IPAddress"],
-                                              int(port), self.bridge_of(record)))
-        return out
 
     # --- networks: create, remove, look ---------------------------------------------------------------
     def create(self, body: dict) -> dict:
@@ -509,7 +492,7 @@ class Networks:
         hc["NetworkMode"] = mode
         if mode == "host" and not body.get("Hostname"):
             cfg["Hostname"] = socket.gethostname()  # Docker's rule: on the host's network, the host's name
-        ports, exposed = _port_bindings(host.get("PortBindings") or {}), dict(body.get("ExposedPorts") or {})
+        ports, exposed = publishing.check_bindings(host.get("PortBindings") or {}), dict(body.get("ExposedPorts") or {})
         if mode in ("none", "host") or mode.startswith("container:"):
             ports = {}
         hc["PortBindings"] = ports or {}
@@ -531,7 +514,6 @@ class Networks:
                     ipaddress.ip_address(ip)
             except ValueError:
                 raise InvalidParameter(f"invalid IP address in add-host: {ip!r}") from None
-        cfg["Domainname"] = body.get("Domainname") or ""
         if target is not None:
             record["NetworkSettings"]["Networks"][target["Name"]] = self._endpoint_settings(target, chosen)
         elif mode in ("none", "host"):
@@ -591,7 +573,7 @@ class Networks:
                 if mode not in ("none", "host"):
                     for name in list(container.record["NetworkSettings"]["Networks"]):
                         self._allocate(container, name)
-                    self._assign_ports(container)
+                    self.ports.assign(container)
                 self._write_files(container)
         except BaseException:
             self.release(container)
@@ -631,7 +613,9 @@ class Networks:
             if ip is None:
                 raise NetworkError(f"no available IPv4 addresses on this network's address pools: {name} ({subnet})")
         eid = secrets.token_hex(32)
-        index = sum(1 for cid_eps in self.records.values() if container.id in cid_eps["_endpoints"])
+        # eth0 for the first network, then the lowest number free (a disconnect frees one)
+        used = {r["_endpoints"][container.id]["ifname"] for r in self.records.values() if container.id in r["_endpoints"]}
+        index = next(n for n in range(len(used) + 1) if f"eth{n}" not in used)
         mac = settings_.get("MacAddress") or _mac(ip)  # asked for (network connect --mac-address), or derived
         endpoints[container.id] = {"IPv4Address": ip, "EndpointID": eid, "MacAddress": mac,
                                    "veth": "veth" + eid[:7], "ifname": f"eth{index}"}
@@ -655,111 +639,17 @@ class Networks:
             names.append(hostname)
         return names
 
-    def _assign_ports(self, container: Container) -> None:
-        """The host ports of -p / -P: bound now (and held: a bound socket reserves the port, so no host
-        program takes it while the container has it; the traffic itself never reaches the socket, DNAT
-        sends it to the container first)."""
-        hc = container.record["HostConfig"]
-        bindings = {k: [dict(b) for b in v] for k, v in (hc.get("PortBindings") or {}).items()}
-        if hc.get("PublishAllPorts"):
-            for key in container.record["Config"].get("ExposedPorts") or {}:
-                bindings.setdefault(key if "/" in key else key + "/tcp", [{"HostIp": "", "HostPort": ""}])
-        socks: list[socket.socket] = []
-        ports: dict[str, list[dict]] = {}
-        self.reserved[container.id] = socks
-        for key, blist in bindings.items():
-            proto = key.split("/")[1]
-            ports[key] = []
-            for b in blist:
-                host_ip = b.get("HostIp") or "0.0.0.0"
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
-                try:
-                    s.bind((host_ip, int(b.get("HostPort") or 0)))
-                except OSError as e:
-                    s.close()
-                    why = "port is already allocated" if e.errno == errno.EADDRINUSE else e.strerror
-                    raise NetworkError(f"driver failed programming external connectivity on endpoint "
-                                       f"{container.name} ({container.id[:12]}): Bind for "
-                                       f"{host_ip}:{b.get('HostPort') or 0} failed: {why}") from None
-                socks.append(s)
-                ports[key].append({"HostIp": host_ip, "HostPort": str(s.getsockname()[1])})
-        for key in container.record["Config"].get("ExposedPorts") or {}:
-            ports.setdefault(key, None)
-        container.record["NetworkSettings"]["Ports"] = ports
-
-    def _reserve_ports(self, container: Container) -> None:
-        """After a daemon restart: hold a running container's host ports again."""
-        socks = self.reserved.setdefault(container.id, [])
-        for key, blist in (container.record["NetworkSettings"].get("Ports") or {}).items():
-            for b in blist or []:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if key.endswith("/tcp") else socket.SOCK_DGRAM)
-                try:
-                    s.bind((b["HostIp"], int(b["HostPort"])))
-                    socks.append(s)
-                except OSError as e:
-                    s.close()
-                    log.warning("container %s: host port %s is taken now (%s)", container.id[:12], b["HostPort"], e)
-
     def _copy_settings(self, container: Container, other: Container) -> None:
         for key in ("ResolvConfPath", "HostnamePath", "HostsPath"):
             container.record[key] = other.record[key]
 
     def _write_files(self, container: Container) -> None:
-        """/etc/hosts, /etc/resolv.conf and /etc/hostname, as Docker writes them (one file each in the
-        container's directory, bind-mounted over the image's)."""
-        rec, hc, cfg = container.record, container.record["HostConfig"], container.record["Config"]
-        hostname = cfg["Hostname"]
-        full = f"{hostname}.{cfg['Domainname']}" if cfg.get("Domainname") else hostname
-        mode = hc["NetworkMode"]
-        if mode == "host":
-            hostname = socket.gethostname()
-            with open("/etc/hosts") as f:
-                hosts = f.read()
-        else:
-            hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\n"
-                     "ff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
-        for entry in hc.get("ExtraHosts") or []:
-            name, _, ip = entry.partition("=") if "=" in entry else entry.partition(":")
-            if ip == "host-gateway":
-                ip = self.get("bridge")["IPAM"]["Config"][0]["Gateway"]
-            hosts += f"{ip}\t{name}\n"
-        if mode != "host":
-            for name, ep in rec["NetworkSettings"]["Networks"].items():
-                if ep.get("IPAddress"):
-                    hosts += f"{ep['IPAddress']}\t{full} {hostname}\n" if full != hostname else \
-                        f"{ep['IPAddress']}\t{hostname}\n"
-        with open(container.path("hosts"), "w") as f:
-            f.write(hosts)
-        with open(container.path("hostname"), "w") as f:
-            f.write(hostname + "\n")
-        with open(container.path("resolv.conf"), "w") as f:
-            f.write(self._resolv_conf(container))
-        rec["HostsPath"], rec["HostnamePath"] = container.path("hosts"), container.path("hostname")
-        rec["ResolvConfPath"] = container.path("resolv.conf")
-
-    def _resolv_conf(self, container: Container) -> str:
-        hc = container.record["HostConfig"]
-        host_servers, host_search, host_options = _host_resolv()
+        """Its /etc/hosts, resolv.conf and hostname (:mod:`minicontainer.engine.etcfiles`)."""
         user_net = next((self.records[ep["NetworkID"]] for ep in container.record["NetworkSettings"]["Networks"].values()
                          if ep.get("NetworkID") in self.records and self.records[ep["NetworkID"]]["Name"]
                          not in PREDEFINED), None)
-        if hc["NetworkMode"] == "host":
-            servers = hc["Dns"] or host_servers
-        elif user_net is not None:  # the daemon's DNS server answers on the gateway; it forwards the rest
-            servers = [user_net["IPAM"]["Config"][0]["Gateway"]]
-        else:  # the default bridge: the host's servers, but not loopback ones (unreachable from the container)
-            servers = hc["Dns"] or [s for s in host_servers if not ipaddress.ip_address(s).is_loopback] \
-                or ["8.8.8.8", "8.8.4.4"]
-        lines = [f"nameserver {s}" for s in servers]
-        search = hc.get("DnsSearch") or host_search
-        if search:
-            lines.append("search " + " ".join(search))
-        options = hc.get("DnsOptions") or host_options
-        if user_net is not None and not any(o.startswith("ndots:") for o in options):
-            options = [*options, "ndots:0"]
-        if options:
-            lines.append("options " + " ".join(options))
-        return "\n".join(lines) + "\n"
+        etcfiles.write(container, dns_server=user_net["IPAM"]["Config"][0]["Gateway"] if user_net else None,
+                       host_gateway=self.get("bridge")["IPAM"]["Config"][0]["Gateway"])
 
     def plug(self, sys: Syscalls, container: Container, pid: int) -> None:
         """After the runtime's create, before start: wire the container's namespace."""
@@ -780,7 +670,7 @@ class Networks:
             for net, ep in wiring:
                 self._plug_container_side(nl, net, ep)
         netlink.session(sys, inside, netns)
-        if self._published(container):  # the other rules are the networks', written when they were made
+        if publishing.rules(container):  # the other rules are the networks', written when they were made
             self.refresh(sys, starting=container)
 
     def _plug_host_side(self, sys: Syscalls, net: dict, ep: dict, netns: str) -> None:
@@ -810,9 +700,8 @@ class Networks:
     def release(self, container: Container, sys: Syscalls | None = None) -> None:
         """The container stopped (or its start failed): addresses, ports, veths and rules go."""
         sys = sys or Syscalls()
-        had_ports = bool(self._published(container))
-        for s in self.reserved.pop(container.id, []):
-            s.close()
+        had_ports = bool(publishing.rules(container))
+        self.ports.release(container.id)
         veths = []
         for net in self.records.values():
             ep = net["_endpoints"].pop(container.id, None)
@@ -907,20 +796,7 @@ class Networks:
             self.refresh(sys)
         container.save()
 
-    @staticmethod
-    def summary_ports(container: Container) -> list[dict]:
-        """``GET /containers/json``'s Ports: one entry per binding, and the exposed ports unpublished."""
-        out = []
-        ports = container.record["NetworkSettings"].get("Ports") or {}
-        if not container.running:
-            ports = {}
-        for key, bindings in sorted(ports.items()):
-            port, proto = key.split("/")
-            if not bindings:
-                out.append({"PrivatePort": int(port), "Type": proto})
-            for b in bindings or []:
-                out.append({"IP": b["HostIp"], "PrivatePort": int(port), "PublicPort": int(b["HostPort"]), "Type": proto})
-        return out
+    summary_ports = staticmethod(publishing.summary)  # `ps`'s Ports
 
     # --- names, for the DNS server -----------------------------------------------------------------------
     def lookup(self, net: dict, name: str) -> list[str]:
@@ -943,7 +819,7 @@ class Networks:
                 dns = self.engine.containers[cid].record["HostConfig"].get("Dns")
                 if dns:
                     return dns
-        return _host_resolv()[0]
+        return etcfiles.host_resolv()[0]
 
 
 def _prefix(net: dict) -> int:
@@ -958,50 +834,5 @@ def _labels_match(labels: dict, wanted: list[str]) -> bool:
     return True
 
 
-def _host_resolv(path: str = "/etc/resolv.conf") -> tuple[list[str], list[str], list[str]]:
-    servers, search, options = [], [], []
-    try:
-        with open(path) as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) >= 2 and parts[0] == "nameserver":
-                    servers.append(parts[1])
-                elif parts and parts[0] == "search":
-                    search = parts[1:]
-                elif parts and parts[0] == "options":
-                    options = parts[1:]
-    except OSError:
-        pass
-    return servers, search, options
-
-
 def _host_nameservers() -> list[str]:
-    return [s for s in _host_resolv()[0] if ":" not in s]
-
-
-def _port_bindings(bindings: dict) -> dict:
-    """HostConfig.PortBindings, checked: ``{"6379/tcp": [{"HostIp": "", "HostPort": "6379"}]}``."""
-    out = {}
-    for key, blist in bindings.items():
-        port, _, proto = key.partition("/")
-        proto = proto or "tcp"
-        if proto not in ("tcp", "udp"):
-            raise InvalidParameter(f"invalid proto: {proto} (tcp and udp are supported)")
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise InvalidParameter(f"invalid containerPort: {port}")
-        checked = []
-        for b in blist or [{}]:
-            host_ip, host_port = (b or {}).get("HostIp") or "", (b or {}).get("HostPort") or ""
-            if host_ip:
-                try:
-                    if ipaddress.ip_address(host_ip).version != 4:
-                        raise ValueError
-                except ValueError:
-                    raise InvalidParameter(f"invalid IP address: {host_ip} (an IPv4 address is needed)") from None
-            if host_port and "-" in host_port:
-                raise InvalidParameter(f"port ranges are not supported: {host_port}")
-            if host_port and (not host_port.isdigit() or not 0 < int(host_port) < 65536):
-                raise InvalidParameter(f"invalid hostPort: {host_port}")
-            checked.append({"HostIp": host_ip, "HostPort": host_port})
-        out[f"{int(port)}/{proto}"] = checked
-    return out
+    return [s for s in etcfiles.host_resolv()[0] if ":" not in s]

@@ -24,6 +24,7 @@ and if it ended while we were down we say so in ``State.Error``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -228,6 +229,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
     async def create(self, body: dict, name: str | None) -> dict:
         body = fields.check(body)  # before the image's look-up, as Docker: a 400 is no reason to pull
         image_name = body.get("Image") or ""
+        looked_up = time.monotonic_ns()
         try:
             image = image_service.find(self.store, image_name)
         except LookupError:
@@ -293,6 +295,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             raise
         container = Container(record, directory)
         container.save()
+        self._record_look_up(container, image_name, image, looked_up)
         self.containers[cid] = container
         self.exited[cid] = asyncio.Event()
         self.event_log.container(container, "create")
@@ -329,6 +332,17 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
 
         if os.path.isdir(container.dir):
             write_jsonl(container.path("events.jsonl"), sys.trace.events)
+
+    def _record_look_up(self, container: Container, name: str, image, started_ns: int) -> None:
+        """The container's story starts with its image, found in the local store (no kernel call)."""
+        from minicontainer.observe.events import Trace, write_jsonl
+
+        trace = Trace("daemon")
+        layers = len(image.chain_ids)
+        trace.record("look up", f"{name} in the local image store", image.id.split(":")[-1][:12],
+                     start_ns=started_ns, detail=f"{layers} read-only layer{'s' * (layers != 1)}, stacked under "
+                                                 "the container's own writable one when it starts")
+        write_jsonl(container.path("events.jsonl"), trace.events)
 
     def events(self, cid: str, since_ns: int = 0) -> list[dict]:
         """The kernel steps recorded for a container (its starts, stops, kills), oldest first.
@@ -557,8 +571,12 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         if not container.running:
             raise Conflict(f"Cannot kill container: {cid}: Container {container.id} is not running")
         sys = Syscalls()
-        self._signal(container, signal_number(sig, signal.SIGKILL), sys)
+        number = signal_number(sig, signal.SIGKILL)
+        self._signal(container, number, sys)
         self._record(container, sys)
+        if number == signal.SIGKILL:  # as dockerd: a KILL is answered once the container is gone (a moment)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.exited[container.id].wait(), 2)
 
     async def pause(self, cid: str) -> None:
         pause.pause(self, self.get(cid))
@@ -809,6 +827,15 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
 
         return {"Id": (await commit_container(self, self.get(cid), **options)).id}
 
+    async def prune_build_cache(self, filters: dict | None = None, all: bool = False) -> dict:
+        """``docker builder prune``: see :mod:`minicontainer.engine.build_cache`."""
+        from minicontainer.engine.build_cache import BuildCache
+
+        kept = self._kept_by_prune(self._checked_filters(filters, ("label", "label!", "until")))
+        removed, freed = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: BuildCache(self.store).prune(kept, forget_all=all))
+        return {"CachesDeleted": removed or None, "SpaceReclaimed": freed}
+
     def build(self, upload: AsyncIterator[bytes], options) -> AsyncIterator[dict]:
         """``docker build``: see :mod:`minicontainer.engine.build`."""
         from minicontainer.engine.build import build
@@ -931,9 +958,14 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         ``busybox:1.*``), label=KEY[=VALUE]."""
         import fnmatch
 
+        from minicontainer.engine.build_cache import BuildCache
+
         filters = self._checked_filters(filters, IMAGE_FILTERS)
         out = []
+        builds = BuildCache(self.store)
         for image in self.store.images():
+            if not all and builds.is_intermediate(image):
+                continue  # a build step's image, under the next step's: `images -a` lists it
             config = image.config
             tags = [":".join(image_service.familiar_repository(t)) for t in image.repo_tags]
             labels = (config.get("config") or {}).get("Labels") or {}
@@ -947,7 +979,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                     continue
             if "label" in filters and not all(_has_label(labels, want) for want in filters["label"]):
                 continue
-            out.append({"Id": image.id, "ParentId": "", "RepoTags": tags,
+            out.append({"Id": image.id, "ParentId": builds.parent_of(image.id), "RepoTags": tags,
                         "RepoDigests": list(image.repo_digests), "Created": int(parse_time(image.created)),
                         "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
                         "Labels": labels, "Containers": -1})
@@ -1020,9 +1052,18 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         The records on the loop, the garbage collection in a thread, as :meth:`remove_image`."""
         filters = self._checked_filters(filters, IMAGE_PRUNE_FILTERS)
         dangling_only = filters.get("dangling", ["true"])[0].lower() not in ("false", "0")
+        lines = self.store.prune(dangling_only=dangling_only, in_use=self._kept_by_prune(filters))
+        result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
+        self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
+        return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
+                                  for verb, _, rest in (x.partition(": ") for x in lines)] or None,
+                "SpaceReclaimed": getattr(result, "freed", 0)}
+
+    def _kept_by_prune(self, filters: dict[str, list[str]]) -> Callable[[str], bool]:
+        """A prune's "keep this image" test: in use, or not among the images the filters name."""
         used = image_service.in_use(self.store)
 
-        def kept(image_id: str) -> bool:  # in use, or not among the images the filters name
+        def kept(image_id: str) -> bool:
             image = self.store.image(image_id)
             labels = (image.config.get("config") or {}).get("Labels") or {}
             return used(image_id) or not (
@@ -1030,12 +1071,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
                 and not any(_has_label(labels, v) for v in filters.get("label!", []))
                 and all(parse_time(image.created) < _until(v) for v in filters.get("until", [])))
 
-        lines = self.store.prune(dangling_only=dangling_only, in_use=kept)
-        result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
-        self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
-        return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
-                                  for verb, _, rest in (x.partition(": ") for x in lines)] or None,
-                "SpaceReclaimed": getattr(result, "freed", 0)}
+        return kept
 
     # --- the system -----------------------------------------------------------------------------------
     def version(self) -> dict:
@@ -1054,13 +1090,15 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
 
         u = os.uname()
         running = sum(c.running for c in self.containers.values())
+        paused = sum(bool(c.state.get("Paused")) for c in self.containers.values())
         try:
             mode = detect().mode
         except Exception:  # noqa: BLE001 - info must answer even without cgroups
             mode = "unknown"
         with open("/proc/meminfo") as f:
             mem_total = int(f.readline().split()[1]) * 1024
-        return {"ID": "", "Containers": len(self.containers), "ContainersRunning": running, "ContainersPaused": 0,
+        return {"ID": "", "Debug": log.isEnabledFor(logging.DEBUG), "Containers": len(self.containers),
+                "ContainersRunning": running - paused, "ContainersPaused": paused,
                 "ContainersStopped": len(self.containers) - running, "Images": len(self.store.images()),
                 "Driver": "overlay2", "MemoryLimit": True, "SwapLimit": True, "CgroupDriver": "cgroupfs",
                 "CgroupVersion": "2" if mode == "v2" else "1", "KernelVersion": u.release,

@@ -23,6 +23,7 @@ for a second sample, a second later, as dockerd does.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from typing import Any
 
 from minicontainer.engine.errors import InvalidParameter
 from minicontainer.kernel.cgroups import Cgroup, CgroupStats, Limits, cgroup_from_state
-from minicontainer.kernel.syscalls import Syscalls
+from minicontainer.kernel.syscalls import HeldReads, Syscalls
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 DOCKER_INTERVAL = 1.0  # seconds between the documents of a stream, as dockerd sends them
@@ -44,21 +45,31 @@ def rfc3339_nano(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
 
 
+_host_cpu: list[int] = [0, 0]  # (when read, in monotonic ns; the value)
+
+
 def host_cpu_ns() -> int:
     """All CPU time the host has spent since boot, in nanoseconds: the first seven numbers of the
     ``cpu`` line of /proc/stat (user, nice, system, idle, iowait, irq, softirq), in clock ticks.
-    It grows by (number of CPUs) seconds every second: the denominator of CPU %."""
-    with open("/proc/stat", "rb") as f:
-        fields = f.readline().split()[1:8]
-    return sum(int(n) for n in fields) * 1_000_000_000 // _CLOCK_TICKS
+    It grows by (number of CPUs) seconds every second: the denominator of CPU %.
+
+    The kernel updates it once a clock tick (10 ms): a reading younger than 5 ms is reused, so that
+    sampling many containers at once reads the file once."""
+    now = time.monotonic_ns()
+    if now - _host_cpu[0] > 5_000_000:
+        with open("/proc/stat", "rb") as f:
+            fields = f.readline().split()[1:8]
+        _host_cpu[:] = [now, sum(int(n) for n in fields) * 1_000_000_000 // _CLOCK_TICKS]
+    return _host_cpu[1]
 
 
 def online_cpus() -> int:
     return os.sysconf("SC_NPROCESSORS_ONLN")
 
 
+@functools.cache
 def host_memory() -> int:
-    """MemTotal: what an unlimited container's limit is reported as."""
+    """MemTotal: what an unlimited container's limit is reported as (it does not change: read once)."""
     with open("/proc/meminfo", "rb") as f:
         return int(f.readline().split()[1]) * 1024
 
@@ -157,15 +168,16 @@ class Meter:
         """The running container's cgroup, or None if it is not running.  With ``sys``, a new
         object recording into that trace (a pause, an update: steps --explain tells)."""
         if not container.running:
-            self.cgroups.pop(container.id, None)
+            self._drop(container.id)
             return None
         if sys is not None:
             return cgroup_from_state(sys, self._state(container).cgroup)
         started = container.state["StartedAt"]
         known = self.cgroups.get(container.id)
         if known is None or known[0] != started:
+            self._drop(container.id)
             state = self._state(container)
-            known = self.cgroups[container.id] = (started, cgroup_from_state(self.engine.sys, state.cgroup))
+            known = self.cgroups[container.id] = (started, cgroup_from_state(HeldReads(), state.cgroup))
         return known[1]
 
     def _state(self, container: Any):
@@ -182,7 +194,7 @@ class Meter:
         if cgroup.to_state() != state.cgroup:
             state.cgroup = cgroup.to_state()
             state.save()
-        self.cgroups.pop(container.id, None)
+        self._drop(container.id)
 
     def sample(self, container: Any) -> Sample | None:
         cgroup = self.cgroup(container)
@@ -195,8 +207,15 @@ class Meter:
             self.at_start[container.id] = sample
 
     def forget(self, cid: str) -> None:
-        self.cgroups.pop(cid, None)
+        """The container has stopped."""
+        self._drop(cid)
         self.at_start.pop(cid, None)
+
+    def _drop(self, cid: str) -> None:
+        """Close the files of the cgroup object kept for ``cid`` (it is built anew when next read)."""
+        known = self.cgroups.pop(cid, None)
+        if known is not None:
+            known[1].sys.close()
 
     async def documents(self, ref: str, *, stream: bool = True, one_shot: bool = False,
                         interval: float = DOCKER_INTERVAL) -> AsyncIterator[dict]:

@@ -12,6 +12,7 @@ directory as its root filesystem.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 
@@ -21,7 +22,8 @@ from minicontainer.observe.events import Trace
 # The calls that change the kernel's state (namespaces, mounts, identity): only recorded.  File
 # operations (mkdir, write_file, symlink...) stay real, on whatever paths the test provides.
 RECORDED_ONLY = ("unshare", "setns", "mount", "umount2", "pivot_root", "sethostname", "mknod", "chown",
-                 "prctl", "setrlimit", "setgroups", "setresgid", "setresuid", "capset", "kill", "netlink", "nft")
+                 "prctl", "setrlimit", "setgroups", "setresgid", "setresuid", "capset", "kill", "netlink", "nft",
+                 "mount_setattr", "seccomp_load", "bpf_prog_attach_cgroup_device")
 
 
 class FakeSyscalls(Syscalls):
@@ -32,6 +34,17 @@ class FakeSyscalls(Syscalls):
 
     def ops(self) -> list[str]:
         return [op for op, _ in self.calls]
+
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0, *, root: str = "",
+                detail: str = "") -> int:
+        """The fake kernel predates openat2 (ENOSYS): mounts then go to the paths ``secure_join``
+        resolved, which the tests can read (the real kernel's openat2 is tested as root)."""
+        self.trace.record("openat2", path, "ENOSYS (fake)", errno=errno.ENOSYS, detail=detail)
+        raise KernelError("openat2", path, errno.ENOSYS)
+
+    def bpf_prog_load_cgroup_device(self, program: bytes, *, detail: str = "") -> int:
+        self.calls.append(("bpf_prog_load_cgroup_device", (program,)))
+        return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)  # a descriptor for the caller to close
 
 
 def _recorder(op: str):

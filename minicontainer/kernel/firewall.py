@@ -49,7 +49,6 @@ class Published:
     host_port: int
     container_ip: str
     container_port: int
-    bridge: str
 
 
 @dataclass
@@ -62,14 +61,10 @@ class Ruleset:
         """The table, in nft's language: what ``nft list table ip NAME`` will show."""
         t = self.table
         ours = ", ".join(f'"{b.name}"' for b in self.bridges)
-        dnat_in, dnat_out = [], []
+        dnat = []
         for p in self.published:
             match = (f"ip daddr {p.host_ip} " if p.host_ip and p.host_ip != "0.0.0.0" else "")
-            to = f"{p.proto} dport {p.host_port} dnat to {p.container_ip}:{p.container_port}"
-            # From outside: not from the container's own bridge (its packets to the gateway's port
-            # are its own business).  From the host itself (output): every local address, 127.0.0.1 too.
-            dnat_in.append(f'iifname != "{p.bridge}" {match}{to}')
-            dnat_out.append(f"{match}{to}")
+            dnat.append(f"{match}{p.proto} dport {p.host_port} dnat to {p.container_ip}:{p.container_port}")
         post, forward = [], ["ct state established,related accept"]
         for b in self.bridges:
             if b.internal:
@@ -80,22 +75,25 @@ class Ruleset:
             # 127.0.0.1:PORT DNAT'ed to a container: give it the bridge's address as source, or the
             # container's answer (to 127.0.0.1) would never leave it.
             post.append(f'ip saddr 127.0.0.0/8 oifname "{b.name}" masquerade')
+            # A container that reaches a published port through one of the host's addresses, and is
+            # sent back into its own bridge: without this, the server would answer it directly, from
+            # an address the client never spoke to.
+            post.append(f'ip saddr {b.subnet} oifname "{b.name}" ct status dnat masquerade')
             if len(self.bridges) > 1:
                 forward.append(f'iifname "{b.name}" oifname != "{b.name}" oifname {{ {ours} }} drop')
         lines = [
             f"table ip {t}",  # exists now (so that the delete below cannot fail)...
             f"delete table ip {t}",  # ...and is replaced whole, in the same transaction
             f"table ip {t} {{",
-            "  chain prerouting {",
+            "  chain prerouting {",  # packets arriving: from outside, or from a container
             "    type nat hook prerouting priority dstnat; policy accept;",
-            "    fib daddr type local jump published_from_outside",
+            "    fib daddr type local jump published",
             "  }",
-            "  chain output {",
+            "  chain output {",  # packets the host itself sends: to 127.0.0.1 or its own addresses
             "    type nat hook output priority -100; policy accept;",
-            "    fib daddr type local jump published_from_host",
+            "    fib daddr type local jump published",
             "  }",
-            "  chain published_from_outside {", *(f"    {r}" for r in dnat_in), "  }",
-            "  chain published_from_host {", *(f"    {r}" for r in dnat_out), "  }",
+            "  chain published {", *(f"    {r}" for r in dnat), "  }",
             "  chain postrouting {",
             "    type nat hook postrouting priority srcnat; policy accept;", *(f"    {r}" for r in post),
             "  }",

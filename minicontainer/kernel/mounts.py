@@ -17,13 +17,16 @@ Everything here runs in the container's init process, inside its new mount names
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from minicontainer.kernel.syscalls import (
     MNT_DETACH,
+    MOUNT_ATTR_RDONLY,
     MS_BIND,
     MS_DIRSYNC,
     MS_MANDLOCK,
@@ -42,6 +45,8 @@ from minicontainer.kernel.syscalls import (
     MS_STRICTATIME,
     MS_SYNCHRONOUS,
     MS_UNBINDABLE,
+    RESOLVE_IN_ROOT,
+    RESOLVE_NO_MAGICLINKS,
     KernelError,
     Syscalls,
 )
@@ -162,6 +167,47 @@ def bind_rootfs(sys: Syscalls, rootfs: str) -> None:
               detail="nodev: device files shipped in an image are inert")
 
 
+@contextlib.contextmanager
+def in_root(sys: Syscalls, rootfs: str, destination: str) -> Iterator[str]:
+    """A path for ``destination`` inside ``rootfs`` that no symlink swapped in meanwhile can redirect.
+
+    ``secure_join`` resolves a path *now*; between that and the ``mount`` a process of a running
+    container sharing a volume with this one can turn a directory into a symlink to ``/``, and the
+    kernel would follow it (runc's CVE-2021-30465).  So the target is opened instead, with
+    ``openat2(RESOLVE_IN_ROOT)``: the kernel itself resolves every component inside ``rootfs``
+    (``..`` and absolute links stop there).  The mount then goes through ``/proc/self/fd/N``, a
+    "magic link" that leads to the opened directory itself, whatever its path has become.
+    Kernels before 5.6 have no openat2: there the path from ``secure_join`` is used, as before.
+    """
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = sys.openat2(root_fd, destination.lstrip("/") or ".", os.O_PATH | os.O_CLOEXEC,
+                         RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+                         detail="open the mount target inside the root: no symlink can lead out")
+    except KernelError as e:
+        if e.errno != errno.ENOSYS:
+            raise
+        yield secure_join(rootfs, destination)
+        return
+    finally:
+        os.close(root_fd)
+    try:
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def make_readonly_recursively(sys: Syscalls, path: str, detail: str) -> None:
+    """Read-only, submounts included: ``mount_setattr(AT_RECURSIVE)`` (Linux 5.12).  A remount with
+    MS_RDONLY changes only the one mount it names: a mount beneath it would stay writable."""
+    try:
+        sys.mount_setattr(path, MOUNT_ATTR_RDONLY, detail=detail)
+    except KernelError as e:
+        if e.errno != errno.ENOSYS:
+            raise
+        sys.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _keep_locked_flags(path), detail=detail)
+
+
 def mount_one(sys: Syscalls, rootfs: str, destination: str, kind: str, source: str, options: list[str],
               *, in_userns: bool = False) -> str:
     """Mount one ``config.json`` entry below ``rootfs``; returns the absolute target."""
@@ -172,26 +218,34 @@ def mount_one(sys: Syscalls, rootfs: str, destination: str, kind: str, source: s
         if not os.path.exists(src):
             raise KernelError("mount", src, errno.ENOENT, "the bind mount's source does not exist on the host")
         _make_target(target, is_dir=os.path.isdir(src))
-        sys.mount(src, target, None, MS_BIND | (opts.flags & MS_REC),
-                  detail=f"make host {src} visible at {destination}")
+        with in_root(sys, rootfs, destination) as where:
+            sys.mount(src, where, None, MS_BIND | (opts.flags & MS_REC),
+                      detail=f"make host {src} visible at {destination}")
         extra = opts.flags & ~(MS_BIND | MS_REC)
         if extra:
-            # A bind mount ignores every other flag on creation: they take a remount.
-            sys.mount(None, target, None, MS_BIND | MS_REMOUNT | extra | _keep_locked_flags(target),
-                      detail=f"bind mounts take flags only on remount ({destination})")
+            # A bind mount ignores every other flag on creation: they take a remount (through a fresh
+            # descriptor: the old one is the directory *under* the new mount).
+            with in_root(sys, rootfs, destination) as where:
+                sys.mount(None, where, None, MS_BIND | MS_REMOUNT | extra | _keep_locked_flags(where),
+                          detail=f"bind mounts take flags only on remount ({destination})")
+                if opts.flags & MS_RDONLY and opts.flags & MS_REC:
+                    make_readonly_recursively(sys, where, f"read-only, and every mount under {destination} too")
     else:
         _make_target(target, is_dir=True)
-        try:
-            sys.mount(source, target, kind, opts.flags, opts.data or None, detail=_WHY.get(destination, ""))
-        except KernelError as e:
-            if not (kind == "sysfs" and in_userns and e.errno == errno.EPERM):
-                raise
-            # A user namespace without its own network namespace may not mount sysfs: show the
-            # host's, read-only, instead (what runc does too).
-            sys.mount("/sys", target, None, MS_BIND | MS_REC, detail="sysfs not mountable here: bind the host's")
-            sys.mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _keep_locked_flags(target))
+        with in_root(sys, rootfs, destination) as where:
+            try:
+                sys.mount(source, where, kind, opts.flags, opts.data or None, detail=_WHY.get(destination, ""))
+            except KernelError as e:
+                if not (kind == "sysfs" and in_userns and e.errno == errno.EPERM):
+                    raise
+                # A user namespace without its own network namespace may not mount sysfs: show the
+                # host's, read-only, instead (what runc does too).
+                sys.mount("/sys", where, None, MS_BIND | MS_REC, detail="sysfs not mountable here: bind the host's")
+                with in_root(sys, rootfs, destination) as top:
+                    sys.mount(None, top, None, MS_BIND | MS_REMOUNT | MS_RDONLY | _keep_locked_flags(top))
     if opts.propagation:
-        sys.mount(None, target, None, opts.propagation)
+        with in_root(sys, rootfs, destination) as where:
+            sys.mount(None, where, None, opts.propagation)
     return target
 
 
@@ -272,8 +326,7 @@ def make_readonly(sys: Syscalls, paths: list[str]) -> None:
         if not os.path.exists(path):
             continue
         sys.mount(path, path, None, MS_BIND | MS_REC, detail="readonly path: bind onto itself")
-        sys.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | _keep_locked_flags(path),
-                  detail="...then remount that bind read-only")
+        make_readonly_recursively(sys, path, "...then make that bind read-only, every mount under it too")
 
 
 def make_root_readonly(sys: Syscalls) -> None:

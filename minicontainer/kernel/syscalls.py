@@ -234,6 +234,11 @@ _SYSCALL_NUMBERS = {
                 "mount_setattr": 442},
 }
 
+# mount_setattr(2)'s attributes (linux/mount.h).
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NAMES = {MOUNT_ATTR_RDONLY: "MOUNT_ATTR_RDONLY"}
+_AT_RECURSIVE = 0x8000
+
 # bpf(2) commands and constants (include/uapi/linux/bpf.h) for the v2 devices cgroup.
 _BPF_PROG_LOAD = 5
 _BPF_PROG_ATTACH = 8
@@ -462,6 +467,18 @@ class Syscalls:
         self._call("inotify_rm_watch", f"{fd}, {wd}", f"watch {wd}",
                    lambda: self._check(libc().inotify_rm_watch(fd, wd)))
 
+    def mount_setattr(self, path: str, attr_set: int, *, recursive: bool = True, detail: str = "") -> None:
+        """Change a mount's attributes (``MOUNT_ATTR_RDONLY``...), with ``AT_RECURSIVE`` every mount
+        below it too: what ``mount -o remount,ro`` cannot do (MS_REC is ignored on a remount)."""
+        attr = struct.pack("<QQQQ", attr_set, 0, 0, 0)  # struct mount_attr {set, clr, propagation, userns_fd}
+        flags = _AT_RECURSIVE if recursive else 0
+        self._call("mount_setattr", f"{path}, {'AT_RECURSIVE, ' if recursive else ''}"
+                   f"{flag_names(attr_set, MOUNT_ATTR_NAMES)}", path,
+                   lambda: self._check(libc().syscall(ctypes.c_long(_sysno("mount_setattr")), ctypes.c_int(-100),
+                                                      ctypes.c_char_p(_b(path)), ctypes.c_uint(flags),
+                                                      ctypes.c_char_p(attr), ctypes.c_size_t(len(attr)))),
+                   detail=detail)
+
     # -- netlink and the firewall -------------------------------------------------------------------
     def netlink(self, op: str, args: str, request: Callable[[], object], *, path: str = "",
                 detail: str = "") -> object:
@@ -546,3 +563,35 @@ class Syscalls:
             os.execve(path, argv, env)
         except OSError as e:
             raise KernelError("execve", path, e.errno or _errno.EIO) from None
+
+
+class HeldReads(Syscalls):
+    """Syscalls whose ``read_file`` keeps each file open and reads it again from offset 0 (``pread``).
+
+    For counters read many times a second (``docker stats``, the sampler): a cgroup or /proc file
+    regenerates its text whenever it is read from offset 0, so the open and close of every reading
+    can be saved.  :meth:`close` gives the descriptors back (the container has stopped)."""
+
+    def __init__(self, trace: Trace | None = None) -> None:
+        super().__init__(trace)
+        self.held: dict[str, int] = {}
+
+    def read_file(self, path: str) -> str:
+        fd = self.held.get(path)
+        try:
+            if fd is None:
+                fd = self.held[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            data = os.pread(fd, 65536, 0)
+            while len(data) % 65536 == 0 and data:  # a long memory.stat: read on
+                more = os.pread(fd, 65536, len(data))
+                if not more:
+                    break
+                data += more
+        except OSError as e:
+            raise KernelError("open" if fd is None else "pread", path, e.errno or _errno.EIO) from None
+        return data.decode()
+
+    def close(self) -> None:
+        for fd in self.held.values():
+            os.close(fd)
+        self.held.clear()

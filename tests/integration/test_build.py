@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 import pytest
 from test_engine import engine  # noqa: F401 - the fixture: a daemon of the test's own, with busybox
@@ -33,18 +34,31 @@ def test_a_committed_container_runs_with_its_changes(engine):  # noqa: F811
     layers = json.loads(engine.mc("image", "inspect", same.stdout.strip()).stdout)[0]["RootFS"]["Layers"]
     base = json.loads(engine.mc("image", "inspect", "busybox").stdout)[0]["RootFS"]["Layers"]
     assert layers == base
+    events = engine.mc("events", "--since", "0", "--until", str(int(time.time()) + 1), "--filter", "event=commit")
+    assert events.stdout.count("container commit ") == 2 and "imageRef=changed:1" in events.stdout, events.stdout
     assert engine.mc("rm", "changer", "idle").returncode == 0
 
 
 def test_commit_errors_and_a_running_container(engine):  # noqa: F811
     assert engine.mc("commit", "nosuch").stderr == "Error response from daemon: No such container: nosuch\n"
     engine.mc("run", "-d", "--name", "busy", "busybox", "sh", "-c", "echo live > /live; sleep 30")
-    paused = engine.mc("commit", "busy")
-    assert paused.returncode == 1 and "stop it first, or commit without pausing" in paused.stderr
-    bad = engine.mc("commit", "-c", "FROM busybox", "busy")
-    assert "FROM is not a valid change command" in bad.stderr
-    assert engine.mc("commit", "--pause=false", "busy", "live:1").returncode == 0
+    time.sleep(0.3)
+    paused = engine.mc("commit", "busy", "live:1")  # frozen while its files are read, then thawed
+    assert paused.returncode == 0, paused.stderr
     assert engine.mc("run", "--rm", "live:1", "cat", "/live").stdout == "live\n"
+    assert engine.mc("inspect", "-f", "{{.State.Status}}", "busy").stdout.strip() == "running"
+    top = engine.mc("top", "busy").stdout
+    assert "sleep" in top  # still there, and (thawed) able to be stopped below
+    bad = engine.mc("commit", "-c", "FROM busybox", "busy")
+    assert bad.stderr == "Error response from daemon: FROM is not a valid change command\n"
+    changed = engine.mc("commit", "-c", "HEALTHCHECK --interval=2s CMD cat /live", "-c", 'ENV A="x y"',
+                        "-c", "ENTRYPOINT cat", "-c", "WORKDIR srv", "busy", "changes:1")
+    assert changed.returncode == 0, changed.stderr
+    config = json.loads(engine.mc("image", "inspect", "changes:1").stdout)[0]["Config"]
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "cat /live"], "Interval": 2_000_000_000}
+    assert "A=x y" in config["Env"] and config["Entrypoint"] == ["/bin/sh", "-c", "cat"] and "Cmd" not in config
+    assert config["WorkingDir"] == "/srv"
+    assert engine.mc("commit", "--pause=false", "busy", "live:2").returncode == 0
     assert engine.mc("rm", "-f", "busy").returncode == 0
 
 
@@ -216,3 +230,102 @@ def test_docker_build(engine, tmp_path):  # noqa: F811
     quiet = subprocess.run(["docker", "build", "-q", ctx], env={**engine.env, "DOCKER_BUILDKIT": "0"}, text=True,
                            capture_output=True, timeout=120, check=False)
     assert quiet.stdout.strip() == "sha256:" + engine.docker("inspect", "-f", "{{.Id}}", "user/redis").stdout.strip()[7:]
+
+
+def test_intermediate_images_events_and_the_cache_prune(engine, tmp_path):  # noqa: F811
+    ctx = _context(tmp_path / "ctx", "FROM busybox\nRUN echo one > /one\nENV A=1\n")
+    image_id = engine.mc("build", "-q", "-t", "quiet:1", ctx).stdout.strip()
+    assert image_id.startswith("sha256:")
+    listed = engine.mc("images", "--no-trunc").stdout
+    assert "quiet" in listed and image_id in listed and "<none>" not in listed  # intermediates are hidden...
+    everything = engine.mc("images", "-a").stdout
+    assert sum("<none>" in line for line in everything.splitlines()) == 1  # ...but for -a: the RUN step's image, parent of the final one
+    events = engine.mc("events", "--since", "0", "--until", str(int(time.time()) + 1), "--filter", "type=image")
+    assert f"image tag {image_id}" in events.stdout and "(name=quiet:1)" in events.stdout, events.stdout
+    # the prune forgets the cache: the next build does every step again
+    from minicontainer.client.api import APIClient
+
+    api = APIClient(engine.env["DOCKER_HOST"].removeprefix("unix://"), autostart=False)
+    pruned = api.json("POST", "/build/prune")
+    assert len(pruned["CachesDeleted"]) == 1  # the intermediate one; the tagged image stays
+    assert "<none>" not in engine.mc("images", "-a").stdout
+    assert "Using cache" not in engine.mc("build", ctx).stdout
+
+
+def test_metadata_instructions_users_shells_and_triggers(engine, tmp_path):  # noqa: F811
+    ctx = _context(tmp_path / "base", """\
+FROM busybox
+RUN echo 'app:x:1000:1000:app:/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group
+COPY --chown=app:app --chmod=640 owned.txt /srv/
+USER app
+RUN id -u > /tmp/who
+USER root
+SHELL ["/bin/sh", "-e", "-c"]
+RUN test "$0" = /bin/sh
+EXPOSE 80 53/udp
+VOLUME /data
+LABEL stage=base
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=2 CMD true
+ONBUILD RUN echo triggered > /onbuild
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat /srv/owned.txt"]
+""", **{"owned.txt": "mine\n"})
+    built = engine.mc("build", "--label", "built.by=test", "-t", "base:1", ctx)
+    assert built.returncode == 0, built.stderr
+    assert "Step 17/17 : LABEL \"built.by\"=\"test\"" in built.stdout  # --label: one more step, as Docker
+    config = json.loads(engine.mc("image", "inspect", "base:1").stdout)[0]["Config"]
+    assert config["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}} and config["Volumes"] == {"/data": {}}
+    assert {"stage": "base", "built.by": "test"}.items() <= config["Labels"].items()
+    assert config["StopSignal"] == "SIGINT"
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000, "Retries": 2}
+    assert config["Shell"] == ["/bin/sh", "-e", "-c"] and config["OnBuild"] == ["RUN echo triggered > /onbuild"]
+    assert config["Entrypoint"] == ["/bin/sh", "-c"] and config["Cmd"] == ["cat /srv/owned.txt"]
+    seen = engine.mc("run", "--rm", "base:1", "stat -c '%U:%G %a' /srv/owned.txt; cat /tmp/who /srv/owned.txt")
+    assert seen.stdout == "app:app 640\n1000\nmine\n", seen.stderr
+    child = engine.mc("build", "-t", "child:1", _context(tmp_path / "child", "FROM base:1\n"))
+    assert "# Executing 1 build trigger" in child.stdout, child.stdout + child.stderr
+    assert engine.mc("run", "--rm", "child:1", "cat /onbuild").stdout == "triggered\n"
+    assert "OnBuild" not in json.loads(engine.mc("image", "inspect", "child:1").stdout)[0]["Config"]
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None or shutil.which("umoci") is None,
+                    reason="skopeo or umoci is not on PATH (`make test` installs them)")
+def test_a_built_image_is_pushed_and_read_by_skopeo_and_umoci(engine, registry, tmp_path):  # noqa: F811
+    ctx = _context(tmp_path / "ctx", COURSE, **{"hello.txt": "hi\n"})
+    target = f"{registry.host}/built/app:1"
+    assert engine.mc("build", "-t", target, ctx).returncode == 0
+    pushed = engine.mc("push", target)
+    assert pushed.returncode == 0 and "1: digest: sha256:" in pushed.stdout, pushed.stderr
+    layout = tmp_path / "layout"
+    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{target}", f"oci:{layout}:app"],
+                   capture_output=True, check=True)
+    bundle = tmp_path / "bundle"
+    subprocess.run(["umoci", "unpack", "--image", f"{layout}:app", str(bundle)], capture_output=True, check=True)
+    rootfs = bundle / "rootfs"
+    assert (rootfs / "app" / "made.txt").read_text() == "hello there\n" and (rootfs / "app" / "hello.txt").exists()
+    assert (rootfs / "bin" / "sh").exists() and not (rootfs / "bin" / "ls").exists()  # the whiteout, honoured
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["process"]["args"] == ["cat", "/app/made.txt"] and config["process"]["cwd"] == "/app"
+
+
+def test_a_run_step_reaches_a_server_on_a_network(engine, tmp_path):  # noqa: F811
+    assert engine.mc("network", "create", "buildnet").returncode == 0
+    try:
+        server = engine.mc("run", "-d", "--network", "buildnet", "--name", "kv", "busybox", "sh", "-c",
+                           "while true; do echo +PONG | nc -l -p 6379; done")
+        assert server.returncode == 0, server.stderr
+        ctx = _context(tmp_path / "ctx", "FROM busybox\nRUN echo PING | nc -w 2 kv 6379 > /reply\n")
+        built = engine.mc("build", "--network", "buildnet", "-t", "reached", ctx)
+        assert built.returncode == 0, built.stdout + built.stderr
+        assert engine.mc("run", "--rm", "--network", "none", "reached", "cat", "/reply").stdout == "+PONG\n"
+        hosts = _context(tmp_path / "hosts", "FROM busybox\nRUN grep extra.test /etc/hosts > /found\n")
+        added = engine.mc("build", "--add-host", "extra.test:10.1.2.3", "-t", "hosts", hosts)
+        assert added.returncode == 0, added.stdout + added.stderr
+        assert engine.mc("run", "--rm", "hosts", "cat", "/found").stdout.split() == ["10.1.2.3", "extra.test"]
+        cut_off = engine.mc("build", "--no-cache", "--network", "none", ctx)
+        assert cut_off.returncode != 0  # no network, no server: the step fails
+    finally:
+        engine.mc("rm", "-f", "kv")
+        engine.mc("container", "prune", "-f")
+        engine.mc("network", "rm", "buildnet")

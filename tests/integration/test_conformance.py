@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -211,3 +212,65 @@ def test_v2_device_program_is_enforced_by_the_kernel(tmp_path):
         assert "Operation not permitted" in r.stderr
     finally:
         cg.rmdir()  # the shell has exited: the cgroup is empty, and the program goes with it
+
+
+# --- mounts that cannot be redirected, read-only all the way down -----------------------------------
+
+def test_a_symlink_swapped_in_before_the_mount_cannot_make_it_land_outside_the_rootfs(tmp_path):
+    """The race of CVE-2021-30465, made deterministic: the mount target is turned into a symlink to a
+    host directory right after it was resolved, just before mount(2).  In a child, in a mount namespace
+    of its own (whatever lands anywhere goes with it)."""
+    from minicontainer.kernel import mounts
+    from minicontainer.kernel.syscalls import CLONE_NEWNS, MS_PRIVATE, MS_REC, KernelError
+
+    rootfs, outside, src = tmp_path / "rootfs", tmp_path / "outside", tmp_path / "src"
+    (rootfs / "mnt").mkdir(parents=True)
+    outside.mkdir()
+    src.mkdir()
+    (src / "marker").write_text("from the bind source")
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            sys = Syscalls()
+            sys.unshare(CLONE_NEWNS)
+            sys.mount(None, "/", None, MS_REC | MS_PRIVATE)
+            real_mount = sys.mount
+
+            def racing(source, target, *args, **kwargs):  # the window: the target resolved, not mounted yet
+                data = rootfs / "mnt" / "data"
+                if source == str(src) and not data.is_symlink():
+                    os.rmdir(data)
+                    os.symlink(str(outside), data)
+                return real_mount(source, target, *args, **kwargs)
+            sys.mount = racing
+            try:
+                mounts.mount_one(sys, str(rootfs), "/mnt/data", "bind", str(src), ["rbind"])
+                outcome = "mounted"
+            except KernelError:
+                outcome = "refused"  # the opened directory was removed meanwhile: nothing to mount on
+            code = 1 if (outside / "marker").exists() else (0 if outcome == "refused" else 2)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code != 1, "the bind mount landed outside the rootfs, on the symlink's host target"
+    assert code == 0, f"child failed ({code})"
+
+
+def test_a_read_only_bind_makes_its_submounts_read_only_too(tmp_path, make_bundle, runtime_root):
+    host_dir = tmp_path / "data"
+    (host_dir / "sub").mkdir(parents=True)
+    mounts = [*default_config(["sh"])["mounts"],
+              {"destination": "/data", "type": "bind", "source": str(host_dir), "options": ["rbind", "ro"]}]
+    bundle = make_bundle(["sh", "-c", "touch /data/sub/x; touch /data/y; grep ' /data' /proc/self/mounts"],
+                         mounts=mounts)
+    # The submount exists only in a mount namespace made for this run: it goes when the run ends.
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                        f'mount -t tmpfs tmpfs "{host_dir}/sub" && exec "$@"', "sh",
+                        sys.executable, "-m", "minicontainer.runtime.cli", "--root", str(runtime_root), "run",
+                        "--bundle", str(bundle), "robind"], capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "touch: /data/sub/x: Read-only file system" in r.stderr  # the submount: read-only too
+    assert "touch: /data/y: Read-only file system" in r.stderr
+    assert all(" ro," in line for line in r.stdout.splitlines()) and len(r.stdout.splitlines()) == 2

@@ -203,3 +203,17 @@ def test_system_df_and_prune_with_both_clients(engine):  # noqa: F811
     assert "untagged: busybox:latest" in r.stdout and engine.mc("images", "-q").stdout == ""
     r = engine.mc("system", "prune", "-f", "--filter", "until=soon")
     assert r.returncode == 1 and "invalid until value" in r.stderr
+
+
+def test_explain_a_learner_can_read(engine):  # noqa: F811
+    r = engine.mc("run", "--rm", "--explain", "busybox", "echo", "hi")
+    assert r.returncode == 0 and r.stdout == "hi\n"
+    story = r.stderr.splitlines()
+    assert story[1].startswith("+    0.00 ms  daemon  look up(busybox in the local image store)")  # first the image
+    assert any("exit(PID 1 of" in line for line in story) and any("umount2(merged" in line for line in story)
+    assert all(len(line) <= 100 for line in story), [line for line in story if len(line) > 100]
+    assert sum("PR_CAPBSET_DROP" in line for line in story) == 1
+    engine.mc("create", "--name", "later", "busybox", "echo", "there")
+    r = engine.mc("start", "-a", "--explain", "later")
+    assert r.returncode == 0 and r.stdout == "there\n"
+    assert "pivot_root(., .)" in r.stderr and "exit(PID 1 of later)" in r.stderr

@@ -31,6 +31,8 @@ def engine(tmp_path):
                                   capture_output=True, timeout=timeout, input=input, check=False)
 
         def docker(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+            if shutil.which("docker") is None:  # (what the test checked with our own CLI before this stands)
+                pytest.skip("the docker CLI is not installed on this machine")
             return subprocess.run(["docker", *args], env=env, text=True, capture_output=True, timeout=timeout,
                                   check=False)
 
@@ -540,7 +542,8 @@ def test_explain_on_any_command_lists_the_engine_api_requests(engine):
     assert r.returncode == 0
     assert 'GET /v1.45/containers/json?all=1&filters={"status": ["exited"]}  ->  200 OK' in r.stderr
     r = engine.mc("run", "--rm", "--explain", "busybox", "true")
-    requests = r.stderr[r.stderr.index("the Engine API requests"):].splitlines()[1:]
+    requests = [line for line in r.stderr[r.stderr.index("the Engine API requests"):].splitlines()[1:]
+                if line.split()[0] in ("GET", "POST")]  # not a long request's continuation line
     assert [line.split()[0] + " " + line.split()[1].split("/")[-1].split("?")[0] for line in requests] == \
         ["POST create", "POST attach", "POST wait", "POST start"]  # docker's order: attach and wait first
     r = engine.mc("doctor", "--explain")

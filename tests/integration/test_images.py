@@ -189,7 +189,7 @@ def test_pull_explain_narrates_every_exchange_with_the_registry(mc, token_regist
         push_image(pusher, ref, build_image([{"explained.txt": "told step by step\n"}]))
     r = mc("pull", "--explain", str(ref))
     assert r.returncode == 0, r.stderr
-    told = r.stderr
+    told = " ".join(r.stderr.split())  # the narration wraps its lines at 100 columns
     base = f"http://{token_registry.host}/v2/"
     # The dance every Docker Hub pull does: refused, a token from the realm, the same request again.
     assert f"GET {base}" in told and "401 Unauthorized" in told and "WWW-Authenticate says where" in told

@@ -15,6 +15,9 @@ import subprocess
 import sys
 import time
 
+import dns.message
+import dns.query
+import dns.rrset
 import pytest
 import test_engine
 from daemon_support import daemon_bridge_name
@@ -36,6 +39,18 @@ def _links() -> set[str]:
 def _veths_on(bridge: str) -> list[str]:
     path = f"/sys/class/net/{bridge}/brif"
     return os.listdir(path) if os.path.isdir(path) else []
+
+
+def _read_from(host: str, port: int | str) -> str:
+    """What a TCP server on the host's side says first (retried while the container starts)."""
+    got = ""
+    for _ in range(30):
+        got = subprocess.run(["busybox", "nc", "-w", "1", host, str(port)], capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL, check=False).stdout.strip()
+        if got:
+            break
+        time.sleep(0.1)
+    return got
 
 
 def _ok(r: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -69,14 +84,22 @@ def test_default_bridge_address_route_files_and_cleanup(engine):
 
 
 def test_containers_reach_each_other_by_name_on_a_user_network(engine):
+    """The course's redis example: a server in one container, reached by name from another."""
+    _ok(engine.mc("starter", "redis"))
     _ok(engine.mc("network", "create", "app"))
-    _ok(engine.mc("run", "-d", "--network", "app", "--name", "cache", "--network-alias", "kv", "busybox", "sh", "-c",
-                  "while true; do echo +PONG | nc -l -p 6379; done"))
-    for name in ("cache", "kv"):
-        r = _ok(engine.mc("run", "--rm", "--network", "app", "busybox", "sh", "-c", f"echo PING | nc -w 2 {name} 6379"))
-        assert r.stdout.strip() == "+PONG"
+    _ok(engine.mc("run", "-d", "--network", "app", "--name", "cache", "--network-alias", "kv", "redis"))
+    for name in ("cache", "kv"):  # redis speaks inline commands too: what redis-cli ping sends, by hand
+        r = _ok(engine.mc("run", "--rm", "--network", "app", "busybox", "sh", "-c",
+                          f"for i in $(seq 50); do printf 'PING\\r\\nQUIT\\r\\n' | nc {name} 6379 && break; "
+                          "sleep 0.1; done"))
+        assert r.stdout.split() == ["+PONG", "+OK"]
     unknown = engine.mc("run", "--rm", "--network", "app", "busybox", "nslookup", "nosuchcontainer")
     assert unknown.returncode != 0
+    app = json.loads(engine.mc("network", "inspect", "app").stdout)[0]
+    gateway = app["IPAM"]["Config"][0]["Gateway"]
+    over_tcp = dns.query.tcp(dns.message.make_query("kv", "A"), gateway, timeout=5)  # the daemon's server, by TCP
+    address = [c["IPv4Address"].split("/")[0] for c in app["Containers"].values()]
+    assert [r.address for r in over_tcp.answer[0]] == address
     inspected = json.loads(_ok(engine.mc("network", "inspect", "app")).stdout)[0]
     assert [c["Name"] for c in inspected["Containers"].values()] == ["cache"]
     conflict = engine.mc("network", "rm", "app")
@@ -102,6 +125,9 @@ def test_published_port_from_the_host_and_conflicts(engine):
             time.sleep(0.1)
         assert pong == "PONG", address
     assert f"0.0.0.0:{port}->6379/tcp" in engine.mc("ps").stdout
+    # from another container, through the host's address (the gateway): DNAT'ed back into the bridge
+    r = _ok(engine.mc("run", "--rm", "busybox", "sh", "-c", f"printf 'PING\\r\\nQUIT\\r\\n' | nc {gateway} {port}"))
+    assert r.stdout.split() == ["+PONG", "+OK"]
     before = _links()
     taken = engine.mc("run", "-d", "--name", "second", "-p", f"{port}:6379", "redis")
     assert taken.returncode == 125 and "port is already allocated" in taken.stderr
@@ -201,11 +227,23 @@ def test_connect_disconnect_and_docker_cli(engine):
     nets = json.loads(_ok(d("inspect", "web")).stdout)[0]["NetworkSettings"]["Networks"]
     assert set(nets) == {"bridge", "front"} and nets["front"]["IPAddress"].startswith("10.250.20.")
     _ok(d("network", "disconnect", "front", "web"))
+    _ok(d("network", "create", "back"))  # eth1 is free again: the next network takes it
+    _ok(d("network", "connect", "back", "web"))
+    links = _ok(engine.mc("run", "--rm", "--network", "container:web", "busybox", "ls", "/sys/class/net")).stdout
+    assert links.split() == ["eth0", "eth1", "lo"]
+    _ok(d("network", "disconnect", "back", "web"))
+    _ok(d("network", "rm", "back"))
     r = engine.mc("run", "--rm", "--network", "front", "busybox", "ping", "-c1", "-W1", "www")
     assert r.returncode != 0
     pruned = _ok(d("network", "prune", "-f", "--filter", "label=course=net"))
     assert "front" in pruned.stdout
     _ok(d("rm", "-f", "web"))
+    _ok(d("run", "-d", "--name", "pub", "-p", "127.0.0.1::7000", "busybox", "sh", "-c",
+          "while true; do echo published | nc -l -p 7000; done"))
+    where = _ok(d("port", "pub", "7000")).stdout.strip()
+    assert where.startswith("127.0.0.1:")
+    assert _read_from(*where.split(":")) == "published"
+    _ok(d("rm", "-f", "pub"))
 
 
 def test_daemon_killed_then_restarted_rebuilds_and_cleans(engine):
@@ -217,14 +255,7 @@ def test_daemon_killed_then_restarted_rebuilds_and_cleans(engine):
                   "-c", "while true; do echo hi | nc -l -p 7000; done"))
     engine.crash()  # kill -9: bridges, rules and the container stay; the DNS listener dies
     engine.restart()
-    got = ""
-    for _ in range(30):
-        got = subprocess.run(["busybox", "nc", "-w", "1", "127.0.0.1", str(port)], capture_output=True, text=True,
-                             stdin=subprocess.DEVNULL, check=False).stdout.strip()
-        if got == "hi":
-            break
-        time.sleep(0.1)
-    assert got == "hi"
+    assert _read_from("127.0.0.1", port) == "hi"
     r = _ok(engine.mc("run", "--rm", "--network", "app", "busybox", "sh", "-c", "echo | nc -w 2 srv 7000"))
     assert r.stdout.strip() == "hi"
     _ok(engine.mc("rm", "-f", "srv"))
@@ -247,3 +278,44 @@ def test_host_and_container_network_modes(engine):
     host = _ok(engine.mc("run", "--rm", "--network", "host", "busybox", "sh", "-c", "ls /sys/class/net; hostname"))
     names = host.stdout.split()
     assert daemon_bridge_name(engine.root / "run") in names and names[-1] == socket.gethostname()
+
+
+@pytest.fixture
+def upstream_dns():
+    """A nameserver on the host's loopback (127.77.0.1:53, a loopback address nothing else uses), that
+    answers every A question with 10.9.8.7: the "host's resolver" that other names are forwarded to."""
+    import threading
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.77.0.1", 53))
+    sock.settimeout(0.2)
+    asked: list[str] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                data, addr = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(data)
+            asked.append(query.question[0].name.to_text())
+            reply = dns.message.make_response(query)
+            if query.question[0].rdtype == 1:
+                reply.answer.append(dns.rrset.from_text_list(query.question[0].name, 60, "IN", "A", ["10.9.8.7"]))
+            sock.sendto(reply.to_wire(), addr)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    yield asked
+    done.set()
+    thread.join()
+    sock.close()
+
+
+def test_other_names_are_forwarded_to_the_upstream_resolver(engine, upstream_dns):
+    _ok(engine.mc("network", "create", "app"))
+    r = _ok(engine.mc("run", "--rm", "--network", "app", "--dns", "127.77.0.1", "busybox", "sh", "-c",
+                      "cat /etc/resolv.conf; nslookup -type=a outside.example"))
+    assert "nameserver 127.77.0.1" not in r.stdout  # the container asks the daemon's server, which forwards
+    assert "10.9.8.7" in r.stdout and "outside.example." in upstream_dns

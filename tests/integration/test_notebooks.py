@@ -168,6 +168,7 @@ def test_namespaces(classroom):
     assert re.search(rf"NSpid:\s+{pid.group(1)}\s+1\b", text)  # the kernel's own word for it
     assert "this kernel among them: True" in text  # pid_mode='host' lists the learner's own kernel
     assert re.search(r"PID   COMMAND\n\s+1 sleep 300\n", text)  # pid_mode='container:...': the other's PID 1
+    assert "network_mode='none':   ['lo']" in text and "default:               ['eth0', 'lo']" in text
     assert "its own IPC namespace" in text and "uid 0" in text
     assert images_in(nb) == 1  # the namespace map
     assert text.count("Not yet") == 3
@@ -201,7 +202,24 @@ def test_lifecycle_and_signals(classroom):
     assert stops["sleep under --init (tini)"][0] < 1 and stops["sleep under --init (tini)"][1] == 143
     assert "1 s after SIGTERM: running" in text and "after SIGKILL:     137" in text
     assert "stdout only: b'to stdout\\n'" in text and "stderr only: b'to stderr\\n'" in text
+    assert re.search(r"PID   COMMAND\n\s+1 sleep 300\n\s+\d+ ps -o pid,args", text)  # exec: PID 1's neighbour
+    assert "stdout: b'out: one\\nout: two\\n'" in text and "stderr: b'err: one\\nerr: two\\n'" in text
+    assert "exit code: 3 - in" in text  # stdin in, stdout and stderr apart, its own exit code
     assert images_in(nb) == 2  # the events and the stop timings
+
+
+def test_cgroups(classroom):
+    nb = executed(classroom, "03-cgroups.ipynb")
+    text = text_of(nb)
+    assert re.search(r"the OOM kill after [\d.]+ s", text)  # the oom mark in the sampled series
+    assert "OOMKilled: True  exit code: 137" in text
+    average = float(re.search(r"average use: ([\d.]+) CPUs", text).group(1))
+    assert 0.35 < average < 0.65
+    assert "the most processes at once: 20 of at most 20" in text
+    assert float(re.search(r"CPU while paused: ([\d.]+)", text).group(1)) < 0.05
+    assert images_in(nb) == 4  # memory, CPU, pids, pause (the slider's plot is in its widget's state)
+    outputs = json.dumps(nb["metadata"]["widgets"])
+    assert "IntSliderModel" in outputs and "limit 48 MiB: OOMKilled=True" in outputs
 
 
 # --- the pages, as a browser shows them ------------------------------------------------------------------
@@ -243,12 +261,20 @@ def test_page_in_a_browser(classroom, browser, name):
     html = page.read_text()
     assert "https://" not in "".join(line for line in html.splitlines() if "<script src=" in line)  # no CDN
     browser.get(page.as_uri())
-    if nb["metadata"].get("widgets"):  # the renderer replaces each widget's script with the widget itself
-        WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jupyter-widgets.widget-hprogress"))
+    views = sum(1 for c in nb["cells"] for o in c.get("outputs", [])
+                if "application/vnd.jupyter.widget-view+json" in (o.get("data") or {}))
+    if views:  # the renderer (embed-amd.js, beside the page) draws each widget where its view's script is
+        WebDriverWait(browser, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".widget-subarea")) >= views)
+    if name == "01-hello-world":
+        assert browser.find_elements(By.CSS_SELECTOR, ".jupyter-widgets.widget-hprogress")  # the pull's bars
+    if "IntSliderModel" in json.dumps(nb["metadata"].get("widgets")):
+        WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".widget-slider"))
+        drawn = browser.find_elements(By.CSS_SELECTOR, ".widget-output img[src^='data:image/png']")
+        assert drawn and drawn[0].size["width"] > 100  # the slider's plot, drawn from the saved widget state
     screenshot(browser, page, BUILD / f"{name}.png")
     assert (BUILD / f"{name}.png").stat().st_size > 10_000
     plots = browser.find_elements(By.CSS_SELECTOR, "img[src^='data:image/png']")
-    assert len(plots) == images_in(nb) >= 1
+    assert len(plots) >= images_in(nb) >= 1  # (and those a widget shows)
     assert all(p.size["width"] > 100 for p in plots)  # drawn, not broken images
     shown = browser.find_element(By.TAG_NAME, "body").text
     assert "Traceback" not in shown and "Your environment" in shown

@@ -205,3 +205,23 @@ def test_cgroup_v2_freezer_on_this_hosts_cgroup2_mount():
         busy.kill()
         busy.wait()
         cg.destroy()
+
+
+def test_a_live_plot_redraws_while_the_container_runs(client, monkeypatch):
+    import IPython.display
+
+    shown = []
+
+    class Handle:  # what IPython's display(..., display_id=True) returns in a notebook
+        def update(self, figure) -> None:
+            shown.append(figure)
+
+    monkeypatch.setattr(IPython.display, "display", lambda figure, display_id=None: shown.append(figure) or Handle())
+    box = client.containers.run("busybox", BUSY, detach=True, nano_cpus=300_000_000)
+    try:
+        series = plots.live(box, duration=1.5, metric="cpu", interval=0.1, every=0.3)
+    finally:
+        box.remove(force=True)
+    assert len(shown) >= 4  # the first drawing, then one every 0.3 s, then the last
+    drawn = [len(fig.axes[0].lines[0].get_ydata()) for fig in shown]
+    assert drawn == sorted(drawn) and drawn[0] < drawn[-1] == len(series)

@@ -58,6 +58,12 @@ def test_a_field_not_honoured_is_refused_by_name(host, name):
     assert message.startswith(name + "=") and "not supported by this engine yet" in message
 
 
+def test_a_map_is_not_zero_for_its_empty_values():
+    assert refusal({"Image": "busybox", "Volumes": {"/data": {}}}).startswith("Volumes=")
+    assert refusal(with_host(Tmpfs={"/run": ""})).startswith("HostConfig.Tmpfs=")
+    assert "no log driver named 'asdf' is registered" in refusal(with_host(LogConfig={"Type": "asdf"}))
+
+
 def test_refusals_beyond_the_host_config():
     assert refusal({"Image": "busybox", "Healthcheck": {"Test": ["CMD", "true"]}}).startswith("Healthcheck=")
     assert refusal({"Image": "busybox", "MacAddress": "02:42:ac:11:00:02"}).startswith("MacAddress=")

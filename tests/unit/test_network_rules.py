@@ -7,7 +7,8 @@ import pytest
 
 from minicontainer.cli.network import parse_publish, ports_text
 from minicontainer.engine.errors import InvalidParameter
-from minicontainer.engine.networks import _mac, _port_bindings
+from minicontainer.engine.networks import _mac
+from minicontainer.engine.ports import check_bindings
 from minicontainer.kernel import firewall
 from minicontainer.kernel.fake import FakeSyscalls
 
@@ -15,15 +16,16 @@ from minicontainer.kernel.fake import FakeSyscalls
 def test_the_table_masquerades_publishes_and_isolates():
     rules = firewall.Ruleset("minicontainer_t", [firewall.Bridge("mc0", "172.17.0.0/16"),
                                                  firewall.Bridge("mcbr-1", "172.18.0.0/16", internal=True)],
-                             [firewall.Published("tcp", "", 8080, "172.17.0.2", 80, "mc0"),
-                              firewall.Published("udp", "127.0.0.1", 5353, "172.17.0.2", 53, "mc0")])
+                             [firewall.Published("tcp", "", 8080, "172.17.0.2", 80),
+                              firewall.Published("udp", "127.0.0.1", 5353, "172.17.0.2", 53)])
     text = rules.render()
     # replaced whole, in one transaction: create (so that delete cannot fail), delete, write
     assert text.startswith("table ip minicontainer_t\ndelete table ip minicontainer_t\ntable ip minicontainer_t {")
     assert 'ip saddr 172.17.0.0/16 oifname != "mc0" masquerade' in text
-    assert "172.18.0.0/16" not in text.split("chain forward")[0].split("chain postrouting")[1]  # internal: no NAT
-    assert 'iifname != "mc0" tcp dport 8080 dnat to 172.17.0.2:80' in text  # from outside
-    assert "\n    tcp dport 8080 dnat to 172.17.0.2:80" in text  # from the host itself
+    assert 'ip saddr 172.18.0.0/16 oifname != "mcbr-1"' not in text  # internal: no way out, no NAT out
+    assert "\n    tcp dport 8080 dnat to 172.17.0.2:80" in text  # any of the host's addresses
+    assert text.count("jump published") == 2  # from outside or a container (prerouting), from the host (output)
+    assert 'ip saddr 172.17.0.0/16 oifname "mc0" ct status dnat masquerade' in text  # back into its own bridge
     assert "ip daddr 127.0.0.1 udp dport 5353 dnat to 172.17.0.2:53" in text
     assert 'iifname "mcbr-1" oifname != "mcbr-1" drop' in text and 'oifname "mcbr-1" iifname != "mcbr-1" drop' in text
     assert 'iifname "mc0" oifname != "mc0" oifname { "mc0", "mcbr-1" } drop' in text  # no way between networks
@@ -59,7 +61,7 @@ def test_publish_refuses_ranges():
 ])
 def test_port_bindings_are_checked(bindings, message):
     with pytest.raises(InvalidParameter, match=message):
-        _port_bindings(bindings)
+        check_bindings(bindings)
 
 
 def test_ports_column_and_mac():

@@ -81,4 +81,5 @@ def test_the_sampler_module_imports_no_matplotlib():
     import sys
 
     code = "import sys, minicontainer.observe.sampler; print('matplotlib' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False).stdout.strip() == "False"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

@@ -11,19 +11,20 @@ import base64
 import binascii
 import json
 
-from minicontainer.daemon.routing import BadRequest, Call, route
+from minicontainer.daemon.routing import BadRequest, Call, Reply, parse_filters, route
 
 # Parameters that change how dockerd builds, which this builder does not do: refused when they ask
 # for anything but their default (the clients send several of them, with the default, every time).
 _DEFAULTS = {
-    "cachefrom": ("", "[]", "null"), "networkmode": ("", "default", "none"), "shmsize": ("", "0"),
+    "cachefrom": ("", "[]", "null"), "shmsize": ("", "0"),
     "memory": ("", "0"), "memswap": ("", "0"), "cpushares": ("", "0"), "cpuquota": ("", "0"), "cpuperiod": ("", "0"),
-    "cpusetcpus": ("",), "cpusetmems": ("",), "cgroupparent": ("",), "extrahosts": ("",), "remote": ("",),
+    "cpusetcpus": ("",), "cpusetmems": ("",), "cgroupparent": ("",), "remote": ("",),
     "isolation": ("", "default"), "squash": ("", "0", "false", "False"), "ulimits": ("", "null", "[]"),
     "session": ("",), "outputs": ("", "null", "[]"), "platform": ("",), "version": ("", "1"),
     "securityopt": ("", "null", "[]"), "buildid": ("",),
 }
-_HANDLED = {"t", "dockerfile", "q", "nocache", "pull", "rm", "forcerm", "buildargs", "labels", "target", "explain"}
+_HANDLED = {"t", "dockerfile", "q", "nocache", "pull", "rm", "forcerm", "buildargs", "labels", "target", "explain",
+            "networkmode", "extrahosts"}
 
 
 def _json_param(call: Call, name: str) -> dict:
@@ -101,6 +102,16 @@ class BuildRoutes:
             nocache=call.flag("nocache"), pull=call.flag("pull"), rm=call.flag("rm", True) or forcerm,
             forcerm=forcerm, buildargs=_json_param(call, "buildargs"), labels=_json_param(call, "labels"),
             target=call.q("target") or "", explain=call.flag("explain"),
+            network_mode=call.q("networkmode") or "default",
+            # "a:1.2.3.4,b:5.6.7.8" from the docker CLI; docker-py repeats the parameter instead
+            extra_hosts=tuple(h for v in (call.request.query_lists or {}).get("extrahosts", []) for h in v.split(",") if h),
             auth=_registry_config(call.request.headers.get("x-registry-config")))
         await self._stream_progress(call, "build", self.engine.build(call.conn.body_chunks(), options),  # type: ignore[attr-defined]
                                     upload=True)
+
+    @route("POST", "/build/prune")
+    async def build_prune(self, call: Call) -> Reply:
+        """``docker builder prune`` (and the last request of ``docker system prune``): the classic
+        builder's cache is its intermediate images; ``until`` and ``label`` filters pick among them."""
+        return Reply(200, await self.engine.prune_build_cache(  # type: ignore[attr-defined]
+            parse_filters(call.q("filters")), all=call.flag("all")))
