@@ -184,7 +184,15 @@ def test_minicontainer_exec(engine):
     assert engine.mc("exec", "box", "ls", "/tmp/done").returncode == 1
     time.sleep(0.6)
     assert engine.mc("exec", "box", "ls", "/tmp/done").returncode == 0
-    # Not running: docker's 409, and the CLI's exit 1
+    # Paused, then not running: docker's 409s, and the CLI's exit 1
+    from minicontainer.client.api import APIClient
+
+    api = APIClient(os.path.join(engine.env["MINICONTAINER_RUN"], "minicontainer.sock"), autostart=False)
+    api.request("POST", f"/containers/{cid}/pause").read()
+    r = engine.mc("exec", "box", "true")
+    assert r.returncode == 1 and f"Container {cid} is paused, unpause the container before exec" in r.stderr
+    api.request("POST", f"/containers/{cid}/unpause").read()
+    assert engine.mc("exec", "box", "true").returncode == 0
     assert engine.mc("stop", "-t", "0", "box").returncode == 0
     r = engine.mc("exec", "box", "true")
     assert r.returncode == 1 and f"container {cid} is not running" in r.stderr
