@@ -12,7 +12,7 @@ import argparse
 import sys
 import threading
 
-from minicontainer.cli import network
+from minicontainer.cli import network, security
 from minicontainer.cli.format import ago, human_size, local_error, table
 from minicontainer.cli.session import Terminal, copy_output, pump_stdin, terminal_size
 
@@ -80,7 +80,7 @@ def create_body(args: argparse.Namespace) -> dict:
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
     host = {"AutoRemove": args.rm, "Init": args.init, "ConsoleSize": terminal_size() if args.tty else [0, 0],
             **resource_fields(args), "PidMode": args.pid or "", "UTSMode": args.uts or "", "IpcMode": args.ipc or "",
-            "CgroupnsMode": args.cgroupns or ""}
+            "CgroupnsMode": args.cgroupns or "", **security.security_fields(args)}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
             "AttachStdin": args.interactive, "OpenStdin": args.interactive, "StdinOnce": args.interactive,
@@ -504,6 +504,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
     add_resource_flags(p)
+    security.add_run_flags(p)
     network.add_run_flags(p)
     # Namespaces the container shares instead of having its own (engine/namespaces.py).
     p.add_argument("--pid", help="PID namespace: 'host', or 'container:NAME' to see another container's processes")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from minicontainer.engine import resources
+from minicontainer.engine import confinement, resources
 from minicontainer.engine.errors import InvalidParameter
 
 SHM_SIZE = 64 * 1024 * 1024  # the tmpfs on /dev/shm (runtime/defaults.py): Docker's default too
@@ -145,9 +145,9 @@ HOST_CONFIG: dict[str, Field] = {
     "StorageOpt": refused("--storage-opt", None),
     # not yet: confinement
     "Privileged": refused("--privileged", False),
-    "CapAdd": refused("--cap-add", None),
-    "CapDrop": refused("--cap-drop", None),
-    "SecurityOpt": refused("--security-opt", None),
+    "CapAdd": honoured(None, "--cap-add"),  # engine/confinement.py
+    "CapDrop": honoured(None, "--cap-drop"),
+    "SecurityOpt": honoured(None, "--security-opt: seccomp=unconfined|PROFILE.json, no-new-privileges"),
     "ReadonlyRootfs": refused("--read-only", False),
     "MaskedPaths": refused("masked paths", None),
     "ReadonlyPaths": refused("read-only paths", None),
@@ -244,6 +244,7 @@ def _refusal(name: str, field: Field, value: Any) -> str:
 def _check_values(body: dict, host: dict) -> None:
     """Docker's own checks of the values the engine honours (moby's daemon/daemon_unix.go), in its words."""
     resources.check(host)  # the limits' values: memory, CPUs, cpuset, blkio weight
+    confinement.check(host)  # capability names, --security-opt, the seccomp profile
     swappiness = host.get("MemorySwappiness")
     if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
         raise InvalidParameter(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")

@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator, Callable
 
 from minicontainer import __version__
 from minicontainer import config as settings
-from minicontainer.engine import fields, names, namespaces, pause, resources
+from minicontainer.engine import confinement, fields, names, namespaces, pause, resources
 from minicontainer.engine import images as image_service
 from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.clock import human_duration, now_rfc3339, parse_time
@@ -369,7 +369,8 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             write_bundle(sys, self.store, image, opts, container.dir, cgroups_path=f"minicontainer-{container.id[:12]}",
                          hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
                          init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"),
-                         network=network, share=lambda config: namespaces.apply(config, host, self._pid_of))
+                         network=network, share=lambda config: namespaces.apply(config, host, self._pid_of),
+                         confine=lambda config: confinement.apply(config, host))
         except BaseException:
             self.networks.release(container, sys)
             raise

@@ -156,7 +156,7 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
 def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, *, cgroups_path: str,
                  hostname: str, args: list[str] | None = None, init: bool = False, terminal: bool = False,
                  console_size: list[int] | None = None, network: Callable[[dict], None] | None = None,
-                 share: Callable[[dict], None] | None = None) -> str:
+                 share: Callable[[dict], None] | None = None, confine: Callable[[dict], None] | None = None) -> str:
     """Make ``directory`` a bundle the runtime can run: the image's layers stacked under an overlay of
     the container's own (``merged/``, :mod:`minicontainer.image.overlay`) and ``config.json``.
 
@@ -164,7 +164,8 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
     ``init`` puts tini in front of it; ``terminal`` (``-t``) gives it a terminal, of ``console_size``
     (rows, columns); ``network`` adjusts the config for the container's network (its namespace, the
     /etc/hosts, resolv.conf and hostname files); ``share`` changes the config's namespaces for the
-    namespace-sharing modes (:func:`minicontainer.engine.namespaces.apply`).  Returns the root
+    namespace-sharing modes (:func:`minicontainer.engine.namespaces.apply`); ``confine`` writes the
+    confinement (:func:`minicontainer.engine.confinement.apply`).  Returns the root
     filesystem's path; if anything fails,
     nothing stays mounted."""
     rootfs = overlay.mount_rootfs(sys, [init_layer(directory), *store.lowerdirs(image)], directory)
@@ -185,6 +186,8 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
                 runtime_config["process"]["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
         if share:
             share(runtime_config)
+        if confine:  # capabilities, seccomp, no_new_privs, device rules (engine/confinement.py)
+            confine(runtime_config)
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump(runtime_config, f, indent=1)
     except BaseException:

@@ -229,9 +229,9 @@ def libc() -> ctypes.CDLL:
 # Raw system call numbers, per architecture: glibc has no wrapper for pivot_root, capget or capset.
 _SYSCALL_NUMBERS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "bpf": 321, "openat2": 437,
-               "mount_setattr": 442},
+               "mount_setattr": 442, "seccomp": 317},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "bpf": 280, "openat2": 437,
-                "mount_setattr": 442},
+                "mount_setattr": 442, "seccomp": 277},
 }
 
 # mount_setattr(2)'s attributes (linux/mount.h).
@@ -528,6 +528,16 @@ class Syscalls:
                 err = int(text.rsplit("-", 1)[1].rstrip(")")) if "errno = -" in text else _errno.EINVAL
                 raise OSError(err, os.strerror(err)) from None
         self._call("seccomp", f"SECCOMP_SET_MODE_FILTER, {rules} rules", "seccomp", load, detail=detail)
+
+    def seccomp_load_bpf(self, program: bytes, flags: int, *, detail: str = "") -> None:
+        """seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog): install a compiled filter (8-byte
+        classic-BPF instructions, as ``seccomp_export_bpf`` writes them) on this thread."""
+        buf = ctypes.create_string_buffer(program, len(program))
+        prog = struct.pack("<HxxxxxxQ", len(program) // 8, ctypes.addressof(buf))  # struct sock_fprog
+        self._call("seccomp", f"SECCOMP_SET_MODE_FILTER, {flags:#x}, {len(program) // 8} instructions", "seccomp",
+                   lambda: self._check(libc().syscall(ctypes.c_long(_sysno("seccomp")), ctypes.c_uint(1),
+                                                      ctypes.c_uint(flags), ctypes.c_char_p(prog))),
+                   detail=detail)
 
     # -- eBPF (the v2 devices cgroup) ------------------------------------------------------------
     def bpf_prog_load_cgroup_device(self, program: bytes, *, detail: str = "") -> int:

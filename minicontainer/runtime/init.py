@@ -219,8 +219,12 @@ def load_seccomp(sys: Syscalls, spec: Spec) -> None:
         return
     from minicontainer.kernel import seccomp  # imported when the bundle was read (bundle.parse)
 
-    sys.seccomp_load(seccomp.build(spec.seccomp), len(spec.seccomp.rules),
-                     detail=f"seccomp filter: default {spec.seccomp.default_action}, every system call checked")
+    detail = f"seccomp filter: default {spec.seccomp.default_action}, every system call checked"
+    if spec.seccomp.bpf:  # compiled by the parent (kernel/seccomp.compiled): the kernel takes it as it is
+        flags = sum(seccomp.FILTER_FLAGS[f] for f in spec.seccomp.flags)
+        sys.seccomp_load_bpf(spec.seccomp.bpf, flags, detail=detail)
+    else:
+        sys.seccomp_load(seccomp.build(spec.seccomp), len(spec.seccomp.rules), detail=detail)
 
 
 def become_the_process(sys: Syscalls, spec: Spec, chan: sync.Channel) -> str:

@@ -64,6 +64,10 @@ def create(sys: Syscalls, spec: Spec, root: str, container_id: str, pid_file: st
         if spec.hooks:
             from minicontainer.runtime import hooks  # noqa: F401 - init runs hooks after pivot_root: import now
         cgroup_dirs = cgroup_mount_dirs(cgroup) if any(m.type == "cgroup" for m in spec.mounts) else {}
+        if spec.seccomp is not None:  # compiled here, once per profile (kept in the state root)
+            from minicontainer.kernel import seccomp
+
+            spec = spec._replace(seccomp=seccomp.compiled(spec.seccomp, os.path.join(root, "seccomp")))
         parent_end, child_end = sync.Channel.pair()
         stage1_pid = fork_child(sys, parent_end, stdio, detail="stage1: will join or create the namespaces")
         if stage1_pid == 0:
