@@ -31,7 +31,6 @@ from minicontainer.daemon.routes import route_classes
 from minicontainer.daemon.routing import (  # noqa: F401 - re-exported: the vocabulary of every route
     _VERSION_PREFIX,
     API_VERSION,
-    FALLBACK_ROUTES,
     HIJACK_SETTLE_SECONDS,
     MIN_API_VERSION,
     ROUTES,
@@ -107,7 +106,7 @@ class DockerAPI(*route_classes()):
     def _find(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         # HEAD is GET without the body (the http layer drops the body).
         methods = (method, "GET") if method == "HEAD" else (method,)
-        for r in (*ROUTES, *FALLBACK_ROUTES):
+        for r in ROUTES:
             if r.method in methods:
                 m = r.pattern.fullmatch(path)
                 if m:

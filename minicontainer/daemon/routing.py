@@ -166,20 +166,16 @@ class Route(NamedTuple):
 
 
 ROUTES: list[Route] = []
-# Answers for requests that concern what this engine does not have yet (a network prune with no
-# networks): looked at only when no route in ROUTES matches, so the concept's own module, once it
-# exists, answers instead.
-FALLBACK_ROUTES: list[Route] = []
 
 
-def route(method: str, template: str, *, fallback: bool = False) -> Callable[[Handler], Handler]:
+def route(method: str, template: str) -> Callable[[Handler], Handler]:
     """Register a handler.  ``{id}`` matches one path segment; ``{name*}`` matches several, because
     image names have slashes in them (``/images/docker.io/library/alpine/json``)."""
     regex = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", template)
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
 
     def register(handler: Handler) -> Handler:
-        (FALLBACK_ROUTES if fallback else ROUTES).append(Route(method, re.compile(regex), handler.__name__))
+        ROUTES.append(Route(method, re.compile(regex), handler.__name__))
         return handler
 
     return register

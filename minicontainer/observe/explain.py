@@ -72,14 +72,19 @@ def format_event(ev: Event, t0_ns: int, width: int = WIDTH, paths: dict[str, str
     head = f"+{(ev.at_ns - t0_ns) / 1e6:8.2f} ms  {ev.side:<6}  "
     tail = f"  {ev.result:<8} {ev.ms:6.2f} ms"
     room = max(width - len(head) - len(tail), 20)
-    pieces = _wrap(call, room, width - len(head))  # never cut a call short: it goes on over more lines
+    # never cut a call short: it goes on over more lines; a registry's URL and its challenge stay whole
+    # (to be copied and tried), on lines of their own if need be
+    http = ev.op in HTTP_METHODS
+    pieces = [call] if http else _wrap(call, room, width - len(head))
     lines = [f"{'' if i else head}{piece}" if not i else f"{'':{len(head)}}{piece}" for i, piece in enumerate(pieces)]
     if len(pieces[-1]) <= room:
         lines[-1] = f"{lines[-1]:<{len(head) + room}}{tail}"
     else:
         lines.append(f"{'':{len(head) + room}}{tail}")
     why = shorten(ev.detail or WHY.get(ev.op, ""), paths) if why is None else why
-    if why:
+    if why and http:
+        lines.append(f"{'':{HEAD + 2}}↳ {why}")
+    elif why:
         lines += textwrap.wrap(why, width, initial_indent=f"{'':{HEAD + 2}}↳ ", subsequent_indent=f"{'':{HEAD + 4}}")
     return "\n".join(lines)
 
