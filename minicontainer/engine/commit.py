@@ -178,20 +178,19 @@ async def commit_container(engine: Engine, container: Container, *, repo_tag: st
     image = engine.store.image(container.record["Image"])
     new_config = apply_overrides(container_config(container, image), config, changes or [])  # a 400 first
     frozen = _cgroup_of(engine, container) if container.running and pause else None
+    if frozen is False:
+        frozen = None  # it exited meanwhile: its files stand still without a freezer
     created_by = " ".join([container.record["Path"], *container.record["Args"]])
     upper = container.path("upper")
 
     def work() -> Image:
         with engine.store.lease():
-            if frozen is not None:
-                # As Docker: the container's processes stand still while its files are read, so that
-                # the layer is one moment's state, not a file half-written.
-                frozen.freeze()
+            held = frozen is not None and _freeze_unless_ended(frozen, container)
             try:
                 layer = store_layer(engine.store, upper, image)
             finally:
-                if frozen is not None:
-                    frozen.thaw()
+                if held:
+                    _thaw_unless_ended(frozen, container)
             return make_image(engine.store, image, new_config, layer, created_by=created_by, comment=comment,
                               author=author, repo_tag=repo_tag)
 
@@ -208,12 +207,41 @@ def _cgroup_of(engine: Engine, container: Container):
     from minicontainer.kernel.cgroups import cgroup_from_state
     from minicontainer.kernel.syscalls import Syscalls
     from minicontainer.runtime import lifecycle
+    from minicontainer.runtime.errors import RuntimeFailure
 
-    state = lifecycle.State.load(engine.runtime_root, container.id[:12])
+    try:
+        state = lifecycle.State.load(engine.runtime_root, container.id[:12])
+    except RuntimeFailure:
+        if not container.running:
+            return False  # it ended between the request and now (docker-py commits right after start)
+        raise
     if not state.cgroup:
         raise Conflict(f"cannot pause container {container.id[:12]} to commit it: it has no cgroup to freeze; "
                        "commit without pausing (docker commit --pause=false)")
     return cgroup_from_state(Syscalls(), state.cgroup)
+
+
+def _freeze_unless_ended(cgroup, container: Container) -> bool:
+    """As Docker: the container's processes stand still while its files are read, so that the layer
+    is one moment's state, not a file half-written.  A container that ends meanwhile (its cgroup
+    goes with it) needs no freezing: False, and the snapshot goes on."""
+    try:
+        cgroup.freeze()
+        return True
+    except Exception:  # re-raised unless the container has ended
+        time.sleep(0.05)  # its end is recorded on the event loop, a moment after the cgroup goes
+        if container.running:
+            raise
+        return False
+
+
+def _thaw_unless_ended(cgroup, container: Container) -> None:
+    try:
+        cgroup.thaw()
+    except Exception:  # nothing to thaw once it has ended
+        time.sleep(0.05)
+        if container.running:
+            raise
 
 
 def _familiar(reference: str) -> str:
