@@ -69,6 +69,10 @@ class BuildCache:
 
     def remember(self, key: str, parent: Image | None, image: Image) -> None:
         self._write("keys", key, image.id)
+        self.link(parent, image)
+
+    def link(self, parent: Image | None, image: Image) -> None:
+        """``image`` was made from ``parent`` (a build step, a commit): its ``Parent`` in inspect."""
         if parent is not None and parent.id != image.id:
             self._write("parents", hex_of(image.id), parent.id)
             self._write("children", hex_of(parent.id), "")

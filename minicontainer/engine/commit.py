@@ -195,6 +195,9 @@ async def commit_container(engine: Engine, container: Container, *, repo_tag: st
                               author=author, repo_tag=repo_tag)
 
     new = await asyncio.get_running_loop().run_in_executor(None, work)
+    from minicontainer.engine.build_cache import BuildCache
+
+    BuildCache(engine.store).link(image, new)  # as Docker: a committed image's Parent is its base
     familiar = _familiar(repo_tag) if repo_tag else ""
     engine.event_log.container(container, "commit", comment=comment, imageID=new.id, imageRef=familiar)
     if familiar:

@@ -987,10 +987,14 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         return out
 
     def image_inspect(self, name: str) -> dict:
+        from minicontainer.engine.build_cache import BuildCache
+
         try:
-            return image_service.inspect_json(image_service.find(self.store, name))
+            data = image_service.inspect_json(image_service.find(self.store, name))
         except LookupError:
             raise NotFound(f"No such image: {name}") from None
+        data["Parent"] = BuildCache(self.store).parent_of(data["Id"])  # what it was built or committed from
+        return data
 
     def image_history(self, name: str) -> list[dict]:
         data = self.image_inspect(name)
