@@ -50,3 +50,8 @@ def has_label(labels: dict, wanted: str) -> bool:
     """``label=KEY`` (present) or ``label=KEY=VALUE`` (with that value), as docker's filters read it."""
     key, eq, value = wanted.partition("=")
     return key in labels and (not eq or labels[key] == value)
+
+
+def has_labels(labels: dict, wanted: list[str]) -> bool:
+    """Every ``label=`` filter given: docker ANDs them."""
+    return all(has_label(labels, w) for w in wanted)

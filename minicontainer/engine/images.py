@@ -16,7 +16,7 @@ from typing import Any
 from minicontainer import config
 from minicontainer.engine import errors
 from minicontainer.engine.clock import parse_time
-from minicontainer.engine.filters import checked_filters, has_label, until
+from minicontainer.engine.filters import checked_filters, has_label, has_labels, until
 from minicontainer.engine.threads import ChunkReader, fed, output_of, progress_of
 from minicontainer.image import reference
 from minicontainer.image.store import Image, NotFound, Store, StoreError
@@ -325,7 +325,7 @@ class ImageService:
                     t.rsplit(":", 1)[0], pattern) for pattern in patterns)]
                 if not tags:
                     continue
-            if "label" in filters and not all(has_label(labels, want) for want in filters["label"]):
+            if "label" in filters and not has_labels(labels, filters["label"]):  # (`all` is the flag here)
                 continue
             out.append({"Id": image.id, "ParentId": builds.parent_of(image.id), "RepoTags": tags,
                         "RepoDigests": list(image.repo_digests), "Created": int(parse_time(image.created)),
