@@ -144,7 +144,7 @@ class Container(Model):
         """Change the limits while it runs, docker-py's names: ``mem_limit="64m"``, ``memswap_limit``,
         ``mem_reservation``, ``cpu_quota``, ``cpu_period``, ``cpu_shares``, ``cpuset_cpus``,
         ``cpuset_mems``, ``blkio_weight``, ``nano_cpus``, ``pids_limit``."""
-        from minicontainer.cli.run import parse_bytes
+        from minicontainer.units import parse_bytes
 
         body = {}
         for name, value in limits.items():
@@ -206,7 +206,7 @@ class Image(Model):
         return f"<Image: {', '.join(repr(t) for t in self.tags)}>"
 
     def _repr_html_(self) -> str:
-        from minicontainer.cli.format import human_size
+        from minicontainer.units import human_size
 
         rows = [("ID", self.short_id), ("Tags", ", ".join(self.tags)), ("Size", human_size(self.attrs.get("Size", 0))),
                 ("Layers", len((self.attrs.get("RootFS") or {}).get("Layers") or []) or "")]
@@ -235,7 +235,7 @@ class ContainerCollection:
         ``ipc_mode``, ``cgroupns`` and ``network_mode`` share a namespace instead of making one:
         ``"host"``, or for PID, IPC and network ``"container:NAME"``; ``network_mode="none"``: a network
         namespace with only ``lo``."""
-        from minicontainer.cli.run import parse_bytes
+        from minicontainer.units import parse_bytes
 
         if isinstance(environment, dict):
             environment = [f"{k}={v}" for k, v in environment.items()]

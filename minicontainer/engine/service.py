@@ -38,7 +38,7 @@ from minicontainer.engine import confinement, fields, names, namespaces, pause, 
 from minicontainer.engine import images as image_service
 from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.attach import Attaching, Attachment
-from minicontainer.engine.clock import now_rfc3339, parse_time
+from minicontainer.engine.clock import now_rfc3339
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.events import EventLog
 from minicontainer.engine.exec import Execs
@@ -55,6 +55,7 @@ from minicontainer.image import overlay
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
 from minicontainer.runtime import lifecycle
 from minicontainer.runtime.errors import RuntimeFailure
+from minicontainer.units import parse_time
 
 log = logging.getLogger(__name__)
 DEFAULT_STOP_TIMEOUT = 10
