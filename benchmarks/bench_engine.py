@@ -40,6 +40,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import (  # set-up and report, shared by the benchmarks (same directory)
+    daemon_env,
+    needs_root,
+    run_as_report,
+)
+
 from minicontainer.runtime import busybox
 
 VENV_BIN = Path(sys.executable).parent
@@ -716,8 +722,7 @@ def main() -> int:
     ap.add_argument("--no-hyperfine", action="store_true", help="time with a Python loop even if hyperfine is here")
     args = ap.parse_args()
 
-    if os.geteuid() != 0:
-        print("bench_engine: needs root (namespaces, mounts, cgroups, a daemon); nothing measured")
+    if needs_root("bench_engine", "namespaces, mounts, cgroups, a daemon"):
         return 0
     if not CLI.exists():
         print(f"bench_engine: {CLI} not found (pip install -e . in the venv); nothing measured")
@@ -725,8 +730,7 @@ def main() -> int:
 
     # Short: podman refuses a --runroot longer than 50 characters.
     workdir = Path(tempfile.mkdtemp(prefix="mcbench-engine-"))
-    env = {**os.environ, "MINICONTAINER_ROOT": str(workdir / "data"), "MINICONTAINER_RUN": str(workdir / "run")}
-    env.pop("MINICONTAINER_HOST", None)
+    env = daemon_env(workdir)
     b = Bench(workdir=workdir, env=env, runc_cgroup=f"minicontainer-bench-engine-{os.getpid()}",
               cgroups_before=find_cgroups("minicontainer-"))
     print(f"bench_engine {time.strftime('%Y-%m-%d %H:%M:%S')}: {machine_facts()}")
@@ -780,8 +784,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # noqa: BLE001 -- a report, not a test: say what went wrong, exit 0
-        print(f"bench_engine: {type(e).__name__}: {e}")
-        sys.exit(0)
+    run_as_report(main, "bench_engine")

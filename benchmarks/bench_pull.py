@@ -78,6 +78,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import needs_root, run_as_report  # set-up and report, shared by the benchmarks (same directory)
+
 from minicontainer.client.api import wait_for_daemon
 from minicontainer.image import builder
 from minicontainer.image.digest import digest_bytes
@@ -785,8 +787,7 @@ def main() -> int:
                     help="loop (default): a fresh ext4 in a sparse file under --dir, loop-mounted for this run; "
                          "dir: --dir itself")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("bench_pull: needs root (podman, and unpacking layers with their owners); nothing measured")
+    if needs_root("bench_pull", "podman, and unpacking layers with their owners"):
         return 0
     missing = [p for p in (str(OURS), REGISTRY_BINARY) if not shutil.which(p)]
     if missing:
@@ -936,8 +937,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # noqa: BLE001 -- a report, not a test: say what went wrong, exit 0
-        print(f"bench_pull: {type(e).__name__}: {e}")
-        sys.exit(0)
+    run_as_report(main, "bench_pull")
