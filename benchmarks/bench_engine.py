@@ -44,6 +44,7 @@ from harness import (  # set-up and report, shared by the benchmarks (same direc
     daemon_env,
     needs_root,
     run_as_report,
+    stop_process,
 )
 
 from minicontainer.runtime import busybox
@@ -611,13 +612,7 @@ def cleanup(b: Bench) -> list[str]:
         ids += r.stdout.split()
         if r.stdout.split():
             sh([str(CLI), "rm", "-f", *r.stdout.split()], env=b.env, timeout=600)
-    if b.daemon is not None and b.daemon.poll() is None:
-        b.daemon.terminate()
-        try:
-            b.daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            b.daemon.kill()
-            b.daemon.wait()
+    stop_process(b.daemon)
     if b.runc_root is not None and (b.runc_root / b.runc_id).exists():
         sh(["runc", "--root", str(b.runc_root), "delete", "--force", b.runc_id])
     if b.podman_base:

@@ -78,7 +78,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import needs_root, run_as_report  # set-up and report, shared by the benchmarks (same directory)
+from harness import (  # set-up and report, shared by the benchmarks (same directory)
+    needs_root,
+    run_as_report,
+    stop_process,
+)
 
 from minicontainer.client.api import wait_for_daemon
 from minicontainer.image import builder
@@ -155,13 +159,7 @@ class Registry:
         return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=5)
         self.process = None
 
 
@@ -316,14 +314,7 @@ class Ours(Tool):
     def release(self, target: Path | None = None) -> None:
         """Stop the daemon of ``target`` (of every root, without one)."""
         for root in [target] if target is not None else list(self.daemons):
-            daemon = self.daemons.pop(root, None)
-            if daemon is not None and daemon.poll() is None:
-                daemon.terminate()
-                try:
-                    daemon.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
-                    daemon.wait()
+            stop_process(self.daemons.pop(root, None))
 
 
 class Skopeo(Tool):

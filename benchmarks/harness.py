@@ -1,4 +1,5 @@
-"""What every benchmark does around its measures: the root check, a daemon's own roots, the report.
+"""What every benchmark does around its measures: the root check, a daemon's own roots, stopping
+what it started, the report.
 
 A benchmark is a report, not a test: run as an ordinary user (or with a tool missing) it says what
 it could not measure and exits 0, and a failure half-way is printed, not raised, so that ``make
@@ -9,6 +10,7 @@ benchmark's temporary directory, never the machine's.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +33,18 @@ def daemon_env(workdir: Path, **extra: str) -> dict[str, str]:
            **extra}
     env.pop("MINICONTAINER_HOST", None)
     return env
+
+
+def stop_process(process: subprocess.Popen | None, timeout: float = 30) -> None:
+    """SIGTERM (a daemon stops its containers first), then SIGKILL if it takes longer than ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def run_as_report(main: Callable[[], int], name: str) -> NoReturn:
