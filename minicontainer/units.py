@@ -10,7 +10,6 @@ may use it without reaching into another (standard library only: the CLI's start
 
 from __future__ import annotations
 
-import re
 import time
 
 BYTE_SUFFIXES = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -38,19 +37,6 @@ def parse_bytes(text: str) -> int:
         return int(float(number) * unit)
     except ValueError:
         raise ValueError(f"invalid size: '{text}'") from None
-
-
-# Go's time.ParseDuration, without a sign: what --since, --until and until= take as "that long ago".
-GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-
-
-def go_duration(text: str) -> float | None:
-    """A Go duration (``10m``, ``1h30m``, ``1.5s``) in seconds; None if ``text`` is not one."""
-    parts = _GO_DURATION_PART.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text:
-        return None
-    return sum(float(number) * GO_DURATION_UNITS[unit] for number, unit in parts)
 
 
 def human_duration(seconds: float) -> str:

@@ -368,19 +368,17 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def _since(text: str | None) -> str | None:
-    """``--since 10m`` (a Go duration before now: ``1h30m``...) or an RFC 3339 time, as a unix
-    timestamp for the API."""
+    """``--since 10m`` (relative) or an RFC 3339 time, as a unix timestamp for the API."""
     import time
-
-    from minicontainer.units import go_duration, parse_time
 
     if not text:
         return None
-    ago = go_duration(text)
-    if ago is not None:
-        return str(time.time() - ago)
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text[-1] in units and text[:-1].replace(".", "").isdigit():
+        return str(time.time() - float(text[:-1]) * units[text[-1]])
     if text.replace(".", "").isdigit():
         return text
+    from minicontainer.units import parse_time
 
     return str(parse_time(text))
 

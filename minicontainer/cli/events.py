@@ -16,6 +16,9 @@ import re
 import sys
 import time
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
 
 def timestamp(text: str | None, now: float | None = None) -> str | None:
     """docker's ``--since``/``--until``: a Go duration before now (``10m``, ``1h30m``), Unix seconds
@@ -25,11 +28,10 @@ def timestamp(text: str | None, now: float | None = None) -> str | None:
     now = time.time() if now is None else now
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return text
-    from minicontainer.units import go_duration, parse_time
-
-    ago = go_duration(text)
-    if ago is not None:
-        return f"{now - ago:.9f}"
+    if re.fullmatch(f"(?:{_DURATION.pattern})+", text):
+        seconds = sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
+        return f"{now - seconds:.9f}"
+    from minicontainer.units import parse_time
 
     try:
         return f"{parse_time(text):.9f}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from minicontainer.units import go_duration, parse_time
+from minicontainer.units import parse_time
 
 
 def now_rfc3339() -> str:
@@ -26,9 +26,10 @@ def until_timestamp(text: str, now: float | None = None) -> float:
     now = time.time() if now is None else now
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
-    ago = go_duration(text)
-    if ago is not None:
-        return now - ago
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+        return now - sum(float(n) * units[u] for n, u in parts)
     try:
         return parse_time(text)
     except ValueError:
