@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 
 from minicontainer.kernel.mounts import secure_join
 from minicontainer.kernel.syscalls import MS_BIND, Syscalls
@@ -74,10 +75,16 @@ def _host_node(major: int, minor: int, kind: str) -> str:
     raise FileNotFoundError(f"no host device {major}:{minor} to bind into the user namespace")
 
 
-def populate_dev(sys: Syscalls, rootfs: str, *, in_userns: bool) -> None:
-    """Fill the container's /dev tmpfs with the default devices, links and directories."""
+def populate_dev(sys: Syscalls, rootfs: str, *, in_userns: bool, extra: Sequence = ()) -> None:
+    """Fill the container's /dev tmpfs with the default devices, the ``extra`` ones (the config's
+    ``linux.devices``: objects with path, type, major, minor, file_mode, uid, gid), links and directories.
+
+    The links come last, as runc makes them: a host's ``/dev/ptmx`` node among the extra devices (a
+    privileged container gets them all) is replaced by the link to the container's own devpts."""
     for name, (major, minor, _) in DEFAULT_DEVICES.items():
         make_device(sys, rootfs, f"/dev/{name}", "c", major, minor, 0o666, in_userns=in_userns)
+    for d in extra:
+        make_device(sys, rootfs, d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid, in_userns=in_userns)
     dev = secure_join(rootfs, "/dev")
     for sub in ("pts", "shm"):
         os.makedirs(os.path.join(dev, sub), exist_ok=True)

@@ -191,10 +191,7 @@ def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool, *, chan: sync.Chann
             dev_is_tmpfs = True
     if dev_is_tmpfs:
         # Only into a /dev of the container's own: the rootfs's /dev is left as the image made it.
-        devices.populate_dev(sys, rootfs, in_userns=in_userns)
-    for d in spec.devices:
-        devices.make_device(sys, rootfs, d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid,
-                            in_userns=in_userns)
+        devices.populate_dev(sys, rootfs, in_userns=in_userns, extra=spec.devices)
     if chan is not None and (spec.hooks.get("prestart") or spec.hooks.get("createRuntime")):
         chan.send_events(sync.HOOKS, sys.trace.events)  # the parent runs them on the host
         sys.trace.events = []
