@@ -2,7 +2,7 @@
 
 --cap-add, --cap-drop, --security-opt, --privileged; --device, --device-cgroup-rule; --group-add,
 --sysctl, --shm-size, --ulimit, --oom-score-adj; the memory cgroup's --oom-kill-disable and
---memory-swappiness.  Each value is checked here with the docker CLI's rules and words (a typo is a
+--memory-swappiness; --cgroup-parent.  Each value is checked here with the docker CLI's rules and words (a typo is a
 usage error, 125, before any request), then again by the daemon, which other clients reach too.
 
 As the docker CLI does, ``--security-opt seccomp=PROFILE.json`` is read here, by the client: the
@@ -107,6 +107,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="processes wait for memory instead of being killed (cgroup v1)")
     p.add_argument("--memory-swappiness", type=int, metavar="N",
                    help="how readily the kernel swaps out the container's memory, 0 to 100 (cgroup v1)")
+    p.add_argument("--cgroup-parent", metavar="PATH",
+                   help="put the container's cgroup beneath PATH, itself beneath the daemon's cgroup")
 
 
 def security_fields(args: argparse.Namespace) -> dict:
@@ -128,4 +130,5 @@ def security_fields(args: argparse.Namespace) -> dict:
             "GroupAdd": args.group_add or None, "Sysctls": dict(args.sysctl) or None, "ShmSize": args.shm_size or 0,
             "Ulimits": args.ulimit or None, "OomScoreAdj": args.oom_score_adj or 0,
             "OomKillDisable": args.oom_kill_disable,
-            "MemorySwappiness": -1 if args.memory_swappiness is None else args.memory_swappiness}
+            "MemorySwappiness": -1 if args.memory_swappiness is None else args.memory_swappiness,
+            "CgroupParent": args.cgroup_parent or ""}

@@ -218,7 +218,7 @@ CONFINEMENT_FIELDS = {"privileged": "Privileged", "cap_add": "CapAdd", "cap_drop
                       "security_opt": "SecurityOpt", "devices": "Devices", "device_cgroup_rules": "DeviceCgroupRules",
                       "group_add": "GroupAdd", "sysctls": "Sysctls", "shm_size": "ShmSize", "ulimits": "Ulimits",
                       "oom_score_adj": "OomScoreAdj", "oom_kill_disable": "OomKillDisable",
-                      "mem_swappiness": "MemorySwappiness"}
+                      "mem_swappiness": "MemorySwappiness", "cgroup_parent": "CgroupParent"}
 
 
 def confinement_fields(options: dict) -> dict:

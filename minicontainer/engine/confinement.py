@@ -28,7 +28,7 @@ import json
 import os
 from typing import Any
 
-from minicontainer.engine import devices, process_settings, seccomp_profile, sysctls
+from minicontainer.engine import devices, process_settings, resources, seccomp_profile, sysctls
 from minicontainer.engine.errors import InvalidParameter
 from minicontainer.kernel.capabilities import CAPABILITIES, current
 
@@ -164,6 +164,7 @@ def apply(config: dict, host: dict) -> None:
     # What the kernel is told besides: namespaced settings, and the process's limits, groups, OOM score.
     sysctls.apply(config, host)
     process_settings.apply(config, host)
+    resources.place_in_parent(config, host)  # and where its cgroup is: --cgroup-parent
 
 
 def unconfine(config: dict) -> None:

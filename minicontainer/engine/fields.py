@@ -124,7 +124,7 @@ HOST_CONFIG: dict[str, Field] = {
     "IOMaximumIOps": refused("--io-maxiops (Windows only)", 0),
     "IOMaximumBandwidth": refused("--io-maxbandwidth (Windows only)", 0),
     "Ulimits": honoured([], "--ulimit"),  # engine/process_settings.py
-    "CgroupParent": refused("--cgroup-parent", ""),
+    "CgroupParent": honoured("", "--cgroup-parent"),  # engine/resources.py
     "Cgroup": refused("--cgroup", ""),
     # networks (engine/networks.py)
     "NetworkMode": honoured("bridge", "--network"),

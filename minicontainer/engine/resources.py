@@ -16,6 +16,7 @@ PidsLimit              ``--pids-limit``          pids.limit (pids.max)
 BlkioWeight            ``--blkio-weight``        blockIO.weight (blkio.weight / io.weight)
 MemorySwappiness       ``--memory-swappiness``   memory.swappiness (memory.swappiness; v1 only)
 OomKillDisable         ``--oom-kill-disable``    memory.disableOOMKiller (memory.oom_control; v1 only)
+CgroupParent           ``--cgroup-parent``       linux.cgroupsPath PARENT/minicontainer-ID, beneath the daemon's cgroup
 =====================  ========================  ===============================================
 
 Values are checked here, with dockerd's own messages, before anything is created (``-m 4m`` is
@@ -43,7 +44,7 @@ UPDATABLE = (*FIELDS, "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuCount", "Cp
              "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "IOMaximumIOps",
              "IOMaximumBandwidth", "Ulimits", "DeviceRequests", "CgroupParent", "Devices", "DeviceCgroupRules",
              "RestartPolicy")
-NOT_UPDATABLE = ("Ulimits", "Devices", "DeviceCgroupRules", "OomKillDisable", "MemorySwappiness")
+NOT_UPDATABLE = ("Ulimits", "Devices", "DeviceCgroupRules", "OomKillDisable", "MemorySwappiness", "CgroupParent")
 
 
 def _is_unset(value: object) -> bool:
@@ -97,6 +98,7 @@ def check(host: dict, *, creating: bool = True) -> None:
     if shares < 0:
         raise InvalidParameter(f"invalid CPU shares ({shares}): value must be a positive integer")
     check_memory_knobs(host)
+    check_cgroup_parent(host)
     weight = host.get("BlkioWeight") or 0
     if weight and not 10 <= weight <= 1000:
         raise InvalidParameter("Range of blkio weight is from 10 to 1000")
@@ -128,6 +130,27 @@ def check_memory_knobs(host: dict, v1_memory: bool | None = None) -> None:
         raise InvalidParameter(f"{' and '.join(asked)}: this host's memory controller is cgroup v2's, which has "
                                "no such setting (Docker drops it with a warning; minicontainer refuses rather than "
                                "ignore it): leave it out")
+
+
+def check_cgroup_parent(host: dict) -> None:
+    """--cgroup-parent: a path *beneath the daemon's own cgroup* (``classroom/alice``), so that the
+    engine only ever creates, writes and removes cgroups below its own.  Docker also takes absolute
+    paths anywhere in the host's tree; refused here, with what to give instead."""
+    parent = host.get("CgroupParent") or ""
+    if not isinstance(parent, str):
+        raise InvalidParameter("HostConfig.CgroupParent must be a string")
+    if parent.startswith("/") or ".." in parent.split("/") or parent.endswith(".slice"):
+        raise InvalidParameter(f"--cgroup-parent {parent}: minicontainer creates cgroups only beneath the daemon's "
+                               "own cgroup (never one it did not make): give a relative path such as 'classroom/alice'")
+
+
+def place_in_parent(config: dict, host: dict) -> None:
+    """The container's cgroup beneath --cgroup-parent: ``linux.cgroupsPath`` ``PARENT/minicontainer-ID``,
+    which the runtime takes from its own cgroup; a parent it creates, it removes with the container
+    (unless another container's cgroup is in it by then)."""
+    parent = (host.get("CgroupParent") or "").strip("/")
+    if parent:
+        config["linux"]["cgroupsPath"] = f"{parent}/{config['linux']['cgroupsPath']}"
 
 
 def with_default_swap(host_config: dict) -> dict:

@@ -165,3 +165,17 @@ def test_bad_confinement_flags_are_refused_before_anything_is_created(engine, fl
     r = engine.mc("run", "--rm", *flags, "busybox", "true")
     assert r.returncode == 125 and words in r.stderr, r.stderr
     assert engine.mc("ps", "-aq").stdout == ""
+
+
+def test_cgroup_parent_nests_the_cgroup_and_goes_with_the_container(engine):  # noqa: F811
+    from minicontainer.kernel.cgroups.layout import detect
+
+    layout = detect()  # the daemon runs in this test's cgroups
+    controller = "pids" if "pids" in layout.v1 else ""
+    r = engine.mc("run", "--rm", "--cgroupns", "host", "--cgroup-parent", "classroom/alice", "busybox",
+                  "cat", "/proc/self/cgroup")
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.split(":")[1] == controller)
+    mine = layout.own_path(controller).rstrip("/")
+    assert line.split(":", 2)[2].startswith(f"{mine}/classroom/alice/minicontainer-")
+    assert not os.path.exists(layout.dir_of(controller, f"{mine}/classroom"))  # the parent went with the container

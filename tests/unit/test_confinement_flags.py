@@ -194,3 +194,14 @@ def test_the_client_takes_docker_pys_arguments():
         "GroupAdd": ["29", "audio"], "ShmSize": 128 << 20, "Sysctls": {"net.ipv4.ip_forward": "1"}}
     with pytest.raises(TypeError, match="unexpected keyword argument 'privilege'"):
         confinement_fields({"privilege": True})
+
+
+def test_cgroup_parent_stays_beneath_the_daemons_cgroup():
+    resources.check_cgroup_parent({"CgroupParent": "classroom/alice"})
+    for bad in ("/docker", "../escape", "a/../../b", "user.slice"):
+        with pytest.raises(InvalidParameter, match="only beneath the daemon's own cgroup"):
+            resources.check_cgroup_parent({"CgroupParent": bad})
+    config = default_config(["sh"])
+    config["linux"]["cgroupsPath"] = "minicontainer-0123456789ab"
+    resources.place_in_parent(config, {"CgroupParent": "classroom/alice/"})
+    assert config["linux"]["cgroupsPath"] == "classroom/alice/minicontainer-0123456789ab"
