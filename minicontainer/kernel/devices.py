@@ -85,8 +85,8 @@ def populate_dev(sys: Syscalls, rootfs: str, *, in_userns: bool, extra: Sequence
         make_device(sys, rootfs, f"/dev/{name}", "c", major, minor, 0o666, in_userns=in_userns)
     for d in extra:
         make_device(sys, rootfs, d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid, in_userns=in_userns,
-                    detail=f"linux.devices: {d.type} {d.major}:{d.minor}, a device the config gives (Docker's "
-                           "--device; --privileged gives every one of the host's); the devices cgroup decides its use")
+                    detail="linux.devices: a device the config gives (Docker's --device; --privileged gives every "
+                           "one of the host's); the devices cgroup decides what may be done with it")
     dev = secure_join(rootfs, "/dev")
     for sub in ("pts", "shm"):
         os.makedirs(os.path.join(dev, sub), exist_ok=True)
