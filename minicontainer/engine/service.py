@@ -34,7 +34,7 @@ import signal
 import time
 
 from minicontainer import config as settings
-from minicontainer.engine import confinement, fields, names, namespaces, pause, resources
+from minicontainer.engine import confinement, fields, names, namespaces, pause, process_settings, resources
 from minicontainer.engine import images as image_service
 from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.attach import Attaching, Attachment
@@ -246,6 +246,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
             name = names.generate(taken)
         host = body["HostConfig"]
         modes = namespaces.check(host, body.get("Hostname") or "", self.get)
+        process_settings.check_groups(host, self.store.lowerdirs(image))  # --group-add's names, in the image
         image_config = image.config.get("config") or {}
         cmd = body.get("Cmd") or None
         entrypoint = body.get("Entrypoint")
