@@ -52,6 +52,7 @@ from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.stats import Meter
 from minicontainer.engine.system import SystemUsage, disk_used
 from minicontainer.engine.threads import ChunkReader, fed, output_of, progress_of
+from minicontainer.engine.volumes import VolumeStore, containers_using
 from minicontainer.image import overlay
 from minicontainer.image.store import StoreError
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
@@ -140,6 +141,8 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         self.event_log = EventLog()  # `docker events`: what happened to containers and images
         self.meter = Meter(self)  # `docker stats`: the running containers' cgroups, read
         self.execs = Execs(self)  # docker exec's instances (engine/exec.py)
+        self.volumes = VolumeStore(os.path.join(self.data_root, "volumes"), events=self.event_log,  # engine/volumes.py
+                                   users=lambda name: containers_using(self.containers.values(), name))
 
     # --- start-up and shutdown ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -198,6 +201,7 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         running = [c for c in self.containers.values() if c.running]
         await asyncio.gather(*(self.stop(c.id, 2) for c in running), return_exceptions=True)
         self.networks.close()
+        self.volumes.close()
         for tail in self.tails.values():
             tail.finish()
         if self.watcher is not None:
