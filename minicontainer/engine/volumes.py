@@ -178,7 +178,7 @@ class VolumeStore:
             if volume is None:
                 continue
             self.volumes[name] = volume
-            if volume.needs_mount and os.path.ismount(volume.mountpoint):
+            if volume.needs_mount and is_mount_point(volume.mountpoint):
                 # Still mounted from before a restart (containers may still use it): known as mounted,
                 # unmounted after the last user, as dockerd restores it.
                 self.mounted[name] = set()
@@ -305,9 +305,13 @@ class VolumeStore:
             users = self.users(name)
             if users:
                 raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            if self.mounted.get(name):
+                raise EngineError(f"remove {name}: volume has active mounts")
             self._unmount_now(volume)
-            # rmtree follows no symlink a container left in the volume; the volume's own mount (if any)
-            # is gone, so nothing outside the data root is reached.
+            if is_mount_point(volume.mountpoint):  # a bind of a host directory: its files are not ours
+                raise EngineError(f"remove {name}: {volume.mountpoint} is still a mount point: unmount it first")
+            # rmtree follows no symlink a container left in the volume, and the volume's own mount (if
+            # any) is gone: nothing outside the data root is reached.
             shutil.rmtree(volume.directory, ignore_errors=False, onerror=_removing_failed)
             del self.volumes[name]
         self.event("destroy", volume)
@@ -384,13 +388,13 @@ class VolumeStore:
                 self.sys.mount(None, volume.mountpoint, None, parsed.flags | MS_REMOUNT, detail=detail)
         except KernelError as e:
             with contextlib.suppress(KernelError):
-                if os.path.ismount(volume.mountpoint):
+                if is_mount_point(volume.mountpoint):
                     self.sys.umount2(volume.mountpoint, MNT_DETACH)
             raise EngineError(f"failed to mount local volume {volume.name}: {e}") from None
 
     def _unmount_now(self, volume: Volume) -> None:
         self.mounted.pop(volume.name, None)
-        if volume.needs_mount and os.path.ismount(volume.mountpoint):
+        if volume.needs_mount and is_mount_point(volume.mountpoint):
             try:
                 self.sys.umount2(volume.mountpoint, MNT_DETACH,
                                  detail=f"volume {volume.name}: its last container is gone")
@@ -442,6 +446,21 @@ class VolumeStore:
             raise EngineError(f"copy the image's {path} into the volume: {e}") from None
         finally:
             os.close(root)
+
+
+def is_mount_point(path: str) -> bool:
+    """Is something mounted on ``path``?  Asked of ``/proc/self/mountinfo`` (its 5th field), not
+    of ``os.path.ismount``, which compares devices: a bind mount from the same filesystem has the same
+    device as its parent, so ismount calls it no mount point."""
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split(" ", 5)[4]
+            if "\\" in point:  # spaces, tabs, newlines and backslashes are written in octal: \040
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point)
+            if point == real:
+                return True
+    return False
 
 
 def _removing_failed(function: Callable, path: str, excinfo: Any) -> None:

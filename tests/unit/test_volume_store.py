@@ -12,6 +12,7 @@ import stat
 
 import pytest
 
+from minicontainer.engine import volumes
 from minicontainer.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from minicontainer.engine.events import EventLog
 from minicontainer.engine.volumes import ANONYMOUS_LABEL, VolumeStore
@@ -209,7 +210,9 @@ def test_a_tmpfs_volume_is_mounted_for_its_first_user_and_unmounted_after_its_la
     assert store.mount(volume, "c1") == volume.mountpoint
     store.mount(volume, "c2")
     assert store.sys.calls == [("mount", ("tmpfs", volume.mountpoint, "tmpfs", 8, "size=64m"))]  # MS_NOEXEC
-    monkeypatch.setattr(os.path, "ismount", lambda p: p == volume.mountpoint)
+    monkeypatch.setattr(volumes, "is_mount_point", lambda p: p == volume.mountpoint)
+    with pytest.raises(EngineError, match="remove ram: volume has active mounts"):
+        store.remove("ram")
     store.unmount(volume, "c1")
     assert store.sys.ops() == ["mount"]
     store.unmount(volume, "c2")
