@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minicontainer.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
+from minicontainer.engine.filters import checked_filters, has_label, has_labels
 from minicontainer.kernel.mounts import parse_options
 from minicontainer.kernel.syscalls import (
     MNT_DETACH,
@@ -143,10 +144,7 @@ def containers_using(containers: Iterable[Any], name: str) -> list[str]:
 
 def labels_match(labels: dict[str, str], filters: dict[str, list[str]]) -> bool:
     """``label=KEY`` / ``label=KEY=VALUE`` must all match; ``label!=...`` must all not."""
-    def has(wanted: str) -> bool:
-        key, eq, value = wanted.partition("=")
-        return key in labels and (not eq or labels[key] == value)
-    return all(has(w) for w in filters.get("label", [])) and not any(has(w) for w in filters.get("label!", []))
+    return has_labels(labels, filters.get("label", [])) and not any(has_label(labels, w) for w in filters.get("label!", []))
 
 
 def _bool_filter(key: str, values: list[str]) -> bool:
@@ -261,14 +259,8 @@ class VolumeStore:
     def list(self, filters: dict[str, list[str]] | None = None) -> list[Volume]:
         """The volumes that match every filter given: ``name`` (a regular expression, as dockerd reads
         it), ``driver``, ``label`` (``KEY`` or ``KEY=VALUE``), ``dangling`` (used by no container)."""
-        filters = filters or {}
-        for key in filters:
-            if key not in LIST_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
-        try:
-            patterns = [re.compile(p) for p in filters.get("name", [])]
-        except re.error as e:
-            raise InvalidParameter(f"invalid filter 'name': {e}") from None
+        filters = checked_filters(filters, LIST_FILTERS)
+        patterns = [re.compile(p) for p in filters.get("name", [])]
         dangling = _bool_filter("dangling", filters["dangling"]) if filters.get("dangling") else None
         out = []
         for volume in sorted(self.volumes.values(), key=lambda v: v.name):
@@ -320,10 +312,7 @@ class VolumeStore:
         """Remove the volumes no container uses: only anonymous ones unless ``all=true`` (API 1.42's
         rule; the route adds ``all`` for older clients), and never one with mount options (its data is
         elsewhere, as dockerd reasons)."""
-        filters = dict(filters or {})
-        for key in filters:
-            if key not in PRUNE_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
+        filters = checked_filters(filters, PRUNE_FILTERS)
         everything = _bool_filter("all", filters.pop("all")) if "all" in filters else False
         if not everything:
             filters["label"] = [*filters.get("label", []), ANONYMOUS_LABEL]
