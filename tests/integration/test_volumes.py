@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from daemon_support import start_daemon, stop_daemon
@@ -73,6 +74,11 @@ def test_volume_commands_create_list_inspect_remove(daemon):
                      "Mountpoint": str(daemon.volumes / "data" / "_data"), "Name": "data", "Options": None,
                      "Scope": "local"}]
     assert _ok(daemon.mc("volume", "inspect", "-f", "{{.Mountpoint}}", "data")).stdout.strip() == info[0]["Mountpoint"]
+    assert _ok(daemon.mc("inspect", "-f", "{{.Name}} {{.Scope}}", "data")).stdout == "data local\n"  # docker's 4th kind
+    assert daemon.mc("inspect", "--type", "volume", "nope").stderr == "Error: No such volume: nope\n"
+    events = _ok(daemon.mc("events", "--since", "0", "--until", str(int(time.time()) + 1), "--filter", "type=volume",
+                           "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}")).stdout
+    assert events.splitlines()[-2:] == ["create data local", f"create {anonymous} local"]
     assert _ok(daemon.mc("volume", "rm", "data", anonymous)).stdout.split() == ["data", anonymous]
     assert not (daemon.volumes / "data").exists()
 
