@@ -41,13 +41,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from minicontainer.engine.errors import InvalidParameter
+from minicontainer.engine.errors import InvalidParameter, NotFound
+from minicontainer.engine.volumes import check_name, check_options
 from minicontainer.kernel.mounts import FLAG_OPTIONS
 
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 DEFAULT_PROPAGATION = "rprivate"  # a bind's, as Docker's: nothing mounted on either side crosses over
-# A local volume's name, as Docker's local driver allows it.
-VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 # What a tmpfs takes besides mount(8)'s flag words (the kernel's tmpfs(5) options).
 TMPFS_DATA = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "huge", "mpol")
 # Docker's defaults for every tmpfs: no set-uid programs, no device files, nothing executed from it.
@@ -79,12 +78,10 @@ class MountPoint:
 
     def inspect(self) -> dict:
         """As ``docker inspect`` shows it (a MountPoint of the Engine API)."""
-        shown = {"Type": self.type, "Source": self.source, "Destination": self.destination, "Mode": self.mode,
-                 "RW": self.rw, "Propagation": self.propagation}
-        if self.type == "volume":
-            shown = {"Type": "volume", "Name": self.name, **{k: v for k, v in shown.items() if k != "Type"},
-                     "Driver": self.driver}
-        return shown
+        named = {"Name": self.name} if self.type == "volume" else {}
+        driver = {"Driver": self.driver} if self.type == "volume" else {}
+        return {"Type": self.type, **named, "Source": self.source, "Destination": self.destination, **driver,
+                "Mode": self.mode, "RW": self.rw, "Propagation": self.propagation}
 
     def oci(self) -> dict:
         """The runtime-spec mount entry: binds and volumes are bind mounts of a host directory."""
@@ -121,16 +118,6 @@ def missing_source(path: str) -> str:
     return (f"bind source path does not exist: {path} (Docker would create an empty directory there; "
             f"minicontainer refuses, so that a typo does not quietly give you an empty one: create it first, "
             f"mkdir -p {path})")
-
-
-def check_volume_name(name: str) -> None:
-    if len(name) < 2:
-        raise ValueError(f"create {name}: volume name is too short, names should be at least two alphanumeric "
-                         "characters")
-    if not VOLUME_NAME.fullmatch(name):
-        raise ValueError(f'create {name}: "{name}" includes invalid characters for a local volume name, only '
-                         f'"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, '
-                         "use absolute path")
 
 
 # --- HostConfig.Binds: "SRC:DST[:MODE]" -----------------------------------------------------------
@@ -183,13 +170,12 @@ def parse_bind(raw: str) -> MountPoint:
         if kind == "volume" and "propagation" in words:
             raise ValueError(str(invalid_config("volume", "field BindOptions must not be specified")))
         destination = check_target(target)
-        if source:
-            if kind == "volume":
-                check_volume_name(source)
-            elif not os.path.exists(source):
-                raise ValueError(missing_source(source))
+        if kind == "bind" and not os.path.exists(source):
+            raise ValueError(missing_source(source))
     except ValueError as e:
         raise invalid_spec(raw, str(e)) from None
+    if kind == "volume" and source:
+        check_name(source)  # the volume store's rule and words: `create my/vol: "my/vol" includes...`
     rw = words.get("rw") != "ro"
     if kind == "bind":
         return MountPoint("bind", destination, source=posixpath.normpath(source), rw=rw, mode=mode,
@@ -280,6 +266,8 @@ def parse_mount(spec: Any) -> MountPoint:
             return MountPoint("bind", destination, source=posixpath.normpath(source), rw=not read_only,
                               propagation=propagation, recursive=not bind.get("NonRecursive"))
         if kind == "volume":
+            if source:
+                check_name(source)
             return _volume_mount(destination, source, read_only, vol)
         if source:
             raise ValueError("field Source must not be specified")
@@ -290,11 +278,9 @@ def parse_mount(spec: Any) -> MountPoint:
 
 def _volume_mount(destination: str, source: str, read_only: bool, vol: dict) -> MountPoint:
     subpath = vol.get("Subpath") or ""
-    if source:
-        check_volume_name(source)
-    elif subpath:
+    if not source and subpath:
         raise ValueError("must not set Subpath when using anonymous volumes")
-    elif read_only:
+    elif not source and read_only:
         raise ValueError("must not set ReadOnly mode when using anonymous volumes")
     if subpath and (subpath.startswith("/") or ".." in subpath.split("/")):
         raise ValueError("subpath must be a relative path within the volume")
@@ -302,6 +288,7 @@ def _volume_mount(destination: str, source: str, read_only: bool, vol: dict) -> 
                      "volume")
     if (driver.get("Name") or "local") != "local":
         raise ValueError(f"volume driver {driver['Name']!r}: this engine has the local driver only")
+    check_options(source or "(anonymous)", dict(driver.get("Options") or {}))
     return MountPoint("volume", destination, name=source, driver="local", rw=not read_only,
                       copy=not vol.get("NoCopy"), anonymous=not source, subpath=posixpath.normpath(subpath)
                       if subpath else "", labels=dict(vol.get("Labels") or {}),
@@ -493,11 +480,7 @@ class ContainerMounts:
         """The new container's mounts, checked; raises InvalidParameter (or NotFound for an unknown
         ``--volumes-from`` container) before anything is created."""
         image_volumes = (image.config.get("config") or {}).get("Volumes")
-        mounts = plan(body, body["HostConfig"], image_volumes, lambda ref: self.of(self.engine.get(ref)))
-        if any(mp.type == "volume" for mp in mounts) and getattr(self.engine, "volumes", None) is None:
-            raise InvalidParameter("volumes (-v NAME:/path, --mount type=volume, VOLUME) are not available in this "
-                                   "engine yet: use a bind mount of a host directory (-v /host/dir:/path)")
-        return mounts
+        return plan(body, body["HostConfig"], image_volumes, lambda ref: self.of(self.engine.get(ref)))
 
     def create(self, container: Any, mounts: list[MountPoint], image: Any) -> None:
         """Create the volumes the mounts name that do not exist yet (an anonymous one for each path
@@ -524,11 +507,9 @@ class ContainerMounts:
             container.record["Config"], (image.config.get("config") or {}).get("Volumes")) or None
 
     def _existing(self, name: str) -> Any:
-        from minicontainer.engine.errors import NotFound
-
         try:
             return self.engine.volumes.get(name)
-        except (NotFound, LookupError):
+        except NotFound:
             return None
 
     def apply(self, container: Any, config: dict) -> None:
@@ -538,29 +519,34 @@ class ContainerMounts:
         from minicontainer.kernel.mounts import secure_join
 
         mounts = self.of(container)
-        rootfs = config["root"]["path"]
+        store = self.engine.volumes
         for mp in mounts:
             if mp.type != "volume":
                 continue
-            volume = self.engine.volumes.get(mp.name)
+            volume = store.get(mp.name)
+            mp.source = store.mount(volume, container.id)  # a volume with mount options is mounted first
             if mp.copy:
-                self.engine.volumes.copy_up(volume, secure_join(rootfs, mp.destination))
-            if mp.subpath and not os.path.isdir(secure_join(volume.mountpoint, mp.subpath)):
-                raise InvalidParameter(f"cannot access path {os.path.join(volume.mountpoint, mp.subpath)}: the "
-                                       f"volume {mp.name} has no directory {mp.subpath}")
+                store.copy_up(volume, config["root"]["path"], mp.destination)
+            if mp.subpath and not os.path.isdir(secure_join(mp.source, mp.subpath)):
+                raise InvalidParameter(f"cannot access path {os.path.join(mp.source, mp.subpath)}: the volume "
+                                       f"{mp.name} has no directory {mp.subpath}")
         apply(config, mounts, readonly_root=bool(container.record["HostConfig"].get("ReadonlyRootfs")))
         for mp in mounts:
             if mp.type == "volume":
-                self.engine.event_log.emit("volume", "mount", mp.name, {
-                    "container": container.id, "destination": mp.destination, "driver": mp.driver,
-                    "propagation": mp.propagation, "read/write": str(mp.rw).lower()})
+                store.event("mount", store.get(mp.name), container=container.id, destination=mp.destination,
+                            propagation=mp.propagation, **{"read/write": str(mp.rw).lower()})
 
     def stopped(self, container: Any) -> None:
         """The container's mounts went with its mount namespace: the volumes' ``unmount`` events."""
+        store = self.engine.volumes
         for mp in self.of(container):
             if mp.type == "volume":
-                self.engine.event_log.emit("volume", "unmount", mp.name, {"container": container.id,
-                                                                          "driver": mp.driver})
+                try:
+                    volume = store.get(mp.name)
+                except NotFound:
+                    continue
+                store.unmount(volume, container.id)
+                store.event("unmount", volume, container=container.id)
 
     def removed(self, container: Any, volumes: bool) -> None:
         """``rm`` (``volumes``: ``rm -v``): its anonymous volumes go too, unless another container
@@ -569,7 +555,7 @@ class ContainerMounts:
         self.cache.pop(container.id, None)
         if volumes:
             self._remove_volumes([mp.name for mp in mounts if mp.type == "volume" and mp.anonymous
-                                  and not set(self.users(mp.name)) - {container.id}])
+                                  and not set(self.engine.volumes.users(mp.name)) - {container.id}])
 
     def _remove_volumes(self, names: list[str]) -> None:
         import logging
@@ -579,8 +565,3 @@ class ContainerMounts:
                 self.engine.volumes.remove(name, force=True)
             except Exception as e:  # noqa: BLE001 - the container is gone; say why its volume stays
                 logging.getLogger(__name__).warning("volume %s stays: %s", name, e)
-
-    def users(self, name: str) -> list[str]:
-        """The IDs of the containers whose mounts use volume ``name`` (the store refuses to remove it)."""
-        return [c.id for c in list(self.engine.containers.values())
-                if any(mp.type == "volume" and mp.name == name for mp in self.of(c))]

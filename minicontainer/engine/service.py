@@ -52,6 +52,7 @@ from minicontainer.engine.processes import ContainerProcesses
 from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.stats import Meter
 from minicontainer.engine.system import SystemInfo, SystemUsage
+from minicontainer.engine.volumes import VolumeStore, containers_using
 from minicontainer.image import overlay
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
 from minicontainer.runtime import lifecycle
@@ -136,6 +137,8 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         self.event_log = EventLog()  # `docker events`: what happened to containers and images
         self.meter = Meter(self)  # `docker stats`: the running containers' cgroups, read
         self.execs = Execs(self)  # docker exec's instances (engine/exec.py)
+        self.volumes = VolumeStore(os.path.join(self.data_root, "volumes"), events=self.event_log,  # engine/volumes.py
+                                   users=lambda name: containers_using(self.containers.values(), name))
         self.mounts = ContainerMounts(self)  # binds, volumes, tmpfs (engine/mounts.py)
 
     # --- start-up and shutdown ------------------------------------------------------------------------
@@ -195,6 +198,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         running = [c for c in self.containers.values() if c.running]
         await asyncio.gather(*(self.stop(c.id, 2) for c in running), return_exceptions=True)
         self.networks.close()
+        self.volumes.close()
         for tail in self.tails.values():
             tail.finish()
         if self.watcher is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 from test_engine import engine  # noqa: F401 - the fixture, by name
@@ -97,3 +98,89 @@ def test_the_docker_cli_binds_and_mounts(engine, tmp_path):  # noqa: F811
     assert info["HostConfig"]["ReadonlyRootfs"] is True and info["HostConfig"]["Tmpfs"] == {"/run": ""}
     r = engine.docker("run", "--rm", "-v", f"{tmp_path}/nope:/x", "busybox", "true")
     assert r.returncode == 125 and "bind source path does not exist" in r.stderr
+
+
+def _volumes(engine) -> list[str]:  # noqa: F811
+    root = engine.root / "data" / "volumes"
+    return sorted(p.name for p in root.iterdir() if (p / "_data").is_dir()) if root.exists() else []
+
+
+def test_a_named_volume_outlives_its_container_and_is_filled_from_the_image_once(engine):  # noqa: F811
+    r = engine.mc("run", "--name", "first", "-v", "etcvol:/etc", "busybox", "sh", "-c",
+                  "cat /etc/passwd | head -1; echo mine > /etc/mine; rm /etc/group")
+    assert r.returncode == 0 and r.stdout.startswith("root:"), r.stderr  # the image's /etc, copied in
+    mounts = _inspect(engine, "first")["Mounts"]
+    assert mounts == [{"Type": "volume", "Name": "etcvol", "Source": str(engine.root / "data/volumes/etcvol/_data"),
+                       "Destination": "/etc", "Driver": "local", "Mode": "", "RW": True, "Propagation": ""}]
+    assert engine.mc("rm", "-v", "first").returncode == 0  # -v: anonymous volumes only; a named one stays
+    assert _volumes(engine) == ["etcvol"]
+    r = engine.mc("run", "--rm", "--mount", "type=volume,src=etcvol,dst=/data", "busybox", "ls", "/data")
+    names = r.stdout.split()
+    assert "mine" in names and "passwd" in names and "group" not in names  # filled once, never again
+    r = engine.mc("run", "--rm", "-v", "fresh:/etc:nocopy", "busybox", "ls", "/etc")
+    assert "passwd" not in r.stdout.split(), r.stdout  # nocopy: left empty
+
+
+def test_anonymous_volumes_go_with_rm_v_and_run_rm(engine):  # noqa: F811
+    cid = engine.mc("create", "-v", "/cache", "-v", "keep:/keep", "busybox", "true").stdout.strip()
+    info = _inspect(engine, cid)
+    anonymous = next(m["Name"] for m in info["Mounts"] if m["Destination"] == "/cache")
+    assert len(anonymous) == 64 and info["Config"]["Volumes"] == {"/cache": {}}
+    assert _volumes(engine) == sorted([anonymous, "keep"])
+    assert engine.mc("rm", "-v", cid).returncode == 0
+    assert _volumes(engine) == ["keep"]
+    r = engine.mc("run", "--rm", "-v", "/scratch", "busybox", "sh", "-c", "echo x > /scratch/x")
+    assert r.returncode == 0, r.stderr
+    assert _volumes(engine) == ["keep"]  # run --rm took its anonymous volume along
+
+
+def test_volumes_from_another_container_with_a_read_only_override(engine, tmp_path):  # noqa: F811
+    assert engine.mc("create", "--name", "store", "-v", "shared:/shared", "-v", f"{tmp_path}:/host",
+                     "busybox", "true").returncode == 0
+    r = engine.mc("run", "--rm", "--volumes-from", "store", "busybox", "sh", "-c", "echo hi > /shared/f; touch /host/h")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "h").exists()
+    r = engine.mc("run", "--name", "reader", "--volumes-from", "store:ro", "busybox", "sh", "-c",
+                  "cat /shared/f; touch /shared/g")
+    assert r.stdout == "hi\n" and "Read-only file system" in r.stderr
+    info = _inspect(engine, "reader")
+    assert info["HostConfig"]["VolumesFrom"] == ["store:ro"]
+    assert sorted((m["Destination"], m["RW"]) for m in info["Mounts"]) == [("/host", False), ("/shared", False)]
+
+
+def test_a_dockerfile_volume_is_an_anonymous_volume_filled_from_the_image(engine, tmp_path):  # noqa: F811
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nRUN mkdir /data && echo seeded > /data/seed\nVOLUME /data\n"
+                                        "RUN echo lost > /data/after\n")
+    r = engine.mc("build", "-t", "withvolume", str(context))
+    assert r.returncode == 0, r.stdout + r.stderr
+    config = json.loads(engine.mc("image", "inspect", "withvolume").stdout)[0]["Config"]
+    assert config["Volumes"] == {"/data": {}}
+    assert _volumes(engine) == []  # the build's steps took their anonymous volumes along
+    r = engine.mc("run", "--rm", "withvolume", "ls", "/data")
+    assert r.stdout.split() == ["seed"]  # as in Docker: what a step wrote into a volume after VOLUME is gone
+    assert _volumes(engine) == []
+
+
+def test_bad_volumes_are_refused_before_anything_is_made(engine):  # noqa: F811
+    for flags, words in ((["-v", "my/vol:/x"], '"my/vol" includes invalid characters for a local volume name'),
+                         (["--mount", "type=volume,dst=/x,readonly"], "must not set ReadOnly mode when using anonymous"),
+                         (["-v", "good:/x", "-v", "/tmp:/x"], "Duplicate mount point: /x"),
+                         (["-v", "good:/x", "--mount", "type=volume,src=other,dst=/y,volume-opt=colour=red"],
+                          "colour")):
+        r = engine.mc("run", "--rm", *flags, "busybox", "true")
+        assert r.returncode == 125 and words in r.stderr, (flags, r.stderr)
+    assert engine.mc("ps", "-aq").stdout == "" and _volumes(engine) == []
+
+
+def test_the_docker_cli_with_volumes(engine):  # noqa: F811
+    r = engine.docker("run", "--rm", "-v", "dvol:/data", "busybox", "sh", "-c", "echo from-docker > /data/f")
+    assert r.returncode == 0, r.stderr
+    r = engine.docker("run", "--rm", "--mount", "type=volume,src=dvol,dst=/d,readonly", "busybox", "sh", "-c",
+                      "cat /d/f; touch /d/g")
+    assert r.stdout == "from-docker\n" and "Read-only file system" in r.stderr
+    events = engine.docker("events", "--since", "0", "--until", str(int(time.time()) + 1), "--filter", "type=volume",
+                           "--format", "{{.Action}} {{.Actor.ID}}").stdout.split("\n")
+    assert ["create dvol", "mount dvol", "unmount dvol", "mount dvol", "unmount dvol"] == \
+        [e for e in events if e.endswith(" dvol")]

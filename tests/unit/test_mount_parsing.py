@@ -165,3 +165,7 @@ def test_the_clis_flags(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match="for \"--mount\" flag") as e:
             parse_mount_flag(spec)
         assert words in str(e.value)
+
+
+def test_a_named_volume_may_be_read_only():
+    assert not parse_mount({"Type": "volume", "Source": "vv", "Target": "/x", "ReadOnly": True}).rw
