@@ -12,7 +12,7 @@ import argparse
 import sys
 import threading
 
-from minicontainer.cli import network, security
+from minicontainer.cli import mounts, network, security
 from minicontainer.cli.format import ago, human_size, local_error, table
 from minicontainer.cli.session import Terminal, copy_output, pump_stdin, terminal_size
 
@@ -92,6 +92,7 @@ def create_body(args: argparse.Namespace) -> dict:
     if args.stop_timeout is not None:
         body["StopTimeout"] = args.stop_timeout
     network.network_body(args, body)
+    mounts.mounts_body(args, body)
     return body
 
 
@@ -286,7 +287,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return _each(args, lambda api, ref: api.request("DELETE", f"/containers/{ref}", {"force": int(args.force)}).read())
+    return _each(args, lambda api, ref: api.request("DELETE", f"/containers/{ref}", {
+        "force": int(args.force), "v": int(args.volumes)}).read())
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -508,6 +510,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-timeout", type=int)
     add_resource_flags(p)
     security.add_run_flags(p)
+    mounts.add_run_flags(p)
     network.add_run_flags(p)
     # Namespaces the container shares instead of having its own (engine/namespaces.py).
     p.add_argument("--pid", help="PID namespace: 'host', or 'container:NAME' to see another container's processes")
@@ -572,6 +575,7 @@ def add_container_commands(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_kill)
     p = containers(commands.add_parser("rm", help="remove containers"))
     p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-v", "--volumes", action="store_true", help="remove its anonymous volumes too")
     p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
     p.set_defaults(handler=cmd_rm)
     p = containers(commands.add_parser("wait", help="wait for containers to stop; print their exit codes"))
