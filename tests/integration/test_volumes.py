@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from urllib.parse import quote
 
 import pytest
 from daemon_support import start_daemon, stop_daemon
@@ -99,6 +100,30 @@ def test_errors_are_docker_s_and_leave_nothing(daemon):
     assert r.returncode == 1 and "quota size requested but no quota support" in r.stderr
     assert os.listdir(daemon.volumes) == []
     assert daemon.client.volumes.list() == []
+
+
+def test_what_the_create_route_cannot_honour_is_refused(daemon):
+    sock = str(daemon.root / "run" / "minicontainer.sock")
+
+    def call(method: str, path: str, body: dict | None = None) -> tuple[int, str]:
+        reply = http.request(sock, method, f"/v1.45{path}", json.dumps(body).encode() if body is not None else None,
+                             {"Content-Type": "application/json"})
+        return reply.status, json.loads(reply.read() or b"{}").get("message", "")
+
+    status, message = call("POST", "/volumes/create", {"Name": "v1", "Sizes": "big"})
+    assert status == 400 and "unknown field 'Sizes'" in message
+    status, message = call("POST", "/volumes/create", {"Name": "v1", "Labels": {"a": 1}})
+    assert status == 400 and "Labels must be an object of strings" in message
+    status, message = call("POST", "/volumes/create", {"Name": "v1", "ClusterVolumeSpec": {"Group": "g"}})
+    assert status == 503 and "swarm" in message
+    assert daemon.client.volumes.list() == []
+    daemon.client.volumes.create("v1")
+    status, message = call("PUT", "/volumes/v1?version=1", {"Spec": {}})
+    assert status == 503 and message.startswith("volume update only valid for cluster volumes, but swarm unavailable")
+    assert call("POST", "/volumes/create", {"Name": "v1", "DriverOpts": {"type": "tmpfs", "device": "tmpfs"}}) == (
+        409, ("create v1: volume name must be unique: a volume 'v1' already exists with other options; remove it "
+             "first, or choose another name"))
+    assert call("GET", "/volumes?filters=" + quote('{"colour": ["red"]}')) == (400, "invalid filter 'colour'")
 
 
 def test_prune_takes_anonymous_volumes_unless_all(daemon):
