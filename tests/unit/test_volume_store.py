@@ -286,6 +286,8 @@ def test_copy_up_keeps_owners_modes_links_and_xattrs(tmp_path, users, rootfs):
     assert stat.S_ISFIFO(os.lstat(f"{mp}/pipe").st_mode) and stat.S_IMODE(os.lstat(f"{mp}/pipe").st_mode) == 0o620
     assert os.stat(f"{mp}/conf").st_mtime_ns == os.stat(rootfs / "data" / "conf").st_mtime_ns
     assert json.loads(open_text(os.path.join(volume.directory, "volume.json")))["Filled"] is True
+    told = store.sys.trace.events[-1]  # what `run --explain` narrates
+    assert (told.op, told.args, told.result) == ("copy", "/data of the image -> volume data", "6 files, 10 bytes")
 
 
 def test_copy_up_happens_once_and_never_over_data(tmp_path, users, rootfs):
