@@ -237,6 +237,8 @@ class VolumeStore:
             from minicontainer.engine.clock import now_rfc3339
 
             directory = os.path.join(self.root, name)
+            if os.path.lexists(directory) and not is_mount_point(os.path.join(directory, DATA_DIR)):
+                shutil.rmtree(directory, ignore_errors=True)  # half made (no record): the daemon died in a create
             volume = Volume(name=name, mountpoint=os.path.join(directory, DATA_DIR), labels=labels, options=options,
                             created_at=now_rfc3339().split(".")[0] + "Z", anonymous=anonymous)
             try:

@@ -186,6 +186,9 @@ def test_a_new_store_finds_the_volumes_on_disk(store, tmp_path, users):
     store.create("data", labels={"a": "b"}, driver_opts={"type": "tmpfs", "device": "tmpfs"})
     os.makedirs(tmp_path / "volumes" / "half-made")  # no record: the daemon died during its create
     again = VolumeStore(str(tmp_path / "volumes"), users)
+    assert again.create("half-made").filled is False and sorted(os.listdir(tmp_path / "volumes" / "half-made")) == [
+        "_data", "volume.json"]  # made again, whole
+    again.remove("half-made")
     volume = again.get("data")
     assert volume.inspect() == store.get("data").inspect()
     assert [v.name for v in again.list()] == ["data"]
