@@ -7,6 +7,7 @@ what a volume is); the output, the questions and the exit codes are docker's.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from minicontainer.cli.format import human_size
@@ -53,7 +54,8 @@ def _row(volume: dict) -> dict:
     return {"Driver": volume["Driver"], "Name": volume["Name"], "Scope": volume.get("Scope", "local"),
             "Mountpoint": volume.get("Mountpoint", ""), "Labels": labels,
             "Links": str(usage["RefCount"]) if usage else "N/A",
-            "Size": human_size(usage["Size"]) if usage and usage["Size"] >= 0 else "N/A"}
+            "Size": human_size(usage["Size"]) if usage and usage["Size"] >= 0 else "N/A",
+            "Availability": "N/A", "Group": "N/A", "Status": "N/A"}  # (cluster volumes': swarm's)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -64,6 +66,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     for warning in reply.get("Warnings") or []:
         print(warning, file=sys.stderr)
     rows = [_row(v) for v in sorted(reply.get("Volumes") or [], key=lambda v: v["Name"])]
+    if args.format == "json" and not args.quiet:  # docker's shorthand: each row as one JSON object
+        for row in rows:
+            print(json.dumps(dict(sorted(row.items())), separators=(",", ":")))
+        return 0
     fmt = "{{.Name}}" if args.quiet else (args.format or "table {{.Driver}}\t{{.Name}}")
     sys.stdout.write(formatted(fmt, rows, LS_TITLES))
     return 0

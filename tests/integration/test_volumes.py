@@ -70,6 +70,10 @@ def test_volume_commands_create_list_inspect_remove(daemon):
     assert _ok(daemon.mc("volume", "ls", "-q", "-f", "label=team=a")).stdout == "data\n"
     assert _ok(daemon.mc("volume", "ls", "--format", "{{.Name}} {{.Labels}}", "-f", "name=^da")).stdout == \
         "data team=a\n"
+    assert json.loads(_ok(daemon.mc("volume", "ls", "--format", "json", "-f", "name=data")).stdout) == {
+        "Availability": "N/A", "Driver": "local", "Group": "N/A", "Labels": "team=a", "Links": "N/A",
+        "Mountpoint": str(daemon.volumes / "data" / "_data"), "Name": "data", "Scope": "local", "Size": "N/A",
+        "Status": "N/A"}
     info = json.loads(_ok(daemon.mc("volume", "inspect", "data")).stdout)
     assert info == [{"CreatedAt": info[0]["CreatedAt"], "Driver": "local", "Labels": {"team": "a"},
                      "Mountpoint": str(daemon.volumes / "data" / "_data"), "Name": "data", "Options": None,
