@@ -319,7 +319,9 @@ def _ps_fields(c: dict, no_trunc: bool) -> dict:
             "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c["Created"])),
             "RunningFor": ago_unix(c["Created"]), "Ports": network.ports_text(c), "State": c.get("State", ""),
             "Status": c["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in c["Names"]),
-            "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())), "Mounts": "",
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())),
+            "Mounts": ",".join(name if no_trunc else _trunc(name, 15)  # a volume's name, else a bind's source
+                               for name in (m.get("Name") or m.get("Source") or "" for m in c.get("Mounts") or [])),
             "Networks": ",".join((c.get("NetworkSettings") or {}).get("Networks") or {})}
 
 

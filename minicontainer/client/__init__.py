@@ -92,8 +92,9 @@ class Container(Model):
     def wait(self, condition: str = "not-running") -> dict:
         return self.client.api.json("POST", f"/containers/{self.id}/wait", {"condition": condition})
 
-    def remove(self, force: bool = False) -> None:
-        self.client.api.request("DELETE", f"/containers/{self.id}", {"force": int(force)}).read()
+    def remove(self, force: bool = False, v: bool = False) -> None:
+        """``v``: its anonymous volumes go too (``docker rm -v``)."""
+        self.client.api.request("DELETE", f"/containers/{self.id}", {"force": int(force), "v": int(v)}).read()
 
     def logs(self, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False, tail: str | int = "all",
              since: float | None = None, stream: bool = False, follow: bool | None = None):
@@ -279,6 +280,24 @@ UPDATE_FIELDS = {"mem_limit": "Memory", "memswap_limit": "MemorySwap", "mem_rese
                  "nano_cpus": "NanoCpus", "pids_limit": "PidsLimit"}
 
 
+def volume_binds(volumes: dict | list | None) -> list[str]:
+    """docker-py's ``volumes`` -> ``HostConfig.Binds``: ``{"/src": {"bind": "/dst", "mode": "ro"}}``
+    (or ``"ro": True``, ``"propagation": "rshared"``, or just ``{"/src": "/dst"}``), or a list of
+    ``"/src:/dst[:mode]"`` as they are."""
+    if not isinstance(volumes, dict):
+        return list(volumes or [])
+    binds = []
+    for source, spec in volumes.items():
+        if isinstance(spec, str):
+            binds.append(f"{source}:{spec}:rw")
+            continue
+        mode = ("ro" if spec["ro"] else "rw") if "ro" in spec else spec.get("mode") or "rw"
+        if spec.get("propagation"):
+            mode += "," + spec["propagation"]
+        binds.append(f"{source}:{spec['bind']}:{mode}")
+    return binds
+
+
 class ContainerCollection:
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -289,11 +308,15 @@ class ContainerCollection:
                init: bool = False, mem_limit: int | str | None = None, nano_cpus: int | None = None,
                pids_limit: int | None = None, labels: dict | None = None, stdin_open: bool = False,
                pid_mode: str | None = None, uts_mode: str | None = None, ipc_mode: str | None = None,
-               cgroupns: str | None = None, network_mode: str | None = None) -> Container:
+               cgroupns: str | None = None, network_mode: str | None = None, volumes: dict | list | None = None,
+               mounts: list | None = None, tmpfs: dict | list | None = None, read_only: bool = False,
+               volumes_from: list[str] | None = None) -> Container:
         """docker-py's ``containers.create``, with its argument names.  ``pid_mode``, ``uts_mode``,
         ``ipc_mode``, ``cgroupns`` and ``network_mode`` share a namespace instead of making one:
         ``"host"``, or for PID, IPC and network ``"container:NAME"``; ``network_mode="none"``: a network
-        namespace with only ``lo``."""
+        namespace with only ``lo``.  ``volumes`` in docker-py's forms (``{"/host/dir": {"bind": "/data",
+        "mode": "ro"}, "myvolume": {"bind": "/vol"}}`` or ``["/host/dir:/data:ro"]``), ``mounts`` as
+        docker-py's ``Mount`` dicts, ``tmpfs`` (``{"/run": "size=64m"}``), ``read_only``, ``volumes_from``."""
         from minicontainer.cli.run import parse_bytes
 
         if isinstance(environment, dict):
@@ -308,6 +331,13 @@ class ContainerCollection:
                                "Memory": parse_bytes(mem_limit) if isinstance(mem_limit, str) else mem_limit or 0}}
         if entrypoint is not None:
             body["Entrypoint"] = shlex.split(entrypoint) if isinstance(entrypoint, str) else entrypoint
+        binds = volume_binds(volumes)
+        body["HostConfig"].update({
+            "Binds": binds or None, "Mounts": mounts or None, "ReadonlyRootfs": read_only,
+            "Tmpfs": dict(t.split(":", 1) if ":" in t else (t, "") for t in tmpfs) if isinstance(tmpfs, list) else tmpfs,
+            "VolumesFrom": volumes_from or None})
+        if binds:
+            body["Volumes"] = {(bind.split(":") + [""])[1] or bind: {} for bind in binds}  # as docker-py sends them
         try:
             cid = self.client.api.json("POST", "/containers/create", {"name": name}, body)["Id"]
         except APIError as e:

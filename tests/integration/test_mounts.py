@@ -184,3 +184,39 @@ def test_the_docker_cli_with_volumes(engine):  # noqa: F811
                            "--format", "{{.Action}} {{.Actor.ID}}").stdout.split("\n")
     assert ["create dvol", "mount dvol", "unmount dvol", "mount dvol", "unmount dvol"] == \
         [e for e in events if e.endswith(" dvol")]
+
+
+def test_the_python_clients_volumes_and_mounts(engine, tmp_path):  # noqa: F811
+    from minicontainer.client import Client
+
+    client = Client(engine.env["DOCKER_HOST"].removeprefix("unix://"))
+    (tmp_path / "f").write_text("host file\n")
+    out = client.containers.run("busybox", ["sh", "-c", "cat /ro/f; echo v > /vol/v; grep -c ' /t ' /proc/mounts"],
+                                volumes={str(tmp_path): {"bind": "/ro", "mode": "ro"}, "pyvol": {"bind": "/vol"}},
+                                mounts=[{"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1 << 20}}],
+                                read_only=True, remove=True)
+    assert out == b"host file\n1\n"
+    box = client.containers.create("busybox", "true", volumes=["/anon"], tmpfs=["/run:size=1m"])
+    assert box.attrs["HostConfig"]["Tmpfs"] == {"/run": "size=1m"} and box.attrs["Mounts"][0]["Destination"] == "/anon"
+    box.remove(v=True)
+    assert _volumes(engine) == ["pyvol"]
+    # docker-py itself, as a learner's script would use it
+    import docker
+
+    dpy = docker.DockerClient(base_url=engine.env["DOCKER_HOST"], version="1.45", timeout=30)
+    out = dpy.containers.run("busybox", "cat /vol/v", volumes=["pyvol:/vol:ro"], remove=True,
+                             mounts=[docker.types.Mount("/m", str(tmp_path), type="bind", read_only=True)])
+    assert out == b"v\n"
+
+
+def test_a_containers_mounts_survive_a_restart_of_the_daemon(engine, tmp_path):  # noqa: F811
+    assert engine.mc("create", "--name", "later", "-v", f"{tmp_path}:/h", "-v", "/anon", "--tmpfs", "/t",
+                     "busybox", "sh", "-c", "touch /h/ran; grep -c ' /t \\| /anon ' /proc/mounts").returncode == 0
+    engine.restart()
+    r = engine.mc("start", "-a", "later")
+    assert r.returncode == 0 and r.stdout == "2\n", r.stderr
+    assert (tmp_path / "ran").exists()
+    anonymous = _volumes(engine)
+    assert len(anonymous) == 1
+    r = engine.mc("volume", "rm", anonymous[0]) if engine.mc("volume", "--help").returncode == 0 else None
+    assert r is None or "volume is in use" in r.stderr  # its container still holds it, after the restart too
