@@ -424,7 +424,7 @@ class Builder:
             failed = False
         finally:
             if self.options.forcerm or (self.options.rm and not failed):
-                await self.engine.remove(cid, force=True)
+                await self.engine.remove(cid, force=True, volumes=True)  # its VOLUMEs: anonymous, as Docker
                 if not failed:
                     yield _line(f"Removing intermediate container {cid[:12]}")
         self.cache.remember(key, state.image, image)

@@ -80,7 +80,7 @@ class ContainerListing:
                 "Ports": self.networks.summary_ports(c), "Labels": c.record["Config"].get("Labels") or {},
                 "State": c.state["Status"], "Status": self._status_text(c),
                 "HostConfig": {"NetworkMode": c.record["HostConfig"]["NetworkMode"]},
-                "NetworkSettings": {"Networks": c.record["NetworkSettings"]["Networks"]}, "Mounts": []}
+                "NetworkSettings": {"Networks": c.record["NetworkSettings"]["Networks"]}, "Mounts": c.record["Mounts"]}
 
     @staticmethod
     def _status_text(c: Any) -> str:
