@@ -422,9 +422,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     api = client()
     found, code = [], 0
-    kinds = {"container": ("containers",), "image": ("images",), None: ("containers", "images")}[args.type]
+    # docker's order: a container, an image, a network, then a volume of that name
+    paths = {"container": ("/containers/{}/json",), "image": ("/images/{}/json",), "network": ("/networks/{}",),
+             "volume": ("/volumes/{}",)}
+    kinds = paths[args.type] if args.type else tuple(p for ps in paths.values() for p in ps)
     for ref in args.names:
-        for path in (f"/{kind}/{ref}/json" for kind in kinds):
+        for path in (kind.format(ref) for kind in kinds):
             try:
                 found.append(api.json("GET", path))
                 break
@@ -586,10 +589,11 @@ def add_container_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--since")
     p.add_argument("container")
     p.set_defaults(handler=cmd_logs)
-    p = commands.add_parser("inspect", help="low-level information on containers or images")
+    p = commands.add_parser("inspect", help="low-level information on containers, images, networks or volumes")
     p.add_argument("names", nargs="+")
     p.add_argument("-f", "--format")
-    p.add_argument("--type", choices=("container", "image"), help="look only for this kind of object")
+    p.add_argument("--type", choices=("container", "image", "network", "volume"),
+                   help="look only for this kind of object")
     p.set_defaults(handler=cmd_inspect)
     p = commands.add_parser("top", help="the processes of a running container")
     p.add_argument("container")

@@ -6,6 +6,7 @@
     box = client.containers.run("busybox", "sleep 60", detach=True)
     box.logs(); box.stop(); box.wait(); box.remove()
     client.images.pull("busybox"); client.images.list()
+    data = client.volumes.create("data"); client.volumes.list(); data.remove()
 
 It speaks the Engine API to ``minicontainerd`` over its unix socket (starting the daemon if it is
 not running, as root), as docker-py speaks to dockerd.  In a notebook, containers and images show
@@ -54,6 +55,13 @@ class Model:
     def short_id(self) -> str:
         """The 12 hex digits docker prints (an image ID's ``sha256:`` prefix left out)."""
         return self.id.split(":", 1)[-1][:12]
+
+    def __eq__(self, other: object) -> bool:
+        """The same object of the daemon's (as docker-py compares them: ``volume in client.volumes.list()``)."""
+        return isinstance(other, self.__class__) and self.id == other.id
+
+    def __hash__(self) -> int:
+        return hash(f"{self.__class__.__name__}:{self.id}")
 
 
 class Container(Model):
@@ -214,6 +222,57 @@ class Image(Model):
         return _html_table("image", rows)
 
 
+class Volume(Model):
+    """A named volume: ``attrs`` is ``docker volume inspect``'s JSON; its ID is its name."""
+
+    @property
+    def id(self) -> str:
+        return self.attrs["Name"]
+
+    @property
+    def name(self) -> str:
+        return self.attrs["Name"]
+
+    def reload(self) -> None:
+        self.attrs = self.client.api.inspect_volume(self.id)
+
+    def remove(self, force: bool = False) -> None:
+        """Remove it and its data (refused while a container uses it)."""
+        self.client.api.remove_volume(self.id, force=force)
+
+    def __repr__(self) -> str:
+        return f"<Volume: {self.short_id}>"
+
+    def _repr_html_(self) -> str:
+        labels = ", ".join(f"{k}={v}" for k, v in (self.attrs.get("Labels") or {}).items())
+        options = ", ".join(f"{k}={v}" for k, v in (self.attrs.get("Options") or {}).items())
+        rows = [("Name", self.name), ("Driver", self.attrs.get("Driver", "")),
+                ("Mountpoint", self.attrs.get("Mountpoint", "")), ("Created", self.attrs.get("CreatedAt", "")),
+                ("Labels", labels), ("Options", options)]
+        return _html_table("volume", rows)
+
+
+class VolumeCollection:
+    """``client.volumes``, as docker-py's."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def create(self, name: str | None = None, *, driver: str | None = None, driver_opts: dict | None = None,
+               labels: dict | None = None) -> Volume:
+        attrs = self.client.api.create_volume(name, driver, driver_opts, labels)
+        return Volume(self.client, attrs)
+
+    def get(self, volume_id: str) -> Volume:
+        return Volume(self.client, self.client.api.inspect_volume(volume_id))
+
+    def list(self, filters: dict | None = None) -> list[Volume]:
+        return [Volume(self.client, attrs) for attrs in self.client.api.volumes(filters)["Volumes"] or []]
+
+    def prune(self, filters: dict | None = None) -> dict:
+        return self.client.api.prune_volumes(filters)
+
+
 # docker-py's keyword arguments of update() -> the Engine API's fields
 UPDATE_FIELDS = {"mem_limit": "Memory", "memswap_limit": "MemorySwap", "mem_reservation": "MemoryReservation",
                  "cpu_quota": "CpuQuota", "cpu_period": "CpuPeriod", "cpu_shares": "CpuShares",
@@ -361,6 +420,7 @@ class Client:
         self.api = APIClient(socket_path)
         self.containers = ContainerCollection(self)
         self.images = ImageCollection(self)
+        self.volumes = VolumeCollection(self)
 
     def version(self) -> dict:
         return self.api.json("GET", "/version")

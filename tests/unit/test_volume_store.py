@@ -12,6 +12,7 @@ import stat
 
 import pytest
 
+from minicontainer.engine import volumes
 from minicontainer.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from minicontainer.engine.events import EventLog
 from minicontainer.engine.volumes import ANONYMOUS_LABEL, VolumeStore
@@ -185,6 +186,9 @@ def test_a_new_store_finds_the_volumes_on_disk(store, tmp_path, users):
     store.create("data", labels={"a": "b"}, driver_opts={"type": "tmpfs", "device": "tmpfs"})
     os.makedirs(tmp_path / "volumes" / "half-made")  # no record: the daemon died during its create
     again = VolumeStore(str(tmp_path / "volumes"), users)
+    assert again.create("half-made").filled is False and sorted(os.listdir(tmp_path / "volumes" / "half-made")) == [
+        "_data", "volume.json"]  # made again, whole
+    again.remove("half-made")
     volume = again.get("data")
     assert volume.inspect() == store.get("data").inspect()
     assert [v.name for v in again.list()] == ["data"]
@@ -209,7 +213,9 @@ def test_a_tmpfs_volume_is_mounted_for_its_first_user_and_unmounted_after_its_la
     assert store.mount(volume, "c1") == volume.mountpoint
     store.mount(volume, "c2")
     assert store.sys.calls == [("mount", ("tmpfs", volume.mountpoint, "tmpfs", 8, "size=64m"))]  # MS_NOEXEC
-    monkeypatch.setattr(os.path, "ismount", lambda p: p == volume.mountpoint)
+    monkeypatch.setattr(volumes, "is_mount_point", lambda p: p == volume.mountpoint)
+    with pytest.raises(EngineError, match="remove ram: volume has active mounts"):
+        store.remove("ram")
     store.unmount(volume, "c1")
     assert store.sys.ops() == ["mount"]
     store.unmount(volume, "c2")
@@ -283,6 +289,8 @@ def test_copy_up_keeps_owners_modes_links_and_xattrs(tmp_path, users, rootfs):
     assert stat.S_ISFIFO(os.lstat(f"{mp}/pipe").st_mode) and stat.S_IMODE(os.lstat(f"{mp}/pipe").st_mode) == 0o620
     assert os.stat(f"{mp}/conf").st_mtime_ns == os.stat(rootfs / "data" / "conf").st_mtime_ns
     assert json.loads(open_text(os.path.join(volume.directory, "volume.json")))["Filled"] is True
+    told = store.sys.trace.events[-1]  # what `run --explain` narrates
+    assert (told.op, told.args, told.result) == ("copy", "/data of the image -> volume data", "6 files, 10 bytes")
 
 
 def test_copy_up_happens_once_and_never_over_data(tmp_path, users, rootfs):
