@@ -43,7 +43,11 @@ import time
 from pathlib import Path
 
 from bench_engine import Bench, cleanup, cli, find_cgroups, machine_facts, must, sh, start_daemon
-from harness import daemon_env, needs_root  # set-up and report, shared by the benchmarks (same directory)
+from harness import (  # set-up and report, shared by the benchmarks (same directory)
+    daemon_env,
+    needs_root,
+    report_left,
+)
 
 TARGET = 1.1
 
@@ -130,8 +134,7 @@ def main() -> int:
         print(f"FAILED: {type(e).__name__}: {e}", file=sys.stderr)
     finally:
         left = cleanup(b)
-    print("\nWARNING, left behind:\n  " + "\n  ".join(left) if left else
-          "\nclean-up: containers removed, daemon stopped, no mounts, temp dir (and the volume in it) removed")
+    report_left(left, "containers removed, daemon stopped, no mounts, temp dir (and the volume in it) removed")
     return 0
 
 
