@@ -70,6 +70,16 @@ def test_the_engine_checks_sysctls_against_the_namespaces_the_container_gets():
             sysctls.check(host)
 
 
+def test_dockers_network_sysctls_come_first_and_sysctl_wins():
+    config = default_config(["sh"])
+    sysctls.apply(config, {"NetworkMode": "bridge", "Sysctls": {"net.ipv4.ip_unprivileged_port_start": "80"}})
+    assert config["linux"]["sysctl"]["net.ipv4.ip_unprivileged_port_start"] == "80"
+    assert config["linux"]["sysctl"]["net.ipv4.ping_group_range"] == "0 2147483647"
+    config = default_config(["sh"])
+    sysctls.apply(config, {"NetworkMode": "host"})  # the host's namespace: none of Docker's either
+    assert "sysctl" not in config["linux"]
+
+
 def test_ulimits_are_checked_and_become_rlimits():
     for limit, words in (({"Name": "fly", "Soft": 1, "Hard": 1}, "invalid ulimit type: fly"),
                          ({"Name": "nofile", "Soft": 3, "Hard": 2}, "3 > 2"),
