@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import re
 
-UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+# docker's RAMInBytes (go-units): a number, an optional space, a unit, then an optional "i" and "b":
+# 64m, 64MB, 64 MiB, 1.5g, 1024 (bytes).
+SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$", re.IGNORECASE)
 
 
 def parse_bytes(text: str) -> int:
-    """``-m 64m`` as docker reads it: b, k, m, g suffixes, 1024-based."""
-    t = text.strip().lower().rstrip("b") or "0"
-    unit = UNITS.get(t[-1], 1)
-    number = t[:-1] if t[-1] in UNITS else t
-    try:
-        return int(float(number) * unit)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid size: '{text}'") from None
+    """``-m 64m``, ``--shm-size 128MiB`` as docker reads them: k, m, g, t, p, 1024-based."""
+    m = SIZE.match(text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"invalid size: '{text}'")
+    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
 
 
 def cmd(args: argparse.Namespace) -> int:

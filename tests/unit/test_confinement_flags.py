@@ -215,3 +215,13 @@ def test_cgroup_parent_stays_beneath_the_daemons_cgroup():
     config["linux"]["cgroupsPath"] = "minicontainer-0123456789ab"
     resources.place_in_parent(config, {"CgroupParent": "classroom/alice/"})
     assert config["linux"]["cgroupsPath"] == "classroom/alice/minicontainer-0123456789ab"
+
+
+def test_sizes_are_read_as_docker_reads_them():
+    from minicontainer.cli.run import parse_bytes
+
+    assert parse_bytes("128m") == parse_bytes("128MB") == parse_bytes("128 MiB") == 128 << 20
+    assert parse_bytes("1.5g") == 3 << 29 and parse_bytes("1t") == 1 << 40 and parse_bytes("4096") == 4096
+    for bad in ("", "x", "64q", "-1", "1.5.g", "1.5.5m"):
+        with pytest.raises(argparse.ArgumentTypeError, match="invalid size"):
+            parse_bytes(bad)
