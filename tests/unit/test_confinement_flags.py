@@ -225,3 +225,14 @@ def test_sizes_are_read_as_docker_reads_them():
     for bad in ("", "x", "64q", "-1", "1.5.g", "1.5.5m"):
         with pytest.raises(argparse.ArgumentTypeError, match="invalid size"):
             parse_bytes(bad)
+
+
+def test_all_means_every_capability_the_daemon_holds(monkeypatch):
+    from minicontainer.kernel.capabilities import CAPABILITIES, CapabilitySets
+
+    without = sum(1 << b for n, b in CAPABILITIES.items() if n != "CAP_SYS_RESOURCE")  # a sandbox's root
+    monkeypatch.setattr(confinement, "current", lambda: CapabilitySets(effective=without))
+    assert "CAP_SYS_RESOURCE" not in confinement.capabilities({"Privileged": True})
+    assert "CAP_SYS_RESOURCE" not in confinement.capabilities({"CapAdd": ["ALL"]})
+    with pytest.raises(InvalidParameter, match='not available in the current environment: "CAP_SYS_RESOURCE"'):
+        confinement.capabilities({"CapAdd": ["sys_resource"]})
