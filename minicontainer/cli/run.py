@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import re
-
-UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
-# docker's RAMInBytes (go-units): a number, an optional space, a unit, then an optional "i" and "b":
-# 64m, 64MB, 64 MiB, 1.5g, 1024 (bytes).
-SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$", re.IGNORECASE)
 
 
 def parse_bytes(text: str) -> int:
-    """``-m 64m``, ``--shm-size 128MiB`` as docker reads them: k, m, g, t, p, 1024-based."""
-    m = SIZE.match(text.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"invalid size: '{text}'")
-    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+    """``-m 64m`` as docker reads it (:func:`minicontainer.units.parse_bytes`), for argparse's
+    ``type=``: a bad size is a usage error that says so (``invalid size: '64x'``)."""
+    from minicontainer.units import parse_bytes as in_bytes
+
+    try:
+        return in_bytes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd(args: argparse.Namespace) -> int:

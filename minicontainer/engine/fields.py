@@ -64,7 +64,7 @@ CONFIG: dict[str, Field] = {
     "Healthcheck": refused("--health-cmd: health checks", None),
     "ArgsEscaped": refused("ArgsEscaped (Windows only)", None),
     "Image": honoured(""),
-    "Volumes": refused("volumes (VOLUME, -v)", None),
+    "Volumes": honoured(None, "anonymous volumes (VOLUME, -v /path): engine/mounts.py"),
     "WorkingDir": honoured("", "-w, --workdir"),
     "Entrypoint": honoured(None, "--entrypoint"),
     "NetworkDisabled": honoured(False, "no network: as --network none, a namespace with only lo"),
@@ -135,19 +135,19 @@ HOST_CONFIG: dict[str, Field] = {
     "DnsSearch": honoured([], "--dns-search"),
     "ExtraHosts": honoured(None, "--add-host"),
     "Links": refused("--link (legacy links: use a user-defined network, where names resolve)", None),
-    # not yet: volumes and mounts
-    "Binds": refused("-v, --volume: bind mounts and volumes", None),
-    "Mounts": refused("--mount", None),
-    "VolumeDriver": refused("--volume-driver", ""),
-    "VolumesFrom": refused("--volumes-from", None),
-    "Tmpfs": refused("--tmpfs", None),
+    # mounts (engine/mounts.py checks the values)
+    "Binds": honoured(None, "-v, --volume: bind mounts and volumes"),
+    "Mounts": honoured(None, "--mount"),
+    "VolumeDriver": refused("--volume-driver (this engine has the local driver only)", "", ("local",)),
+    "VolumesFrom": honoured(None, "--volumes-from"),
+    "Tmpfs": honoured(None, "--tmpfs"),
     "StorageOpt": refused("--storage-opt", None),
     # confinement (engine/confinement.py, devices.py, sysctls.py, process_settings.py)
     "Privileged": honoured(False, "--privileged"),  # engine/confinement.py
     "CapAdd": honoured(None, "--cap-add"),  # engine/confinement.py
     "CapDrop": honoured(None, "--cap-drop"),
     "SecurityOpt": honoured(None, "--security-opt: seccomp=unconfined|PROFILE.json, no-new-privileges"),
-    "ReadonlyRootfs": refused("--read-only", False),
+    "ReadonlyRootfs": honoured(False, "--read-only"),
     "MaskedPaths": refused("masked paths", None),
     "ReadonlyPaths": refused("read-only paths", None),
     "Devices": honoured([], "--device"),  # engine/devices.py

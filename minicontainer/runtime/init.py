@@ -159,14 +159,26 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
             hooks.run("startContainer", spec.hooks["startContainer"],
                       {"ociVersion": spec.oci_version, "id": container_id, "status": "running", "pid": os.getpid(),
                        "bundle": spec.bundle, "annotations": spec.annotations})
-        # Nothing of the runtime's may reach the program: close every descriptor but stdio.
-        os.closerange(3, MAX_FD)
-        sys.execve(program, spec.process.args, spec.process.env_dict())
-        raise AssertionError("execve returned")  # pragma: no cover
+        exec_program(sys, spec, program)
     except BaseException as e:  # noqa: BLE001
-        if not ready:
-            _report_and_exit(chan, trace, e)
-        exit_after_ready(e)
+        fail(chan, trace, e, ready=ready)
+
+
+def exec_program(sys: Syscalls, spec: Spec, program: str) -> NoReturn:
+    """The last step of init and of every exec'd process: nothing of the runtime's (or the daemon's)
+    may reach the program, so every descriptor but stdio is closed; then execve replaces this Python
+    with the program, in the same process."""
+    os.closerange(3, MAX_FD)
+    sys.execve(program, spec.process.args, spec.process.env_dict())
+    raise AssertionError("execve returned")  # pragma: no cover
+
+
+def fail(chan: sync.Channel, trace: Trace, exc: BaseException, *, ready: bool) -> NoReturn:
+    """A failure of init or of an exec'd process.  Before ``ready`` the parent waits for our word: the
+    failure goes back over the sync socket.  After it, stderr and the exit code are all there is."""
+    if not ready:
+        _report_and_exit(chan, trace, exc)
+    exit_after_ready(exc)
 
 
 def exit_after_ready(exc: BaseException) -> NoReturn:

@@ -45,7 +45,7 @@ def test_what_the_clients_send_by_default_passes():
 
 @pytest.mark.parametrize(("host", "name"), [
     ({"Links": ["db:db"]}, "HostConfig.Links"),                                                 # --link
-    ({"Binds": ["/tmp:/data"]}, "HostConfig.Binds"),                                            # -v
+    ({"VolumeDriver": "convoy"}, "HostConfig.VolumeDriver"),                                    # --volume-driver
     ({"BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}]}, "HostConfig.BlkioDeviceReadBps"),  # --device-read-bps
     ({"LogConfig": {"Type": "none", "Config": {}}}, "HostConfig.LogConfig"),                    # --log-driver none
     ({"KernelMemory": 64 << 20}, "HostConfig.KernelMemory"),                                  # --kernel-memory
@@ -59,8 +59,7 @@ def test_a_field_not_honoured_is_refused_by_name(host, name):
 
 
 def test_a_map_is_not_zero_for_its_empty_values():
-    assert refusal({"Image": "busybox", "Volumes": {"/data": {}}}).startswith("Volumes=")
-    assert refusal(with_host(Tmpfs={"/run": ""})).startswith("HostConfig.Tmpfs=")
+    assert refusal(with_host(StorageOpt={"dm.basesize": ""})).startswith("HostConfig.StorageOpt=")
     assert "no log driver named 'asdf' is registered" in refusal(with_host(LogConfig={"Type": "asdf"}))
 
 
