@@ -297,7 +297,8 @@ class DockerAPI(*route_classes()):
 
     @route("DELETE", "/images/{name*}")
     async def image_remove(self, call: Call, name: str) -> Reply:
-        return Reply(200, await _maybe_await(self.engine.remove_image(name, force=call.flag("force"))))
+        return Reply(200, await _maybe_await(self.engine.remove_image(name, force=call.flag("force"),
+                                                                   noprune=call.flag("noprune"))))
 
     # --- containers: life cycle ----------------------------------------------------------------
 

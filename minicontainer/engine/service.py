@@ -964,13 +964,16 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
         filters = self._checked_filters(filters, IMAGE_FILTERS)
         out = []
         builds = BuildCache(self.store)
-        for image in self.store.images():
-            if not all and builds.is_intermediate(image):
+        images = self.store.images()
+        parents = builds.parents(images)
+        for image in images:
+            if not all and not image.repo_tags and image.id in parents:
                 continue  # a build step's image, under the next step's: `images -a` lists it
             config = image.config
             tags = [":".join(image_service.familiar_repository(t)) for t in image.repo_tags]
             labels = (config.get("config") or {}).get("Labels") or {}
-            if "dangling" in filters and (not tags) != (filters["dangling"][0].lower() in ("true", "1")):
+            dangling = not tags and image.id not in parents  # a parent is needed: not dangling
+            if "dangling" in filters and dangling != (filters["dangling"][0].lower() in ("true", "1")):
                 continue
             if "reference" in filters:  # only the matching tags are listed, as dockerd does
                 patterns = [image_service.familiar_pattern(p) for p in filters["reference"]]
@@ -1020,10 +1023,12 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             raise InvalidParameter(f"cannot build the starter image '{name}': {e}") from None
         return {"Id": image.id, "RepoTags": [f"{name}:latest"], "Size": image.size}
 
-    async def remove_image(self, name: str, force: bool = False) -> list[dict]:
+    async def remove_image(self, name: str, force: bool = False, noprune: bool = False) -> list[dict]:
         """The record goes at once, on the loop (so no ``create`` can pick the image in between and
         have its layers collected); the garbage collection after it runs in a thread, because it
-        waits for pulls, loads and imports in progress (they hold the store's lease)."""
+        waits for pulls, loads and imports in progress (they hold the store's lease).  ``noprune``:
+        the untagged parents it leaves unneeded stay (``docker rmi --no-prune``)."""
+        from minicontainer.engine.build_cache import BuildCache
         from minicontainer.image.reference import parse
 
         try:
@@ -1033,7 +1038,8 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
             key = name
         try:
             image_id = self.store.resolve(key).id
-            lines = self.store.remove_image(key, force=force, in_use=image_service.in_use(self.store))
+            lines = self.store.remove_image(key, force=force, in_use=image_service.in_use(self.store),
+                                            parent_of=BuildCache(self.store).parent_of, prune_parents=not noprune)
         except LookupError:
             raise NotFound(f"No such image: {name}") from None
         except StoreError as e:
@@ -1055,9 +1061,12 @@ class Engine(ContainerArchives, Renaming, SystemUsage):
     async def prune_images(self, filters: dict | None = None) -> dict:
         """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged.
         The records on the loop, the garbage collection in a thread, as :meth:`remove_image`."""
+        from minicontainer.engine.build_cache import BuildCache
+
         filters = self._checked_filters(filters, IMAGE_PRUNE_FILTERS)
         dangling_only = filters.get("dangling", ["true"])[0].lower() not in ("false", "0")
-        lines = self.store.prune(dangling_only=dangling_only, in_use=self._kept_by_prune(filters))
+        lines = self.store.prune(dangling_only=dangling_only, in_use=self._kept_by_prune(filters),
+                                 parent_of=BuildCache(self.store).parent_of)
         result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
         self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
         return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
