@@ -7,6 +7,7 @@ the daemon (``Up 3 seconds``, ``Exited (0) 2 minutes ago``), with go-units' Huma
 
 from __future__ import annotations
 
+import re
 import time
 
 
@@ -25,20 +26,57 @@ def parse_time(text: str) -> float:
     return calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{frac or 0}")
 
 
-def until_timestamp(text: str, now: float | None = None) -> float:
-    """A prune's ``until=``, as dockerd reads it: a Go duration back from now (``24h``, ``1h30m``,
-    ``90s``), a Unix time (``1700000000``), or an RFC 3339 time.  ValueError otherwise."""
-    import re
+# Go's time.ParseDuration units, in nanoseconds; a duration is one or more number+unit ("1h30m").
+_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+             "m": 60_000_000_000, "h": 3_600_000_000_000}
+_GO_DURATION = re.compile(r"([-+]?)((?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)")
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIX = re.compile(r"(-?\d+)(?:\.(\d{1,9}))?")
 
-    now = time.time() if now is None else now
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
-    if parts and "".join(n + u for n, u in parts) == text:
-        units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-        return now - sum(float(n) * units[u] for n, u in parts)
+
+def point_in_time_ns(text: str, now_ns: int | None = None) -> int:
+    """A ``since``/``until`` in any of the forms docker takes, as nanoseconds since the epoch.
+
+    * Unix seconds, with a fraction if you like: ``1700000000``, ``1700000000.5`` (``0`` is 1970);
+    * a Go duration back from now: ``10m``, ``1h30m``, ``0s`` (that is: now), ``-5m`` (ahead);
+    * an RFC 3339 time or a date: ``2026-12-05T10:00:00Z``, ``...+01:00``, ``2026-12-05`` (without
+      a zone: this machine's local time, as the docker CLI reads it).
+
+    The docker CLI converts durations and dates to Unix seconds before it sends them; our API takes
+    every form, so a hand-written ``curl`` works too.  ValueError with docker's message otherwise.
+    """
+    from datetime import datetime
+
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    if match := _UNIX.fullmatch(text):
+        seconds, fraction = match.groups()
+        sign = -1 if seconds.startswith("-") else 1
+        return int(seconds) * 1_000_000_000 + sign * int((fraction or "").ljust(9, "0"))
+    if match := _GO_DURATION.fullmatch(text):
+        sign, parts = match.groups()
+        # Decimal arithmetic in strings, not floats: 1.1s is exactly 1_100_000_000 ns.
+        ago = sum(_nanos(number, _GO_UNITS[unit]) for number, unit in _GO_PART.findall(parts))
+        return now_ns + ago if sign == "-" else now_ns - ago
+    main, dot, rest = text.partition(".")
+    fraction = re.match(r"\d*", rest).group() if dot else ""
+    zone = rest[len(fraction):] if dot else ""
     try:
-        return parse_time(text)
+        # fromisoformat takes at most microseconds: the nanoseconds are added apart.
+        stamp = datetime.fromisoformat(main + zone.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(f'failed to parse value as time or duration: "{text}"') from None
+    return int(stamp.timestamp()) * 1_000_000_000 + int(fraction[:9].ljust(9, "0"))
+
+
+def _nanos(number: str, unit: int) -> int:
+    whole, _, fraction = number.partition(".")
+    return int(whole or 0) * unit + int(fraction.ljust(9, "0")[:9] or 0) * unit // 1_000_000_000
+
+
+def until_timestamp(text: str, now: float | None = None) -> float:
+    """A prune's ``until=``, as dockerd reads it (see :func:`point_in_time_ns`), in seconds."""
+    try:
+        return point_in_time_ns(text, None if now is None else int(now * 1e9)) / 1e9
     except ValueError:
         raise ValueError(f"invalid until value {text!r}: give a duration (24h), a Unix time or an RFC 3339 time") \
             from None
