@@ -363,7 +363,8 @@ def _member_path(name: str) -> str:
 
 
 class ContainerArchives:
-    """The archive requests, for :class:`~minicontainer.engine.service.Engine` (which inherits this)."""
+    """The archive requests (``cp`` both ways), ``export`` and ``diff`` (the container's changes to its
+    image's files), for :class:`~minicontainer.engine.service.Engine` (which inherits this)."""
 
     containers: dict
     exporting: set[str]
@@ -476,6 +477,52 @@ class ContainerArchives:
             async with fed(reader, upload):
                 await task
             self.event_log.container(container, "extract-to-dir")
+
+    async def export(self, cid: str) -> AsyncIterator[bytes]:
+        """``docker export``: the container's filesystem as one tar, its layers flattened (what
+        ``import`` takes back).
+
+        A running container's ``merged/`` is read as it is (should it exit meanwhile, its unmount
+        is lazy: the export reads on).  A stopped one's layers are mounted for the time of the export,
+        all of it in the export's thread, and ``start`` and ``rm`` wait their turn (409) meanwhile."""
+        container = self.get(cid)
+        if container.id in self.exporting:
+            raise Conflict(f"container {container.id} is being exported already")
+        loop = asyncio.get_running_loop()
+        mount = not container.running
+        if mount:
+            self.exporting.add(container.id)
+        lowerdirs = self.store.lowerdirs(self.store.image(container.record["Image"])) if mount else []
+
+        def write(out) -> None:
+            sys = Syscalls()
+            try:
+                root = overlay.mount_rootfs(sys, lowerdirs, container.dir) if mount else container.path("merged")
+                # Read through a descriptor of the root, not its path: should the container exit and
+                # its filesystem be detached meanwhile, /proc/self/fd/N still leads into it.
+                root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    top = f"/proc/self/fd/{root_fd}"
+                    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                        for entry in sorted(os.listdir(top)):
+                            tar.add(os.path.join(top, entry), arcname=entry)  # symlinks stay links
+                finally:
+                    os.close(root_fd)
+                    if mount:
+                        overlay.unmount_rootfs(sys, container.dir, remove=False)
+            finally:
+                if mount:
+                    loop.call_soon_threadsafe(self.exporting.discard, container.id)
+
+        async for chunk in output_of(write):
+            yield chunk
+
+    def changes(self, cid: str) -> list[dict]:
+        container = self.get(cid)
+        image = self.store.image(container.record["Image"])
+        kinds = {"C": 0, "A": 1, "D": 2}
+        return [{"Path": path, "Kind": kinds[kind]}
+                for kind, path in overlay.diff(container.dir, self.store.lowerdirs(image))]
 
 
 def _owner(root: ContainerRoot, user: str) -> tuple[int, int]:

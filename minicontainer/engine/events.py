@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from minicontainer.engine.filters import has_label
+
 RING_SIZE = 256  # dockerd keeps as many for replays
 # The filter keys `docker events --filter` knows; others are refused rather than ignored.
 FILTERS = ("container", "image", "event", "type", "label", "network", "volume", "daemon", "plugin",
@@ -119,7 +121,7 @@ def matches(message: dict, filters: dict[str, list[str]]) -> bool:
             action = message["Action"]
             ok = action in values or action.split(":", 1)[0] in values
         elif key == "label":
-            ok = all(_has_label(attrs, v) for v in values)
+            ok = all(has_label(attrs, v) for v in values)
         elif key in ("container", "image"):
             if key == "image" and message["Type"] == "container":
                 ok = _names_match(values, [attrs.get("image", "")])
@@ -148,11 +150,6 @@ def _is_id_prefix(prefix: str, ident: str) -> bool:
 def _image_name(name: str) -> str:
     """``busybox`` and ``busybox:latest`` are the same image for a filter."""
     return name if ":" in name.rsplit("/", 1)[-1] or "@" in name else f"{name}:latest"
-
-
-def _has_label(attrs: dict[str, str], wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in attrs and (not eq or attrs[key] == value)
 
 
 def parse_timestamp(text: str | None, name: str) -> int | None:

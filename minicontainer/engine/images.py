@@ -1,17 +1,26 @@
 """The engine's image service: what ``pull``, ``images``, ``rmi``, ``tag``... do, above the store.
 
-The CLI calls these today; the daemon (``minicontainerd``) will call the same functions when it
-serves the Docker Engine API.  Here the names users type (``busybox``, ``a3ed95``) meet the store's
-full references (``docker.io/library/busybox:latest``) and IDs (``sha256:a3ed95...``).
+Here the names users type (``busybox``, ``a3ed95``) meet the store's full references
+(``docker.io/library/busybox:latest``) and IDs (``sha256:a3ed95...``).  The functions work on a
+store and block (``engine/run.py`` and the tests call them as they are); :class:`ImageService`, at
+the end, is the daemon's side: the image requests of the Engine API, on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from minicontainer import config
+from minicontainer.engine import errors
+from minicontainer.engine.build_cache import BuildCache
+from minicontainer.engine.clock import parse_time
+from minicontainer.engine.filters import checked_filters, has_label, has_labels, until
+from minicontainer.engine.threads import ChunkReader, fed, output_of, progress_of
 from minicontainer.image import reference
-from minicontainer.image.store import Image, NotFound, Store
+from minicontainer.image.store import Image, NotFound, Store, StoreError
 
 
 def open_store(root: str | None = None) -> Store:
@@ -199,3 +208,252 @@ def inspect_json(image) -> dict:
         "RootFS": {"Type": "layers", "Layers": config.get("rootfs", {}).get("diff_ids", [])},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},  # Go's zero time: never tagged
     }
+
+
+# --- the engine's side --------------------------------------------------------------------------------
+
+# What `images --filter` and `image prune --filter` understand; docker refuses the others.
+IMAGE_FILTERS = ("dangling", "reference", "label")
+IMAGE_PRUNE_FILTERS = ("dangling", "label", "label!", "until")
+
+
+class ImageService:
+    """The image requests, for :class:`~minicontainer.engine.service.Engine` (which inherits this).
+
+    ``pull`` and ``push`` run this module's functions of the same name in a thread (they block on the
+    network), their progress messages bridged to the event loop; ``save``, ``load`` and ``import``
+    stream tars to and from :mod:`minicontainer.image.archive` the same way.  A name that finds
+    nothing is the API's 404 (``errors.NotFound``), not the store's ``NotFound`` (a LookupError)."""
+
+    store: Store
+    event_log: Any
+    get: Callable
+
+    async def pull(self, image: str, tag: str | None, platform_name: str | None = None,
+                   auth: dict | None = None, explain: bool = False) -> AsyncIterator[dict]:
+        """Progress messages as docker's; with ``explain`` (ours), ``{"explain": event}`` for each HTTP
+        exchange with the registry too.  The credentials are the client's (``auth``), or none: the
+        daemon never lends its own login to whoever can reach its socket."""
+        name = f"{image}:{tag}" if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1] else image
+        async for msg in progress_of(lambda progress: pull(
+                name, self.store, platform=platform_name, progress=progress, auth=auth or {},
+                explain=(lambda ev: progress({"explain": ev._asdict()})) if explain else None)):
+            yield msg
+        self.event_log.pulled(name)
+
+    async def push(self, image: str, tag: str | None, auth: dict | None = None) -> AsyncIterator[dict]:
+        name = f"{image}:{tag}" if tag and ":" not in image.rsplit("/", 1)[-1] else image
+        try:
+            find(self.store, name)
+        except LookupError:
+            raise errors.NotFound(f"An image does not exist locally with the tag: {_familiar(name)}") from None
+        async for msg in progress_of(lambda progress: push(
+                name, self.store, progress=progress, auth=auth or {})):
+            yield msg
+
+    # --- image archives (save, load, import) -------------------------------------------------------
+    async def save(self, names: list[str], fmt: str = "docker-archive") -> AsyncIterator[bytes]:
+        """``docker save``'s tar, as it is written.  Unknown names fail before the first byte (404)."""
+        from minicontainer.image import archive
+
+        try:
+            archive.select(self.store, names)
+        except LookupError as e:
+            raise errors.NotFound(str(e).strip("'\"")) from None
+        except ValueError as e:
+            raise errors.InvalidParameter(str(e)) from None
+        async for chunk in output_of(lambda out: archive.save(self.store, names, out, format=fmt)):
+            yield chunk
+
+    async def load(self, upload: AsyncIterator[bytes], quiet: bool = False) -> AsyncIterator[dict]:
+        """``docker load``: the tar streams in from the client while the thread unpacks it."""
+        from minicontainer.image import archive
+
+        def work(progress: Callable[[dict], None]) -> None:
+            shown = (lambda msg: "stream" in msg and progress(msg)) if quiet else progress
+            try:
+                archive.load(self.store, reader, progress=shown)
+            finally:
+                reader.close()
+
+        async for msg in self._with_upload(upload, reader := ChunkReader(), work):
+            yield msg
+
+    async def import_image(self, upload: AsyncIterator[bytes], reference: str | None, changes: list[str],
+                           message: str) -> AsyncIterator[dict]:
+        """``docker import``: a root filesystem's tar becomes a one-layer image; the last message is its ID."""
+        from minicontainer.image import archive
+
+        def work(progress: Callable[[dict], None]) -> None:
+            try:
+                image = archive.import_tarball(self.store, reader, reference=reference, changes=changes,
+                                               message=message)
+            finally:
+                reader.close()
+            progress({"status": image.id})
+
+        async for msg in self._with_upload(upload, reader := ChunkReader(), work):
+            yield msg
+
+    @staticmethod
+    async def _with_upload(upload: AsyncIterator[bytes], reader: ChunkReader,
+                           work: Callable[[Callable[[dict], None]], None]) -> AsyncIterator[dict]:
+        async with fed(reader, upload):
+            async for msg in progress_of(work):
+                yield msg
+
+    def images(self, all: bool = False, filters: dict | None = None) -> list[dict]:
+        """``docker images``' rows; ``filters``: dangling=true|false, reference=GLOB (``busy*``,
+        ``busybox:1.*``), label=KEY[=VALUE]."""
+        import fnmatch
+
+        filters = checked_filters(filters, IMAGE_FILTERS)
+        out = []
+        builds = BuildCache(self.store)
+        images = self.store.images()
+        parents = builds.parents(images)
+        for image in images:
+            if not all and not image.repo_tags and image.id in parents:
+                continue  # a build step's image, under the next step's: `images -a` lists it
+            config = image.config
+            tags = [":".join(familiar_repository(t)) for t in image.repo_tags]
+            labels = (config.get("config") or {}).get("Labels") or {}
+            dangling = not tags and image.id not in parents  # a parent is needed: not dangling
+            if "dangling" in filters and dangling != (filters["dangling"][0].lower() in ("true", "1")):
+                continue
+            if "reference" in filters:  # only the matching tags are listed, as dockerd does
+                patterns = [familiar_pattern(p) for p in filters["reference"]]
+                tags = [t for t in tags if any(fnmatch.fnmatchcase(t, pattern) or fnmatch.fnmatchcase(
+                    t.rsplit(":", 1)[0], pattern) for pattern in patterns)]
+                if not tags:
+                    continue
+            if "label" in filters and not has_labels(labels, filters["label"]):  # (`all` is the flag here)
+                continue
+            out.append({"Id": image.id, "ParentId": builds.parent_of(image.id), "RepoTags": tags,
+                        "RepoDigests": list(image.repo_digests), "Created": int(parse_time(image.created)),
+                        "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
+                        "Labels": labels, "Containers": -1})
+        return out
+
+    def image_inspect(self, name: str) -> dict:
+        try:
+            data = inspect_json(find(self.store, name))
+        except LookupError:
+            raise errors.NotFound(f"No such image: {name}") from None
+        data["Parent"] = BuildCache(self.store).parent_of(data["Id"])  # what it was built or committed from
+        return data
+
+    def image_history(self, name: str) -> list[dict]:
+        data = self.image_inspect(name)
+        image = find(self.store, name)
+        history = image.config.get("history") or []
+        # Each history entry that made a layer (not "empty_layer") gets that layer's size, in order.
+        sizes = iter([self.store.layer(c).size for c in image.chain_ids])
+        sized = [0 if h.get("empty_layer") else next(sizes, 0) for h in history]
+        return [{"Id": data["Id"] if i == len(history) - 1 else "<missing>",
+                 "Created": int(parse_time(h.get("created", ""))), "CreatedBy": h.get("created_by", ""),
+                 "Tags": data["RepoTags"] if i == len(history) - 1 else None, "Size": sized[i],
+                 "Comment": h.get("comment", "")} for i, h in reversed(list(enumerate(history)))]
+
+    async def install_starter(self, name: str) -> dict:
+        """A starter image built from this host's files (no registry needed), in a thread."""
+        from minicontainer.image.starter import STARTERS, install_starter
+
+        if name not in STARTERS:
+            raise errors.NotFound(f"no starter image '{name}' (there are: {', '.join(STARTERS)})")
+        try:
+            image = await asyncio.get_running_loop().run_in_executor(None, install_starter, self.store, name)
+        except (OSError, RuntimeError) as e:  # e.g. redis without redis-server on the host
+            raise errors.InvalidParameter(f"cannot build the starter image '{name}': {e}") from None
+        return {"Id": image.id, "RepoTags": [f"{name}:latest"], "Size": image.size}
+
+    async def remove_image(self, name: str, force: bool = False, noprune: bool = False) -> list[dict]:
+        """The record goes at once, on the loop (so no ``create`` can pick the image in between and
+        have its layers collected); the garbage collection after it runs in a thread, because it
+        waits for pulls, loads and imports in progress (they hold the store's lease).  ``noprune``:
+        the untagged parents it leaves unneeded stay (``docker rmi --no-prune``)."""
+        from minicontainer.image.reference import parse
+
+        try:
+            key = str(parse(name))
+            self.store.resolve(key)
+        except (ValueError, LookupError):
+            key = name
+        try:
+            image_id = self.store.resolve(key).id
+            lines = self.store.remove_image(key, force=force, in_use=in_use(self.store),
+                                            parent_of=BuildCache(self.store).parent_of, prune_parents=not noprune)
+        except LookupError:
+            raise errors.NotFound(f"No such image: {name}") from None
+        except StoreError as e:
+            raise errors.Conflict(str(e)) from None
+        await asyncio.get_running_loop().run_in_executor(None, self.store.gc)  # what no image refers to
+        for line in lines:  # "Untagged: <ref>" and "Deleted: <id>", as docker reports each
+            self.event_log.image("untag" if line.startswith("Untagged") else "delete", image_id, image_id)
+        return [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
+                for verb, _, rest in (line.partition(": ") for line in lines)]
+
+    def tag_image(self, name: str, repo: str, tag: str | None) -> None:
+        from minicontainer.image.reference import parse
+
+        image = find(self.store, name)
+        ref = parse(f"{repo}:{tag or 'latest'}")
+        self.store.tag(image.id, str(ref))
+        self.event_log.image("tag", image.id, ref.familiar())
+
+    async def prune_images(self, filters: dict | None = None) -> dict:
+        """``dangling=false`` (``image prune -a``): every image no container uses, not only the untagged.
+        The records on the loop, the garbage collection in a thread, as :meth:`remove_image`."""
+        filters = checked_filters(filters, IMAGE_PRUNE_FILTERS)
+        dangling_only = filters.get("dangling", ["true"])[0].lower() not in ("false", "0")
+        lines = self.store.prune(dangling_only=dangling_only, in_use=self._kept_by_prune(filters),
+                                 parent_of=BuildCache(self.store).parent_of)
+        result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
+        self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
+        return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
+                                  for verb, _, rest in (x.partition(": ") for x in lines)] or None,
+                "SpaceReclaimed": getattr(result, "freed", 0)}
+
+    def _kept_by_prune(self, filters: dict[str, list[str]]) -> Callable[[str], bool]:
+        """A prune's "keep this image" test: in use, or not among the images the filters name."""
+        used = in_use(self.store)
+
+        def kept(image_id: str) -> bool:
+            image = self.store.image(image_id)
+            labels = (image.config.get("config") or {}).get("Labels") or {}
+            return used(image_id) or not (
+                all(has_label(labels, v) for v in filters.get("label", []))
+                and not any(has_label(labels, v) for v in filters.get("label!", []))
+                and all(parse_time(image.created) < until(v) for v in filters.get("until", [])))
+
+        return kept
+
+    # --- images made here ------------------------------------------------------------------------------
+    async def commit(self, cid: str, **options) -> dict:
+        """``docker commit``: see :mod:`minicontainer.engine.commit`."""
+        from minicontainer.engine.commit import commit_container
+
+        return {"Id": (await commit_container(self, self.get(cid), **options)).id}
+
+    async def prune_build_cache(self, filters: dict | None = None, all: bool = False) -> dict:
+        """``docker builder prune``: see :mod:`minicontainer.engine.build_cache`."""
+        kept = self._kept_by_prune(checked_filters(filters, ("label", "label!", "until")))
+        removed, freed = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: BuildCache(self.store).prune(kept, forget_all=all))
+        return {"CachesDeleted": removed or None, "SpaceReclaimed": freed}
+
+    def build(self, upload: AsyncIterator[bytes], options) -> AsyncIterator[dict]:
+        """``docker build``: see :mod:`minicontainer.engine.build`."""
+        from minicontainer.engine.build import build
+
+        return build(self, upload, options)
+
+
+def _familiar_ref(text: str) -> str:
+    """``docker.io/library/busybox:latest`` -> ``busybox:latest``: what dockerd answers an ``rmi`` with."""
+    from minicontainer.image.reference import parse
+
+    try:
+        return parse(text).familiar()
+    except ValueError:
+        return text

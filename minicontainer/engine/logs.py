@@ -26,9 +26,10 @@ import logging
 import os
 import struct
 import termios
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from minicontainer.engine.clock import now_rfc3339
+from minicontainer.engine.clock import now_rfc3339, parse_time
 from minicontainer.kernel.syscalls import IN_CLOEXEC, IN_MODIFY, IN_NONBLOCK, KernelError, Syscalls
 
 log = logging.getLogger(__name__)
@@ -271,3 +272,49 @@ class TerminalTail:
         for queue in self.readers:
             queue.put_nowait(None)
         self.readers.clear()
+
+
+class LogReading:
+    """``GET /containers/{id}/logs``, for :class:`~minicontainer.engine.service.Engine` (which inherits
+    this): json.log read from the start, then (``follow``) the live tail's new lines as they come."""
+
+    tails: dict
+    get: Callable
+
+    async def logs(self, cid: str, *, stdout: bool = True, stderr: bool = True, follow: bool = False,
+                   since: float = 0, until: float = 0, timestamps: bool = False,
+                   tail: str = "all") -> AsyncIterator[tuple[int, bytes]]:
+        container = self.get(cid)
+        live = self.tails.get(container.id)
+        queue: asyncio.Queue | None = None
+        if live is not None:
+            live.poll()
+            if follow:
+                queue = asyncio.Queue()
+                live.readers.append(queue)
+        wanted = {1: stdout, 2: stderr}
+        entries = []
+        try:
+            with open(container.path("json.log")) as f:  # noqa: ASYNC230 - a small local file: not worth a thread
+                for line in f:
+                    entry = json.loads(line)
+                    stream = 1 if entry["stream"] == "stdout" else 2
+                    t = parse_time(entry["time"])
+                    if wanted[stream] and (not since or t >= since) and (not until or t <= until):
+                        entries.append((stream, entry["log"].encode(), entry["time"]))
+        except FileNotFoundError:
+            pass
+        if tail not in ("all", "", None):
+            n = int(tail)
+            entries = entries[-n:] if n > 0 else []
+        for stream, data, stamp in entries:
+            yield stream, (stamp.encode() + b" " + data) if timestamps else data
+        if queue is None:
+            return
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            stream, data, stamp = item
+            if wanted[stream]:
+                yield stream, (stamp.encode() + b" " + data) if timestamps else data

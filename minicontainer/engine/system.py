@@ -1,4 +1,6 @@
-"""``docker system df``: what the engine's objects take on disk, and how much a prune would give back.
+"""The engine as a whole: ``docker version``, ``docker info``, and ``docker system df``.
+
+``system df``: what the engine's objects take on disk, and how much a prune would give back.
 
 Images share layers (two images ``FROM busybox`` store busybox's layer once), so an image has two
 sizes: ``Size``, all its layers, and ``SharedSize``, the part other images use too.  A container's
@@ -8,12 +10,20 @@ own size is its overlay's upper layer (``SizeRw``: what it wrote); with its imag
 
 from __future__ import annotations
 
+import logging
 import os
+import platform
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from minicontainer import __version__
 from minicontainer.engine.errors import InvalidParameter
+
+API_VERSION = "1.45"
+MIN_API_VERSION = "1.24"
+VERSION = __version__  # the engine reports the package's version
+log = logging.getLogger(__name__)
 
 DF_TYPES = ("container", "image", "volume", "build-cache")
 
@@ -66,3 +76,58 @@ class SystemUsage:
         if "build-cache" in wanted:
             out["BuildCache"] = []  # nor a build cache: never null, the docker CLI counts it
         return out
+
+
+class SystemInfo:
+    """``GET /version`` and ``GET /info``, for :class:`~minicontainer.engine.service.Engine` (which
+    inherits this): what this engine is, and the host it runs on."""
+
+    containers: dict
+    store: Any
+    data_root: str
+
+    def version(self) -> dict:
+        u = os.uname()
+        return {"Platform": {"Name": "minicontainer"}, "Version": VERSION, "ApiVersion": API_VERSION,
+                "MinAPIVersion": MIN_API_VERSION, "GitCommit": "n/a", "GoVersion": f"python{platform.python_version()}",
+                "Os": "linux", "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(u.machine, u.machine),
+                "KernelVersion": u.release, "BuildTime": "",
+                "Components": [{"Name": "Engine", "Version": VERSION,
+                                "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+                                            "Os": "linux", "KernelVersion": u.release}},
+                               {"Name": "minicontainer-runtime", "Version": VERSION, "Details": {}}]}
+
+    def info(self) -> dict:
+        from minicontainer.kernel.cgroups.layout import detect
+
+        u = os.uname()
+        running = sum(c.running for c in self.containers.values())
+        paused = sum(bool(c.state.get("Paused")) for c in self.containers.values())
+        try:
+            mode = detect().mode
+        except Exception:  # noqa: BLE001 - info must answer even without cgroups
+            mode = "unknown"
+        with open("/proc/meminfo") as f:
+            mem_total = int(f.readline().split()[1]) * 1024
+        return {"ID": "", "Debug": log.isEnabledFor(logging.DEBUG), "Containers": len(self.containers),
+                "ContainersRunning": running - paused, "ContainersPaused": paused,
+                "ContainersStopped": len(self.containers) - running, "Images": len(self.store.images()),
+                "Driver": "overlay2", "MemoryLimit": True, "SwapLimit": True, "CgroupDriver": "cgroupfs",
+                "CgroupVersion": "2" if mode == "v2" else "1", "KernelVersion": u.release,
+                "OperatingSystem": _os_name(), "OSType": "linux",
+                "Architecture": u.machine, "NCPU": os.cpu_count(), "MemTotal": mem_total, "Name": u.nodename,
+                "ServerVersion": VERSION, "DockerRootDir": self.data_root, "Runtimes": {"minicontainer-runtime": {}},
+                "DefaultRuntime": "minicontainer-runtime", "LoggingDriver": "json-file", "Plugins": {},
+                "Labels": [], "ExperimentalBuild": False, "Warnings": [f"cgroup layout: {mode}"] if mode == "hybrid"
+                else []}
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"

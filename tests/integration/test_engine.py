@@ -349,6 +349,8 @@ def test_format_tables_and_top(engine):
     listed = engine.mc("images", "--filter", "reference=my*", "--format", "{{.Repository}}:{{.Tag}}")
     assert listed.stdout == "mybox:1.0\n"
     assert engine.mc("images", "-q", "--filter", "dangling=true").stdout == ""
+    labelled = engine.mc("images", "-q", "--filter", "label=tier")
+    assert (labelled.returncode, labelled.stdout, labelled.stderr) == (0, "", "")  # busybox has no labels
     assert engine.mc("images", "--filter", "bogus=1").stderr == "Error response from daemon: invalid filter 'bogus'\n"
     assert engine.mc("rmi", "mybox:1.0").returncode == 0
     assert engine.mc("inspect", "--type", "image", "-f", "{{.Os}}", "busybox").stdout == "linux\n"
