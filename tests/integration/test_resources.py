@@ -49,7 +49,7 @@ def test_a_program_past_its_memory_limit_is_oom_killed(engine, client, tmp_path)
     assert series.column("memory")[0] < 0.5 * 32 * MiB     # ...from well below it
     oom = series.mark("oom")
     assert oom is not None and series.mark("die").attributes["exitCode"] == "137"
-    r = engine.mc("events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}", "--filter",
+    r = engine.mc("events", "--since", f"{since:.9f}", "--until", f"{time.time():.3f}", "--filter",
                   f"container={box.id}", "--format", "{{.Action}}")
     assert r.stdout.split() == ["start", "oom", "die"]
     fig = plots.memory(series)
@@ -146,7 +146,7 @@ def test_a_paused_container_uses_no_cpu_until_unpaused(engine, client):
     assert engine.mc("stop", "-t", "1", "frozen").returncode == 0
     box.reload()
     assert box.attrs["State"]["Status"] == "exited" and box.attrs["State"]["Paused"] is False
-    r = engine.mc("events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}", "--filter", "type=container",
+    r = engine.mc("events", "--since", f"{since:.9f}", "--until", f"{time.time():.3f}", "--filter", "type=container",
                   "--format", "{{.Action}}")  # (the network's disconnect names the container too, as Docker's)
     assert r.stdout.split() == ["kill", "unpause", "kill", "die", "stop"]
     box.remove()
