@@ -12,9 +12,10 @@ import argparse
 import sys
 import threading
 
-from minicontainer.cli import network, security
-from minicontainer.cli.format import ago, human_size, local_error, table
+from minicontainer.cli import mounts, network, security
+from minicontainer.cli.format import ago, local_error, table
 from minicontainer.cli.session import Terminal, copy_output, pump_stdin, terminal_size
+from minicontainer.units import human_size
 
 
 def explain(api, cid: str, since_ns: int, title: str) -> None:
@@ -92,6 +93,7 @@ def create_body(args: argparse.Namespace) -> dict:
     if args.stop_timeout is not None:
         body["StopTimeout"] = args.stop_timeout
     network.network_body(args, body)
+    mounts.mounts_body(args, body)
     return body
 
 
@@ -286,7 +288,8 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return _each(args, lambda api, ref: api.request("DELETE", f"/containers/{ref}", {"force": int(args.force)}).read())
+    return _each(args, lambda api, ref: api.request("DELETE", f"/containers/{ref}", {
+        "force": int(args.force), "v": int(args.volumes)}).read())
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
@@ -317,7 +320,9 @@ def _ps_fields(c: dict, no_trunc: bool) -> dict:
             "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(c["Created"])),
             "RunningFor": ago_unix(c["Created"]), "Ports": network.ports_text(c), "State": c.get("State", ""),
             "Status": c["Status"], "Size": "", "Names": ",".join(n.lstrip("/") for n in c["Names"]),
-            "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())), "Mounts": "",
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())),
+            "Mounts": ",".join(name if no_trunc else _trunc(name, 15)  # a volume's name, else a bind's source
+                               for name in (m.get("Name") or m.get("Source") or "" for m in c.get("Mounts") or [])),
             "Networks": ",".join((c.get("NetworkSettings") or {}).get("Networks") or {})}
 
 
@@ -404,9 +409,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     api = client()
     found, code = [], 0
-    kinds = {"container": ("containers",), "image": ("images",), None: ("containers", "images")}[args.type]
+    # docker's order: a container, an image, a network, then a volume of that name
+    paths = {"container": ("/containers/{}/json",), "image": ("/images/{}/json",), "network": ("/networks/{}",),
+             "volume": ("/volumes/{}",)}
+    kinds = paths[args.type] if args.type else tuple(p for ps in paths.values() for p in ps)
     for ref in args.names:
-        for path in (f"/{kind}/{ref}/json" for kind in kinds):
+        for path in (kind.format(ref) for kind in kinds):
             try:
                 found.append(api.json("GET", path))
                 break
@@ -491,6 +499,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-timeout", type=int)
     add_resource_flags(p)
     security.add_run_flags(p)
+    mounts.add_run_flags(p)
     network.add_run_flags(p)
     # Namespaces the container shares instead of having its own (engine/namespaces.py).
     p.add_argument("--pid", help="PID namespace: 'host', or 'container:NAME' to see another container's processes")
@@ -555,6 +564,7 @@ def add_container_commands(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_kill)
     p = containers(commands.add_parser("rm", help="remove containers"))
     p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-v", "--volumes", action="store_true", help="remove its anonymous volumes too")
     p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
     p.set_defaults(handler=cmd_rm)
     p = containers(commands.add_parser("wait", help="wait for containers to stop; print their exit codes"))
@@ -567,10 +577,11 @@ def add_container_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--until", help="only output before this time (the same forms)")
     p.add_argument("container")
     p.set_defaults(handler=cmd_logs)
-    p = commands.add_parser("inspect", help="low-level information on containers or images")
+    p = commands.add_parser("inspect", help="low-level information on containers, images, networks or volumes")
     p.add_argument("names", nargs="+")
     p.add_argument("-f", "--format")
-    p.add_argument("--type", choices=("container", "image"), help="look only for this kind of object")
+    p.add_argument("--type", choices=("container", "image", "network", "volume"),
+                   help="look only for this kind of object")
     p.set_defaults(handler=cmd_inspect)
     p = commands.add_parser("top", help="the processes of a running container")
     p.add_argument("container")

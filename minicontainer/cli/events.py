@@ -19,7 +19,7 @@ import time
 def timestamp(text: str | None, now: float | None = None) -> str | None:
     """docker's ``--since``/``--until``: a Go duration before now (``10m``, ``1h30m``, ``0s``), Unix
     seconds (``1700000000.5``), or an RFC 3339 date or time -> Unix ``seconds.nanoseconds`` for the API."""
-    from minicontainer.engine.clock import point_in_time_ns
+    from minicontainer.units import point_in_time_ns
 
     if not text:
         return None

@@ -81,6 +81,12 @@ def add_network(commands: argparse._SubParsersAction) -> None:
     network.add_commands(commands)
 
 
+def add_volume(commands: argparse._SubParsersAction) -> None:
+    from minicontainer.cli import volume
+
+    volume.add_commands(commands)
+
+
 def add_resources(commands: argparse._SubParsersAction) -> None:
     from minicontainer.cli import events, resources, stats
 
@@ -102,7 +108,8 @@ def add_system(commands: argparse._SubParsersAction) -> None:
 
 
 # The subcommands, in the order `minicontainer --help` lists them.
-COMMANDS = (add_run, add_exec, add_containers, add_resources, add_images, add_archive, add_build, add_cp, add_system, add_network, add_doctor)
+COMMANDS = (add_run, add_exec, add_containers, add_resources, add_images, add_archive, add_build, add_cp, add_system, add_network, add_volume,
+            add_doctor)
 
 
 # --- The parser ------------------------------------------------------------------------------------
@@ -192,6 +199,7 @@ GROUPS = {
                     add_images),
     **dict.fromkeys(("save", "load", "import", "export"), add_archive),
     **dict.fromkeys(("network", "port"), add_network),
+    "volume": add_volume,
     **dict.fromkeys(("events", "stats", "pause", "unpause", "update"), add_resources),
     **dict.fromkeys(("commit", "build"), add_build),
     "doctor": add_doctor,

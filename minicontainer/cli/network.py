@@ -128,8 +128,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _per_network(names: list[str], action) -> tuple[list, int]:
-    """``action(api, name)`` for each network named; a failure is reported and the others go on."""
+def per_object(names: list[str], action) -> tuple[list, int]:
+    """``action(api, name)`` for each object named (networks, volumes); a failure is reported in
+    docker's words and the others go on; the exit code is 1 if any failed."""
     from minicontainer.client.api import APIError
 
     api, done, code = daemon_client(), [], 0
@@ -145,7 +146,7 @@ def _per_network(names: list[str], action) -> tuple[list, int]:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from minicontainer.cli.images import print_inspected
 
-    found, code = _per_network(args.networks, lambda api, name: api.json("GET", f"/networks/{name}"))
+    found, code = per_object(args.networks, lambda api, name: api.json("GET", f"/networks/{name}"))
     print_inspected(found, args.format)
     return code
 
@@ -154,7 +155,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     def remove(api, name: str) -> None:
         api.request("DELETE", f"/networks/{name}").read()
         print(name)
-    return _per_network(args.networks, remove)[1]
+    return per_object(args.networks, remove)[1]
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

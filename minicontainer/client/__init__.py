@@ -6,6 +6,7 @@
     box = client.containers.run("busybox", "sleep 60", detach=True)
     box.logs(); box.stop(); box.wait(); box.remove()
     client.images.pull("busybox"); client.images.list()
+    data = client.volumes.create("data"); client.volumes.list(); data.remove()
 
 It speaks the Engine API to ``minicontainerd`` over its unix socket (starting the daemon if it is
 not running, as root), as docker-py speaks to dockerd.  In a notebook, containers and images show
@@ -55,6 +56,13 @@ class Model:
         """The 12 hex digits docker prints (an image ID's ``sha256:`` prefix left out)."""
         return self.id.split(":", 1)[-1][:12]
 
+    def __eq__(self, other: object) -> bool:
+        """The same object of the daemon's (as docker-py compares them: ``volume in client.volumes.list()``)."""
+        return isinstance(other, self.__class__) and self.id == other.id
+
+    def __hash__(self) -> int:
+        return hash(f"{self.__class__.__name__}:{self.id}")
+
 
 class Container(Model):
 
@@ -84,8 +92,9 @@ class Container(Model):
     def wait(self, condition: str = "not-running") -> dict:
         return self.client.api.json("POST", f"/containers/{self.id}/wait", {"condition": condition})
 
-    def remove(self, force: bool = False) -> None:
-        self.client.api.request("DELETE", f"/containers/{self.id}", {"force": int(force)}).read()
+    def remove(self, force: bool = False, v: bool = False) -> None:
+        """``v``: its anonymous volumes go too (``docker rm -v``)."""
+        self.client.api.request("DELETE", f"/containers/{self.id}", {"force": int(force), "v": int(v)}).read()
 
     def logs(self, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False, tail: str | int = "all",
              since: float | None = None, stream: bool = False, follow: bool | None = None):
@@ -144,7 +153,7 @@ class Container(Model):
         """Change the limits while it runs, docker-py's names: ``mem_limit="64m"``, ``memswap_limit``,
         ``mem_reservation``, ``cpu_quota``, ``cpu_period``, ``cpu_shares``, ``cpuset_cpus``,
         ``cpuset_mems``, ``blkio_weight``, ``nano_cpus``, ``pids_limit``."""
-        from minicontainer.cli.run import parse_bytes
+        from minicontainer.units import parse_bytes
 
         body = {}
         for name, value in limits.items():
@@ -206,11 +215,97 @@ class Image(Model):
         return f"<Image: {', '.join(repr(t) for t in self.tags)}>"
 
     def _repr_html_(self) -> str:
-        from minicontainer.cli.format import human_size
+        from minicontainer.units import human_size
 
         rows = [("ID", self.short_id), ("Tags", ", ".join(self.tags)), ("Size", human_size(self.attrs.get("Size", 0))),
                 ("Layers", len((self.attrs.get("RootFS") or {}).get("Layers") or []) or "")]
         return _html_table("image", rows)
+
+
+# docker-py's keyword arguments of create() for the confinement -> the Engine API's HostConfig fields
+CONFINEMENT_FIELDS = {"privileged": "Privileged", "cap_add": "CapAdd", "cap_drop": "CapDrop",
+                      "security_opt": "SecurityOpt", "devices": "Devices", "device_cgroup_rules": "DeviceCgroupRules",
+                      "group_add": "GroupAdd", "sysctls": "Sysctls", "shm_size": "ShmSize", "ulimits": "Ulimits",
+                      "oom_score_adj": "OomScoreAdj", "oom_kill_disable": "OomKillDisable",
+                      "mem_swappiness": "MemorySwappiness", "cgroup_parent": "CgroupParent"}
+
+
+def confinement_fields(options: dict) -> dict:
+    """docker-py's confinement arguments -> HostConfig fields, converted as docker-py converts them:
+    ``devices`` strings split into PathOnHost, PathInContainer, CgroupPermissions; ``group_add``
+    entries as strings; ``shm_size`` with units (``"128m"``)."""
+    from minicontainer.units import parse_bytes
+
+    out = {}
+    for name, value in options.items():
+        if name not in CONFINEMENT_FIELDS:
+            raise TypeError(f"create() got an unexpected keyword argument '{name}'")
+        if name == "devices":
+            value = [_device(d) if isinstance(d, str) else d for d in value or []]
+        elif name == "group_add":
+            value = [str(g) for g in value or []] or None
+        elif name == "shm_size" and isinstance(value, str):
+            value = parse_bytes(value)
+        out[CONFINEMENT_FIELDS[name]] = value
+    return out
+
+
+def _device(text: str) -> dict:
+    """``/dev/sdb``, ``/dev/sdb:/dev/xvdb``, ``/dev/sdb:/dev/xvdb:r`` (docker-py's parse_devices)."""
+    parts = text.split(":")
+    host, inside, mode = parts[0], parts[1] if len(parts) > 1 else parts[0], parts[2] if len(parts) > 2 else "rwm"
+    return {"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": mode}
+
+
+class Volume(Model):
+    """A named volume: ``attrs`` is ``docker volume inspect``'s JSON; its ID is its name."""
+
+    @property
+    def id(self) -> str:
+        return self.attrs["Name"]
+
+    @property
+    def name(self) -> str:
+        return self.attrs["Name"]
+
+    def reload(self) -> None:
+        self.attrs = self.client.api.inspect_volume(self.id)
+
+    def remove(self, force: bool = False) -> None:
+        """Remove it and its data (refused while a container uses it)."""
+        self.client.api.remove_volume(self.id, force=force)
+
+    def __repr__(self) -> str:
+        return f"<Volume: {self.short_id}>"
+
+    def _repr_html_(self) -> str:
+        labels = ", ".join(f"{k}={v}" for k, v in (self.attrs.get("Labels") or {}).items())
+        options = ", ".join(f"{k}={v}" for k, v in (self.attrs.get("Options") or {}).items())
+        rows = [("Name", self.name), ("Driver", self.attrs.get("Driver", "")),
+                ("Mountpoint", self.attrs.get("Mountpoint", "")), ("Created", self.attrs.get("CreatedAt", "")),
+                ("Labels", labels), ("Options", options)]
+        return _html_table("volume", rows)
+
+
+class VolumeCollection:
+    """``client.volumes``, as docker-py's."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def create(self, name: str | None = None, *, driver: str | None = None, driver_opts: dict | None = None,
+               labels: dict | None = None) -> Volume:
+        attrs = self.client.api.create_volume(name, driver, driver_opts, labels)
+        return Volume(self.client, attrs)
+
+    def get(self, volume_id: str) -> Volume:
+        return Volume(self.client, self.client.api.inspect_volume(volume_id))
+
+    def list(self, filters: dict | None = None) -> list[Volume]:
+        return [Volume(self.client, attrs) for attrs in self.client.api.volumes(filters)["Volumes"] or []]
+
+    def prune(self, filters: dict | None = None) -> dict:
+        return self.client.api.prune_volumes(filters)
 
 
 # docker-py's keyword arguments of update() -> the Engine API's fields
@@ -218,6 +313,24 @@ UPDATE_FIELDS = {"mem_limit": "Memory", "memswap_limit": "MemorySwap", "mem_rese
                  "cpu_quota": "CpuQuota", "cpu_period": "CpuPeriod", "cpu_shares": "CpuShares",
                  "cpuset_cpus": "CpusetCpus", "cpuset_mems": "CpusetMems", "blkio_weight": "BlkioWeight",
                  "nano_cpus": "NanoCpus", "pids_limit": "PidsLimit"}
+
+
+def volume_binds(volumes: dict | list | None) -> list[str]:
+    """docker-py's ``volumes`` -> ``HostConfig.Binds``: ``{"/src": {"bind": "/dst", "mode": "ro"}}``
+    (or ``"ro": True``, ``"propagation": "rshared"``, or just ``{"/src": "/dst"}``), or a list of
+    ``"/src:/dst[:mode]"`` as they are."""
+    if not isinstance(volumes, dict):
+        return list(volumes or [])
+    binds = []
+    for source, spec in volumes.items():
+        if isinstance(spec, str):
+            binds.append(f"{source}:{spec}:rw")
+            continue
+        mode = ("ro" if spec["ro"] else "rw") if "ro" in spec else spec.get("mode") or "rw"
+        if spec.get("propagation"):
+            mode += "," + spec["propagation"]
+        binds.append(f"{source}:{spec['bind']}:{mode}")
+    return binds
 
 
 class ContainerCollection:
@@ -230,12 +343,18 @@ class ContainerCollection:
                init: bool = False, mem_limit: int | str | None = None, nano_cpus: int | None = None,
                pids_limit: int | None = None, labels: dict | None = None, stdin_open: bool = False,
                pid_mode: str | None = None, uts_mode: str | None = None, ipc_mode: str | None = None,
-               cgroupns: str | None = None, network_mode: str | None = None) -> Container:
+               cgroupns: str | None = None, network_mode: str | None = None, volumes: dict | list | None = None,
+               mounts: list | None = None, tmpfs: dict | list | None = None, read_only: bool = False,
+               volumes_from: list[str] | None = None, **confinement) -> Container:
         """docker-py's ``containers.create``, with its argument names.  ``pid_mode``, ``uts_mode``,
         ``ipc_mode``, ``cgroupns`` and ``network_mode`` share a namespace instead of making one:
         ``"host"``, or for PID, IPC and network ``"container:NAME"``; ``network_mode="none"``: a network
-        namespace with only ``lo``."""
-        from minicontainer.cli.run import parse_bytes
+        namespace with only ``lo``.  ``volumes`` in docker-py's forms (``{"/host/dir": {"bind": "/data",
+        "mode": "ro"}, "myvolume": {"bind": "/vol"}}`` or ``["/host/dir:/data:ro"]``), ``mounts`` as
+        docker-py's ``Mount`` dicts, ``tmpfs`` (``{"/run": "size=64m"}``), ``read_only``, ``volumes_from``.
+        The confinement too (:func:`confinement_fields`): ``privileged``, ``cap_add``, ``devices=["/dev/sdb:/dev/xvdb:r"]``, ``sysctls={"net.ipv4.ip_forward": "1"}``,
+        ``ulimits=[{"Name": "nofile", "Soft": 100, "Hard": 200}]``, ``shm_size="128m"``, ``group_add``..."""
+        from minicontainer.units import parse_bytes
 
         if isinstance(environment, dict):
             environment = [f"{k}={v}" for k, v in environment.items()]
@@ -246,9 +365,17 @@ class ContainerCollection:
                                "PidsLimit": pids_limit, "PidMode": pid_mode or "", "UTSMode": uts_mode or "",
                                "IpcMode": ipc_mode or "", "CgroupnsMode": cgroupns or "",
                                "NetworkMode": network_mode or "",
-                               "Memory": parse_bytes(mem_limit) if isinstance(mem_limit, str) else mem_limit or 0}}
+                               "Memory": parse_bytes(mem_limit) if isinstance(mem_limit, str) else mem_limit or 0,
+                               **confinement_fields(confinement)}}
         if entrypoint is not None:
             body["Entrypoint"] = shlex.split(entrypoint) if isinstance(entrypoint, str) else entrypoint
+        binds = volume_binds(volumes)
+        body["HostConfig"].update({
+            "Binds": binds or None, "Mounts": mounts or None, "ReadonlyRootfs": read_only,
+            "Tmpfs": dict(t.split(":", 1) if ":" in t else (t, "") for t in tmpfs) if isinstance(tmpfs, list) else tmpfs,
+            "VolumesFrom": volumes_from or None})
+        if binds:
+            body["Volumes"] = {(bind.split(":") + [""])[1] or bind: {} for bind in binds}  # as docker-py sends them
         try:
             cid = self.client.api.json("POST", "/containers/create", {"name": name}, body)["Id"]
         except APIError as e:
@@ -331,6 +458,7 @@ class Client:
         self.api = APIClient(socket_path)
         self.containers = ContainerCollection(self)
         self.images = ImageCollection(self)
+        self.volumes = VolumeCollection(self)
 
     def version(self) -> dict:
         return self.api.json("GET", "/version")

@@ -120,6 +120,28 @@ class APIClient:
             body["ConsoleSize"] = console_size
         return self.hijack(f"/exec/{exec_id}/start", json.dumps(body).encode())
 
+    # --- volumes, with docker-py's low-level names (``client.api.create_volume(...)``) ----------------
+    def create_volume(self, name: str | None = None, driver: str | None = None, driver_opts: dict | None = None,
+                      labels: dict | None = None) -> dict:
+        """A new volume (a random name if none is given); an existing one of that name as it is."""
+        body = {"Name": name, "Driver": driver, "DriverOpts": driver_opts, "Labels": labels}
+        return self.json("POST", "/volumes/create", None, {k: v for k, v in body.items() if v is not None})
+
+    def volumes(self, filters: dict | None = None) -> dict:
+        """``{"Volumes": [...], "Warnings": [...]}``; filters: name, label, driver, dangling."""
+        return self.json("GET", "/volumes", {"filters": json.dumps(filters) if filters else None})
+
+    def inspect_volume(self, name: str) -> dict:
+        return self.json("GET", f"/volumes/{name}")
+
+    def remove_volume(self, name: str, force: bool = False) -> None:
+        self.request("DELETE", f"/volumes/{name}", {"force": "true" if force else None}).read()
+
+    def prune_volumes(self, filters: dict | None = None) -> dict:
+        """The unused anonymous volumes (every unused one with ``filters={"all": True}``) removed:
+        ``{"VolumesDeleted": [...], "SpaceReclaimed": bytes}``."""
+        return self.json("POST", "/volumes/prune", {"filters": json.dumps(filters) if filters else None})
+
     def hijack(self, path: str, body: bytes | None = None) -> http.Response:
         """A request that asks the daemon to turn the connection into a raw stream (the 101 answer)."""
         headers = {"Connection": "Upgrade", "Upgrade": "tcp"}

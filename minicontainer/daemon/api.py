@@ -350,7 +350,7 @@ class DockerAPI(*route_classes()):
 
     @route("DELETE", "/containers/{id}")
     async def container_remove(self, call: Call, id: str) -> Reply:
-        await self.engine.remove(id, force=call.flag("force"))
+        await self.engine.remove(id, force=call.flag("force"), volumes=call.flag("v"))
         return Reply(204)
 
     @route("POST", "/containers/{id}/wait")

@@ -100,6 +100,17 @@ def parse_filters(text: str | None) -> dict[str, list[str]]:
     return filters
 
 
+def json_object(call: Call) -> dict:
+    """The request's body, a JSON object (an empty body: ``{}``); anything else is a 400."""
+    try:
+        body = call.request.json() if call.request.body else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadRequest(f"invalid JSON in the request body: {e}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
 def registry_auth(header: str | None) -> dict | None:
     """``X-Registry-Auth``: base64url(JSON credentials), padding optional.  Unreadable = anonymous."""
     if not header:

@@ -155,8 +155,8 @@ def _image_name(name: str) -> str:
 def parse_timestamp(text: str | None, name: str) -> int | None:
     """``since``/``until`` as the API takes them -> nanoseconds: Unix ``seconds[.nanoseconds]`` (what
     the docker CLI sends), or a duration back from now or an RFC 3339 time (see
-    :func:`~minicontainer.engine.clock.point_in_time_ns`)."""
-    from minicontainer.engine.clock import point_in_time_ns
+    :func:`~minicontainer.units.point_in_time_ns`)."""
+    from minicontainer.units import point_in_time_ns
 
     if text is None or text == "":
         return None

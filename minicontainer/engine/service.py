@@ -34,27 +34,30 @@ import signal
 import time
 
 from minicontainer import config as settings
-from minicontainer.engine import confinement, fields, names, namespaces, pause, resources
+from minicontainer.engine import confinement, fields, names, namespaces, pause, process_settings, resources
 from minicontainer.engine import images as image_service
 from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.attach import Attaching, Attachment
-from minicontainer.engine.clock import now_rfc3339, parse_time
+from minicontainer.engine.clock import now_rfc3339
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.events import EventLog
 from minicontainer.engine.exec import Execs
 from minicontainer.engine.images import ImageService
 from minicontainer.engine.listing import ContainerListing
 from minicontainer.engine.logs import LogReading, LogTail, OutputWatcher, TerminalTail
+from minicontainer.engine.mounts import ContainerMounts
 from minicontainer.engine.names import Renaming
 from minicontainer.engine.networks import Networks
 from minicontainer.engine.processes import ContainerProcesses
 from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.stats import Meter
 from minicontainer.engine.system import SystemInfo, SystemUsage
+from minicontainer.engine.volumes import VolumeStore, containers_using
 from minicontainer.image import overlay
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
 from minicontainer.runtime import lifecycle
 from minicontainer.runtime.errors import RuntimeFailure
+from minicontainer.units import parse_time
 
 log = logging.getLogger(__name__)
 DEFAULT_STOP_TIMEOUT = 10
@@ -135,6 +138,9 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         self.event_log = EventLog()  # `docker events`: what happened to containers and images
         self.meter = Meter(self)  # `docker stats`: the running containers' cgroups, read
         self.execs = Execs(self)  # docker exec's instances (engine/exec.py)
+        self.volumes = VolumeStore(os.path.join(self.data_root, "volumes"), events=self.event_log,  # engine/volumes.py
+                                   users=lambda name: containers_using(self.containers.values(), name))
+        self.mounts = ContainerMounts(self)  # binds, volumes, tmpfs (engine/mounts.py)
 
     # --- start-up and shutdown ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -193,6 +199,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         running = [c for c in self.containers.values() if c.running]
         await asyncio.gather(*(self.stop(c.id, 2) for c in running), return_exceptions=True)
         self.networks.close()
+        self.volumes.close()
         for tail in self.tails.values():
             tail.finish()
         if self.watcher is not None:
@@ -245,6 +252,8 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
             name = names.generate(taken)
         host = body["HostConfig"]
         modes = namespaces.check(host, body.get("Hostname") or "", self.get)
+        process_settings.check_groups(host, self.store.lowerdirs(image))  # --group-add's names, in the image
+        mounts = self.mounts.plan(body, image)  # checked before anything is created
         image_config = image.config.get("config") or {}
         cmd = body.get("Cmd") or None
         entrypoint = body.get("Entrypoint")
@@ -267,7 +276,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
             "AttachStderr": bool(body.get("AttachStderr", True)), "Tty": bool(body.get("Tty")),
             "OpenStdin": bool(body.get("OpenStdin")), "StdinOnce": bool(body.get("StdinOnce")),
             "Env": body.get("Env") or [], "Cmd": cmd if cmd is not None else image_config.get("Cmd"),
-            "Image": image_name, "Volumes": None, "WorkingDir": body.get("WorkingDir") or "",
+            "Image": image_name, "Volumes": body.get("Volumes") or None, "WorkingDir": body.get("WorkingDir") or "",
             "Entrypoint": entrypoint if entrypoint is not None else image_config.get("Entrypoint"),
             "Labels": body.get("Labels") or {}, "StopSignal": body.get("StopSignal") or
             image_config.get("StopSignal") or "SIGTERM", "StopTimeout": body.get("StopTimeout"),
@@ -286,12 +295,13 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
                                                          "WorkDir": os.path.join(directory, "work"),
                                                          "MergedDir": os.path.join(directory, "merged")}},
         }
+        container = Container(record, directory)
         try:
             warnings = self.networks.on_create(body, host, record, self.get)
+            self.mounts.create(container, mounts, image)  # the volumes it names, made if missing
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
-        container = Container(record, directory)
         container.save()
         self._record_look_up(container, image_name, image, looked_up)
         self.containers[cid] = container
@@ -368,7 +378,8 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
                          hostname=cfg["Hostname"], args=[container.record["Path"], *container.record["Args"]],
                          init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"),
                          network=network, share=lambda config: namespaces.apply(config, host, self._pid_of),
-                         confine=lambda config: confinement.apply(config, host))
+                         confine=lambda config: confinement.apply(config, host),
+                         mounts=lambda config: self.mounts.apply(container, config))
         except BaseException:
             self.networks.release(container, sys)
             raise
@@ -494,6 +505,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
         self.networks.release(container, sys)
+        self.mounts.stopped(container)
         self._record(container, sys)
         container.state.update({"Status": "exited", "Running": False, "Paused": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})
@@ -504,7 +516,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         self.event_log.container(container, "die", exitCode=code, execDuration=max(0, int(ran)))
         self.exited.setdefault(container.id, asyncio.Event()).set()
         if container.record["HostConfig"].get("AutoRemove"):
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.remove(container.id, True)))
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.remove(container.id, True, volumes=True)))
 
     # --- wait, stop, kill, restart, remove -------------------------------------------------------------
     async def wait(self, cid: str, condition: str = "not-running") -> dict:
@@ -592,7 +604,8 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         await self.start(container.id)
         self.event_log.container(container, "restart")
 
-    async def remove(self, cid: str, force: bool = False) -> None:
+    async def remove(self, cid: str, force: bool = False, volumes: bool = False) -> None:
+        """``rm`` (``-f``: a running one too; ``-v``/``volumes``: its anonymous volumes too)."""
         container = self.get(cid)
         if container.id in self.exporting:
             raise Conflict(f"container {container.id} is being exported: remove it when the export is done")
@@ -614,6 +627,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
             self.removed_events.pop(next(iter(self.removed_events)))
         shutil.rmtree(container.dir, ignore_errors=True)
         self.containers.pop(container.id, None)
+        self.mounts.removed(container, volumes)
         self.removed.setdefault(container.id, asyncio.Event()).set()
         self.event_log.container(container, "destroy")
 

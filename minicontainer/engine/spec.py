@@ -156,7 +156,8 @@ def oci_config(image_config: dict, opts: RunOptions, *, rootfs: str, cgroups_pat
 def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, *, cgroups_path: str,
                  hostname: str, args: list[str] | None = None, init: bool = False, terminal: bool = False,
                  console_size: list[int] | None = None, network: Callable[[dict], None] | None = None,
-                 share: Callable[[dict], None] | None = None, confine: Callable[[dict], None] | None = None) -> str:
+                 share: Callable[[dict], None] | None = None, confine: Callable[[dict], None] | None = None,
+                 mounts: Callable[[dict], None] | None = None) -> str:
     """Make ``directory`` a bundle the runtime can run: the image's layers stacked under an overlay of
     the container's own (``merged/``, :mod:`minicontainer.image.overlay`) and ``config.json``.
 
@@ -165,9 +166,10 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
     (rows, columns); ``network`` adjusts the config for the container's network (its namespace, the
     /etc/hosts, resolv.conf and hostname files); ``share`` changes the config's namespaces for the
     namespace-sharing modes (:func:`minicontainer.engine.namespaces.apply`); ``confine`` writes the
-    confinement (:func:`minicontainer.engine.confinement.apply`).  Returns the root
-    filesystem's path; if anything fails,
-    nothing stays mounted."""
+    confinement (:func:`minicontainer.engine.confinement.apply`); ``mounts`` adds the container's
+    binds, volumes and tmpfs (:meth:`minicontainer.engine.mounts.ContainerMounts.apply`), after the
+    network's files, which one of them may replace.  Returns the root filesystem's path; if
+    anything fails, nothing stays mounted."""
     rootfs = overlay.mount_rootfs(sys, [init_layer(directory), *store.lowerdirs(image)], directory)
     try:
         make_workdir(rootfs, opts.workdir or (image.config.get("config") or {}).get("WorkingDir") or "/")
@@ -178,6 +180,8 @@ def write_bundle(sys: Syscalls, store, image, opts: RunOptions, directory: str, 
             add_init(runtime_config)
         if network is not None:
             network(runtime_config)
+        if mounts is not None:
+            mounts(runtime_config)
         if terminal:  # -t: the program's stdio is a terminal of the container's own
             runtime_config["process"]["terminal"] = True
             if not any(e.startswith("TERM=") for e in runtime_config["process"]["env"]):

@@ -5,7 +5,8 @@
 Images share layers (two images ``FROM busybox`` store busybox's layer once), so an image has two
 sizes: ``Size``, all its layers, and ``SharedSize``, the part other images use too.  A container's
 own size is its overlay's upper layer (``SizeRw``: what it wrote); with its image's it is
-``SizeRootFs``.  ``LayersSize`` counts each layer once: what the store really holds.
+``SizeRootFs``.  ``LayersSize`` counts each layer once: what the store really holds.  A volume's
+``UsageData`` is its bytes and the number of containers that use it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from typing import Any
 from minicontainer import __version__
 from minicontainer.engine.errors import InvalidParameter
 
-API_VERSION = "1.45"
-MIN_API_VERSION = "1.24"
 VERSION = __version__  # the engine reports the package's version
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,7 @@ class SystemUsage:
 
     containers: dict
     store: Any
+    volumes: Any  # engine/volumes.py's VolumeStore
     images: Callable[..., list[dict]]
     _summary: Callable[[Any], dict]
 
@@ -72,7 +72,8 @@ class SystemUsage:
                 image_size = sum(self.store.layer(x).size for x in chains.get(c.record["Image"], ()))
                 out["Containers"].append({**self._summary(c), "SizeRw": written, "SizeRootFs": written + image_size})
         if "volume" in wanted:
-            out["Volumes"] = []  # this engine has no volumes yet
+            # (not those with mount options: their data is elsewhere, as dockerd counts)
+            out["Volumes"] = [v.inspect(self.volumes.usage(v)) for v in self.volumes.list() if not v.needs_mount]
         if "build-cache" in wanted:
             out["BuildCache"] = []  # nor a build cache: never null, the docker CLI counts it
         return out
@@ -88,13 +89,14 @@ class SystemInfo:
 
     def version(self) -> dict:
         u = os.uname()
-        return {"Platform": {"Name": "minicontainer"}, "Version": VERSION, "ApiVersion": API_VERSION,
-                "MinAPIVersion": MIN_API_VERSION, "GitCommit": "n/a", "GoVersion": f"python{platform.python_version()}",
+        """What ``docker version`` shows of the server; the API versions are the daemon's to add (the
+        engine speaks no HTTP: daemon/routing.py has them)."""
+        return {"Platform": {"Name": "minicontainer"}, "Version": VERSION,
+                "GitCommit": "n/a", "GoVersion": f"python{platform.python_version()}",
                 "Os": "linux", "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(u.machine, u.machine),
                 "KernelVersion": u.release, "BuildTime": "",
                 "Components": [{"Name": "Engine", "Version": VERSION,
-                                "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
-                                            "Os": "linux", "KernelVersion": u.release}},
+                                "Details": {"Os": "linux", "KernelVersion": u.release}},
                                {"Name": "minicontainer-runtime", "Version": VERSION, "Details": {}}]}
 
     def info(self) -> dict:

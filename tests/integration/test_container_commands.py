@@ -15,7 +15,7 @@ pytestmark = pytest.mark.root
 
 
 def test_options_the_engine_does_not_honour_are_refused_not_ignored(engine):  # noqa: F811
-    for flags, field in ((["--link", "db:db"], "HostConfig.Links"), (["-v", "/tmp:/data"], "HostConfig.Binds"),
+    for flags, field in ((["--link", "db:db"], "HostConfig.Links"), (["--volume-driver", "convoy"], "HostConfig.VolumeDriver"),
                          (["--group-add", "audio"], "HostConfig.GroupAdd"),
                          (["--log-driver", "none"], "HostConfig.LogConfig")):
         r = engine.docker("run", "--rm", *flags, "busybox", "true")

@@ -436,7 +436,7 @@ class FakeEngine:
             await self.stop(cid, timeout)
         await self.start(cid)
 
-    async def remove(self, cid: str, force: bool) -> None:
+    async def remove(self, cid: str, force: bool, volumes: bool = False) -> None:
         c = self._get(cid)
         if c.status == "running":
             if not force:

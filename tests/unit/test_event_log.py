@@ -8,8 +8,9 @@ import time
 import pytest
 
 from minicontainer.cli.events import line, timestamp
-from minicontainer.engine.clock import point_in_time_ns, until_timestamp
+from minicontainer.engine.clock import until_timestamp
 from minicontainer.engine.events import EventLog, check_filters, matches, parse_timestamp
+from minicontainer.units import point_in_time_ns
 
 
 class FakeContainer:

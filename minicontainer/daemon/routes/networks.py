@@ -6,20 +6,8 @@ only read the request and shape the reply, with Docker's statuses (201 for creat
 
 from __future__ import annotations
 
-import json
-
-from minicontainer.daemon.routing import BadRequest, Call, Reply, parse_filters, route
+from minicontainer.daemon.routing import BadRequest, Call, Reply, json_object, parse_filters, route
 from minicontainer.engine.errors import NotFound
-
-
-def _body(call: Call) -> dict:
-    try:
-        body = call.request.json() if call.request.body else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadRequest(f"invalid JSON in the request body: {e}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
 
 
 class NetworkRoutes:
@@ -31,7 +19,7 @@ class NetworkRoutes:
 
     @route("POST", "/networks/create")
     async def network_create(self, call: Call) -> Reply:
-        return Reply(201, self.engine.networks.create(_body(call)))
+        return Reply(201, self.engine.networks.create(json_object(call)))
 
     @route("POST", "/networks/prune")
     async def network_prune(self, call: Call) -> Reply:
@@ -56,10 +44,10 @@ class NetworkRoutes:
 
     @route("POST", "/networks/{id}/connect")
     async def network_connect(self, call: Call, id: str) -> Reply:
-        self.engine.networks.connect(id, _body(call))
+        self.engine.networks.connect(id, json_object(call))
         return Reply(200)
 
     @route("POST", "/networks/{id}/disconnect")
     async def network_disconnect(self, call: Call, id: str) -> Reply:
-        self.engine.networks.disconnect(id, _body(call))
+        self.engine.networks.disconnect(id, json_object(call))
         return Reply(200)
