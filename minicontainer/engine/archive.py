@@ -360,6 +360,25 @@ class Extraction:
         os.fchmod(fd, mode)
 
 
+def _own_root(container: Any, ref: str) -> int:
+    """A running container's root as its processes see it (``/proc/PID/root``: its volumes, binds and
+    tmpfs mounted in it), held by a descriptor.  Had the container just ended and its PID gone to
+    another process, that would be another root (the host's!): so the descriptor must lead to the
+    very directory the container's overlay is mounted on, or the copy stops."""
+    try:
+        fd = os.open(f"/proc/{container.state['Pid']}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, ProcessLookupError):
+        raise Conflict(f"container {ref} stopped during the copy: try again") from None
+    try:
+        here, merged = os.fstat(fd), os.stat(container.path("merged"))
+    except FileNotFoundError:
+        here = merged = None
+    if here is None or merged is None or (here.st_dev, here.st_ino) != (merged.st_dev, merged.st_ino):
+        os.close(fd)
+        raise Conflict(f"container {ref} stopped during the copy: try again")
+    return fd
+
+
 def _member_path(name: str) -> str:
     """A tar entry's name as a path below the destination; ``..`` is refused (it could only mean out)."""
     parts = [p for p in name.split("/") if p not in ("", ".")]
@@ -393,7 +412,7 @@ class ContainerArchives:
         volumes: list[Any] = []  # those mounted for the copy (one with mount options is mounted itself)
         try:
             self._mount_volumes(sys, container, root, points, volumes)
-            fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if mount else _own_root(container, ref)
             try:
                 yield ContainerRoot(sys, fd, ref)
             finally:
