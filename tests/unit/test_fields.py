@@ -45,7 +45,7 @@ def test_what_the_clients_send_by_default_passes():
 
 @pytest.mark.parametrize(("host", "name"), [
     ({"Links": ["db:db"]}, "HostConfig.Links"),                                                 # --link
-    ({"VolumeDriver": "convoy"}, "HostConfig.VolumeDriver"),                                    # --volume-driver
+    ({"StorageOpt": {"size": "1G"}}, "HostConfig.StorageOpt"),                                  # --storage-opt
     ({"GroupAdd": ["audio"]}, "HostConfig.GroupAdd"),                                           # --group-add
     ({"LogConfig": {"Type": "none", "Config": {}}}, "HostConfig.LogConfig"),                    # --log-driver none
     ({"OomKillDisable": True}, "HostConfig.OomKillDisable"),                                   # --oom-kill-disable
