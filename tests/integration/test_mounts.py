@@ -247,3 +247,21 @@ def test_a_volume_with_mount_options_stays_mounted_for_its_users_after_a_daemon_
     assert engine.mc("rm", "-f", "two").returncode == 0
     with open("/proc/self/mountinfo") as f:
         assert f" {data} " not in f.read()  # after its last user, unmounted
+
+
+def test_cp_reaches_a_containers_volumes_and_binds_stopped_or_running(engine, tmp_path):  # noqa: F811
+    (tmp_path / "bound").mkdir()
+    (tmp_path / "in.txt").write_text("copied in\n")
+    cid = engine.mc("create", "-v", "/vol", "-v", f"{tmp_path / 'bound'}:/bound:ro", "busybox", "sh", "-c",
+                    "cat /vol/in.txt; echo out > /vol/out.txt; sleep 30").stdout.strip()
+    assert engine.mc("cp", str(tmp_path / "in.txt"), f"{cid}:/vol/").returncode == 0  # stopped: into its volume
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path / "bound") not in f.read()  # the copy's mounts are gone again
+    assert engine.mc("start", cid).returncode == 0
+    time.sleep(0.5)
+    assert engine.mc("logs", cid).stdout == "copied in\n"
+    r = engine.mc("cp", f"{cid}:/vol/out.txt", str(tmp_path / "out.txt"))  # running: out of its volume
+    assert r.returncode == 0 and (tmp_path / "out.txt").read_text() == "out\n", r.stderr
+    r = engine.mc("cp", str(tmp_path / "in.txt"), f"{cid}:/bound/")  # a read-only bind stays read-only
+    assert r.returncode != 0 and not (tmp_path / "bound" / "in.txt").exists()
+    assert engine.mc("rm", "-f", cid).returncode == 0
