@@ -17,10 +17,8 @@ moment it meets it.  What we get back is a descriptor, and we go on from descrip
 with ``O_NOFOLLOW``, one name at a time), never by re-walking a path.  Whatever the container
 swaps in, the worst it gets is a copy of its own files.
 
-A running container's root is its init's ``/proc/PID/root``: its own view, mounts (binds, volumes)
-included; a stopped one's layers are mounted for the time of the copy (as ``export`` does), with its
-binds and volumes on them (:meth:`minicontainer.engine.mounts.ContainerMounts.attached`), in the
-copying thread.
+A running container's root is its ``merged/`` overlay; a stopped one's layers are mounted for the
+time of the copy (as ``export`` does), in the copying thread.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ import stat
 import tarfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, BinaryIO
 
 from minicontainer.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
@@ -373,21 +371,18 @@ class ContainerArchives:
     store: Any
     get: Callable
     event_log: Any
-    mounts: Any
 
     @contextmanager
     def _root(self, container: Any, ref: str, mount: bool, lowerdirs: list[str]) -> Iterator[ContainerRoot]:
-        """(In a thread.)  The container's root, its layers and mounts mounted for the while if it is
-        stopped."""
+        """(In a thread.)  The container's root, its layers mounted for the while if it is stopped."""
         sys = Syscalls()
-        root = overlay.mount_rootfs(sys, lowerdirs, container.dir) if mount else f"/proc/{container.state['Pid']}/root"
+        root = overlay.mount_rootfs(sys, lowerdirs, container.dir) if mount else container.path("merged")
         try:
-            with self.mounts.attached(container, root, sys) if mount else nullcontext():
-                fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    yield ContainerRoot(sys, fd, ref)
-                finally:
-                    os.close(fd)
+            fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                yield ContainerRoot(sys, fd, ref)
+            finally:
+                os.close(fd)
         finally:
             if mount:
                 overlay.unmount_rootfs(sys, container.dir, remove=False)
