@@ -43,6 +43,7 @@ from bench_engine import (
     sh,
     start_daemon,
 )
+from harness import daemon_env, needs_root  # set-up and report, shared by the benchmarks (same directory)
 
 UNCACHED_TARGET, CACHED_TARGET = 0.5, 0.25
 DOCKERFILE = """\
@@ -69,12 +70,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=1, help="builds timed per row (the median is shown)")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("bench_build: needs root (a daemon, mounts, containers); nothing measured")
+    if needs_root("bench_build", "a daemon, mounts, containers"):
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="mcbench-build-"))  # short: podman's --runroot limit
-    env = {**os.environ, "MINICONTAINER_ROOT": str(workdir / "data"), "MINICONTAINER_RUN": str(workdir / "run"),
-           "MINICONTAINER_AUTOSTART": "0"}
+    env = daemon_env(workdir, MINICONTAINER_AUTOSTART="0")
     b = Bench(workdir=workdir, env=env, runc_cgroup=f"minicontainer-bench-build-{os.getpid()}",
               cgroups_before=find_cgroups("minicontainer-"))
     print(f"bench_build {time.strftime('%Y-%m-%d %H:%M:%S')}: {machine_facts()}\n")

@@ -40,6 +40,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import (  # set-up and report, shared by the benchmarks (same directory)
+    daemon_env,
+    needs_root,
+    run_as_report,
+    stop_process,
+)
+
 from minicontainer.runtime import busybox
 
 VENV_BIN = Path(sys.executable).parent
@@ -605,13 +612,7 @@ def cleanup(b: Bench) -> list[str]:
         ids += r.stdout.split()
         if r.stdout.split():
             sh([str(CLI), "rm", "-f", *r.stdout.split()], env=b.env, timeout=600)
-    if b.daemon is not None and b.daemon.poll() is None:
-        b.daemon.terminate()
-        try:
-            b.daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            b.daemon.kill()
-            b.daemon.wait()
+    stop_process(b.daemon)
     if b.runc_root is not None and (b.runc_root / b.runc_id).exists():
         sh(["runc", "--root", str(b.runc_root), "delete", "--force", b.runc_id])
     if b.podman_base:
@@ -716,8 +717,7 @@ def main() -> int:
     ap.add_argument("--no-hyperfine", action="store_true", help="time with a Python loop even if hyperfine is here")
     args = ap.parse_args()
 
-    if os.geteuid() != 0:
-        print("bench_engine: needs root (namespaces, mounts, cgroups, a daemon); nothing measured")
+    if needs_root("bench_engine", "namespaces, mounts, cgroups, a daemon"):
         return 0
     if not CLI.exists():
         print(f"bench_engine: {CLI} not found (pip install -e . in the venv); nothing measured")
@@ -725,8 +725,7 @@ def main() -> int:
 
     # Short: podman refuses a --runroot longer than 50 characters.
     workdir = Path(tempfile.mkdtemp(prefix="mcbench-engine-"))
-    env = {**os.environ, "MINICONTAINER_ROOT": str(workdir / "data"), "MINICONTAINER_RUN": str(workdir / "run")}
-    env.pop("MINICONTAINER_HOST", None)
+    env = daemon_env(workdir)
     b = Bench(workdir=workdir, env=env, runc_cgroup=f"minicontainer-bench-engine-{os.getpid()}",
               cgroups_before=find_cgroups("minicontainer-"))
     print(f"bench_engine {time.strftime('%Y-%m-%d %H:%M:%S')}: {machine_facts()}")
@@ -780,8 +779,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # noqa: BLE001 -- a report, not a test: say what went wrong, exit 0
-        print(f"bench_engine: {type(e).__name__}: {e}")
-        sys.exit(0)
+    run_as_report(main, "bench_engine")

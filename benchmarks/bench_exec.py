@@ -27,7 +27,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +49,11 @@ from bench_engine import (
     time_with_hyperfine,
     time_with_python,
     verdict,
+)
+from harness import (  # set-up and report, shared by the benchmarks (same directory)
+    daemon_env,
+    needs_root,
+    run_as_report,
 )
 
 CLIENT_VS_RUNC, CLI_VS_PODMAN = 1.0, 0.3  # targets: ours/runc from the Python client, ours/podman from the CLI
@@ -95,12 +99,10 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=30, help="timed runs per command (after 3 warm-up runs)")
     ap.add_argument("--no-hyperfine", action="store_true", help="time with a Python loop even if hyperfine is here")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("bench_exec: needs root (namespaces, mounts, cgroups, a daemon); nothing measured")
+    if needs_root("bench_exec", "namespaces, mounts, cgroups, a daemon"):
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="mcbench-exec-"))  # short: podman refuses a long --runroot
-    env = {**os.environ, "MINICONTAINER_ROOT": str(workdir / "data"), "MINICONTAINER_RUN": str(workdir / "run"),
-           "MINICONTAINER_AUTOSTART": "0"}
+    env = daemon_env(workdir, MINICONTAINER_AUTOSTART="0")
     b = Bench(workdir=workdir, env=env, runc_cgroup=f"minicontainer-bench-exec-{os.getpid()}",
               cgroups_before=find_cgroups("minicontainer-"))
     print(f"bench_exec {time.strftime('%Y-%m-%d %H:%M:%S')}: {machine_facts()}")
@@ -158,8 +160,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # noqa: BLE001 -- a report, not a test: say what went wrong, exit 0
-        print(f"bench_exec: {type(e).__name__}: {e}")
-        sys.exit(0)
+    run_as_report(main, "bench_exec")

@@ -48,6 +48,7 @@ from bench_engine import (  # the engine benchmark's daemon, podman and clean-up
     start_daemon,
     time_with_python,
 )
+from harness import daemon_env, needs_root  # set-up and report, shared by the benchmarks (same directory)
 
 PODMAN_TARGET, THROUGHPUT_TARGET = 0.25, 0.8
 BRIDGE = "mcbench0"
@@ -158,16 +159,13 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=100000, help="redis-benchmark requests per test")
     ap.add_argument("--containers", type=int, default=20, help="containers resolving each other's names")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("bench_networks: needs root (namespaces, bridges, nftables, a daemon); nothing measured")
+    if needs_root("bench_networks", "namespaces, bridges, nftables, a daemon"):
         return 0
 
     workdir = Path(tempfile.mkdtemp(prefix="mcbench-net-"))
     (workdir / "daemon.json").write_text(json.dumps({
         "bridge": BRIDGE, "default-address-pools": [{"base": "10.238.0.0/16", "size": 24}]}))
-    env = {**os.environ, "MINICONTAINER_ROOT": str(workdir / "data"), "MINICONTAINER_RUN": str(workdir / "run"),
-           "MINICONTAINER_DAEMON_CONFIG": str(workdir / "daemon.json")}
-    env.pop("MINICONTAINER_HOST", None)
+    env = daemon_env(workdir, MINICONTAINER_DAEMON_CONFIG=str(workdir / "daemon.json"))
     b = Bench(workdir=workdir, env=env, runc_cgroup=f"minicontainer-bench-net-{os.getpid()}",
               cgroups_before=find_cgroups("minicontainer-"))
     print(f"bench_networks {time.strftime('%Y-%m-%d %H:%M:%S')}: {machine_facts()}\n")

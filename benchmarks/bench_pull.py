@@ -78,6 +78,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness import (  # set-up and report, shared by the benchmarks (same directory)
+    needs_root,
+    run_as_report,
+    stop_process,
+)
+
 from minicontainer.client.api import wait_for_daemon
 from minicontainer.image import builder
 from minicontainer.image.digest import digest_bytes
@@ -153,13 +159,7 @@ class Registry:
         return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=5)
         self.process = None
 
 
@@ -314,14 +314,7 @@ class Ours(Tool):
     def release(self, target: Path | None = None) -> None:
         """Stop the daemon of ``target`` (of every root, without one)."""
         for root in [target] if target is not None else list(self.daemons):
-            daemon = self.daemons.pop(root, None)
-            if daemon is not None and daemon.poll() is None:
-                daemon.terminate()
-                try:
-                    daemon.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
-                    daemon.wait()
+            stop_process(self.daemons.pop(root, None))
 
 
 class Skopeo(Tool):
@@ -785,8 +778,7 @@ def main() -> int:
                     help="loop (default): a fresh ext4 in a sparse file under --dir, loop-mounted for this run; "
                          "dir: --dir itself")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("bench_pull: needs root (podman, and unpacking layers with their owners); nothing measured")
+    if needs_root("bench_pull", "podman, and unpacking layers with their owners"):
         return 0
     missing = [p for p in (str(OURS), REGISTRY_BINARY) if not shutil.which(p)]
     if missing:
@@ -936,8 +928,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # noqa: BLE001 -- a report, not a test: say what went wrong, exit 0
-        print(f"bench_pull: {type(e).__name__}: {e}")
-        sys.exit(0)
+    run_as_report(main, "bench_pull")

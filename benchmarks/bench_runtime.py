@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import needs_root, run_as_report  # set-up and report, shared by the benchmarks (same directory)
+
 from minicontainer.runtime import busybox
 
 VENV_BIN = Path(sys.executable).parent
@@ -173,8 +175,7 @@ def main() -> int:
     ap.add_argument("--no-hyperfine", action="store_true", help="time with a Python loop even if hyperfine is here")
     args = ap.parse_args()
 
-    if os.geteuid() != 0:
-        print("bench_runtime: needs root (real namespaces, mounts and cgroups); nothing measured")
+    if needs_root("bench_runtime", "real namespaces, mounts and cgroups"):
         return 0
     if not OURS.exists():
         print(f"bench_runtime: {OURS} not found (pip install -e . in the venv); nothing measured")
@@ -246,8 +247,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # noqa: BLE001 -- a report, not a test: say what went wrong, exit 0
-        print(f"bench_runtime: {type(e).__name__}: {e}")
-        sys.exit(0)
+    run_as_report(main, "bench_runtime")

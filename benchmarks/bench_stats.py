@@ -41,6 +41,7 @@ from bench_engine import (
     sh,
     start_daemon,
 )
+from harness import daemon_env, needs_root  # set-up and report, shared by the benchmarks (same directory)
 
 SAMPLING_TARGET = 5.0  # % of one CPU in the daemon, N containers at 10 Hz
 NO_STREAM_TARGET = 0.5  # ours / podman
@@ -114,12 +115,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="seconds of sampling (and of idle baseline)")
     ap.add_argument("--runs", type=int, default=5, help="runs of each stats --no-stream")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("bench_stats: needs root (containers, cgroups, a daemon); nothing measured")
+    if needs_root("bench_stats", "containers, cgroups, a daemon"):
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="mcbench-stats-"))
-    env = {**os.environ, "MINICONTAINER_ROOT": str(workdir / "data"), "MINICONTAINER_RUN": str(workdir / "run")}
-    env.pop("MINICONTAINER_HOST", None)
+    env = daemon_env(workdir)
     b = Bench(workdir=workdir, env=env, cgroups_before=find_cgroups("minicontainer-"))
     print(f"bench_stats {time.strftime('%Y-%m-%d %H:%M:%S')}: {machine_facts()}\n")
     try:

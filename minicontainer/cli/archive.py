@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-from minicontainer.cli.format import human_size
+from minicontainer.units import human_size
 
 CHUNK = 1 << 20
 

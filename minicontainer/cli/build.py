@@ -75,8 +75,8 @@ def _context_tar(args: argparse.Namespace):
 def cmd_build(args: argparse.Namespace) -> int:
     import json
 
-    from minicontainer.cli.format import human_size
     from minicontainer.client.api import APIClient, APIError
+    from minicontainer.units import human_size
 
     source, name = _context_tar(args)
     api = APIClient()

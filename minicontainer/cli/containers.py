@@ -13,8 +13,9 @@ import sys
 import threading
 
 from minicontainer.cli import mounts, network, security
-from minicontainer.cli.format import ago, human_size, local_error, table
+from minicontainer.cli.format import ago, local_error, table
 from minicontainer.cli.session import Terminal, copy_output, pump_stdin, terminal_size
+from minicontainer.units import human_size
 
 
 def explain(api, cid: str, since_ns: int, title: str) -> None:
@@ -381,7 +382,7 @@ def _since(text: str | None) -> str | None:
         return str(time.time() - float(text[:-1]) * units[text[-1]])
     if text.replace(".", "").isdigit():
         return text
-    from minicontainer.engine.clock import parse_time
+    from minicontainer.units import parse_time
 
     return str(parse_time(text))
 

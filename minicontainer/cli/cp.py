@@ -138,7 +138,7 @@ class _Counted:
 
 
 def _say(size: int, where: str) -> None:
-    from minicontainer.cli.format import human_size
+    from minicontainer.units import human_size
 
     print(f"Successfully copied {human_size(size)} to {where}", file=sys.stderr)
 

@@ -31,7 +31,7 @@ def timestamp(text: str | None, now: float | None = None) -> str | None:
     if re.fullmatch(f"(?:{_DURATION.pattern})+", text):
         seconds = sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
         return f"{now - seconds:.9f}"
-    from minicontainer.engine.clock import parse_time
+    from minicontainer.units import parse_time
 
     try:
         return f"{parse_time(text):.9f}"

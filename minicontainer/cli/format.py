@@ -11,19 +11,7 @@ import json
 import time
 from collections.abc import Sequence
 
-from minicontainer.engine.clock import human_duration
-
-
-def human_size(size: float, *, binary: bool = False) -> str:
-    """``4.26MB``: decimal (1000-based) units with 3 significant digits, as docker prints sizes; with
-    ``binary``, ``64MiB``: 1024-based with 4 digits, as docker prints memory (units.BytesSize)."""
-    base, digits = (1024, 4) if binary else (1000, 3)
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] if binary else ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while size >= base and i < len(units) - 1:
-        size /= base
-        i += 1
-    return f"{size:.{digits}g}{units[i]}"
+from minicontainer.units import human_duration
 
 
 def local_error(e: Exception) -> str:

@@ -15,8 +15,9 @@ import argparse
 import json
 import sys
 
-from minicontainer.cli.format import human_size, table
+from minicontainer.cli.format import table
 from minicontainer.client.api import APIError, registry_auth  # the login goes with each pull and push
+from minicontainer.units import human_size
 
 
 class PullPrinter:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-
 
 def parse_bytes(text: str) -> int:
-    """``-m 64m`` as docker reads it: b, k, m, g suffixes, 1024-based."""
-    t = text.strip().lower().rstrip("b") or "0"
-    unit = UNITS.get(t[-1], 1)
-    number = t[:-1] if t[-1] in UNITS else t
+    """``-m 64m`` as docker reads it (:func:`minicontainer.units.parse_bytes`), for argparse's
+    ``type=``: a bad size is a usage error that says so (``invalid size: '64x'``)."""
+    from minicontainer.units import parse_bytes as in_bytes
+
     try:
-        return int(float(number) * unit)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid size: '{text}'") from None
+        return in_bytes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd(args: argparse.Namespace) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minicontainer.cli.format import human_size, table
+from minicontainer.cli.format import table
+from minicontainer.units import human_size
 
 
 def cmd_df(args: argparse.Namespace) -> int:

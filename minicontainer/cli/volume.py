@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from minicontainer.cli.format import human_size
+from minicontainer.units import human_size
 
 LS_TITLES = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
              "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE"}

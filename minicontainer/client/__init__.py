@@ -153,7 +153,7 @@ class Container(Model):
         """Change the limits while it runs, docker-py's names: ``mem_limit="64m"``, ``memswap_limit``,
         ``mem_reservation``, ``cpu_quota``, ``cpu_period``, ``cpu_shares``, ``cpuset_cpus``,
         ``cpuset_mems``, ``blkio_weight``, ``nano_cpus``, ``pids_limit``."""
-        from minicontainer.cli.run import parse_bytes
+        from minicontainer.units import parse_bytes
 
         body = {}
         for name, value in limits.items():
@@ -215,11 +215,46 @@ class Image(Model):
         return f"<Image: {', '.join(repr(t) for t in self.tags)}>"
 
     def _repr_html_(self) -> str:
-        from minicontainer.cli.format import human_size
+        from minicontainer.units import human_size
 
         rows = [("ID", self.short_id), ("Tags", ", ".join(self.tags)), ("Size", human_size(self.attrs.get("Size", 0))),
                 ("Layers", len((self.attrs.get("RootFS") or {}).get("Layers") or []) or "")]
         return _html_table("image", rows)
+
+
+# docker-py's keyword arguments of create() for the confinement -> the Engine API's HostConfig fields
+CONFINEMENT_FIELDS = {"privileged": "Privileged", "cap_add": "CapAdd", "cap_drop": "CapDrop",
+                      "security_opt": "SecurityOpt", "devices": "Devices", "device_cgroup_rules": "DeviceCgroupRules",
+                      "group_add": "GroupAdd", "sysctls": "Sysctls", "shm_size": "ShmSize", "ulimits": "Ulimits",
+                      "oom_score_adj": "OomScoreAdj", "oom_kill_disable": "OomKillDisable",
+                      "mem_swappiness": "MemorySwappiness", "cgroup_parent": "CgroupParent"}
+
+
+def confinement_fields(options: dict) -> dict:
+    """docker-py's confinement arguments -> HostConfig fields, converted as docker-py converts them:
+    ``devices`` strings split into PathOnHost, PathInContainer, CgroupPermissions; ``group_add``
+    entries as strings; ``shm_size`` with units (``"128m"``)."""
+    from minicontainer.units import parse_bytes
+
+    out = {}
+    for name, value in options.items():
+        if name not in CONFINEMENT_FIELDS:
+            raise TypeError(f"create() got an unexpected keyword argument '{name}'")
+        if name == "devices":
+            value = [_device(d) if isinstance(d, str) else d for d in value or []]
+        elif name == "group_add":
+            value = [str(g) for g in value or []] or None
+        elif name == "shm_size" and isinstance(value, str):
+            value = parse_bytes(value)
+        out[CONFINEMENT_FIELDS[name]] = value
+    return out
+
+
+def _device(text: str) -> dict:
+    """``/dev/sdb``, ``/dev/sdb:/dev/xvdb``, ``/dev/sdb:/dev/xvdb:r`` (docker-py's parse_devices)."""
+    parts = text.split(":")
+    host, inside, mode = parts[0], parts[1] if len(parts) > 1 else parts[0], parts[2] if len(parts) > 2 else "rwm"
+    return {"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": mode}
 
 
 class Volume(Model):
@@ -310,14 +345,16 @@ class ContainerCollection:
                pid_mode: str | None = None, uts_mode: str | None = None, ipc_mode: str | None = None,
                cgroupns: str | None = None, network_mode: str | None = None, volumes: dict | list | None = None,
                mounts: list | None = None, tmpfs: dict | list | None = None, read_only: bool = False,
-               volumes_from: list[str] | None = None) -> Container:
+               volumes_from: list[str] | None = None, **confinement) -> Container:
         """docker-py's ``containers.create``, with its argument names.  ``pid_mode``, ``uts_mode``,
         ``ipc_mode``, ``cgroupns`` and ``network_mode`` share a namespace instead of making one:
         ``"host"``, or for PID, IPC and network ``"container:NAME"``; ``network_mode="none"``: a network
         namespace with only ``lo``.  ``volumes`` in docker-py's forms (``{"/host/dir": {"bind": "/data",
         "mode": "ro"}, "myvolume": {"bind": "/vol"}}`` or ``["/host/dir:/data:ro"]``), ``mounts`` as
-        docker-py's ``Mount`` dicts, ``tmpfs`` (``{"/run": "size=64m"}``), ``read_only``, ``volumes_from``."""
-        from minicontainer.cli.run import parse_bytes
+        docker-py's ``Mount`` dicts, ``tmpfs`` (``{"/run": "size=64m"}``), ``read_only``, ``volumes_from``.
+        The confinement too (:func:`confinement_fields`): ``privileged``, ``cap_add``, ``devices=["/dev/sdb:/dev/xvdb:r"]``, ``sysctls={"net.ipv4.ip_forward": "1"}``,
+        ``ulimits=[{"Name": "nofile", "Soft": 100, "Hard": 200}]``, ``shm_size="128m"``, ``group_add``..."""
+        from minicontainer.units import parse_bytes
 
         if isinstance(environment, dict):
             environment = [f"{k}={v}" for k, v in environment.items()]
@@ -328,7 +365,8 @@ class ContainerCollection:
                                "PidsLimit": pids_limit, "PidMode": pid_mode or "", "UTSMode": uts_mode or "",
                                "IpcMode": ipc_mode or "", "CgroupnsMode": cgroupns or "",
                                "NetworkMode": network_mode or "",
-                               "Memory": parse_bytes(mem_limit) if isinstance(mem_limit, str) else mem_limit or 0}}
+                               "Memory": parse_bytes(mem_limit) if isinstance(mem_limit, str) else mem_limit or 0,
+                               **confinement_fields(confinement)}}
         if entrypoint is not None:
             body["Entrypoint"] = shlex.split(entrypoint) if isinstance(entrypoint, str) else entrypoint
         binds = volume_binds(volumes)

@@ -723,11 +723,10 @@ def _unpack_archive(path: str, dest_dir: str, root: str, dest_in_image: str) -> 
 async def receive_context(upload: AsyncIterator[bytes], directory: str) -> None:
     """The context tar, streamed in from the client and unpacked as it comes (safely: the layer
     unpacker refuses names that would land outside)."""
-    from minicontainer.engine.threads import ChunkReader
+    from minicontainer.engine.threads import ChunkReader, fed
     from minicontainer.image.layers import LayerError, unpack
 
     reader = ChunkReader()
-    feeding = asyncio.ensure_future(reader.feed(upload))
     os.makedirs(directory)
 
     def work() -> None:
@@ -737,14 +736,10 @@ async def receive_context(upload: AsyncIterator[bytes], directory: str) -> None:
             reader.close()
 
     try:
-        await asyncio.get_running_loop().run_in_executor(None, work)
+        async with fed(reader, upload):  # the upload goes into the reader while the thread unpacks it
+            await asyncio.get_running_loop().run_in_executor(None, work)
     except LayerError as e:
         raise InvalidParameter(f"the build context is not a readable tar: {e}") from None
-    finally:
-        if not feeding.done():
-            reader.abort()
-            feeding.cancel()
-        await asyncio.gather(feeding, return_exceptions=True)
 
 
 async def build(engine: Engine, upload: AsyncIterator[bytes], options: BuildOptions) -> AsyncIterator[dict]:

@@ -11,6 +11,11 @@ Namespaces decide what a container *sees*; these decide what it may *do* with wh
 * **no_new_privs**: off, as in Docker, unless ``--security-opt no-new-privileges``.
 * **the devices cgroup**: every device denied but the container's own (/dev/null, its terminals...),
   which is what makes CAP_MKNOD harmless: a node for the host's disk can be made, never opened.
+  ``--device`` and ``--device-cgroup-rule`` open it up, one device at a time (:mod:`.devices`).
+* **--privileged** undoes all of it: every capability, no seccomp filter, the host's device nodes
+  and all of them allowed, no masked or read-only /proc paths, /sys read-write.  Namespaces stay,
+  but they no longer protect the host: a privileged container can mount the host's disk and do as
+  root there.
 
 :func:`check` refuses bad values at create (a 400, nothing created); :func:`apply` writes the OCI
 config at start.  Masked and read-only /proc paths and a read-only /sys come with the runtime's
@@ -23,9 +28,9 @@ import json
 import os
 from typing import Any
 
-from minicontainer.engine import seccomp_profile
+from minicontainer.engine import devices, process_settings, resources, seccomp_profile, sysctls
 from minicontainer.engine.errors import InvalidParameter
-from minicontainer.kernel.capabilities import CAPABILITIES
+from minicontainer.kernel.capabilities import CAPABILITIES, current
 
 # Docker's default capabilities (moby's oci/caps/defaults.go).
 DOCKER_CAPABILITIES = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -41,15 +46,25 @@ def _capability(name: str, field: str) -> str:
 
 
 def capabilities(host: dict) -> list[str]:
-    """The container's capabilities: Docker's, plus --cap-add, minus --cap-drop (drops first, as Docker)."""
+    """The container's capabilities: Docker's, plus --cap-add, minus --cap-drop (drops first, as Docker);
+    with --privileged, every one (whatever --cap-add and --cap-drop say, as in Docker)."""
     add = [_capability(c, "CapAdd") for c in host.get("CapAdd") or []]
     drop = [_capability(c, "CapDrop") for c in host.get("CapDrop") or []]
+    if host.get("Privileged"):
+        return all_capabilities()
     base = [] if "CAP_ALL" in drop else list(DOCKER_CAPABILITIES)
     if "CAP_ALL" in add:
-        base = list(CAPABILITIES)
+        base = all_capabilities()
     caps = base + [c for c in add if c not in base and c != "CAP_ALL"]
     # A capability both added and dropped by name is added (as in Docker since 20.10).
     return [c for c in caps if c not in drop or c in add]
+
+
+def all_capabilities() -> list[str]:
+    """``ALL``, as Docker means it: every capability the daemon itself holds (a daemon started without
+    one, in a container or a sandbox, cannot give it: the kernel would refuse the whole set)."""
+    held = current().effective
+    return [name for name, bit in CAPABILITIES.items() if held >> bit & 1]
 
 
 class Options:
@@ -112,9 +127,13 @@ def _resolve(profile: dict, caps: list[str]) -> dict:
 
 def check(host: dict) -> None:
     """Refuse, at create, what start could not apply: unknown capabilities, bad --security-opt values,
-    a profile the kernel's filter could not be built from."""
+    a profile the kernel's filter could not be built from, a missing device, a sysctl of the host's,
+    a bad ulimit."""
     caps = capabilities(host)
     opts = Options(host)
+    devices.check(host)
+    sysctls.check(host)
+    process_settings.check(host)
     if isinstance(opts.seccomp, dict):
         from minicontainer.kernel import seccomp
 
@@ -128,13 +147,32 @@ def apply(config: dict, host: dict) -> None:
     """Write the confinement into the container's OCI config."""
     caps = capabilities(host)
     opts = Options(host)
+    privileged = bool(host.get("Privileged"))
     process = config["process"]
     process["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
     process["noNewPrivileges"] = opts.no_new_privileges
     linux = config["linux"]
-    if opts.seccomp is None:
+    if opts.seccomp is None and not privileged:
         linux["seccomp"] = seccomp_profile.for_container(set(caps))
-    elif opts.seccomp != "unconfined":
+    elif isinstance(opts.seccomp, dict):  # a profile given is applied, privileged or not (as Docker)
         linux["seccomp"] = _resolve(opts.seccomp, caps)
     # Deny every device; the runtime adds the container's own after this rule (bundle.py), as runc does.
     linux.setdefault("resources", {})["devices"] = [{"allow": False, "access": "rwm"}]
+    devices.apply(config, host)  # --device, --device-cgroup-rule; --privileged: the host's /dev
+    if privileged:
+        unconfine(config)
+    # What the kernel is told besides: namespaced settings, and the process's limits, groups, OOM score.
+    sysctls.apply(config, host)
+    process_settings.apply(config, host)
+    resources.place_in_parent(config, host)  # and where its cgroup is: --cgroup-parent
+
+
+def unconfine(config: dict) -> None:
+    """``--privileged``'s other half: the kernel's files as the host sees them.  No /proc path masked
+    or read-only, and /sys read-write (with every capability, a container can then change the host's
+    kernel settings, load modules, reach every disk: privileged is root on the host)."""
+    config["linux"]["maskedPaths"] = []
+    config["linux"]["readonlyPaths"] = []
+    for mount in config["mounts"]:
+        if mount["destination"] == "/sys":
+            mount["options"] = [o for o in mount["options"] if o != "ro"]

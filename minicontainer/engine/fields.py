@@ -27,10 +27,9 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from minicontainer.engine import confinement, resources
+from minicontainer.engine import confinement, process_settings, resources
 from minicontainer.engine.errors import InvalidParameter
-
-SHM_SIZE = 64 * 1024 * 1024  # the tmpfs on /dev/shm (runtime/defaults.py): Docker's default too
+from minicontainer.engine.namespaces import SHM_SIZE  # the tmpfs on /dev/shm: Docker's default too
 
 
 class Field(NamedTuple):
@@ -105,9 +104,9 @@ HOST_CONFIG: dict[str, Field] = {
     "UTSMode": honoured("", "--uts"),
     "CgroupnsMode": honoured("private", "--cgroupns"),
     "UsernsMode": refused("--userns", ""),
-    "ShmSize": refused("--shm-size", SHM_SIZE),
+    "ShmSize": honoured(SHM_SIZE, "--shm-size"),  # engine/namespaces.py: the /dev/shm tmpfs
     "Isolation": refused("--isolation", "", ("default",)),
-    "MemorySwappiness": refused("--memory-swappiness", None, (-1,)),
+    "MemorySwappiness": Field(None, True, "--memory-swappiness (cgroup v1)", (-1,)),  # engine/resources.py
     # not yet: resources
     "CpuRealtimePeriod": refused("--cpu-rt-period", 0),
     "CpuRealtimeRuntime": refused("--cpu-rt-runtime", 0),
@@ -115,8 +114,8 @@ HOST_CONFIG: dict[str, Field] = {
     "CpuPercent": refused("--cpu-percent (Windows only)", 0),
     "KernelMemory": refused("--kernel-memory", 0),
     "KernelMemoryTCP": refused("kernel TCP memory", 0),
-    "OomKillDisable": refused("--oom-kill-disable", False),
-    "OomScoreAdj": refused("--oom-score-adj", 0),
+    "OomKillDisable": honoured(False, "--oom-kill-disable (cgroup v1)"),  # engine/resources.py
+    "OomScoreAdj": honoured(0, "--oom-score-adj"),  # engine/process_settings.py
     "BlkioWeightDevice": refused("--blkio-weight-device", []),
     "BlkioDeviceReadBps": refused("--device-read-bps", []),
     "BlkioDeviceWriteBps": refused("--device-write-bps", []),
@@ -124,8 +123,8 @@ HOST_CONFIG: dict[str, Field] = {
     "BlkioDeviceWriteIOps": refused("--device-write-iops", []),
     "IOMaximumIOps": refused("--io-maxiops (Windows only)", 0),
     "IOMaximumBandwidth": refused("--io-maxbandwidth (Windows only)", 0),
-    "Ulimits": refused("--ulimit", []),
-    "CgroupParent": refused("--cgroup-parent", ""),
+    "Ulimits": honoured([], "--ulimit"),  # engine/process_settings.py
+    "CgroupParent": honoured("", "--cgroup-parent"),  # engine/resources.py
     "Cgroup": refused("--cgroup", ""),
     # networks (engine/networks.py)
     "NetworkMode": honoured("bridge", "--network"),
@@ -144,19 +143,19 @@ HOST_CONFIG: dict[str, Field] = {
     "VolumesFrom": honoured(None, "--volumes-from"),
     "Tmpfs": honoured(None, "--tmpfs"),
     "StorageOpt": refused("--storage-opt", None),
-    # not yet: confinement
-    "Privileged": refused("--privileged", False),
+    # confinement (engine/confinement.py, devices.py, sysctls.py, process_settings.py)
+    "Privileged": honoured(False, "--privileged"),  # engine/confinement.py
     "CapAdd": honoured(None, "--cap-add"),  # engine/confinement.py
     "CapDrop": honoured(None, "--cap-drop"),
     "SecurityOpt": honoured(None, "--security-opt: seccomp=unconfined|PROFILE.json, no-new-privileges"),
     "ReadonlyRootfs": honoured(False, "--read-only"),
     "MaskedPaths": refused("masked paths", None),
     "ReadonlyPaths": refused("read-only paths", None),
-    "Devices": refused("--device", []),
-    "DeviceCgroupRules": refused("--device-cgroup-rule", None),
+    "Devices": honoured([], "--device"),  # engine/devices.py
+    "DeviceCgroupRules": honoured(None, "--device-cgroup-rule"),
     "DeviceRequests": refused("--gpus", None),
-    "GroupAdd": refused("--group-add", None),
-    "Sysctls": refused("--sysctl", None),
+    "GroupAdd": honoured(None, "--group-add"),  # engine/process_settings.py
+    "Sysctls": honoured(None, "--sysctl"),  # engine/sysctls.py
     # other
     "ContainerIDFile": honoured("", "--cidfile: written by the client, not the engine"),
     "Runtime": refused("--runtime", "", ("minicontainer-runtime",)),
@@ -212,6 +211,7 @@ def check(body: dict) -> dict:
         if body.get(key) is not None and not isinstance(body[key], dict):
             raise InvalidParameter(f"{key} must be a JSON object")
     host = body["HostConfig"] = canonical(body.get("HostConfig") or {}, HOST_CONFIG)
+    process_settings.with_default_ulimits(host)  # the daemon's default-ulimits, as Docker merges them
     body["NetworkingConfig"] = canonical(body.get("NetworkingConfig") or {}, NETWORKING_CONFIG)
     _check_values(body, host)
     for prefix, table in SECTIONS.items():
@@ -285,6 +285,8 @@ def shown(section: dict[str, Field], given: dict) -> dict:
         value = given.get(key)
         # the value given where the engine honours it ("": Go's unset string), or where it names the
         # default (Isolation "default")
-        given_shown = field.honoured and value not in (None, "") or value in field.also and field.shown == ""
+        # (an int 0 means "not set" where the default is not 0: ShmSize; so does an alias: MemorySwappiness -1)
+        unset = value in (None, "") or type(value) is int and value == 0 and field.shown or value in field.also
+        given_shown = field.honoured and not unset or value in field.also and field.shown == ""
         out[key] = value if given_shown else field.shown
     return out

@@ -15,11 +15,11 @@ from typing import Any
 
 from minicontainer import config
 from minicontainer.engine import errors
-from minicontainer.engine.clock import parse_time
 from minicontainer.engine.filters import checked_filters, has_label, has_labels, until
 from minicontainer.engine.threads import ChunkReader, fed, output_of, progress_of
 from minicontainer.image import reference
 from minicontainer.image.store import Image, NotFound, Store, StoreError
+from minicontainer.units import parse_time
 
 
 def open_store(root: str | None = None) -> Store:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from minicontainer.engine import images as image_service
-from minicontainer.engine.clock import human_duration, parse_time
 from minicontainer.engine.filters import checked_filters, has_label, until
 from minicontainer.engine.system import disk_used
+from minicontainer.units import human_duration, parse_time
 
 # What `ps --filter` and `container prune --filter` understand; docker refuses the others.
 LIST_FILTERS = ("id", "name", "status", "ancestor", "exited", "label")

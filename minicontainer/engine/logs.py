@@ -29,8 +29,9 @@ import termios
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from minicontainer.engine.clock import now_rfc3339, parse_time
+from minicontainer.engine.clock import now_rfc3339
 from minicontainer.kernel.syscalls import IN_CLOEXEC, IN_MODIFY, IN_NONBLOCK, KernelError, Syscalls
+from minicontainer.units import parse_time
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ flag               HostConfig field    what the container then shares
 ``--pid container:NAME``               another container's processes: a sidecar that debugs or signals them
 ``--uts host``     ``UTSMode``         the host's hostname (and changing it would change the host's)
 ``--ipc host``     ``IpcMode``         the host's System V IPC and POSIX message queues, and its /dev/shm
+                                       (``--shm-size`` sizes a container's *own* /dev/shm only)
 ``--ipc container:NAME``               another container's
 ``--cgroupns host`` ``CgroupnsMode``   the host's view of cgroups: /proc/self/cgroup shows the full path
 =================  ==================  =====================================================================
@@ -26,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from minicontainer.engine.errors import Conflict, InvalidParameter
+
+SHM_SIZE = 64 * 1024 * 1024  # /dev/shm's tmpfs when --shm-size is not given: Docker's default
 
 # HostConfig field -> (the OCI namespace type, the modes it accepts besides "container:NAME", default).
 MODES: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -56,6 +59,11 @@ def check(host: dict, hostname: str, find: Callable[[str], object]) -> dict[str,
         modes[field] = mode or default
     if modes["UTSMode"] == "host" and hostname:
         raise InvalidParameter("conflicting options: hostname and the UTS mode")  # docker's words
+    size = host.get("ShmSize") or 0
+    if size and size != SHM_SIZE and modes["IpcMode"] != "private":
+        # Docker would silently use the other /dev/shm, whatever its size: refused instead.
+        raise InvalidParameter(f"--shm-size has no effect with --ipc {modes['IpcMode'].split(':')[0]}: /dev/shm is "
+                               "then the one shared, with its own size; leave --shm-size out")
     return modes
 
 
@@ -77,8 +85,12 @@ def apply(runtime_config: dict, host: dict, pid_of: Callable[[str], int]) -> Non
                     ns["path"] = f"/proc/{pid}/ns/{kind}"
     if host.get("UTSMode") == "host":
         runtime_config.pop("hostname", None)  # without a UTS namespace of its own, it would be the host's
-    if host.get("IpcMode") == "host":
-        # As Docker does: the host's /dev/shm, so that shared memory is shared for POSIX shm_open too.
-        for mount in runtime_config["mounts"]:
-            if mount["destination"] == "/dev/shm":
-                mount.update(type="bind", source="/dev/shm", options=["rbind", "nosuid", "noexec", "nodev"])
+    for mount in runtime_config["mounts"]:
+        if mount["destination"] != "/dev/shm":
+            continue
+        if host.get("IpcMode") == "host":
+            # As Docker does: the host's /dev/shm, so that shared memory is shared for POSIX shm_open too.
+            mount.update(type="bind", source="/dev/shm", options=["rbind", "nosuid", "noexec", "nodev"])
+        else:  # --shm-size: the size of the container's own tmpfs, in bytes (Docker's default 64 MiB)
+            mount["options"] = [o for o in mount["options"] if not o.startswith("size=")] + \
+                [f"size={host.get('ShmSize') or SHM_SIZE}"]

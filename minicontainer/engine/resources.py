@@ -14,6 +14,9 @@ CpuShares              ``--cpu-shares``          cpu.shares (cpu.shares / cpu.we
 CpusetCpus, -Mems      ``--cpuset-cpus``         cpu.cpus, cpu.mems (cpuset.cpus, cpuset.mems)
 PidsLimit              ``--pids-limit``          pids.limit (pids.max)
 BlkioWeight            ``--blkio-weight``        blockIO.weight (blkio.weight / io.weight)
+MemorySwappiness       ``--memory-swappiness``   memory.swappiness (memory.swappiness; v1 only)
+OomKillDisable         ``--oom-kill-disable``    memory.disableOOMKiller (memory.oom_control; v1 only)
+CgroupParent           ``--cgroup-parent``       linux.cgroupsPath PARENT/minicontainer-ID, beneath the daemon's cgroup
 =====================  ========================  ===============================================
 
 Values are checked here, with dockerd's own messages, before anything is created (``-m 4m`` is
@@ -41,6 +44,7 @@ UPDATABLE = (*FIELDS, "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuCount", "Cp
              "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "IOMaximumIOps",
              "IOMaximumBandwidth", "Ulimits", "DeviceRequests", "CgroupParent", "Devices", "DeviceCgroupRules",
              "RestartPolicy")
+NOT_UPDATABLE = ("Ulimits", "Devices", "DeviceCgroupRules", "OomKillDisable", "MemorySwappiness", "CgroupParent")
 
 
 def _is_unset(value: object) -> bool:
@@ -93,6 +97,8 @@ def check(host: dict, *, creating: bool = True) -> None:
     shares = host.get("CpuShares") or 0
     if shares < 0:
         raise InvalidParameter(f"invalid CPU shares ({shares}): value must be a positive integer")
+    check_memory_knobs(host)
+    check_cgroup_parent(host)
     weight = host.get("BlkioWeight") or 0
     if weight and not 10 <= weight <= 1000:
         raise InvalidParameter("Range of blkio weight is from 10 to 1000")
@@ -106,6 +112,45 @@ def check(host: dict, *, creating: bool = True) -> None:
             raise InvalidParameter(f"Invalid value {text} for cpuset {what}") from None
         if what == "cpus" and not wanted <= set(parse_cpuset(online_cpus())):
             raise InvalidParameter(f"Requested CPUs are not available - requested {text}, available: {online_cpus()}")
+
+
+def check_memory_knobs(host: dict, v1_memory: bool | None = None) -> None:
+    """--oom-kill-disable and --memory-swappiness exist only in cgroup v1's memory controller
+    (memory.oom_control, memory.swappiness).  Docker drops them with a warning elsewhere; refused here."""
+    swappiness = host.get("MemorySwappiness")
+    asked = [flag for flag, on in (("--oom-kill-disable", host.get("OomKillDisable")),
+                                   ("--memory-swappiness", swappiness not in (None, -1))) if on]
+    if not asked:
+        return
+    if v1_memory is None:
+        from minicontainer.kernel.cgroups.layout import detect
+
+        v1_memory = "memory" in detect().v1
+    if not v1_memory:
+        raise InvalidParameter(f"{' and '.join(asked)}: this host's memory controller is cgroup v2's, which has "
+                               "no such setting (Docker drops it with a warning; minicontainer refuses rather than "
+                               "ignore it): leave it out")
+
+
+def check_cgroup_parent(host: dict) -> None:
+    """--cgroup-parent: a path *beneath the daemon's own cgroup* (``classroom/alice``), so that the
+    engine only ever creates, writes and removes cgroups below its own.  Docker also takes absolute
+    paths anywhere in the host's tree; refused here, with what to give instead."""
+    parent = host.get("CgroupParent") or ""
+    if not isinstance(parent, str):
+        raise InvalidParameter("HostConfig.CgroupParent must be a string")
+    if parent.startswith("/") or ".." in parent.split("/") or parent.endswith(".slice"):
+        raise InvalidParameter(f"--cgroup-parent {parent}: minicontainer creates cgroups only beneath the daemon's "
+                               "own cgroup (never one it did not make): give a relative path such as 'classroom/alice'")
+
+
+def place_in_parent(config: dict, host: dict) -> None:
+    """The container's cgroup beneath --cgroup-parent: ``linux.cgroupsPath`` ``PARENT/minicontainer-ID``,
+    which the runtime takes from its own cgroup; a parent it creates, it removes with the container
+    (unless another container's cgroup is in it by then)."""
+    parent = (host.get("CgroupParent") or "").strip("/")
+    if parent:
+        config["linux"]["cgroupsPath"] = f"{parent}/{config['linux']['cgroupsPath']}"
 
 
 def with_default_swap(host_config: dict) -> dict:
@@ -132,6 +177,8 @@ def limits(host: dict) -> Limits:
         cpuset_mems=host.get("CpusetMems") or None,
         pids_limit=None if pids is None or pids == 0 else pids,
         blkio_weight=host.get("BlkioWeight") or None,
+        memory_swappiness=None if host.get("MemorySwappiness") in (None, -1) else host["MemorySwappiness"],
+        oom_kill_disable=True if host.get("OomKillDisable") else None,
     )
 
 
@@ -143,7 +190,9 @@ def oci_resources(limits: Limits) -> dict:
                                 ("cpu", "shares", limits.cpu_shares), ("cpu", "quota", limits.cpu_quota),
                                 ("cpu", "period", limits.cpu_period), ("cpu", "cpus", limits.cpuset_cpus),
                                 ("cpu", "mems", limits.cpuset_mems), ("pids", "limit", limits.pids_limit),
-                                ("blockIO", "weight", limits.blkio_weight)):
+                                ("blockIO", "weight", limits.blkio_weight),
+                                ("memory", "swappiness", limits.memory_swappiness),
+                                ("memory", "disableOOMKiller", limits.oom_kill_disable)):
         if value is not None:
             out.setdefault(section, {})[key] = value
     return out
@@ -159,8 +208,10 @@ def update(current: dict, body: dict) -> tuple[dict, Limits]:
 
     # The body is the Resources fields and RestartPolicy: the field table says which are honoured.
     body = fields.canonical(body, fields.HOST_CONFIG)
-    fields.refuse_unhonoured(body, {k: v for k, v in fields.HOST_CONFIG.items() if k in UPDATABLE},
-                             api="update")
+    table = {k: v for k, v in fields.HOST_CONFIG.items() if k in UPDATABLE}
+    for key in NOT_UPDATABLE:  # honoured at create, but a running container's are not changed here
+        table[key] = fields.refused(f"{fields.HOST_CONFIG[key].what} of a created container: recreate it")
+    fields.refuse_unhonoured(body, table, api="update")
     given = {k: body[k] for k in FIELDS if k in body and not (_is_unset(body[k]) and k != "PidsLimit")}
     if given.get("PidsLimit") is None:
         given.pop("PidsLimit", None)

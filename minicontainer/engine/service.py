@@ -34,11 +34,11 @@ import signal
 import time
 
 from minicontainer import config as settings
-from minicontainer.engine import confinement, fields, names, namespaces, pause, resources
+from minicontainer.engine import confinement, fields, names, namespaces, pause, process_settings, resources
 from minicontainer.engine import images as image_service
 from minicontainer.engine.archive import ContainerArchives
 from minicontainer.engine.attach import Attaching, Attachment
-from minicontainer.engine.clock import now_rfc3339, parse_time
+from minicontainer.engine.clock import now_rfc3339
 from minicontainer.engine.errors import Conflict, InvalidParameter, NotFound, NotModified
 from minicontainer.engine.events import EventLog
 from minicontainer.engine.exec import Execs
@@ -57,6 +57,7 @@ from minicontainer.image import overlay
 from minicontainer.kernel.syscalls import PR_SET_CHILD_SUBREAPER, KernelError, Syscalls
 from minicontainer.runtime import lifecycle
 from minicontainer.runtime.errors import RuntimeFailure
+from minicontainer.units import parse_time
 
 log = logging.getLogger(__name__)
 DEFAULT_STOP_TIMEOUT = 10
@@ -252,6 +253,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
             name = names.generate(taken)
         host = body["HostConfig"]
         modes = namespaces.check(host, body.get("Hostname") or "", self.get)
+        process_settings.check_groups(host, self.store.lowerdirs(image))  # --group-add's names, in the image
         mounts = self.mounts.plan(body, image)  # checked before anything is created
         image_config = image.config.get("config") or {}
         cmd = body.get("Cmd") or None

@@ -21,8 +21,6 @@ from typing import Any
 from minicontainer import __version__
 from minicontainer.engine.errors import InvalidParameter
 
-API_VERSION = "1.45"
-MIN_API_VERSION = "1.24"
 VERSION = __version__  # the engine reports the package's version
 log = logging.getLogger(__name__)
 
@@ -91,13 +89,14 @@ class SystemInfo:
 
     def version(self) -> dict:
         u = os.uname()
-        return {"Platform": {"Name": "minicontainer"}, "Version": VERSION, "ApiVersion": API_VERSION,
-                "MinAPIVersion": MIN_API_VERSION, "GitCommit": "n/a", "GoVersion": f"python{platform.python_version()}",
+        """What ``docker version`` shows of the server; the API versions are the daemon's to add (the
+        engine speaks no HTTP: daemon/routing.py has them)."""
+        return {"Platform": {"Name": "minicontainer"}, "Version": VERSION,
+                "GitCommit": "n/a", "GoVersion": f"python{platform.python_version()}",
                 "Os": "linux", "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(u.machine, u.machine),
                 "KernelVersion": u.release, "BuildTime": "",
                 "Components": [{"Name": "Engine", "Version": VERSION,
-                                "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
-                                            "Os": "linux", "KernelVersion": u.release}},
+                                "Details": {"Os": "linux", "KernelVersion": u.release}},
                                {"Name": "minicontainer-runtime", "Version": VERSION, "Details": {}}]}
 
     def info(self) -> dict:

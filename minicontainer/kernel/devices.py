@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 
 from minicontainer.kernel.mounts import secure_join
 from minicontainer.kernel.syscalls import MS_BIND, Syscalls
@@ -41,7 +42,7 @@ DEFAULT_LINKS: dict[str, str] = {
 
 
 def make_device(sys: Syscalls, rootfs: str, path: str, kind: str, major: int, minor: int, mode: int,
-                uid: int = 0, gid: int = 0, *, in_userns: bool) -> None:
+                uid: int = 0, gid: int = 0, *, in_userns: bool, detail: str = "") -> None:
     """Create one device node at ``path`` (a path inside the container)."""
     target = secure_join(rootfs, path)
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -54,7 +55,7 @@ def make_device(sys: Syscalls, rootfs: str, path: str, kind: str, major: int, mi
                   detail="no mknod in a user namespace: bind the host's device instead")
         return
     file_type = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[kind]
-    sys.mknod(target, file_type | (mode & 0o7777), os.makedev(major, minor) if kind != "p" else 0)
+    sys.mknod(target, file_type | (mode & 0o7777), os.makedev(major, minor) if kind != "p" else 0, detail=detail)
     os.chmod(target, mode & 0o7777)  # mknod's mode is filtered by the umask; chmod is not
     if uid or gid:
         sys.chown(target, uid, gid)
@@ -74,10 +75,18 @@ def _host_node(major: int, minor: int, kind: str) -> str:
     raise FileNotFoundError(f"no host device {major}:{minor} to bind into the user namespace")
 
 
-def populate_dev(sys: Syscalls, rootfs: str, *, in_userns: bool) -> None:
-    """Fill the container's /dev tmpfs with the default devices, links and directories."""
+def populate_dev(sys: Syscalls, rootfs: str, *, in_userns: bool, extra: Sequence = ()) -> None:
+    """Fill the container's /dev tmpfs with the default devices, the ``extra`` ones (the config's
+    ``linux.devices``: objects with path, type, major, minor, file_mode, uid, gid), links and directories.
+
+    The links come last, as runc makes them: a host's ``/dev/ptmx`` node among the extra devices (a
+    privileged container gets them all) is replaced by the link to the container's own devpts."""
     for name, (major, minor, _) in DEFAULT_DEVICES.items():
         make_device(sys, rootfs, f"/dev/{name}", "c", major, minor, 0o666, in_userns=in_userns)
+    for d in extra:
+        make_device(sys, rootfs, d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid, in_userns=in_userns,
+                    detail="linux.devices: a device the config gives (Docker's --device; --privileged gives every "
+                           "one of the host's); the devices cgroup decides what may be done with it")
     dev = secure_join(rootfs, "/dev")
     for sub in ("pts", "shm"):
         os.makedirs(os.path.join(dev, sub), exist_ok=True)

@@ -30,6 +30,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from minicontainer.kernel.namespaces import KINDS
 
+# Where Debian's busybox-static puts its binary: the runtime's demo and test bundles, and the starter
+# image, are made from it (runtime/busybox.py looks here too).
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+
 if TYPE_CHECKING:  # for annotations only: importing these for real costs start-up time
     from minicontainer.kernel.cgroups.layout import Layout
     from minicontainer.kernel.syscalls import Syscalls
@@ -579,7 +583,6 @@ def _which(names: tuple[str, ...], extra: tuple[str, ...] = ()) -> str | None:
 
 def check_binaries() -> list[Check]:
     """The programs the course uses next to minicontainer, and the Debian/Ubuntu package of each."""
-    from minicontainer.runtime.busybox import BUSYBOX_CANDIDATES  # where the runtime itself looks
     checks = []
     runc = _which(("runc",))
     checks.append(Check("runc", OK, f"found at {runc}") if runc else

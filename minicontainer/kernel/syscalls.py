@@ -425,8 +425,20 @@ class Syscalls:
                           detail=detail)  # type: ignore[return-value]
 
     def setrlimit(self, name: str, which: int, soft: int, hard: int) -> None:
-        self._call("setrlimit", f"{name}, {soft}, {hard}", name,
-                   lambda: resource.setrlimit(which, (soft, hard)))
+        def set_limit() -> None:
+            try:
+                resource.setrlimit(which, (soft, hard))
+            except ValueError as e:  # Python's word for the kernel's EPERM (a hard limit raised) or EINVAL
+                raise OSError(_errno.EPERM if "raise" in str(e) else _errno.EINVAL, str(e)) from None
+        try:
+            self._call("setrlimit", f"{name}, {soft}, {hard}", name, set_limit)
+        except KernelError as e:
+            if e.errno != _errno.EPERM:
+                raise
+            current = resource.getrlimit(which)[1]
+            raise KernelError("setrlimit", name, e.errno, f"raising a hard limit above this process's own "
+                              f"({'unlimited' if current == resource.RLIM_INFINITY else current}) needs "
+                              "CAP_SYS_RESOURCE, which the runtime does not hold here: ask for less") from None
 
     def setgroups(self, gids: list[int]) -> None:
         self._call("setgroups", str(gids), "", lambda: os.setgroups(gids))

@@ -16,7 +16,7 @@ Standard library only: the CLI and a non-root notebook kernel import it.
 
 from __future__ import annotations
 
-from minicontainer.cli.format import human_size
+from minicontainer.units import human_size
 
 
 def cpu_percent(doc: dict) -> float:

@@ -21,7 +21,7 @@ from minicontainer.kernel.capabilities import CAPABILITIES, CapabilitySets, chec
 from minicontainer.kernel.capabilities import names as cap_names
 from minicontainer.kernel.capabilities import parse as parse_capabilities
 from minicontainer.kernel.cgroups.base import Limits
-from minicontainer.kernel.cgroups.devices import CONTAINER_DEVICE_RULES, DeviceRule
+from minicontainer.kernel.cgroups.devices import CONTAINER_DEVICE_RULES
 from minicontainer.kernel.cgroups.devices import parse_rule as parse_device_rule
 from minicontainer.kernel.namespaces import BY_OCI
 from minicontainer.runtime.errors import RuntimeFailure
@@ -317,7 +317,7 @@ def parse(data: Any, bundle: str) -> Spec:
                         f"{', '.join(PROPAGATIONS)})")
     seccomp_reader = linux.get("seccomp", (dict, type(None)))
     devices = [_device(d) for d in linux.objects("devices")]
-    resources = _resources(linux.obj("resources"), devices)
+    resources = _resources(linux.obj("resources"))
     sysctl = linux.get("sysctl", dict, {})
     linux.finish()
     hooks = _hooks(top.obj("hooks"))
@@ -596,7 +596,7 @@ def _hugepage(r: _Reader) -> tuple[str, int]:
     return size, limit
 
 
-def _resources(r: _Reader | None, devices: list[Device]) -> Limits:
+def _resources(r: _Reader | None) -> Limits:
     if r is None:
         return Limits()
     limits: dict[str, Any] = {}
@@ -639,9 +639,9 @@ def _resources(r: _Reader | None, devices: list[Device]) -> Limits:
             raise SpecError("", str(e)) from None
     if rules:
         # As runc: the devices every container needs (and mknod of any node, never its use) come after
-        # the config's rules, so they win; and so do the nodes listed in linux.devices.
-        rules += [*CONTAINER_DEVICE_RULES, *(DeviceRule(True, d.type if d.type != "u" else "c", d.major, d.minor)
-                                           for d in devices if d.type in "cbu")]
+        # the config's rules, so they win.  The nodes listed in linux.devices get no rule of their own:
+        # the config says what may be done with them (Docker's `--device /dev/sdb:/dev/sdb:r`: read only).
+        rules += CONTAINER_DEVICE_RULES
     limits["devices"] = tuple(rules)
     _block_io(r.obj("blockIO"), limits)
     limits["hugepage_limits"] = tuple(_hugepage(h) for h in r.objects("hugepageLimits"))

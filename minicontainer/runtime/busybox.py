@@ -16,9 +16,8 @@ import shutil
 import subprocess
 import sys
 
+from minicontainer.kernel.features import BUSYBOX_CANDIDATES  # this host's facts are the kernel layer's
 from minicontainer.runtime.defaults import default_config
-
-BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 
 def find_static_busybox() -> str:

@@ -134,7 +134,9 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
         if spec.hostname is not None:
             sys.sethostname(spec.hostname, detail="the UTS namespace's own hostname")
         for key, value in spec.sysctl.items():
-            sys.write_file("/proc/sys/" + key.replace(".", "/"), value, detail=f"sysctl {key}")
+            sys.write_file("/proc/sys/" + key.replace(".", "/"), value,
+                           detail=f"sysctl {key}: the copy of the container's own {'network' if key.startswith('net.') else 'IPC'}"
+                                  " namespace; the host's is untouched")
         mounts.mask_paths(sys, spec.masked_paths)
         mounts.make_readonly(sys, spec.readonly_paths)
         if spec.root_readonly:
@@ -157,14 +159,26 @@ def container_init(spec: Spec, chan: sync.Channel, fifo_handle: int, trace: Trac
             hooks.run("startContainer", spec.hooks["startContainer"],
                       {"ociVersion": spec.oci_version, "id": container_id, "status": "running", "pid": os.getpid(),
                        "bundle": spec.bundle, "annotations": spec.annotations})
-        # Nothing of the runtime's may reach the program: close every descriptor but stdio.
-        os.closerange(3, MAX_FD)
-        sys.execve(program, spec.process.args, spec.process.env_dict())
-        raise AssertionError("execve returned")  # pragma: no cover
+        exec_program(sys, spec, program)
     except BaseException as e:  # noqa: BLE001
-        if not ready:
-            _report_and_exit(chan, trace, e)
-        exit_after_ready(e)
+        fail(chan, trace, e, ready=ready)
+
+
+def exec_program(sys: Syscalls, spec: Spec, program: str) -> NoReturn:
+    """The last step of init and of every exec'd process: nothing of the runtime's (or the daemon's)
+    may reach the program, so every descriptor but stdio is closed; then execve replaces this Python
+    with the program, in the same process."""
+    os.closerange(3, MAX_FD)
+    sys.execve(program, spec.process.args, spec.process.env_dict())
+    raise AssertionError("execve returned")  # pragma: no cover
+
+
+def fail(chan: sync.Channel, trace: Trace, exc: BaseException, *, ready: bool) -> NoReturn:
+    """A failure of init or of an exec'd process.  Before ``ready`` the parent waits for our word: the
+    failure goes back over the sync socket.  After it, stderr and the exit code are all there is."""
+    if not ready:
+        _report_and_exit(chan, trace, exc)
+    exit_after_ready(exc)
 
 
 def exit_after_ready(exc: BaseException) -> NoReturn:
@@ -191,10 +205,7 @@ def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool, *, chan: sync.Chann
             dev_is_tmpfs = True
     if dev_is_tmpfs:
         # Only into a /dev of the container's own: the rootfs's /dev is left as the image made it.
-        devices.populate_dev(sys, rootfs, in_userns=in_userns)
-    for d in spec.devices:
-        devices.make_device(sys, rootfs, d.path, d.type, d.major, d.minor, d.file_mode, d.uid, d.gid,
-                            in_userns=in_userns)
+        devices.populate_dev(sys, rootfs, in_userns=in_userns, extra=spec.devices)
     if chan is not None and (spec.hooks.get("prestart") or spec.hooks.get("createRuntime")):
         chan.send_events(sync.HOOKS, sys.trace.events)  # the parent runs them on the host
         sys.trace.events = []
@@ -249,7 +260,8 @@ def setup_process(sys: Syscalls, spec: Spec) -> None:
     """Limits, then the user's identity and capabilities: the last privileged steps."""
     proc = spec.process
     if proc.oom_score_adj is not None:
-        sys.write_file("/proc/self/oom_score_adj", str(proc.oom_score_adj))
+        sys.write_file("/proc/self/oom_score_adj", str(proc.oom_score_adj),
+                       detail="the OOM killer's preference, inherited by every process: -1000 never, 1000 first")
     for rl in proc.rlimits:
         # Before the capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
         sys.setrlimit(rl.type, RLIMITS[rl.type], rl.soft, rl.hard)

@@ -28,12 +28,7 @@ from minicontainer.kernel.namespaces import BY_OCI
 from minicontainer.kernel.syscalls import PR_SET_DUMPABLE, Syscalls
 from minicontainer.observe.events import Trace
 from minicontainer.runtime import sync
-from minicontainer.runtime.init import (
-    MAX_FD,
-    _report_and_exit,
-    become_the_process,
-    exit_after_ready,
-)
+from minicontainer.runtime.init import _report_and_exit, become_the_process, exec_program, fail
 
 if TYPE_CHECKING:
     from minicontainer.kernel.cgroups.base import Cgroup
@@ -84,10 +79,6 @@ def exec_process(spec: Spec, chan: sync.Channel, trace: Trace) -> NoReturn:
         chan.send_events(sync.READY, trace.events)
         ready = True
         chan.close()
-        os.closerange(3, MAX_FD)  # nothing of the runtime's (or the daemon's) may reach the program
-        sys.execve(program, spec.process.args, spec.process.env_dict())
-        raise AssertionError("execve returned")  # pragma: no cover
+        exec_program(sys, spec, program)
     except BaseException as e:  # noqa: BLE001
-        if not ready:
-            _report_and_exit(chan, trace, e)
-        exit_after_ready(e)
+        fail(chan, trace, e, ready=ready)

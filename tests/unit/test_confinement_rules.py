@@ -65,5 +65,9 @@ def test_compiled_profile_is_kept_and_reused(tmp_path):
     assert first.bpf and len(first.bpf) % 8 == 0  # classic BPF: 8-byte instructions
     assert len(list(tmp_path.iterdir())) == 1
     (only,) = tmp_path.iterdir()
-    only.write_bytes(b"X" * 8)  # a kept program is read, not compiled again
+    key = only.read_bytes()[:-len(first.bpf)]  # the file starts with the profile itself
+    only.write_bytes(key + b"X" * 8)  # a kept program is read, not compiled again
     assert seccomp.compiled(profile, str(tmp_path)).bpf == b"X" * 8
+    # another profile whose name lands on the same file (a CRC-32 is easy to collide): compiled, never shared
+    only.write_bytes(b"another profile\n" + b"X" * 8)
+    assert seccomp.compiled(profile, str(tmp_path)).bpf == first.bpf

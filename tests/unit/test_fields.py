@@ -46,12 +46,12 @@ def test_what_the_clients_send_by_default_passes():
 @pytest.mark.parametrize(("host", "name"), [
     ({"Links": ["db:db"]}, "HostConfig.Links"),                                                 # --link
     ({"StorageOpt": {"size": "1G"}}, "HostConfig.StorageOpt"),                                  # --storage-opt
-    ({"GroupAdd": ["audio"]}, "HostConfig.GroupAdd"),                                           # --group-add
+    ({"BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}]}, "HostConfig.BlkioDeviceReadBps"),  # --device-read-bps
     ({"LogConfig": {"Type": "none", "Config": {}}}, "HostConfig.LogConfig"),                    # --log-driver none
-    ({"OomKillDisable": True}, "HostConfig.OomKillDisable"),                                   # --oom-kill-disable
+    ({"KernelMemory": 64 << 20}, "HostConfig.KernelMemory"),                                  # --kernel-memory
     ({"UsernsMode": "host"}, "HostConfig.UsernsMode"),
     ({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}}, "HostConfig.RestartPolicy"),
-    ({"MemorySwappiness": 10}, "HostConfig.MemorySwappiness"),
+    ({"CpuRealtimeRuntime": 1000}, "HostConfig.CpuRealtimeRuntime"),
 ])
 def test_a_field_not_honoured_is_refused_by_name(host, name):
     message = refusal(with_host(**host))
@@ -78,8 +78,8 @@ def test_defaults_by_another_name_pass():
 def test_names_match_without_regard_to_case_as_go_does():
     checked = fields.check({"image": "busybox", "hostconfig": {"memory": 64 << 20, "cpushares": 0}})
     assert checked["Image"] == "busybox" and checked["HostConfig"]["Memory"] == 64 << 20
-    assert refusal({"Image": "busybox", "HostConfig": {"ulimits": [{"Name": "nofile"}]}}).startswith(
-        "HostConfig.Ulimits=")
+    assert refusal({"Image": "busybox", "HostConfig": {"kernelmemory": 64 << 20}}).startswith(
+        "HostConfig.KernelMemory=")
 
 
 @pytest.mark.parametrize(("host", "message"), [
