@@ -383,6 +383,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
                          mounts=lambda config: self.mounts.apply(container, config, sys))
         except BaseException:
             self.networks.release(container, sys)
+            self.mounts.stopped(container, sys)  # a failed start gives its volumes back
             raise
         stdin_r = -1
         master = -1
@@ -417,6 +418,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
                     os.close(fd)
         except RuntimeFailure as e:
             self.networks.release(container, sys)
+            self.mounts.stopped(container, sys)  # a failed start gives its volumes back
             if master >= 0:
                 os.close(master)
             self._close_stdin_pipe(container.id)
@@ -426,6 +428,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
             raise _runtime_error(e) from None
         except BaseException:
             self.networks.release(container, sys)
+            self.mounts.stopped(container, sys)  # a failed start gives its volumes back
             if master >= 0:
                 os.close(master)
             self._close_stdin_pipe(container.id)

@@ -265,3 +265,13 @@ def test_cp_reaches_a_containers_volumes_and_binds_stopped_or_running(engine, tm
     r = engine.mc("cp", str(tmp_path / "in.txt"), f"{cid}:/bound/")  # a read-only bind stays read-only
     assert r.returncode != 0 and not (tmp_path / "bound" / "in.txt").exists()
     assert engine.mc("rm", "-f", cid).returncode == 0
+
+
+def test_a_failed_start_gives_its_volumes_back(engine):  # noqa: F811
+    assert engine.mc("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "ram").returncode == 0
+    r = engine.mc("run", "--name", "broken", "-v", "ram:/ram", "busybox", "no-such-program")
+    assert r.returncode == 127, r.stderr
+    with open("/proc/self/mountinfo") as f:
+        assert "/volumes/ram/_data" not in f.read()  # its mount went with the failed start
+    r = engine.mc("run", "--rm", "-v", "ram:/ram", "busybox", "sh", "-c", "grep -c ' /ram tmpfs' /proc/mounts")
+    assert r.stdout == "1\n", r.stderr  # and comes back for the next
