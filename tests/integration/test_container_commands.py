@@ -16,7 +16,7 @@ pytestmark = pytest.mark.root
 
 def test_options_the_engine_does_not_honour_are_refused_not_ignored(engine):  # noqa: F811
     for flags, field in ((["--link", "db:db"], "HostConfig.Links"), (["--volume-driver", "convoy"], "HostConfig.VolumeDriver"),
-                         (["--group-add", "audio"], "HostConfig.GroupAdd"),
+                         (["--device-read-bps", "/dev/null:1mb"], "HostConfig.BlkioDeviceReadBps"),
                          (["--log-driver", "none"], "HostConfig.LogConfig")):
         r = engine.docker("run", "--rm", *flags, "busybox", "true")
         assert r.returncode == 125, (flags, r.stderr)
