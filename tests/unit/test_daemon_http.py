@@ -156,10 +156,18 @@ class FakeNetworks:
         raise NotFound(f"network {ref} not found")
 
 
+class FakeVolumes:
+    """No volumes (``docker inspect NAME`` asks for a volume after the network)."""
+
+    def get(self, name: str) -> dict:
+        raise NotFound(f"get {name}: no such volume")
+
+
 class FakeEngine:
     """In memory, Docker's semantics; see the module docstring."""
 
     networks = FakeNetworks()
+    volumes = FakeVolumes()
 
     def __init__(self) -> None:
         self.containers: dict[str, FakeContainer] = {}
@@ -269,7 +277,7 @@ class FakeEngine:
         return [{"Id": image["Id"], "Created": 1735689600, "CreatedBy": "/bin/sh", "Tags": image["RepoTags"],
                  "Size": image["Size"], "Comment": ""}]
 
-    def remove_image(self, name: str, force: bool) -> list[dict]:
+    def remove_image(self, name: str, force: bool, noprune: bool = False) -> list[dict]:
         image = self._image(name)
         users = [c for c in self.containers.values() if c.image["Id"] == image["Id"]]
         if users and not force:
