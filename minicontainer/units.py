@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 import time
 
-BYTE_SUFFIXES = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+BYTE_SUFFIXES = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+# RAMInBytes' syntax: a number, an optional space, a unit, then an optional "i" and "b": 64m, 64MB,
+# 64 MiB, 1.5g, 1024 (bytes).
+SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$", re.IGNORECASE)
 
 
 def human_size(size: float, *, binary: bool = False) -> str:
@@ -29,15 +32,12 @@ def human_size(size: float, *, binary: bool = False) -> str:
 
 
 def parse_bytes(text: str) -> int:
-    """``-m 64m`` as docker reads it (units.RAMInBytes): b, k, m, g suffixes, 1024-based.
-    ValueError ``invalid size: '64x'`` otherwise."""
-    t = text.strip().lower().rstrip("b") or "0"
-    unit = BYTE_SUFFIXES.get(t[-1], 1)
-    number = t[:-1] if t[-1] in BYTE_SUFFIXES else t
-    try:
-        return int(float(number) * unit)
-    except ValueError:
-        raise ValueError(f"invalid size: '{text}'") from None
+    """``-m 64m``, ``--shm-size 128MiB`` as docker reads them (units.RAMInBytes): k, m, g, t, p,
+    1024-based.  ValueError ``invalid size: '64x'`` otherwise."""
+    m = SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"invalid size: '{text}'")
+    return int(float(m.group(1)) * BYTE_SUFFIXES[m.group(2).lower()])
 
 
 def human_duration(seconds: float) -> str:

@@ -30,6 +30,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--read-only", action="store_true", help="make the root filesystem read-only")
     p.add_argument("--volumes-from", action="append", default=[], metavar="CONTAINER[:ro]",
                    help="mount what another container mounts")
+    p.add_argument("--volume-driver", default="", metavar="DRIVER", help="the driver of the volumes it creates (local)")
 
 
 def mounts_body(args: argparse.Namespace, body: dict) -> None:
@@ -49,7 +50,8 @@ def mounts_body(args: argparse.Namespace, body: dict) -> None:
         path, _, options = spec.partition(":")
         tmpfs[path] = options
     host.update({"Binds": binds or None, "Mounts": [parse_mount(spec) for spec in args.mount] or None,
-                 "Tmpfs": tmpfs or None, "ReadonlyRootfs": args.read_only, "VolumesFrom": args.volumes_from or None})
+                 "Tmpfs": tmpfs or None, "ReadonlyRootfs": args.read_only, "VolumesFrom": args.volumes_from or None,
+                 "VolumeDriver": args.volume_driver})
     if volumes:
         body["Volumes"] = volumes
 

@@ -17,8 +17,12 @@ moment it meets it.  What we get back is a descriptor, and we go on from descrip
 with ``O_NOFOLLOW``, one name at a time), never by re-walking a path.  Whatever the container
 swaps in, the worst it gets is a copy of its own files.
 
-A running container's root is its ``merged/`` overlay; a stopped one's layers are mounted for the
-time of the copy (as ``export`` does), in the copying thread.
+A running container's root is the one its processes see, ``/proc/PID/root``: its overlay with its
+volumes, binds and tmpfs mounted in it (checked to be the container's: a PID can go to another
+process).  A stopped one's layers are mounted for the time of the copy (as ``export`` does), with its
+binds and volumes on them (:meth:`minicontainer.engine.mounts.ContainerMounts.attached`), in the
+copying thread, as dockerd mounts them for ``docker cp``: a file copied to ``/data`` lands in the
+volume mounted there, where the container will find it.
 """
 
 from __future__ import annotations
@@ -33,13 +37,18 @@ import stat
 import tarfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from typing import Any, BinaryIO
 
 from minicontainer.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from minicontainer.engine.threads import ChunkReader, fed, output_of
 from minicontainer.image import overlay
-from minicontainer.kernel.syscalls import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, KernelError, Syscalls
+from minicontainer.kernel.syscalls import (
+    RESOLVE_IN_ROOT,
+    RESOLVE_NO_MAGICLINKS,
+    KernelError,
+    Syscalls,
+)
 
 IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS  # /proc/PID/root-style links would lead anywhere
 STAT_HEADER = "X-Docker-Container-Path-Stat"
@@ -351,6 +360,25 @@ class Extraction:
         os.fchmod(fd, mode)
 
 
+def _own_root(container: Any, ref: str) -> int:
+    """A running container's root as its processes see it (``/proc/PID/root``: its volumes, binds and
+    tmpfs mounted in it), held by a descriptor.  Had the container just ended and its PID gone to
+    another process, that would be another root (the host's!): so the descriptor must lead to the
+    very directory the container's overlay is mounted on, or the copy stops."""
+    try:
+        fd = os.open(f"/proc/{container.state['Pid']}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, ProcessLookupError):
+        raise Conflict(f"container {ref} stopped during the copy: try again") from None
+    try:
+        here, merged = os.fstat(fd), os.stat(container.path("merged"))
+    except FileNotFoundError:
+        here = merged = None
+    if here is None or merged is None or (here.st_dev, here.st_ino) != (merged.st_dev, merged.st_ino):
+        os.close(fd)
+        raise Conflict(f"container {ref} stopped during the copy: try again")
+    return fd
+
+
 def _member_path(name: str) -> str:
     """A tar entry's name as a path below the destination; ``..`` is refused (it could only mean out)."""
     parts = [p for p in name.split("/") if p not in ("", ".")]
@@ -371,18 +399,21 @@ class ContainerArchives:
     store: Any
     get: Callable
     event_log: Any
+    mounts: Any  # engine/mounts.py's ContainerMounts
 
     @contextmanager
     def _root(self, container: Any, ref: str, mount: bool, lowerdirs: list[str]) -> Iterator[ContainerRoot]:
-        """(In a thread.)  The container's root, its layers mounted for the while if it is stopped."""
+        """(In a thread.)  The container's root as it sees it: a running one's own (its mounts
+        included), a stopped one's layers mounted for the while, with its volumes and binds."""
         sys = Syscalls()
-        root = overlay.mount_rootfs(sys, lowerdirs, container.dir) if mount else container.path("merged")
+        root = overlay.mount_rootfs(sys, lowerdirs, container.dir) if mount else f"/proc/{container.state['Pid']}/root"
         try:
-            fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                yield ContainerRoot(sys, fd, ref)
-            finally:
-                os.close(fd)
+            with self.mounts.attached(container, root, sys) if mount else nullcontext():
+                fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if mount else _own_root(container, ref)
+                try:
+                    yield ContainerRoot(sys, fd, ref)
+                finally:
+                    os.close(fd)
         finally:
             if mount:
                 overlay.unmount_rootfs(sys, container.dir, remove=False)
@@ -445,6 +476,7 @@ class ContainerArchives:
         directory ``path``.  The destination is checked before the upload is read: a 404 or 400
         costs the client no upload."""
         async with self._claimed(ref) as (container, mount, lowerdirs):
+            self._check_writable(container, path)
             user = (container.record["Config"].get("User") or "0") if copy_uid_gid else None
             loop = asyncio.get_running_loop()
             ready: asyncio.Future = loop.create_future()
@@ -477,6 +509,18 @@ class ContainerArchives:
             async with fed(reader, upload):
                 await task
             self.event_log.container(container, "extract-to-dir")
+
+    def _check_writable(self, container: Any, path: str) -> None:
+        """dockerd's rule for a copy into a container: into a volume or bind, that mount must be
+        writable; elsewhere, the root filesystem (``--read-only``: 400, in dockerd's words)."""
+        where = absolute(path)
+        inside = [mp for mp in self.mounts.of(container) if mp.type in ("bind", "volume")
+                  and (where == mp.destination or where.startswith(mp.destination.rstrip("/") + "/"))]
+        if inside:
+            if not max(inside, key=lambda mp: len(mp.destination)).rw:  # the innermost mount decides
+                raise InvalidParameter("mounted volume is marked read-only")
+        elif container.record["HostConfig"].get("ReadonlyRootfs"):
+            raise InvalidParameter("container rootfs is marked read-only")
 
     async def export(self, cid: str) -> AsyncIterator[bytes]:
         """``docker export``: the container's filesystem as one tar, its layers flattened (what

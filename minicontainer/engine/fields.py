@@ -138,7 +138,8 @@ HOST_CONFIG: dict[str, Field] = {
     # mounts (engine/mounts.py checks the values)
     "Binds": honoured(None, "-v, --volume: bind mounts and volumes"),
     "Mounts": honoured(None, "--mount"),
-    "VolumeDriver": refused("--volume-driver (this engine has the local driver only)", "", ("local",)),
+    "VolumeDriver": honoured("", "--volume-driver: the driver of the volumes it creates (local only: the volume "
+                                 "store refuses others)"),
     "VolumesFrom": honoured(None, "--volumes-from"),
     "Tmpfs": honoured(None, "--tmpfs"),
     "StorageOpt": refused("--storage-opt", None),

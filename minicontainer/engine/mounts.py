@@ -33,11 +33,12 @@ container and do as root there.  That is why the group that may use it is worth 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -180,7 +181,7 @@ def parse_bind(raw: str) -> MountPoint:
     if kind == "bind":
         return MountPoint("bind", destination, source=posixpath.normpath(source), rw=rw, mode=mode,
                           propagation=words.get("propagation", DEFAULT_PROPAGATION))
-    return MountPoint("volume", destination, name=source, driver="local", rw=rw, mode=mode,
+    return MountPoint("volume", destination, name=source, rw=rw, mode=mode,
                       copy="copy" not in words, anonymous=not source)
 
 
@@ -286,10 +287,9 @@ def _volume_mount(destination: str, source: str, read_only: bool, vol: dict) -> 
         raise ValueError("subpath must be a relative path within the volume")
     driver = _fields(vol.get("DriverConfig"), {"Name": None, "Options": None}, "VolumeOptions.DriverConfig.",
                      "volume")
-    if (driver.get("Name") or "local") != "local":
-        raise ValueError(f"volume driver {driver['Name']!r}: this engine has the local driver only")
     check_options(source or "(anonymous)", dict(driver.get("Options") or {}))
-    return MountPoint("volume", destination, name=source, driver="local", rw=not read_only,
+    # the driver: the volume store's to accept (local) or refuse, when it creates the volume
+    return MountPoint("volume", destination, name=source, driver=driver.get("Name") or "", rw=not read_only,
                       copy=not vol.get("NoCopy"), anonymous=not source, subpath=posixpath.normpath(subpath)
                       if subpath else "", labels=dict(vol.get("Labels") or {}),
                       driver_opts=dict(driver.get("Options") or {}))
@@ -407,7 +407,7 @@ def plan(config: dict, host: dict, image_volumes: dict | None,
         except ValueError as e:
             raise InvalidParameter(f"invalid volume {destination!r} in Config.Volumes: {e}") from None
         if target not in chosen:
-            chosen[target] = MountPoint("volume", target, driver="local", anonymous=True)
+            chosen[target] = MountPoint("volume", target, anonymous=True)
     return sorted(chosen.values(), key=lambda mp: _depth(mp.destination))
 
 
@@ -492,8 +492,9 @@ class ContainerMounts:
                     continue  # a bind, a tmpfs, or a volume of --volumes-from's (it exists)
                 volume = self._existing(mp.name) if mp.name else None
                 if volume is None:
-                    volume = self.engine.volumes.create(mp.name or None, labels=mp.labels or None,
-                                                        driver_opts=mp.driver_opts or None, anonymous=mp.anonymous)
+                    volume = self.engine.volumes.create(
+                        mp.name or None, driver=mp.driver or container.record["HostConfig"].get("VolumeDriver") or
+                        "local", labels=mp.labels or None, driver_opts=mp.driver_opts or None, anonymous=mp.anonymous)
                     created.append(volume.name)
                 mp.name, mp.source, mp.driver = volume.name, volume.mountpoint, volume.driver
             save(container.dir, mounts)
@@ -512,10 +513,10 @@ class ContainerMounts:
         except NotFound:
             return None
 
-    def apply(self, container: Any, config: dict) -> None:
+    def apply(self, container: Any, config: dict, sys: Any = None) -> None:
         """At start: fill each volume used for the first time from the image (unless ``nocopy``),
         then write the mounts into the container's OCI config (``config["root"]["path"]`` is its
-        root filesystem, mounted)."""
+        root filesystem, mounted).  ``sys``: the start's kernel calls, which --explain narrates."""
         from minicontainer.kernel.mounts import secure_join
 
         mounts = self.of(container)
@@ -524,9 +525,9 @@ class ContainerMounts:
             if mp.type != "volume":
                 continue
             volume = store.get(mp.name)
-            mp.source = store.mount(volume, container.id)  # a volume with mount options is mounted first
+            mp.source = store.mount(volume, container.id, sys)  # a volume with mount options is mounted first
             if mp.copy:
-                store.copy_up(volume, config["root"]["path"], mp.destination)
+                store.copy_up(volume, config["root"]["path"], mp.destination, sys)
             if mp.subpath and not os.path.isdir(secure_join(mp.source, mp.subpath)):
                 raise InvalidParameter(f"cannot access path {os.path.join(mp.source, mp.subpath)}: the volume "
                                        f"{mp.name} has no directory {mp.subpath}")
@@ -536,8 +537,48 @@ class ContainerMounts:
                 store.event("mount", store.get(mp.name), container=container.id, destination=mp.destination,
                             propagation=mp.propagation, **{"read/write": str(mp.rw).lower()})
 
-    def stopped(self, container: Any) -> None:
-        """The container's mounts went with its mount namespace: the volumes' ``unmount`` events."""
+    @contextlib.contextmanager
+    def attached(self, container: Any, rootfs: str, sys: Any) -> Iterator[None]:
+        """(A stopped container, for ``cp``.)  Its binds and volumes mounted on its root filesystem (its
+        layers, mounted for the copy) for the time of the copy, as they are at its start, so that ``cp``
+        finds what the program would; unmounted after.  A tmpfs has nothing to show when stopped."""
+        from minicontainer.kernel.mounts import mount_one, secure_join
+        from minicontainer.kernel.syscalls import MNT_DETACH
+
+        store, ref = self.engine.volumes, f"{container.id}/cp"
+        mounted: list[MountPoint] = []
+        try:
+            for mp in self.of(container):
+                if mp.type == "tmpfs":
+                    continue
+                if mp.type == "volume":
+                    mp.source = store.mount(store.get(mp.name), ref, sys)
+                mounted.append(mp)
+                # private, whatever the container asks: these mounts are the daemon's, on the host
+                options = [o for o in mp.oci()["options"] if o not in PROPAGATIONS] + ["rprivate"]
+                mount_one(sys, rootfs, mp.destination, "bind", mp.oci()["source"], options)
+            yield
+        finally:
+            for mp in reversed(mounted):
+                with contextlib.suppress(OSError):
+                    sys.umount2(secure_join(rootfs, mp.destination), MNT_DETACH,
+                                detail=f"the copy is done: {mp.destination} goes back to the container")
+                if mp.type == "volume":
+                    with contextlib.suppress(NotFound):
+                        store.unmount(store.get(mp.name), ref, sys)
+
+    def recovered(self, container: Any) -> None:
+        """After a restart of the daemon, a container still running holds its volumes again."""
+        for mp in self.of(container):
+            if mp.type == "volume":
+                try:
+                    self.engine.volumes.mount(self.engine.volumes.get(mp.name), container.id)
+                except NotFound:
+                    continue
+
+    def stopped(self, container: Any, sys: Any = None) -> None:
+        """The container's mounts went with its mount namespace: the volumes' ``unmount`` events (and a
+        volume with mount options unmounted after its last user)."""
         store = self.engine.volumes
         for mp in self.of(container):
             if mp.type == "volume":
@@ -545,7 +586,7 @@ class ContainerMounts:
                     volume = store.get(mp.name)
                 except NotFound:
                     continue
-                store.unmount(volume, container.id)
+                store.unmount(volume, container.id, sys)
                 store.event("unmount", volume, container=container.id)
 
     def removed(self, container: Any, volumes: bool) -> None:

@@ -186,6 +186,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
             os.path.join(self.runtime_root, container.id[:12], "state.json")) else None
         if state is not None and state.alive():
             # Still running: follow its output again, and learn of its end through a pidfd.
+            self.mounts.recovered(container)  # its volumes are in use again
             if container.record["Config"].get("Tty"):
                 # Its terminal's master side died with the previous daemon: nothing to follow.
                 log.warning("container %s: its terminal was lost with the previous daemon; it runs on "
@@ -387,9 +388,10 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
                          init=bool(host.get("Init")), terminal=tty, console_size=host.get("ConsoleSize"),
                          network=network, share=lambda config: namespaces.apply(config, host, self._pid_of),
                          confine=lambda config: confinement.apply(config, host),
-                         mounts=lambda config: self.mounts.apply(container, config))
+                         mounts=lambda config: self.mounts.apply(container, config, sys))
         except BaseException:
             self.networks.release(container, sys)
+            self.mounts.stopped(container, sys)  # a failed start gives its volumes back
             raise
         stdin_r = -1
         master = -1
@@ -424,6 +426,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
                     os.close(fd)
         except RuntimeFailure as e:
             self.networks.release(container, sys)
+            self.mounts.stopped(container, sys)  # a failed start gives its volumes back
             if master >= 0:
                 os.close(master)
             self._close_stdin_pipe(container.id)
@@ -433,6 +436,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
             raise _runtime_error(e) from None
         except BaseException:
             self.networks.release(container, sys)
+            self.mounts.stopped(container, sys)  # a failed start gives its volumes back
             if master >= 0:
                 os.close(master)
             self._close_stdin_pipe(container.id)
@@ -513,7 +517,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         self._close_stdin_pipe(container.id)
         overlay.unmount_rootfs(sys, container.dir, remove=False)
         self.networks.release(container, sys)
-        self.mounts.stopped(container)
+        self.mounts.stopped(container, sys)
         self._record(container, sys)
         container.state.update({"Status": "exited", "Running": False, "Paused": False, "Pid": 0, "ExitCode": code,
                                 "OOMKilled": oom, "Error": error, "FinishedAt": now_rfc3339()})

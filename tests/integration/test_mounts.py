@@ -220,3 +220,58 @@ def test_a_containers_mounts_survive_a_restart_of_the_daemon(engine, tmp_path): 
     assert len(anonymous) == 1
     r = engine.mc("volume", "rm", anonymous[0]) if engine.mc("volume", "--help").returncode == 0 else None
     assert r is None or "volume is in use" in r.stderr  # its container still holds it, after the restart too
+
+
+def test_volume_driver_names_the_driver_of_the_volumes_a_container_creates(engine):  # noqa: F811
+    r = engine.mc("create", "--volume-driver", "local", "-v", "/data", "busybox", "true")
+    assert r.returncode == 0, r.stderr
+    assert _inspect(engine, r.stdout.strip())["HostConfig"]["VolumeDriver"] == "local"
+    r = engine.mc("create", "--volume-driver", "convoy", "-v", "/data", "-v", "first:/first", "busybox", "true")
+    assert r.returncode != 0 and 'plugin "convoy" not found' in r.stderr, r.stderr
+    assert len(engine.mc("ps", "-aq").stdout.split()) == 1 and len(_volumes(engine)) == 1  # nothing more made
+
+
+def test_a_volume_with_mount_options_stays_mounted_for_its_users_after_a_daemon_crash(engine):  # noqa: F811
+    assert engine.mc("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m",
+                     "ram").returncode == 0
+    for name in ("one", "two"):
+        assert engine.mc("run", "-d", "--name", name, "-v", "ram:/ram", "busybox", "sleep", "60").returncode == 0
+    engine.crash()  # the containers run on; a new daemon finds them, and the volume mounted for them
+    engine.restart()
+    assert engine.mc("stop", "-t", "0", "one").returncode == 0
+    r = engine.mc("exec", "two", "sh", "-c", "grep -c ' /ram tmpfs' /proc/mounts; echo x > /ram/x && echo ok")
+    assert r.stdout == "1\nok\n", r.stderr
+    data = engine.root / "data" / "volumes" / "ram" / "_data"
+    with open("/proc/self/mountinfo") as f:
+        assert f" {data} " in f.read()  # still mounted on the host side for "two"
+    assert engine.mc("rm", "-f", "two").returncode == 0
+    with open("/proc/self/mountinfo") as f:
+        assert f" {data} " not in f.read()  # after its last user, unmounted
+
+
+def test_cp_reaches_a_containers_volumes_and_binds_stopped_or_running(engine, tmp_path):  # noqa: F811
+    (tmp_path / "bound").mkdir()
+    (tmp_path / "in.txt").write_text("copied in\n")
+    cid = engine.mc("create", "-v", "/vol", "-v", f"{tmp_path / 'bound'}:/bound:ro", "busybox", "sh", "-c",
+                    "cat /vol/in.txt; echo out > /vol/out.txt; sleep 30").stdout.strip()
+    assert engine.mc("cp", str(tmp_path / "in.txt"), f"{cid}:/vol/").returncode == 0  # stopped: into its volume
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path / "bound") not in f.read()  # the copy's mounts are gone again
+    assert engine.mc("start", cid).returncode == 0
+    time.sleep(0.5)
+    assert engine.mc("logs", cid).stdout == "copied in\n"
+    r = engine.mc("cp", f"{cid}:/vol/out.txt", str(tmp_path / "out.txt"))  # running: out of its volume
+    assert r.returncode == 0 and (tmp_path / "out.txt").read_text() == "out\n", r.stderr
+    r = engine.mc("cp", str(tmp_path / "in.txt"), f"{cid}:/bound/")  # a read-only bind stays read-only
+    assert r.returncode != 0 and not (tmp_path / "bound" / "in.txt").exists()
+    assert engine.mc("rm", "-f", cid).returncode == 0
+
+
+def test_a_failed_start_gives_its_volumes_back(engine):  # noqa: F811
+    assert engine.mc("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "ram").returncode == 0
+    r = engine.mc("run", "--name", "broken", "-v", "ram:/ram", "busybox", "no-such-program")
+    assert r.returncode == 127, r.stderr
+    with open("/proc/self/mountinfo") as f:
+        assert "/volumes/ram/_data" not in f.read()  # its mount went with the failed start
+    r = engine.mc("run", "--rm", "-v", "ram:/ram", "busybox", "sh", "-c", "grep -c ' /ram tmpfs' /proc/mounts")
+    assert r.stdout == "1\n", r.stderr  # and comes back for the next

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 from daemon_support import start_daemon, stop_daemon
+from test_engine import engine  # noqa: F401 - the fixture, by name
 
 from minicontainer.client import Client, http
 from minicontainer.engine.errors import EngineError
@@ -66,7 +67,7 @@ def test_volume_commands_create_list_inspect_remove(daemon):
     anonymous = _ok(daemon.mc("volume", "create")).stdout.strip()
     assert len(anonymous) == 64
     assert _ok(daemon.mc("volume", "ls")).stdout.splitlines() == [
-        "DRIVER   VOLUME NAME", f"local    {anonymous}", "local    data"]
+        "DRIVER   VOLUME NAME", *(f"local    {name}" for name in sorted([anonymous, "data"]))]
     assert _ok(daemon.mc("volume", "ls", "-q", "-f", "label=team=a")).stdout == "data\n"
     assert _ok(daemon.mc("volume", "ls", "--format", "{{.Name}} {{.Labels}}", "-f", "name=^da")).stdout == \
         "data team=a\n"
@@ -239,3 +240,39 @@ def test_a_bind_volume_of_a_missing_directory_fails_at_mount_and_leaves_nothing(
     with pytest.raises(EngineError, match=r"failed to mount local volume bound: mount .*No such file or directory"):
         store.mount(volume, "c1")
     assert not os.path.ismount(volume.mountpoint) and store.mounted == {}
+
+
+# --- cp sees a container's volumes and binds, as the container does -------------------------------
+
+
+def test_cp_reaches_the_volumes_of_a_running_and_of_a_stopped_container(engine, tmp_path):  # noqa: F811
+    """docker cp into /data lands in the volume mounted there, running or not; while stopped, the
+    volume is mounted on the container's layers only for the time of the copy."""
+    (tmp_path / "note").write_text("copied in\n")
+    made = engine.mc("create", "--name", "box", "-v", "store:/data", "busybox", "cat", "/data/note")
+    assert made.returncode == 0, made.stderr
+    _ok(engine.mc("cp", str(tmp_path / "note"), "box:/data/"))  # stopped (never started)
+    assert (engine.root / "data" / "volumes" / "store" / "_data" / "note").read_text() == "copied in\n"
+    assert str(engine.root) not in _mounts()  # the layers and the volume mounted for the copy: gone
+    assert _ok(engine.mc("start", "-a", "box")).stdout == "copied in\n"
+    _ok(engine.mc("cp", "box:/data/note", str(tmp_path / "out")))  # exited: mounted again for the copy
+    assert (tmp_path / "out").read_text() == "copied in\n"
+    _ok(engine.mc("run", "-d", "--name", "live", "-v", "store:/data", "busybox", "sleep", "30"))
+    _ok(engine.mc("cp", str(tmp_path / "note"), "live:/data/again"))  # running: its own view, /proc/PID/root
+    assert _ok(engine.mc("exec", "live", "cat", "/data/again")).stdout == "copied in\n"
+    assert (engine.root / "data" / "volumes" / "store" / "_data" / "again").exists()
+    _ok(engine.mc("rm", "-f", "live", "box"))
+    assert str(engine.root) not in _mounts()
+
+
+def test_cp_into_read_only_places_is_refused_as_dockerd_refuses_it(engine, tmp_path):  # noqa: F811
+    (tmp_path / "f").write_text("x\n")
+    host = tmp_path / "host"
+    host.mkdir()
+    _ok(engine.mc("create", "--name", "ro", "--read-only", "-v", f"{host}:/in:ro", "-v", "rw:/data", "busybox", "true"))
+    r = engine.mc("cp", str(tmp_path / "f"), "ro:/tmp/")
+    assert r.returncode == 1 and "container rootfs is marked read-only" in r.stderr
+    r = engine.mc("cp", str(tmp_path / "f"), "ro:/in/")
+    assert r.returncode == 1 and "mounted volume is marked read-only" in r.stderr
+    _ok(engine.mc("cp", str(tmp_path / "f"), "ro:/data/"))  # a writable volume in a read-only root: fine
+    assert os.listdir(host) == [] and str(engine.root) not in _mounts()

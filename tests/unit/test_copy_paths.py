@@ -106,3 +106,22 @@ def test_extraction_refuses_what_docker_refuses(root):
             x.extract(tar_of(("etc", b"x")))
     finally:
         x.close()
+
+
+def test_a_running_containers_root_is_refused_if_its_pid_now_leads_elsewhere(tmp_path):
+    """``/proc/PID/root`` of a container that just ended: its PID may be another process's, whose
+    root is the host's.  The copy must stop rather than write there."""
+    from types import SimpleNamespace
+
+    from minicontainer.engine.archive import _own_root
+    from minicontainer.engine.errors import Conflict
+
+    (tmp_path / "merged").mkdir()
+    impostor = SimpleNamespace(state={"Pid": os.getpid()}, path=lambda name: str(tmp_path / name))
+    with pytest.raises(Conflict, match="stopped during the copy"):
+        _own_root(impostor, "box")  # this process's root is /, not the container's merged/
+    gone = SimpleNamespace(state={"Pid": 2 ** 22 + 1}, path=impostor.path)  # above pid_max: no such process
+    with pytest.raises(Conflict, match="stopped during the copy"):
+        _own_root(gone, "box")
+    itself = SimpleNamespace(state={"Pid": os.getpid()}, path=lambda name: "/")  # its root is this one: fine
+    os.close(_own_root(itself, "box"))

@@ -156,10 +156,18 @@ class FakeNetworks:
         raise NotFound(f"network {ref} not found")
 
 
+class FakeVolumes:
+    """No volumes (``docker inspect NAME`` asks for a volume after the network)."""
+
+    def get(self, name: str) -> dict:
+        raise NotFound(f"get {name}: no such volume")
+
+
 class FakeEngine:
     """In memory, Docker's semantics; see the module docstring."""
 
     networks = FakeNetworks()
+    volumes = FakeVolumes()
 
     def __init__(self) -> None:
         self.containers: dict[str, FakeContainer] = {}

@@ -92,8 +92,8 @@ def test_mounts_objects(tmp_path):
     ({"Type": "tmpfs", "Source": "x", "Target": "/x"}, "field Source must not be specified"),
     ({"Type": "tmpfs", "Target": "/x", "TmpfsOptions": {"Options": [["uid", "0"]]}}, "invalid option"),
     ({"Type": "volume", "Target": "/x", "ReadOnly": True}, "must not set ReadOnly mode when using anonymous"),
-    ({"Type": "volume", "Source": "vv", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}},
-     "local driver only"),
+    ({"Type": "volume", "Source": "vv", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Options": {"o": "x"}}}},
+     'missing required option: "device"'),
     ({"Type": "volume", "Source": "vv", "Target": "/x", "VolumeOptions": {"Subpath": "../up"}}, "subpath"),
     ({"Type": "volume", "Source": "v", "Target": "/x"}, "volume name is too short"),
 ])
@@ -146,7 +146,7 @@ def test_the_clis_flags(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = argparse.Namespace(volume=["/h:/c:ro", "./rel:/r", "/anon", "name:/n"], tmpfs=["/run:size=1m", "/t"],
                               mount=["type=bind,src=/h,dst=/m,readonly,bind-propagation=rslave"], read_only=True,
-                              volumes_from=["db:ro"])
+                              volumes_from=["db:ro"], volume_driver="")
     body = {"HostConfig": {}}
     mounts_body(args, body)
     host = body["HostConfig"]
@@ -167,5 +167,8 @@ def test_the_clis_flags(tmp_path, monkeypatch):
         assert words in str(e.value)
 
 
-def test_a_named_volume_may_be_read_only():
+def test_a_named_volume_may_be_read_only_and_name_its_driver():
     assert not parse_mount({"Type": "volume", "Source": "vv", "Target": "/x", "ReadOnly": True}).rw
+    # the volume store accepts the driver or refuses it (local only) when it creates the volume
+    assert parse_mount({"Type": "volume", "Source": "vv", "Target": "/x",
+                        "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}}).driver == "nfs"
