@@ -79,7 +79,9 @@ def create_body(args: argparse.Namespace) -> dict:
         env += read_env_file(path)
     env = resolve_env(env + list(args.env))  # `-e KEY`: this shell's value, filled in here
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
-    host = {"AutoRemove": args.rm, "Init": args.init, "ConsoleSize": terminal_size() if args.tty else [0, 0],
+    if args.rm and args.restart and args.restart["Name"] != "no":
+        raise ValueError("conflicting options: cannot specify both --restart and --rm")  # docker 28's words
+    host = {"AutoRemove": args.rm, "Init": args.init, "RestartPolicy": args.restart or {"Name": "no"}, "ConsoleSize": terminal_size() if args.tty else [0, 0],
             **resource_fields(args), "PidMode": args.pid or "", "UTSMode": args.uts or "", "IpcMode": args.ipc or "",
             "CgroupnsMode": args.cgroupns or "", **security.security_fields(args)}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
@@ -95,6 +97,18 @@ def create_body(args: argparse.Namespace) -> dict:
     network.network_body(args, body)
     mounts.mounts_body(args, body)
     return body
+
+
+def restart_policy(text: str) -> dict:
+    """``--restart no|always|unless-stopped|on-failure[:N]`` -> HostConfig.RestartPolicy (the daemon
+    checks the rest, as dockerd does), for argparse's ``type=``."""
+    name, colon, count = text.partition(":")
+    try:
+        retries = int(count) if colon else 0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid restart policy format: maximum retry count must be an integer: "
+                                         f"{count!r}") from None
+    return {"Name": name, "MaximumRetryCount": retries}
 
 
 def resource_fields(args: argparse.Namespace) -> dict:
@@ -486,6 +500,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--tty", action="store_true",
                    help="give the program a terminal (with -i: yours, in raw mode, as `docker run -it`)")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("--restart", type=restart_policy, metavar="POLICY",
+                   help="restart when it exits: no, always, unless-stopped, on-failure[:N]")
     p.add_argument("--name")
     p.add_argument("-e", "--env", action="append", default=[])
     p.add_argument("--env-file", action="append", default=[])

@@ -27,6 +27,8 @@ def cmd_update(args: argparse.Namespace) -> int:
     body = {k: v for k, v in resource_fields(args).items() if v not in (0, "", None)}
     if args.pids_limit is not None:
         body["PidsLimit"] = args.pids_limit  # 0 and -1 mean "unlimited" here, not "unchanged"
+    if args.restart:
+        body["RestartPolicy"] = args.restart
     if not body:
         import sys
 
@@ -36,7 +38,7 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    from minicontainer.cli.containers import add_resource_flags
+    from minicontainer.cli.containers import add_resource_flags, restart_policy
 
     for name, handler, text in (("pause", cmd_pause, "freeze every process of containers (cgroup freezer)"),
                                 ("unpause", cmd_unpause, "thaw paused containers")):
@@ -48,6 +50,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                             description="Change the resource limits of containers, running or not: the kernel "
                                         "enforces the new ones at once.")
     add_resource_flags(p)
+    p.add_argument("--restart", type=restart_policy, metavar="POLICY",
+                   help="the restart policy from now on: no, always, unless-stopped, on-failure[:N]")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.add_argument("--explain", action="store_true", help="narrate the kernel steps on stderr")
     p.set_defaults(handler=cmd_update)

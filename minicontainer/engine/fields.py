@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from minicontainer.engine import confinement, process_settings, resources
+from minicontainer.engine import confinement, process_settings, resources, restart
 from minicontainer.engine.errors import InvalidParameter
 from minicontainer.engine.namespaces import SHM_SIZE  # the tmpfs on /dev/shm: Docker's default too
 
@@ -97,7 +97,7 @@ HOST_CONFIG: dict[str, Field] = {
     # fixed by the engine: only the value it applies passes
     "LogConfig": refused("--log-driver, --log-opt: this engine logs in json-file only",
                          {"Type": "json-file", "Config": {}}, ({"Type": "json-file"},)),
-    "RestartPolicy": refused("--restart", {"Name": "no", "MaximumRetryCount": 0}, ({"Name": "no"},)),
+    "RestartPolicy": honoured({"Name": "no", "MaximumRetryCount": 0}, "--restart"),  # engine/restart.py
     # namespaces shared instead of made (engine/namespaces.py checks the values)
     "IpcMode": honoured("private", "--ipc"),
     "PidMode": honoured("", "--pid"),
@@ -254,18 +254,7 @@ def _check_values(body: dict, host: dict) -> None:
     oom = host.get("OomScoreAdj") or 0
     if not -1000 <= oom <= 1000:
         raise InvalidParameter(f"Invalid value {oom}, range for oom score adj is [-1000, 1000]")
-    policy = host.get("RestartPolicy") or {}
-    name, retries = policy.get("Name") or "", policy.get("MaximumRetryCount") or 0
-    if name in ("always", "unless-stopped", "no") and retries:
-        raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                               + (" and cannot be negative" if retries < 0 else ""))
-    if name == "on-failure" and retries < 0:
-        raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
-    if name not in ("", "no", "always", "on-failure", "unless-stopped"):
-        raise InvalidParameter(f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "
-                               "'on-failure', or 'unless-stopped'")
-    if host.get("AutoRemove") and name not in ("", "no"):
-        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+    restart.check(host)  # the restart policy
     driver = (host.get("LogConfig") or {}).get("Type") or ""
     if driver and driver not in LOG_DRIVERS:
         raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")

@@ -37,7 +37,7 @@ class ContainerListing:
         filters = checked_filters(filters, LIST_FILTERS)
         out = []
         for c in sorted(self.containers.values(), key=lambda c: c.record["Created"], reverse=True):
-            if not all and not c.running and not filters.get("status"):
+            if not all and not c.state["Running"] and not filters.get("status"):  # restarting ones too
                 continue
             if not self._matches(c, filters):
                 continue
@@ -85,6 +85,8 @@ class ContainerListing:
     @staticmethod
     def _status_text(c: Any) -> str:
         s = c.state
+        if s.get("Restarting"):  # waiting to start again (engine/restart.py)
+            return f"Restarting ({s['ExitCode']}) {human_duration(time.time() - parse_time(s['FinishedAt']))} ago"
         if s["Running"]:
             return "Up " + human_duration(time.time() - parse_time(s["StartedAt"])) + \
                 (" (Paused)" if s.get("Paused") else "")
@@ -97,7 +99,7 @@ class ContainerListing:
         filters = checked_filters(filters, PRUNE_FILTERS)
         deleted, freed = [], 0
         for container in list(self.containers.values()):
-            if not container.running and self._matches(container, filters):
+            if not container.state["Running"] and self._matches(container, filters):  # not a restarting one
                 freed += disk_used(container.path("upper"))
                 await self.remove(container.id)
                 deleted.append(container.id)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from minicontainer.engine import resources
+from minicontainer.engine import resources, restart
 from minicontainer.engine.errors import Conflict, EngineError, InvalidParameter
 from minicontainer.kernel.cgroups import CgroupError
 from minicontainer.kernel.syscalls import Syscalls
@@ -81,6 +81,7 @@ def after_signal(engine: Any, container: Any, sig: int, sys: Syscalls) -> None:
 def update(engine: Any, container: Any, body: dict) -> dict:
     """``POST /containers/{id}/update``: validate, change the live cgroup, then record."""
     host = container.record["HostConfig"]
+    policy = restart.updated_policy(host, body)  # --restart: applies from the next exit
     fields, changes = resources.update(host, body)
     if container.running and changes.changes():
         sys = Syscalls()
@@ -91,6 +92,8 @@ def update(engine: Any, container: Any, body: dict) -> dict:
         finally:
             engine._record(container, sys)
     host.update(fields)
+    if policy is not None:
+        host["RestartPolicy"] = policy
     container.save()
     engine.event_log.container(container, "update")
     return {"Warnings": []}

@@ -49,6 +49,7 @@ from minicontainer.engine.mounts import ContainerMounts
 from minicontainer.engine.names import Renaming
 from minicontainer.engine.networks import Networks
 from minicontainer.engine.processes import ContainerProcesses
+from minicontainer.engine.restart import Restarts
 from minicontainer.engine.spec import RunOptions, write_bundle
 from minicontainer.engine.stats import Meter
 from minicontainer.engine.system import SystemInfo, SystemUsage
@@ -96,7 +97,8 @@ class Container:
 
     @property
     def running(self) -> bool:
-        return self.state["Running"]
+        """Its program runs (a container waiting to restart says Running too, as Docker's, but has none)."""
+        return self.state["Running"] and not self.state.get("Restarting")
 
     def save(self) -> None:
         tmp = os.path.join(self.dir, ".container.json.tmp")
@@ -141,6 +143,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         self.volumes = VolumeStore(os.path.join(self.data_root, "volumes"), events=self.event_log,  # engine/volumes.py
                                    users=lambda name: containers_using(self.containers.values(), name))
         self.mounts = ContainerMounts(self)  # binds, volumes, tmpfs (engine/mounts.py)
+        self.restarts = Restarts(self)  # restart policies (engine/restart.py)
 
     # --- start-up and shutdown ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -176,6 +179,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         self.networks.open(running)  # bridges, rules, DNS: again, for the containers still running
         for container in running:
             self._recover(container)
+        await self.restarts.daemon_started()
 
     def _recover(self, container: Container) -> None:
         state = lifecycle.State.load(self.runtime_root, container.id[:12]) if os.path.exists(
@@ -197,6 +201,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
 
     async def close(self) -> None:
         """Stop running containers (as dockerd does without live-restore) and the tails."""
+        self.restarts.daemon_stopping()
         running = [c for c in self.containers.values() if c.running]
         await asyncio.gather(*(self.stop(c.id, 2) for c in running), return_exceptions=True)
         self.networks.close()
@@ -323,8 +328,11 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
                           resources=resources.limits(host), labels=config.get("Labels") or {})
 
     # --- start ----------------------------------------------------------------------------------------
-    async def start(self, cid: str) -> None:
+    async def start(self, cid: str, by_user: bool = True) -> None:
         container = self.get(cid)
+        if by_user:  # not a restart by policy: a waiting one is done now, and the count starts again
+            self.restarts.cancel(container)
+            self.restarts.started_by_user(container)
         if container.running:
             raise NotModified("container already started")
         if container.id in self.exporting:
@@ -518,6 +526,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
             self.event_log.container(container, "oom")
         ran = parse_time(container.state["FinishedAt"]) - parse_time(container.state["StartedAt"])
         self.event_log.container(container, "die", exitCode=code, execDuration=max(0, int(ran)))
+        self.restarts.exited(container)  # its restart policy
         self.exited.setdefault(container.id, asyncio.Event()).set()
         if container.record["HostConfig"].get("AutoRemove"):
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.remove(container.id, True, volumes=True)))
@@ -546,6 +555,9 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         With ``--init``, tini is PID 1: it forwards SIGTERM to the program, which dies at once (143).
         """
         container = self.get(cid)
+        if self.restarts.stopped_by_user(container):  # it was waiting to restart: it stays down
+            self.event_log.container(container, "stop")
+            return
         if not container.running:
             raise NotModified("container already stopped")
         if timeout is None:
@@ -582,6 +594,8 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
 
     async def kill(self, cid: str, sig: str | None = None) -> None:
         container = self.get(cid)
+        if self.restarts.stopped_by_user(container):  # it was waiting to restart: it stays down
+            return
         if not container.running:
             raise Conflict(f"Cannot kill container: {cid}: Container {container.id} is not running")
         sys = Syscalls()
@@ -613,6 +627,7 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         container = self.get(cid)
         if container.id in self.exporting:
             raise Conflict(f"container {container.id} is being exported: remove it when the export is done")
+        self.restarts.refuse_removal(container, force)
         if container.running:
             if not force:
                 raise Conflict(f"You cannot remove a running container {container.id}. Stop the container "

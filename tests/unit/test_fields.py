@@ -50,7 +50,6 @@ def test_what_the_clients_send_by_default_passes():
     ({"LogConfig": {"Type": "none", "Config": {}}}, "HostConfig.LogConfig"),                    # --log-driver none
     ({"KernelMemory": 64 << 20}, "HostConfig.KernelMemory"),                                  # --kernel-memory
     ({"UsernsMode": "host"}, "HostConfig.UsernsMode"),
-    ({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}}, "HostConfig.RestartPolicy"),
     ({"CpuRealtimeRuntime": 1000}, "HostConfig.CpuRealtimeRuntime"),
 ])
 def test_a_field_not_honoured_is_refused_by_name(host, name):
