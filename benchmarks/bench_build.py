@@ -43,7 +43,11 @@ from bench_engine import (
     sh,
     start_daemon,
 )
-from harness import daemon_env, needs_root  # set-up and report, shared by the benchmarks (same directory)
+from harness import (  # set-up and report, shared by the benchmarks (same directory)
+    daemon_env,
+    needs_root,
+    report_left,
+)
 
 UNCACHED_TARGET, CACHED_TARGET = 0.5, 0.25
 DOCKERFILE = """\
@@ -115,8 +119,7 @@ def main() -> int:
         print(f"bench_build: {type(e).__name__}: {e}")
     finally:
         left = cleanup(b)
-    print("\nWARNING, left behind:\n  " + "\n  ".join(left) if left else "\nclean-up: daemon stopped, podman root "
-          "reset, no mounts, no new minicontainer-* cgroup, temp dir removed")
+    report_left(left, "daemon stopped, podman root reset, no mounts, no new minicontainer-* cgroup, temp dir removed")
     return 0
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from harness import (  # set-up and report, shared by the benchmarks (same directory)
     daemon_env,
     needs_root,
+    report_left,
     run_as_report,
     stop_process,
 )
@@ -770,11 +771,8 @@ def main() -> int:
             print(f"   note: {note}")
     finally:
         left = cleanup(b)
-    if left:
-        print("\nWARNING, left behind:\n  " + "\n  ".join(left))
-    else:
-        print("\nclean-up: containers removed, daemon stopped, podman root reset, no mounts, no new "
-              "minicontainer-* cgroup, temp dir removed")
+    report_left(left, "containers removed, daemon stopped, podman root reset, no mounts, no new minicontainer-* "
+                      "cgroup, temp dir removed")
     return 0
 
 

@@ -53,6 +53,7 @@ from bench_engine import (
 from harness import (  # set-up and report, shared by the benchmarks (same directory)
     daemon_env,
     needs_root,
+    report_left,
     run_as_report,
 )
 
@@ -154,8 +155,7 @@ def main() -> int:
             print(f"   {label:<56} {ratio:5.2f}x  {goal}")
     finally:
         left = cleanup(b)
-    print("\nWARNING, left behind:\n  " + "\n  ".join(left) if left else
-          "\nclean-up: containers removed, daemon stopped, runc container deleted, podman root reset, temp dir removed")
+    report_left(left, "containers removed, daemon stopped, runc container deleted, podman root reset, temp dir removed")
     return 0
 
 

@@ -58,15 +58,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import io
 import json
 import os
 import random
 import resource
-import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -77,12 +74,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The tests' registry process (tests/integration/registry_support.py) serves the pulls here too.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
 
 from harness import (  # set-up and report, shared by the benchmarks (same directory)
     needs_root,
     run_as_report,
     stop_process,
 )
+from registry_support import REGISTRY_BINARY, RunningRegistry
 
 from minicontainer.client.api import wait_for_daemon
 from minicontainer.image import builder
@@ -93,7 +93,6 @@ from minicontainer.runtime import busybox
 
 VENV_BIN = Path(sys.executable).parent
 OURS = VENV_BIN / "minicontainer"
-REGISTRY_BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 BLOB_INFO_CACHE = Path("/var/lib/containers/cache")  # skopeo's and podman's, when run as root
 NAMESPACE_MARK = "MINICONTAINER_BENCH_PULL_NS"
 
@@ -101,66 +100,6 @@ BIG_SIZE = 200 * 1000 * 1000
 SMALL_FILES, SMALL_DIRS = 35_000, 350
 SMALL_TARGET = 1.0  # ours/tar
 ISSUE_SAYS = {"skopeo": "~60 ms", "podman": "~330 ms"}  # busybox, cold, as quoted in the issue
-
-
-# --- the registry -------------------------------------------------------------------------------------
-
-
-class Registry:
-    """A ``docker-registry serve`` process of ours on a free port of 127.0.0.1."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.storage = workdir / "storage"
-        self.storage.mkdir(parents=True)
-        self.log = workdir / "registry.log"
-        self.process: subprocess.Popen | None = None
-        self.host = ""
-
-    def start(self) -> None:
-        for _ in range(5):  # a port found free can be taken before the registry binds it: try another
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            self.host = f"127.0.0.1:{port}"
-            config = {
-                "version": "0.1",
-                "log": {"level": "error", "formatter": "text"},
-                "storage": {"filesystem": {"rootdirectory": str(self.storage)},
-                            "maintenance": {"uploadpurging": {"enabled": False}}},
-                "http": {"addr": self.host, "secret": secrets.token_hex(16)},
-                "health": {"storagedriver": {"enabled": False}},
-            }
-            path = self.workdir / "config.yml"
-            path.write_text(json.dumps(config, indent=1))  # JSON is YAML
-            with open(self.log, "ab") as log:
-                self.process = subprocess.Popen([REGISTRY_BINARY, "serve", str(path)], stdin=subprocess.DEVNULL,
-                                                stdout=log, stderr=subprocess.STDOUT)
-            if self._wait_ready(port):
-                return
-            self.stop()
-        raise RuntimeError(f"the registry did not start; its log: {self.log.read_text(errors='replace')[-500:]}")
-
-    def _wait_ready(self, port: int, timeout: float = 15) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                conn.request("GET", "/v2/")
-                status = conn.getresponse().status
-                conn.close()
-                if status == 200:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.01)
-        return False
-
-    def stop(self) -> None:
-        stop_process(self.process, timeout=5)
-        self.process = None
 
 
 # --- the images ---------------------------------------------------------------------------------------
@@ -372,7 +311,7 @@ class OtherLoad:
 
     TICK = os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: RunningRegistry) -> None:
         self.registry = registry
         self.marks: dict[str, tuple[float, float, float]] = {}
         self.results: dict[str, tuple[float, float]] = {}  # case -> (others' CPU seconds, wall seconds)
@@ -803,7 +742,7 @@ def main() -> int:
             cleanup.callback(subprocess.run, ["umount", str(loop_fs)], check=False, capture_output=True)
         work = loop_fs or outer
         spread = spread_subdirectories(work)
-        registry = Registry(work / "registry")
+        registry = RunningRegistry(work / "registry", "bench", log_level="error")
         cleanup.callback(registry.stop)
         cleanup.callback(OURS_TOOL.release)  # every daemon of ours, before the registry and their roots go
         registry.start()

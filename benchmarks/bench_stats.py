@@ -41,7 +41,11 @@ from bench_engine import (
     sh,
     start_daemon,
 )
-from harness import daemon_env, needs_root  # set-up and report, shared by the benchmarks (same directory)
+from harness import (  # set-up and report, shared by the benchmarks (same directory)
+    daemon_env,
+    needs_root,
+    report_left,
+)
 
 SAMPLING_TARGET = 5.0  # % of one CPU in the daemon, N containers at 10 Hz
 NO_STREAM_TARGET = 0.5  # ours / podman
@@ -138,7 +142,7 @@ def main() -> int:
         print(f"bench_stats: {type(e).__name__}: {e}")
     finally:
         left = cleanup(b)
-    print("\nWARNING, left behind:\n  " + "\n  ".join(left) if left else "\nclean-up: nothing left behind")
+    report_left(left, "nothing left behind")
     return 0
 
 

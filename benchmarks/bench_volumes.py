@@ -35,7 +35,6 @@ its daemon, its temporary directory).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -44,6 +43,11 @@ import time
 from pathlib import Path
 
 from bench_engine import Bench, cleanup, cli, find_cgroups, machine_facts, must, sh, start_daemon
+from harness import (  # set-up and report, shared by the benchmarks (same directory)
+    daemon_env,
+    needs_root,
+    report_left,
+)
 
 TARGET = 1.1
 
@@ -84,16 +88,14 @@ def main() -> int:
     ap.add_argument("--mib", type=int, default=256, help="MiB of the large write")
     ap.add_argument("--files", type=int, default=5000, help="how many small files")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("bench_volumes: needs root (a daemon, mounts); nothing measured")
+    if needs_root("bench_volumes", "a daemon, mounts"):
         return 0
     if not shutil.which("busybox"):
         print("bench_volumes: the host's busybox is needed (apt-get install busybox-static); nothing measured")
         return 0
     # On /var/tmp, a disk (not a tmpfs /tmp): every row writes to the same filesystem.
     workdir = Path(tempfile.mkdtemp(prefix="mcbench-volumes-", dir="/var/tmp"))
-    env = {**os.environ, "MINICONTAINER_ROOT": str(workdir / "data"), "MINICONTAINER_RUN": str(workdir / "run")}
-    env.pop("MINICONTAINER_HOST", None)
+    env = daemon_env(workdir)
     b = Bench(workdir=workdir, env=env, cgroups_before=find_cgroups("minicontainer-"))
     print(f"bench_volumes {time.strftime('%Y-%m-%d %H:%M:%S')}: {machine_facts()}")
     print(f"workdir {workdir} ({sh(['stat', '-f', '-c', '%T', str(workdir)]).stdout.strip()})\n")
@@ -132,8 +134,7 @@ def main() -> int:
         print(f"FAILED: {type(e).__name__}: {e}", file=sys.stderr)
     finally:
         left = cleanup(b)
-    print("\nWARNING, left behind:\n  " + "\n  ".join(left) if left else
-          "\nclean-up: containers removed, daemon stopped, no mounts, temp dir (and the volume in it) removed")
+    report_left(left, "containers removed, daemon stopped, no mounts, temp dir (and the volume in it) removed")
     return 0
 
 

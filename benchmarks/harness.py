@@ -47,6 +47,11 @@ def stop_process(process: subprocess.Popen | None, timeout: float = 30) -> None:
         process.wait()
 
 
+def report_left(left: list[str], clean: str) -> None:
+    """The last lines of a report: what the clean-up could not remove, or what it did (``clean``)."""
+    print("\nWARNING, left behind:\n  " + "\n  ".join(left) if left else f"\nclean-up: {clean}")
+
+
 def run_as_report(main: Callable[[], int], name: str) -> NoReturn:
     """``main()``'s exit code; a failure is said on one line, and exits 0 too."""
     try:

@@ -10,9 +10,13 @@ may use it without reaching into another (standard library only: the CLI's start
 
 from __future__ import annotations
 
+import re
 import time
 
-BYTE_SUFFIXES = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+BYTE_SUFFIXES = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+# RAMInBytes' syntax: a number, an optional space, a unit, then an optional "i" and "b": 64m, 64MB,
+# 64 MiB, 1.5g, 1024 (bytes).
+SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$", re.IGNORECASE)
 
 
 def human_size(size: float, *, binary: bool = False) -> str:
@@ -28,15 +32,12 @@ def human_size(size: float, *, binary: bool = False) -> str:
 
 
 def parse_bytes(text: str) -> int:
-    """``-m 64m`` as docker reads it (units.RAMInBytes): b, k, m, g suffixes, 1024-based.
-    ValueError ``invalid size: '64x'`` otherwise."""
-    t = text.strip().lower().rstrip("b") or "0"
-    unit = BYTE_SUFFIXES.get(t[-1], 1)
-    number = t[:-1] if t[-1] in BYTE_SUFFIXES else t
-    try:
-        return int(float(number) * unit)
-    except ValueError:
-        raise ValueError(f"invalid size: '{text}'") from None
+    """``-m 64m``, ``--shm-size 128MiB`` as docker reads them (units.RAMInBytes): k, m, g, t, p,
+    1024-based.  ValueError ``invalid size: '64x'`` otherwise."""
+    m = SIZE.match(text.strip())
+    if not m:
+        raise ValueError(f"invalid size: '{text}'")
+    return int(float(m.group(1)) * BYTE_SUFFIXES[m.group(2).lower()])
 
 
 def human_duration(seconds: float) -> str:
@@ -76,3 +77,50 @@ def parse_time(text: str) -> float:
         return 0.0
     main, _, frac = text.rstrip("Z").partition(".")
     return calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) + float(f"0.{frac or 0}")
+
+
+# Go's time.ParseDuration units, in nanoseconds; a duration is one or more number+unit ("1h30m").
+_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+             "m": 60_000_000_000, "h": 3_600_000_000_000}
+_GO_DURATION = re.compile(r"([-+]?)((?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)")
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIX = re.compile(r"(-?\d+)(?:\.(\d{1,9}))?")
+
+
+def point_in_time_ns(text: str, now_ns: int | None = None) -> int:
+    """A ``since``/``until`` in any of the forms docker takes, as nanoseconds since the epoch.
+
+    * Unix seconds, with a fraction if you like: ``1700000000``, ``1700000000.5`` (``0`` is 1970);
+    * a Go duration back from now: ``10m``, ``1h30m``, ``0s`` (that is: now), ``-5m`` (ahead);
+    * an RFC 3339 time or a date: ``2026-12-05T10:00:00Z``, ``...+01:00``, ``2026-12-05`` (without
+      a zone: this machine's local time, as the docker CLI reads it).
+
+    The docker CLI converts durations and dates to Unix seconds before it sends them; our API takes
+    every form, so a hand-written ``curl`` works too.  ValueError with docker's message otherwise.
+    """
+    from datetime import datetime
+
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    if match := _UNIX.fullmatch(text):
+        seconds, fraction = match.groups()
+        sign = -1 if seconds.startswith("-") else 1
+        return int(seconds) * 1_000_000_000 + sign * int((fraction or "").ljust(9, "0"))
+    if match := _GO_DURATION.fullmatch(text):
+        sign, parts = match.groups()
+        # Decimal arithmetic in strings, not floats: 1.1s is exactly 1_100_000_000 ns.
+        ago = sum(_nanos(number, _GO_UNITS[unit]) for number, unit in _GO_PART.findall(parts))
+        return now_ns + ago if sign == "-" else now_ns - ago
+    main, dot, rest = text.partition(".")
+    fraction = re.match(r"\d*", rest).group() if dot else ""
+    zone = rest[len(fraction):] if dot else ""
+    try:
+        # fromisoformat takes at most microseconds: the nanoseconds are added apart.
+        stamp = datetime.fromisoformat(main + zone.replace("z", "Z"))
+    except ValueError:
+        raise ValueError(f'failed to parse value as time or duration: "{text}"') from None
+    return int(stamp.timestamp()) * 1_000_000_000 + int(fraction[:9].ljust(9, "0"))
+
+
+def _nanos(number: str, unit: int) -> int:
+    whole, _, fraction = number.partition(".")
+    return int(whole or 0) * unit + int(fraction.ljust(9, "0")[:9] or 0) * unit // 1_000_000_000

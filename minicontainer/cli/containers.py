@@ -360,31 +360,17 @@ def ago_unix(seconds: int) -> str:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from minicontainer.cli.events import timestamp
+
     api = client()
     params = {"stdout": 1, "stderr": 1, "follow": int(args.follow), "timestamps": int(args.timestamps),
-              "tail": args.tail, "since": _since(args.since)}
+              "tail": args.tail, "since": timestamp(args.since), "until": timestamp(args.until)}
     resp = api.request("GET", f"/containers/{args.container}/logs", params)
     for kind, data in api.frames(resp):
         out = sys.stdout if kind == 1 else sys.stderr
         out.buffer.write(data)
         out.flush()
     return 0
-
-
-def _since(text: str | None) -> str | None:
-    """``--since 10m`` (relative) or an RFC 3339 time, as a unix timestamp for the API."""
-    import time
-
-    if not text:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600}
-    if text[-1] in units and text[:-1].replace(".", "").isdigit():
-        return str(time.time() - float(text[:-1]) * units[text[-1]])
-    if text.replace(".", "").isdigit():
-        return text
-    from minicontainer.units import parse_time
-
-    return str(parse_time(text))
 
 
 def confirmed(warning: str) -> bool:
@@ -587,7 +573,8 @@ def add_container_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-t", "--timestamps", action="store_true")
     p.add_argument("-n", "--tail", default="all")
-    p.add_argument("--since")
+    p.add_argument("--since", help="only output since this time (10m, 1h30m, an RFC 3339 time, Unix seconds)")
+    p.add_argument("--until", help="only output before this time (the same forms)")
     p.add_argument("container")
     p.set_defaults(handler=cmd_logs)
     p = commands.add_parser("inspect", help="low-level information on containers, images, networks or volumes")

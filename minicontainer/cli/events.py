@@ -12,31 +12,20 @@ seconds); the client turns them into Unix seconds, as the docker CLI does, befor
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-
 
 def timestamp(text: str | None, now: float | None = None) -> str | None:
-    """docker's ``--since``/``--until``: a Go duration before now (``10m``, ``1h30m``), Unix seconds
-    (``1700000000.5``), or an RFC 3339 date or time -> Unix ``seconds.nanoseconds`` for the API."""
+    """docker's ``--since``/``--until``: a Go duration before now (``10m``, ``1h30m``, ``0s``), Unix
+    seconds (``1700000000.5``), or an RFC 3339 date or time -> Unix ``seconds.nanoseconds`` for the API."""
+    from minicontainer.units import point_in_time_ns
+
     if not text:
         return None
-    now = time.time() if now is None else now
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return text
-    if re.fullmatch(f"(?:{_DURATION.pattern})+", text):
-        seconds = sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(text))
-        return f"{now - seconds:.9f}"
-    from minicontainer.units import parse_time
-
-    try:
-        return f"{parse_time(text):.9f}"
-    except ValueError:
-        raise ValueError(f'failed to parse value as time or duration: "{text}"') from None
+    ns = point_in_time_ns(text, None if now is None else int(now * 1e9))
+    seconds, fraction = divmod(abs(ns), 1_000_000_000)
+    return f"{'-' if ns < 0 else ''}{seconds}.{fraction:09d}"
 
 
 def line(message: dict) -> str:

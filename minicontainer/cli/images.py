@@ -226,7 +226,8 @@ def cmd_rmi(args: argparse.Namespace) -> int:
     code = 0
     for name in args.images:
         try:
-            for item in api.json("DELETE", f"/images/{name}", {"force": int(args.force)}) or []:
+            for item in api.json("DELETE", f"/images/{name}", {"force": int(args.force),
+                                                                   "noprune": int(args.no_prune)}) or []:
                 for verb, what in item.items():
                     print(_familiar_line(f"{verb}: {what}"))
         except APIError as e:
@@ -409,6 +410,7 @@ def _tag_args(p: argparse.ArgumentParser) -> None:
 def _rmi_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+")
     p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--no-prune", action="store_true", help="do not delete untagged parents")
 
 
 def _pull_args(p: argparse.ArgumentParser) -> None:

@@ -4,10 +4,11 @@ Without names, every running container; ``--no-stream`` prints one table and ret
 table is redrawn every second until Ctrl-C.  The numbers come from ``GET /containers/{id}/stats``
 and are computed as the docker CLI computes them (:mod:`minicontainer.observe.stats`).
 
-``--no-stream`` asks each container for a ``one-shot`` document, answered at once: its CPU % is the
-average since the container started (the daemon compares with its start).  The docker CLI's
-``--no-stream`` waits a second for two readings and shows that second's CPU %; the stream mode here
-does too.  ``--plot FILE.png`` samples for ``--duration`` seconds and draws the series instead.
+``--no-stream`` asks for one document per container (``stream=false``, all at once, a thread each),
+which the daemon makes from two readings a second apart: the table shows that second's CPU %, as
+the docker CLI's does.  (``one-shot=true`` would answer at once, but with no earlier reading to
+compare with: a CPU % of 0.)  ``--plot FILE.png`` samples for ``--duration`` seconds and draws the
+series instead.
 """
 
 from __future__ import annotations
@@ -32,8 +33,21 @@ def _table(docs: list[tuple[str, dict]], args: argparse.Namespace) -> str:
     return formatted(args.format or DEFAULT_FORMAT, rows, TITLES)
 
 
-def _one_shot(api, ref: str) -> dict:
-    return api.json("GET", f"/containers/{ref}/stats", {"stream": 0, "one-shot": 1})
+def _no_stream(api, refs: list[str]) -> list[tuple[str, dict | str]]:
+    """One document per container, a second in the making each: asked in parallel, so the table
+    takes one second, not one per container.  An error comes back as its message."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from minicontainer.client.api import APIError
+
+    def one(ref: str) -> dict | str:
+        try:
+            return api.json("GET", f"/containers/{ref}/stats", {"stream": 0})
+        except APIError as e:
+            return e.message
+
+    with ThreadPoolExecutor(max_workers=min(32, len(refs) or 1)) as pool:
+        return list(zip(refs, pool.map(one, refs), strict=True))
 
 
 class _Follower(threading.Thread):
@@ -57,7 +71,6 @@ class _Follower(threading.Thread):
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from minicontainer.cli.containers import client
-    from minicontainer.client.api import APIError
 
     if args.plot:
         return _plot(args)
@@ -65,12 +78,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     code = 0
     if args.no_stream:
         docs = []
-        for ref in _targets(api, args.containers, args.all):
-            try:
-                docs.append((ref if args.containers else None, _one_shot(api, ref)))
-            except APIError as e:
-                print(f"Error response from daemon: {e.message}", file=sys.stderr)
+        for ref, doc in _no_stream(api, _targets(api, args.containers, args.all)):
+            if isinstance(doc, str):
+                print(f"Error response from daemon: {doc}", file=sys.stderr)
                 code = 1
+            else:
+                docs.append((ref if args.containers else None, doc))
         if docs or not args.containers:
             sys.stdout.write(_table(docs, args))
         return code
@@ -116,7 +129,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                         "with --plot, a PNG of it over time.")
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
     p.add_argument("-a", "--all", action="store_true", help="all containers (by default only the running)")
-    p.add_argument("--no-stream", action="store_true", help="one table now (CPU %% since each started), no redraws")
+    p.add_argument("--no-stream", action="store_true", help="one table (CPU %% over one second), no redraws")
     p.add_argument("--no-trunc", action="store_true", help="full container IDs")
     p.add_argument("--format", help='a Go template: "table {{.Name}}\\t{{.CPUPerc}}", or {{json .}}')
     p.add_argument("--plot", metavar="FILE.png", help="sample, then draw memory, CPU and processes over time")

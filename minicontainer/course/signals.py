@@ -60,24 +60,40 @@ def draw_stop_times(timings: list[StopTiming], grace: int) -> Figure:
 
 
 def draw_events(events: list[dict]) -> Figure:
-    """The daemon's container events on a time axis, one row per container."""
+    """The daemon's container events on a time axis, one row per container.  Events too close to
+    be labelled apart (create, attach and start come milliseconds apart) share one label, their
+    actions one above the other, in order."""
     import matplotlib.pyplot as plt
+
+    from minicontainer.observe.plots import near
 
     events = [e for e in events if e.get("Type") == "container"]
     if not events:
         raise ValueError("no container events to draw")
-    names = list(dict.fromkeys(e["Actor"]["Attributes"].get("name", e["Actor"]["ID"][:12]) for e in events))
+
+    def name(e: dict) -> str:
+        return e["Actor"]["Attributes"].get("name", e["Actor"]["ID"][:12])
+
+    names = list(dict.fromkeys(name(e) for e in events))
     t0 = min(e["timeNano"] for e in events)
-    fig, ax = plt.subplots(figsize=(11, 0.7 * len(names) + 1.5), layout="constrained")
+    span = max((e["timeNano"] - t0) / 1e9 for e in events) or 1.0
+    rows = {n: [e for e in events if name(e) == n] for n in names}
+    groups = {n: near([(e["timeNano"] - t0) / 1e9 for e in row], span * 0.08) for n, row in rows.items()}
+    tallest = max(len(g) for gs in groups.values() for g in gs)  # lines in the tallest label
+    row_height = 0.45 + 0.16 * tallest  # inches: the label's lines fit under the next row
+    fig, ax = plt.subplots(figsize=(11, row_height * len(names) + 1.2), layout="constrained")
     plt.close(fig)  # shown once, as the cell's value
-    for e in events:
-        y = names.index(e["Actor"]["Attributes"].get("name", e["Actor"]["ID"][:12]))
-        x = (e["timeNano"] - t0) / 1e9
-        ax.plot([x], [y], "o", color="#4c72b0")
-        ax.annotate(e["Action"].split(":")[0], (x, y), xytext=(0, 7), textcoords="offset points", rotation=40,
-                    fontsize=8)
+    for y, n in enumerate(names):
+        row = rows[n]
+        xs = [(e["timeNano"] - t0) / 1e9 for e in row]
+        ax.plot(xs, [y] * len(xs), "o", color="#4c72b0")
+        for group in groups[n]:
+            actions = "\n".join(row[i]["Action"].split(":")[0] for i in reversed(group))  # the first lowest
+            ax.annotate(actions, (xs[group[0]], y), xytext=(0, 6), textcoords="offset points", ha="left",
+                        va="bottom", fontsize=8, linespacing=1.1)
     ax.set_yticks(range(len(names)), names)
-    ax.set_ylim(-0.6, len(names) - 0.2)
+    ax.set_ylim(-0.4, len(names) - 0.4)
+    ax.set_xlim(-0.02 * span, span * 1.1)  # room for the last label
     ax.set_xlabel("seconds since the first event")
     ax.set_title("The daemon's events (GET /events)")
     return fig

@@ -297,7 +297,8 @@ class DockerAPI(*route_classes()):
 
     @route("DELETE", "/images/{name*}")
     async def image_remove(self, call: Call, name: str) -> Reply:
-        return Reply(200, await _maybe_await(self.engine.remove_image(name, force=call.flag("force"))))
+        return Reply(200, await _maybe_await(self.engine.remove_image(name, force=call.flag("force"),
+                                                                   noprune=call.flag("noprune"))))
 
     # --- containers: life cycle ----------------------------------------------------------------
 
@@ -387,11 +388,12 @@ class DockerAPI(*route_classes()):
         if not (stdout or stderr):
             raise BadRequest("Bad parameters: you must choose at least one stream")
         tty = bool(self.engine.inspect(id).get("Config", {}).get("Tty"))
-        try:
-            since = float(call.q("since") or 0)
-            until = float(call.q("until") or 0)
-        except ValueError:
-            raise BadRequest("since and until must be unix timestamps") from None
+        from minicontainer.engine.events import parse_timestamp
+
+        try:  # 0 is "from the start" and "no end", as dockerd reads it
+            since, until = ((parse_timestamp(call.q(name) or "0", name) or 0) / 1e9 for name in ("since", "until"))
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
         lines: AsyncIterator[tuple[int, bytes]] = aiter(await _maybe_await(self.engine.logs(
             id, stdout=stdout, stderr=stderr, follow=call.flag("follow"), since=since, until=until,
             timestamps=call.flag("timestamps"), tail=call.q("tail") or "all")))

@@ -18,10 +18,11 @@ with ``O_NOFOLLOW``, one name at a time), never by re-walking a path.  Whatever 
 swaps in, the worst it gets is a copy of its own files.
 
 A running container's root is the one its processes see, ``/proc/PID/root``: its overlay with its
-volumes, binds and tmpfs mounted in it.  A stopped one's layers are mounted for the time of the copy
-(as ``export`` does), in the copying thread, and its volumes and binds on them, as dockerd mounts
-them for ``docker cp``: a file copied to ``/data`` lands in the volume mounted there, where the
-container will find it.
+volumes, binds and tmpfs mounted in it (checked to be the container's: a PID can go to another
+process).  A stopped one's layers are mounted for the time of the copy (as ``export`` does), with its
+binds and volumes on them (:meth:`minicontainer.engine.mounts.ContainerMounts.attached`), in the
+copying thread, as dockerd mounts them for ``docker cp``: a file copied to ``/data`` lands in the
+volume mounted there, where the container will find it.
 """
 
 from __future__ import annotations
@@ -36,14 +37,13 @@ import stat
 import tarfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from typing import Any, BinaryIO
 
 from minicontainer.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from minicontainer.engine.threads import ChunkReader, fed, output_of
 from minicontainer.image import overlay
 from minicontainer.kernel.syscalls import (
-    MNT_DETACH,
     RESOLVE_IN_ROOT,
     RESOLVE_NO_MAGICLINKS,
     KernelError,
@@ -400,7 +400,6 @@ class ContainerArchives:
     get: Callable
     event_log: Any
     mounts: Any  # engine/mounts.py's ContainerMounts
-    volumes: Any  # engine/volumes.py's VolumeStore
 
     @contextmanager
     def _root(self, container: Any, ref: str, mount: bool, lowerdirs: list[str]) -> Iterator[ContainerRoot]:
@@ -408,38 +407,16 @@ class ContainerArchives:
         included), a stopped one's layers mounted for the while, with its volumes and binds."""
         sys = Syscalls()
         root = overlay.mount_rootfs(sys, lowerdirs, container.dir) if mount else f"/proc/{container.state['Pid']}/root"
-        points = [mp for mp in self.mounts.of(container) if mp.type in ("bind", "volume")] if mount else []
-        volumes: list[Any] = []  # those mounted for the copy (one with mount options is mounted itself)
         try:
-            self._mount_volumes(sys, container, root, points, volumes)
-            fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if mount else _own_root(container, ref)
-            try:
-                yield ContainerRoot(sys, fd, ref)
-            finally:
-                os.close(fd)
+            with self.mounts.attached(container, root, sys) if mount else nullcontext():
+                fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if mount else _own_root(container, ref)
+                try:
+                    yield ContainerRoot(sys, fd, ref)
+                finally:
+                    os.close(fd)
         finally:
             if mount:
-                if points and os.path.ismount(root):
-                    # the layers and every mount on them go at once: no path in them is walked again
-                    sys.umount2(root, MNT_DETACH, detail="the copy is done: the layers and the volumes on them")
                 overlay.unmount_rootfs(sys, container.dir, remove=False)
-                for volume in volumes:
-                    self.volumes.unmount(volume, f"archive-{container.id}", sys)
-
-    def _mount_volumes(self, sys: Syscalls, container: Any, root: str, points: list, volumes: list) -> None:
-        """A stopped container's binds and volumes (``points``), mounted on its layers as its start
-        mounts them, each target opened inside the root (no symlink leads a mount out).  Its tmpfs
-        mounts have no content while it is stopped: a copy there goes to the layer beneath, as in
-        Docker."""
-        from minicontainer.kernel.mounts import mount_one
-
-        for mp in sorted(points, key=lambda mp: mp.destination.count("/")):  # a parent before what is in it
-            if mp.type == "volume":
-                volume = self.volumes.get(mp.name)
-                self.volumes.mount(volume, f"archive-{container.id}", sys)
-                volumes.append(volume)
-            entry = mp.oci()
-            mount_one(sys, root, entry["destination"], "bind", entry["source"], entry["options"])
 
     @property
     def _mount_locks(self) -> dict[str, asyncio.Lock]:

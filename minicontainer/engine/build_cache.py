@@ -7,14 +7,16 @@ lookup is a file per key, under ``<image store>/build-cache/``::
 
     keys/<sha256 of (parent ID, step text, config)>   the image ID that step made
     parents/<image hex>                               the image it was made from (``ParentId``)
-    children/<image hex>                              present when a build step used it as a parent
 
 The key holds everything the step's result depends on: a ``COPY``'s step text carries a checksum
 of the files it copies, so an edited file is a new key, and every later step misses too (its
 parent is new).  A ``RUN`` is keyed by its text alone: ``RUN apk add redis`` is not done again
 just because the package repository moved on (``--no-cache`` does it again).
 
-Intermediate images are what ``docker images -a`` adds to the list (and ``ParentId`` links them);
+Intermediate images are what ``docker images -a`` adds to the list (and ``ParentId`` links them):
+untagged images that another image was made from.  Being a parent keeps them out of ``image
+prune`` (they are not *dangling*), and ``rmi`` of the last image of the chain takes them along
+(:class:`~minicontainer.image.store.Store` applies those rules with :meth:`BuildCache.parent_of`).
 ``docker builder prune`` forgets the keys and removes the intermediate images no tag or container
 holds.
 """
@@ -75,14 +77,13 @@ class BuildCache:
         """``image`` was made from ``parent`` (a build step, a commit): its ``Parent`` in inspect."""
         if parent is not None and parent.id != image.id:
             self._write("parents", hex_of(image.id), parent.id)
-            self._write("children", hex_of(parent.id), "")
 
     def parent_of(self, image_id: str) -> str:
         return self._read("parents", hex_of(image_id)) or ""
 
-    def is_intermediate(self, image: Image) -> bool:
-        """An untagged image a later build step was made from: hidden from ``images`` without ``-a``."""
-        return not image.repo_tags and os.path.exists(os.path.join(self.root, "children", hex_of(image.id)))
+    def parents(self, images: list[Image]) -> set[str]:
+        """The IDs of those ``images`` that one of the others was made from."""
+        return {self.parent_of(i.id) for i in images} & {i.id for i in images}
 
     def prune(self, kept, *, forget_all: bool = False) -> tuple[list[str], int]:
         """Remove the intermediate images (untagged) that ``kept(image_id)`` does not keep, and forget

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from minicontainer.units import parse_time
+from minicontainer.units import point_in_time_ns
 
 
 def now_rfc3339() -> str:
@@ -19,19 +19,10 @@ def now_rfc3339() -> str:
 
 
 def until_timestamp(text: str, now: float | None = None) -> float:
-    """A prune's ``until=``, as dockerd reads it: a Go duration back from now (``24h``, ``1h30m``,
-    ``90s``), a Unix time (``1700000000``), or an RFC 3339 time.  ValueError otherwise."""
-    import re
-
-    now = time.time() if now is None else now
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
-    if parts and "".join(n + u for n, u in parts) == text:
-        units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-        return now - sum(float(n) * units[u] for n, u in parts)
+    """A prune's ``until=``, as dockerd reads it (see :func:`minicontainer.units.point_in_time_ns`),
+    in seconds."""
     try:
-        return parse_time(text)
+        return point_in_time_ns(text, None if now is None else int(now * 1e9)) / 1e9
     except ValueError:
         raise ValueError(f"invalid until value {text!r}: give a duration (24h), a Unix time or an RFC 3339 time") \
             from None

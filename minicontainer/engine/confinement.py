@@ -42,6 +42,9 @@ def _capability(name: str, field: str) -> str:
     full = name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()
     if full != "CAP_ALL" and full not in CAPABILITIES:
         raise InvalidParameter(f"invalid {field}: unknown capability: \"{name}\"")
+    if full != "CAP_ALL" and full not in all_capabilities():  # moby's words
+        raise InvalidParameter(f"invalid {field}: capability not supported by your kernel or not available in the "
+                               f"current environment: \"{full}\" (the daemon itself does not hold it)")
     return full
 
 

@@ -153,10 +153,14 @@ def _image_name(name: str) -> str:
 
 
 def parse_timestamp(text: str | None, name: str) -> int | None:
-    """``since``/``until`` as the API takes them: Unix ``seconds[.nanoseconds]`` -> nanoseconds."""
+    """``since``/``until`` as the API takes them -> nanoseconds: Unix ``seconds[.nanoseconds]`` (what
+    the docker CLI sends), or a duration back from now or an RFC 3339 time (see
+    :func:`~minicontainer.units.point_in_time_ns`)."""
+    from minicontainer.units import point_in_time_ns
+
     if text is None or text == "":
         return None
-    seconds, _, fraction = text.partition(".")
-    if not seconds.lstrip("-").isdigit() or fraction and not fraction.isdigit():
-        raise ValueError(f"invalid value for {name}: {text!r} (expected Unix seconds[.nanoseconds])")
-    return int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9] if fraction else 0)
+    try:
+        return point_in_time_ns(text)
+    except ValueError as e:
+        raise ValueError(f"invalid value for {name}: {e}") from None

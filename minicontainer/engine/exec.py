@@ -351,6 +351,10 @@ class Execs:
         if config["user"]:
             who = resolve_user(container.path("merged"), config["user"])
             uid, gid, groups = who.uid, who.gid, who.additional_gids
+            # The container's HOME was its own user's; another user gets his passwd entry's, as runc
+            # gives it, unless the container's or the exec's environment names one.
+            if not any(e.startswith("HOME=") for e in (container.record["Config"].get("Env") or []) + config["env"]):
+                env = [e for e in env if not e.startswith("HOME=")] + [f"HOME={who.home}"]
         return runtime_exec.process_for(base._replace(env=env), config["cmd"], env=config["env"],
                                         cwd=config["workingdir"] or None, uid=uid, gid=gid,
                                         additional_gids=groups, terminal=instance.tty, console_size=size)

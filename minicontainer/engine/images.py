@@ -15,6 +15,7 @@ from typing import Any
 
 from minicontainer import config
 from minicontainer.engine import errors
+from minicontainer.engine.build_cache import BuildCache
 from minicontainer.engine.filters import checked_filters, has_label, has_labels, until
 from minicontainer.engine.threads import ChunkReader, fed, output_of, progress_of
 from minicontainer.image import reference
@@ -306,18 +307,19 @@ class ImageService:
         ``busybox:1.*``), label=KEY[=VALUE]."""
         import fnmatch
 
-        from minicontainer.engine.build_cache import BuildCache
-
         filters = checked_filters(filters, IMAGE_FILTERS)
         out = []
         builds = BuildCache(self.store)
-        for image in self.store.images():
-            if not all and builds.is_intermediate(image):
+        images = self.store.images()
+        parents = builds.parents(images)
+        for image in images:
+            if not all and not image.repo_tags and image.id in parents:
                 continue  # a build step's image, under the next step's: `images -a` lists it
             config = image.config
             tags = [":".join(familiar_repository(t)) for t in image.repo_tags]
             labels = (config.get("config") or {}).get("Labels") or {}
-            if "dangling" in filters and (not tags) != (filters["dangling"][0].lower() in ("true", "1")):
+            dangling = not tags and image.id not in parents  # a parent is needed: not dangling
+            if "dangling" in filters and dangling != (filters["dangling"][0].lower() in ("true", "1")):
                 continue
             if "reference" in filters:  # only the matching tags are listed, as dockerd does
                 patterns = [familiar_pattern(p) for p in filters["reference"]]
@@ -334,8 +336,6 @@ class ImageService:
         return out
 
     def image_inspect(self, name: str) -> dict:
-        from minicontainer.engine.build_cache import BuildCache
-
         try:
             data = inspect_json(find(self.store, name))
         except LookupError:
@@ -367,10 +367,11 @@ class ImageService:
             raise errors.InvalidParameter(f"cannot build the starter image '{name}': {e}") from None
         return {"Id": image.id, "RepoTags": [f"{name}:latest"], "Size": image.size}
 
-    async def remove_image(self, name: str, force: bool = False) -> list[dict]:
+    async def remove_image(self, name: str, force: bool = False, noprune: bool = False) -> list[dict]:
         """The record goes at once, on the loop (so no ``create`` can pick the image in between and
         have its layers collected); the garbage collection after it runs in a thread, because it
-        waits for pulls, loads and imports in progress (they hold the store's lease)."""
+        waits for pulls, loads and imports in progress (they hold the store's lease).  ``noprune``:
+        the untagged parents it leaves unneeded stay (``docker rmi --no-prune``)."""
         from minicontainer.image.reference import parse
 
         try:
@@ -380,7 +381,8 @@ class ImageService:
             key = name
         try:
             image_id = self.store.resolve(key).id
-            lines = self.store.remove_image(key, force=force, in_use=in_use(self.store))
+            lines = self.store.remove_image(key, force=force, in_use=in_use(self.store),
+                                            parent_of=BuildCache(self.store).parent_of, prune_parents=not noprune)
         except LookupError:
             raise errors.NotFound(f"No such image: {name}") from None
         except StoreError as e:
@@ -404,7 +406,8 @@ class ImageService:
         The records on the loop, the garbage collection in a thread, as :meth:`remove_image`."""
         filters = checked_filters(filters, IMAGE_PRUNE_FILTERS)
         dangling_only = filters.get("dangling", ["true"])[0].lower() not in ("false", "0")
-        lines = self.store.prune(dangling_only=dangling_only, in_use=self._kept_by_prune(filters))
+        lines = self.store.prune(dangling_only=dangling_only, in_use=self._kept_by_prune(filters),
+                                 parent_of=BuildCache(self.store).parent_of)
         result = await asyncio.get_running_loop().run_in_executor(None, self.store.gc)
         self.event_log.emit("image", "prune", "", {"reclaimed": getattr(result, "freed", 0)})
         return {"ImagesDeleted": [{verb: _familiar_ref(rest) if verb == "Untagged" else rest}
@@ -434,8 +437,6 @@ class ImageService:
 
     async def prune_build_cache(self, filters: dict | None = None, all: bool = False) -> dict:
         """``docker builder prune``: see :mod:`minicontainer.engine.build_cache`."""
-        from minicontainer.engine.build_cache import BuildCache
-
         kept = self._kept_by_prune(checked_filters(filters, ("label", "label!", "until")))
         removed, freed = await asyncio.get_running_loop().run_in_executor(
             None, lambda: BuildCache(self.store).prune(kept, forget_all=all))

@@ -33,11 +33,12 @@ container and do as root there.  That is why the group that may use it is worth 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -539,6 +540,36 @@ class ContainerMounts:
             if mp.type == "volume":
                 store.event("mount", store.get(mp.name), container=container.id, destination=mp.destination,
                             propagation=mp.propagation, **{"read/write": str(mp.rw).lower()})
+
+    @contextlib.contextmanager
+    def attached(self, container: Any, rootfs: str, sys: Any) -> Iterator[None]:
+        """(A stopped container, for ``cp``.)  Its binds and volumes mounted on its root filesystem (its
+        layers, mounted for the copy) for the time of the copy, as they are at its start, so that ``cp``
+        finds what the program would; unmounted after.  A tmpfs has nothing to show when stopped."""
+        from minicontainer.kernel.mounts import mount_one, secure_join
+        from minicontainer.kernel.syscalls import MNT_DETACH
+
+        store, ref = self.engine.volumes, f"{container.id}/cp"
+        mounted: list[MountPoint] = []
+        try:
+            for mp in self.of(container):
+                if mp.type == "tmpfs":
+                    continue
+                if mp.type == "volume":
+                    mp.source = store.mount(store.get(mp.name), ref, sys)
+                mounted.append(mp)
+                # private, whatever the container asks: these mounts are the daemon's, on the host
+                options = [o for o in mp.oci()["options"] if o not in PROPAGATIONS] + ["rprivate"]
+                mount_one(sys, rootfs, mp.destination, "bind", mp.oci()["source"], options)
+            yield
+        finally:
+            for mp in reversed(mounted):
+                with contextlib.suppress(OSError):
+                    sys.umount2(secure_join(rootfs, mp.destination), MNT_DETACH,
+                                detail=f"the copy is done: {mp.destination} goes back to the container")
+                if mp.type == "volume":
+                    with contextlib.suppress(NotFound):
+                        store.unmount(store.get(mp.name), ref, sys)
 
     def recovered(self, container: Any) -> None:
         """After a restart of the daemon, a container still running holds its volumes again."""

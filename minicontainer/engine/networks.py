@@ -13,9 +13,14 @@ loopback interface, down.  Before the container's program starts (its init is wa
    the outside world, and DNATs the published ports (``-p``) to the container.
 
 Network modes (``--network``): ``bridge`` (the default network, bridge ``mc0``: not ``docker0``,
-which a real Docker may own on the same machine), the name or ID of a user-defined network,
+which a real Docker may own on the same machine; a daemon with another data root gets a name of its
+own, see :func:`default_bridge_name`), the name or ID of a user-defined network,
 ``none`` (only ``lo``), ``host`` (no namespace of its own: the host's interfaces), and
 ``container:NAME`` (join that container's namespace).
+
+Every bridge the daemon makes carries an alias naming its data root (``ip -d link show mc0``:
+``alias minicontainer /var/lib/minicontainer``): an interface without it is not ours, and is never
+used, changed or deleted.
 
 Records: one JSON file per network in ``<data root>/networks``, including which address each
 container holds (so a restarted daemon gives none of them out twice).  Bridges exist while the
@@ -83,6 +88,19 @@ def _pools(config: dict) -> list[tuple[str, int]]:
                          f"size ({e})") from None
 
 
+def default_bridge_name(data_root: str) -> str:
+    """``mc0`` for the daemon of the default data root; for any other (a course's second daemon, the
+    tests'), ``mc`` and 8 hex digits of the root's path: two daemons never share a bridge, nor the
+    nftables table named after it, so one's clean-up cannot break the other's networks; and the same
+    root gets the same name after a restart.  (``bridge`` in daemon.json names it instead.)"""
+    import hashlib
+
+    root = os.path.realpath(data_root)
+    if root == os.path.realpath(settings.DEFAULT_DATA_ROOT):
+        return DEFAULT_BRIDGE
+    return "mc" + hashlib.sha256(root.encode()).hexdigest()[:8]
+
+
 def _mac(ip: str) -> str:
     """Docker's old rule, still handy for reading: 02:42 then the four bytes of the address."""
     return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.ip_address(ip).packed)
@@ -96,12 +114,13 @@ class Networks:
         self.dir = os.path.join(engine.data_root, "networks")
         self.records: dict[str, dict] = {}
         conf = settings.daemon_settings()
-        self.default_bridge = conf.get("bridge") or DEFAULT_BRIDGE
+        self.default_bridge = conf.get("bridge") or default_bridge_name(engine.data_root)
+        self.owner = f"minicontainer {os.path.realpath(engine.data_root)}"  # the alias of our bridges
         self.bip = conf.get("bip") or ""
         self.pools = _pools(conf)
         self.mtu = int(conf.get("mtu") or 0)  # 0: the host's uplink's
         self.uplink_mtu = 0
-        # One nftables table per daemon (each test daemon has its own bridge, so its own table).
+        # One nftables table per daemon: each daemon has its own default bridge, so its own table.
         self.table = "minicontainer" if self.default_bridge == DEFAULT_BRIDGE else \
             "minicontainer_" + self.default_bridge.replace("-", "_")
         self.ports = publishing.PublishedPorts()  # the running containers' host ports, held
@@ -192,7 +211,7 @@ class Networks:
 
         def delete(nl: netlink.Netlink) -> None:
             for record in self._bridges():
-                if nl.index(self.bridge_of(record)) is not None:
+                if nl.alias(self.bridge_of(record)) == self.owner:
                     nl.delete(self.bridge_of(record), "the daemon stops: its bridges go")
         netlink.session(sys, delete)
 
@@ -245,9 +264,15 @@ class Networks:
     # --- bridges and rules ------------------------------------------------------------------------------
     def _make_bridge(self, nl: netlink.Netlink, record: dict) -> None:
         name = self.bridge_of(record)
-        if nl.index(name) is None:
+        alias = nl.alias(name)
+        if alias is not None and alias != self.owner:
+            raise NetworkError(f"bridge {name}: an interface of that name exists and this daemon did not make it "
+                               f"(its alias is {alias!r}, ours say {self.owner!r}): give the network another "
+                               "bridge name (\"bridge\" in daemon.json, or -o com.docker.network.bridge.name), or "
+                               f"if it is an old leftover of ours, delete it (ip link delete {name})")
+        if alias is None:
             mtu = record.get("_mtu") or self.mtu or self._uplink_mtu(nl)
-            nl.add_bridge(name, mtu)
+            nl.add_bridge(name, mtu, self.owner)
             cfg = record["IPAM"]["Config"][0]
             nl.add_address(name, cfg["Gateway"], ipaddress.ip_network(cfg["Subnet"]).prefixlen,
                            "the bridge's own address: the containers' gateway")
@@ -397,7 +422,7 @@ class Networks:
         bridge = self.bridge_of(record)
 
         def delete(nl: netlink.Netlink) -> None:
-            if nl.index(bridge) is not None:
+            if nl.alias(bridge) == self.owner:
                 nl.delete(bridge, "its network is removed")
         netlink.session(sys, delete)
         self.refresh(sys)

@@ -445,7 +445,6 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
             attachment.flush_stdin()  # what `docker run -i` sent before the start
         tail.start(self.watcher, sys)
         self.event_log.container(container, "start")
-        self.meter.started(container)
         self._reap()  # in case it already ended
 
     # --- exits ----------------------------------------------------------------------------------------

@@ -155,14 +155,12 @@ class Meter:
     """The engine's stats: which cgroup each running container has, and its samples.
 
     The cgroup object of a container is built once per start (from the runtime's state.json) and
-    kept: a sampler asking ten times a second should cost a few file reads, nothing more.  The sample
-    taken at a container's start is kept too: ``one-shot`` compares with it (see :meth:`documents`).
+    kept: a sampler asking ten times a second should cost a few file reads, nothing more.
     """
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self.cgroups: dict[str, tuple[str, Cgroup]] = {}  # container ID -> (its StartedAt, its cgroup)
-        self.at_start: dict[str, Sample] = {}
 
     def cgroup(self, container: Any, sys: Syscalls | None = None) -> Cgroup | None:
         """The running container's cgroup, or None if it is not running.  With ``sys``, a new
@@ -200,16 +198,9 @@ class Meter:
         cgroup = self.cgroup(container)
         return None if cgroup is None else Sample(cgroup, container.state.get("Pid") or 0)
 
-    def started(self, container: Any) -> None:
-        """A container has just started: its CPU counters are (nearly) zero; remember the host's."""
-        sample = self.sample(container)
-        if sample is not None:
-            self.at_start[container.id] = sample
-
     def forget(self, cid: str) -> None:
         """The container has stopped."""
         self._drop(cid)
-        self.at_start.pop(cid, None)
 
     def _drop(self, cid: str) -> None:
         """Close the files of the cgroup object kept for ``cid`` (it is built anew when next read)."""
@@ -222,10 +213,10 @@ class Meter:
         """What ``GET /containers/{id}/stats`` sends: with ``stream``, a document every ``interval``
         seconds, each compared with the one before; without, one document.
 
-        Without ``stream``, dockerd waits for a second sample a second after the first; with
-        ``one_shot`` it answers at once.  Here a one-shot's ``precpu_stats`` is the container's
-        start, when it had used no CPU: its CPU % is then the average over its life, as podman's
-        first reading is (dockerd leaves precpu empty, which makes that column 0)."""
+        Without ``stream``, dockerd waits for a second sample an ``interval`` after the first, so
+        that the document holds a rate: ``docker stats --no-stream`` shows that second's CPU %.
+        With ``one_shot`` it answers at once, with an empty ``precpu_stats`` (a CPU % of 0): for
+        a client that wants the counters now, not a rate."""
         if stream and one_shot:
             raise InvalidParameter("cannot have stream=true and one-shot=true")
         if interval < MIN_INTERVAL:
@@ -236,7 +227,7 @@ class Meter:
             if before is None:
                 yield document(container, None, None)
             elif one_shot:
-                yield document(container, before, self.at_start.get(container.id))
+                yield document(container, before, None)
             else:
                 await asyncio.sleep(interval)
                 yield document(container, self.sample(container), before)

@@ -14,6 +14,8 @@ Docker's (the docker CLI's whitelist, then runc's namespace checks); this engine
 
 from __future__ import annotations
 
+import os
+
 from minicontainer.engine.errors import InvalidParameter
 
 # The IPC namespace's settings (the docker CLI's list), and the prefixes of whole namespaced families.
@@ -51,8 +53,20 @@ def check(host: dict) -> None:
             raise InvalidParameter(f"sysctl \"{name}\" not allowed in host network namespace (--network host)")
 
 
+# What Docker sets in every network namespace of a container's own (since 20.10): ping without
+# CAP_NET_RAW (ICMP echo sockets for every group), and ports below 1024 without CAP_NET_BIND_SERVICE.
+# Harmless there: the namespace, its addresses and ports are the container's alone.  --sysctl wins.
+NETWORK_DEFAULTS = {"net.ipv4.ping_group_range": "0 2147483647", "net.ipv4.ip_unprivileged_port_start": "0"}
+
+
 def apply(config: dict, host: dict) -> None:
-    """The sysctls into the OCI config's ``linux.sysctl``, for the runtime to write."""
-    sysctls = host.get("Sysctls") or {}
-    if sysctls:
-        config["linux"].setdefault("sysctl", {}).update(sysctls)
+    """The sysctls into the OCI config's ``linux.sysctl``, for the runtime to write: Docker's defaults
+    for a network namespace of the container's own, then --sysctl's."""
+    mode = host.get("NetworkMode") or ""
+    wanted = {}
+    if mode != "host" and not mode.startswith("container:"):
+        wanted = {k: v for k, v in NETWORK_DEFAULTS.items()
+                  if os.path.exists("/proc/sys/" + k.replace(".", "/"))}  # (an older kernel may lack one)
+    wanted.update(host.get("Sysctls") or {})
+    if wanted:
+        config["linux"].setdefault("sysctl", {}).update(wanted)

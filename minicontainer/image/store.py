@@ -29,7 +29,11 @@ so that learners can compare it with ``/var/lib/docker/image/overlay2/repositori
 
 Docker's ``rmi`` rules are kept: removing by tag untags, and the image goes when no tag is left;
 removing by ID removes every tag (refused if the tags span several repositories, unless forced);
-an image a container uses is never deleted (see :meth:`Store.remove_image`).
+an image a container uses is never deleted (see :meth:`Store.remove_image`).  So are Docker's rules
+for *parents*: an image made from another (a build step's, a commit's) keeps its parent, so an
+untagged image is *dangling* only when no image was made from it; a build's chain of untagged
+intermediate images survives ``image prune``, and goes with ``rmi`` of the image at its end.  The
+store does not record how images were made: the caller says, with ``parent_of(image_id)``.
 """
 
 from __future__ import annotations
@@ -549,8 +553,28 @@ class Store:
         raise NotFound(f"No such image: {ref}")
 
     # --- removing ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _parents(records: dict[str, Image], parent_of: Callable[[str], str]) -> set[str]:
+        """The images some other image in ``records`` was made from (they have children)."""
+        return {p for p in map(parent_of, records) if p in records}
+
+    def _delete_parents(self, records: dict[str, Image], image_id: str, parent_of: Callable[[str], str],
+                        in_use: Callable[[str], bool]) -> list[str]:
+        """After ``image_id`` went: its parent goes too if it is untagged, unused and now has no child
+        (a build's intermediate image nobody needs any more), and so on up the chain, as dockerd's rmi."""
+        lines: list[str] = []
+        parent = parent_of(image_id)
+        while parent in records and not records[parent].repo_tags and not in_use(parent) \
+                and parent not in self._parents(records, parent_of):
+            lines += [f"Untagged: {d}" for d in records[parent].repo_digests]
+            del records[parent]
+            lines.append(f"Deleted: {parent}")
+            parent = parent_of(parent)
+        return lines
+
     def remove_image(self, name_or_id: str, *, force: bool = False,
-                     in_use: Callable[[str], bool] = lambda image_id: False) -> list[str]:
+                     in_use: Callable[[str], bool] = lambda image_id: False,
+                     parent_of: Callable[[str], str] = lambda image_id: "", prune_parents: bool = True) -> list[str]:
         """``docker rmi``: returns the lines it prints (``Untagged: ref``, ``Deleted: sha256:...``).
 
         * By tag (or digest reference): untag it; the image is deleted when it has no tag left (its
@@ -560,6 +584,10 @@ class Store:
         * ``in_use(image_id)`` says whether a container uses it: then deleting it is refused
           (:class:`ImageInUse`), and with ``force`` only the tags go: the image stays, dangling, until
           no container uses it (its layers are the container's lower directories).
+        * An image that is another's parent (``parent_of``) stays: by tag it is only untagged (the
+          child needs it), by ID it is refused, forced or not.  Once deleted, its parents that are
+          untagged and needed by nothing else go too, unless ``prune_parents`` is false
+          (``docker rmi --no-prune``).
         """
         lines: list[str] = []
         with self._flock("store"):
@@ -567,6 +595,7 @@ class Store:
             records = dict(before)
             image = self._find(records, name_or_id)
             short = image.short_id
+            has_children = image.id in self._parents(records, parent_of)
             if name_or_id in image.repo_tags or name_or_id in image.repo_digests:
                 tags = tuple(t for t in image.repo_tags if t != name_or_id)
                 digests = tuple(d for d in image.repo_digests if d != name_or_id)
@@ -580,6 +609,9 @@ class Store:
                     digests = ()
                 records[image.id] = image._replace(repo_tags=tags, repo_digests=digests)
             else:
+                if has_children:
+                    raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image has "
+                                   "dependent child images")
                 busy = in_use(image.id)
                 if busy and not force:
                     raise ImageInUse(f"conflict: unable to delete {short} (must be forced) - image is being "
@@ -590,25 +622,37 @@ class Store:
                 lines += [f"Untagged: {r}" for r in image.repo_tags + image.repo_digests]
                 records[image.id] = image._replace(repo_tags=(), repo_digests=())
                 delete = True
-            if delete and not in_use(image.id):
+            if delete and not in_use(image.id) and not has_children:
                 del records[image.id]
                 lines.append(f"Deleted: {image.id}")
+                if prune_parents:
+                    lines += self._delete_parents(records, image.id, parent_of, in_use)
             self._save(before, records)
         return lines + [f"Deleted: {c}" for c in self.gc(wait=False).layers]
 
-    def prune(self, dangling_only: bool = True, in_use: Callable[[str], bool] = lambda image_id: False) -> list[str]:
-        """``docker image prune`` (``-a`` is ``dangling_only=False``): delete the images without tags
-        (or all of them), except those a container uses."""
+    def prune(self, dangling_only: bool = True, in_use: Callable[[str], bool] = lambda image_id: False,
+              parent_of: Callable[[str], str] = lambda image_id: "") -> list[str]:
+        """``docker image prune`` (``-a`` is ``dangling_only=False``): delete the dangling images (or
+        every image), except those a container uses, and the untagged parents that leaves unneeded.
+
+        An image some other image was made from is never deleted before that child: so a build's
+        intermediate images stay while the image at the end of the chain stays (they are the build
+        cache), and go with it.  Hence the rounds: each deletes the images that are nobody's parent.
+        """
         lines: list[str] = []
         with self._flock("store"):
             before = self._records()
             records = dict(before)
-            for image in before.values():
-                if (dangling_only and image.repo_tags) or in_use(image.id):
-                    continue
-                lines += [f"Untagged: {r}" for r in image.repo_tags + image.repo_digests]
-                del records[image.id]
-                lines.append(f"Deleted: {image.id}")
+            while True:
+                parents = self._parents(records, parent_of)
+                doomed = [i for i in records.values() if i.id not in parents and not in_use(i.id)
+                          and not (dangling_only and i.repo_tags)]
+                if not doomed:
+                    break
+                for image in doomed:
+                    lines += [f"Untagged: {r}" for r in image.repo_tags + image.repo_digests]
+                    del records[image.id]
+                    lines.append(f"Deleted: {image.id}")
             self._save(before, records)
         return lines + [f"Deleted: {c}" for c in self.gc(wait=False).layers]
 

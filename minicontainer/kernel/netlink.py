@@ -85,6 +85,14 @@ class Netlink:
             result[link.get("IFLA_IFNAME")] = info or ""
         return result
 
+    def alias(self, name: str) -> str | None:
+        """The interface's alias (``ip link show`` prints it after ``alias``), "" if it has none,
+        None if there is no such interface: a label any program may set, which says who made it."""
+        index = self.index(name)
+        if index is None:
+            return None
+        return self.ipr.get_links(index)[0].get("IFLA_IFALIAS") or ""
+
     def uplink_mtu(self) -> int:
         """The MTU of the interface the default route leaves by (1500 when there is none): a
         container's packets go out that way, so a larger MTU would only get them fragmented."""
@@ -119,10 +127,15 @@ class Netlink:
             raise KernelError("RTM_GETLINK", name, errno.ENODEV, "no such network interface")
         return index
 
-    def add_bridge(self, name: str, mtu: int) -> None:
+    def add_bridge(self, name: str, mtu: int, alias: str) -> None:
+        """A bridge labelled ``alias`` (the kernel takes an alias only on an existing link: two requests)."""
         self._request("RTM_NEWLINK", f"{name} type bridge mtu {mtu}",
                       "create a bridge: a virtual switch that the containers' veths plug into",
                       lambda: self.ipr.link("add", ifname=name, kind="bridge", mtu=mtu))
+        index = self._need(name)
+        self._request("RTM_NEWLINK", f"{name} alias {alias}",
+                      "label it: only a bridge that carries this label is ever changed or deleted again",
+                      lambda: self.ipr.link("set", index=index, ifalias=alias))
 
     def add_veth(self, name: str, peer: str, mtu: int, peer_mac: str, peer_netns: str) -> None:
         """A veth pair: ``name`` here, ``peer`` created straight inside the network namespace

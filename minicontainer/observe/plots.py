@@ -22,6 +22,10 @@ from typing import Any
 from minicontainer.observe.sampler import MiB, Series
 
 METRICS = ("memory", "cpu", "pids")
+# A use that reaches its limit runs along the limit's line (a fork loop at --pids-limit, a busy loop
+# at its quota): the use is drawn wide and under, the limit thin, dashed and over, so both show.
+USE = {"linewidth": 3.0, "zorder": 2}
+LIMIT = {"linewidth": 1.2, "zorder": 3}
 
 
 def _figure(columns: int = 1, rows: int = 1, size: tuple[float, float] = (6.0, 3.2)) -> tuple[Any, list]:
@@ -38,26 +42,45 @@ def _limit_line(ax: Any, series: Series, field: str, unit: float, label: str) ->
     limits = [None if v is None else v / unit for v in series.column(field)]
     if any(v is not None for v in limits):
         ax.plot(ts, [float("nan") if v is None else v for v in limits], linestyle="--", color="tab:red",
-                label=label, drawstyle="steps-post")
+                label=label, drawstyle="steps-post", **LIMIT)
+
+
+def near(times: list[float], gap: float) -> list[list[int]]:
+    """The indexes of ``times`` (sorted), grouped where each is within ``gap`` of the one before: the
+    events one label must tell together, because their own labels would be drawn over each other
+    (a container's create, start and die can be a few milliseconds apart)."""
+    groups: list[list[int]] = []
+    for i in sorted(range(len(times)), key=times.__getitem__):
+        if groups and times[i] - times[groups[-1][-1]] <= gap:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def _marks(ax: Any, series: Series, actions: tuple[str, ...] = ("oom", "die", "pause", "unpause", "update")) -> None:
-    for mark in series.marks:
-        if mark.action in actions:
-            color = "tab:red" if mark.action == "oom" else "grey"
-            ax.axvline(mark.t, color=color, linestyle=":" if mark.action != "oom" else "-", linewidth=1)
-            ax.annotate("OOM kill" if mark.action == "oom" else mark.action, (mark.t, 1), xycoords=("data", "axes fraction"),
-                        rotation=90, va="top", ha="right", fontsize=8, color=color)
+    marks = [m for m in series.marks if m.action in actions]
+    ts = series.column("t") + [m.t for m in marks]
+    span = (max(ts) - min(ts)) if ts else 0.0
+    for group in near([m.t for m in marks], span * 0.03):  # an OOM kill and its die: one label
+        first = marks[group[0]]
+        oom = any(marks[i].action == "oom" for i in group)
+        color = "tab:red" if oom else "grey"
+        for i in group:
+            ax.axvline(marks[i].t, color=color, linestyle="-" if oom else ":", linewidth=1)
+        text = ", ".join(dict.fromkeys("OOM kill" if marks[i].action == "oom" else marks[i].action for i in group))
+        ax.annotate(text, (first.t, 1), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
+                    fontsize=8, color=color)
 
 
 def memory_axes(ax: Any, series: Series) -> None:
     ts = series.column("t")
-    ax.plot(ts, [m / MiB for m in series.column("memory")], label="memory in use", color="tab:blue")
+    ax.plot(ts, [m / MiB for m in series.column("memory")], label="memory in use", color="tab:blue", **USE)
     _limit_line(ax, series, "memory_limit", MiB, "limit (-m)")
     oom = series.mark("oom")
     if oom is not None and series.points:
         peak = max(series.column("memory")) / MiB
-        ax.plot([oom.t], [peak], marker="X", markersize=10, color="tab:red", linestyle="none", label="OOM kill")
+        ax.plot([oom.t], [peak], marker="X", markersize=10, color="tab:red", linestyle="none", label="OOM kill", zorder=4)
     _marks(ax, series, ("die", "pause", "unpause", "update"))
     ax.set(xlabel="time (s)", ylabel="memory (MiB)", title=f"{series.name}: memory")
     ax.set_ylim(bottom=0)
@@ -66,7 +89,7 @@ def memory_axes(ax: Any, series: Series) -> None:
 
 def cpu_axes(ax: Any, series: Series) -> None:
     ts = series.column("t")
-    ax.plot(ts, series.column("cpu"), label="CPU used", color="tab:green")
+    ax.plot(ts, series.column("cpu"), label="CPU used", color="tab:green", **USE)
     _limit_line(ax, series, "cpu_limit", 1, "quota (--cpus)")
     throttled = series.column("throttled")
     label = "throttled"
@@ -82,7 +105,7 @@ def cpu_axes(ax: Any, series: Series) -> None:
 
 def pids_axes(ax: Any, series: Series) -> None:
     ts = series.column("t")
-    ax.plot(ts, series.column("pids"), label="processes", color="tab:purple", drawstyle="steps-post")
+    ax.plot(ts, series.column("pids"), label="processes", color="tab:purple", drawstyle="steps-post", **USE)
     _limit_line(ax, series, "pids_limit", 1, "limit (--pids-limit)")
     _marks(ax, series)
     ax.set(xlabel="time (s)", ylabel="processes", title=f"{series.name}: processes")

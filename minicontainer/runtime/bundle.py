@@ -349,7 +349,7 @@ def parse(data: Any, bundle: str) -> Spec:
                         "the container create and open the host's disks: add device rules (as Docker does: "
                         "deny all, then allow the container's own devices)")
     for key in sysctl:
-        _check_sysctl(key, types)
+        _check_sysctl(key, types, {ns.type: ns.path for ns in namespaces if ns.path})
     dev_tmpfs = any(m.destination == "/dev" and m.type == "tmpfs" for m in mounts)
     for i, d in enumerate(devices):
         if not dev_tmpfs or not d.path.startswith("/dev/") or ".." in d.path.split("/"):
@@ -401,7 +401,7 @@ def _hooks(r: _Reader | None) -> dict[str, list[Hook]]:
     return out
 
 
-def _check_sysctl(key: str, namespace_types: list[str]) -> None:
+def _check_sysctl(key: str, namespace_types: list[str], joined: dict[str, str]) -> None:
     if "/" in key or ".." in key or not key:
         raise SpecError(f"linux.sysctl.{key}", "is not a sysctl name")
     if key in NAMESPACED_SYSCTLS or key.startswith("fs.mqueue."):
@@ -413,6 +413,18 @@ def _check_sysctl(key: str, namespace_types: list[str]) -> None:
                         "namespaces: setting it would change the host")
     if need not in namespace_types:
         raise SpecError(f"linux.sysctl.{key}", f"needs a new {need} namespace of the container's own")
+    if joined.get(need) and _same_file(joined[need], f"/proc/self/ns/{BY_OCI[need].proc}"):
+        # Joined by path, but the namespace is the runtime's own: the host's, for the runtime on the host.
+        raise SpecError(f"linux.sysctl.{key}", f"the {need} namespace joined ({joined[need]}) is the host's: "
+                        "setting it would change the host")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def parse_process(data: Any) -> Process:

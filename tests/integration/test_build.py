@@ -252,6 +252,27 @@ def test_intermediate_images_events_and_the_cache_prune(engine, tmp_path):  # no
     assert "Using cache" not in engine.mc("build", ctx).stdout
 
 
+def test_image_prune_keeps_the_build_cache_and_rmi_takes_it_along(engine, tmp_path):  # noqa: F811
+    ctx = _context(tmp_path / "ctx", "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\n")
+    final = engine.mc("build", "-q", "-t", "chain:1", ctx).stdout.strip()
+    intermediates = [line.split()[2] for line in engine.mc("images", "-a").stdout.splitlines()
+                     if line.startswith("<none>")]
+    assert len(intermediates) == 1  # the first RUN's image, parent of the final one
+    # Docker's dangling: untagged *and* nobody's parent -- so neither CLI's prune touches the chain.
+    assert engine.mc("images", "-q", "-f", "dangling=true").stdout == ""
+    assert engine.docker("images", "-q", "-f", "dangling=true").stdout == ""
+    pruned = engine.mc("image", "prune", "-f")
+    assert pruned.returncode == 0 and "deleted" not in pruned.stdout.lower(), pruned.stdout
+    assert engine.docker("image", "prune", "-f").returncode == 0
+    assert engine.mc("build", ctx).stdout.count("Using cache") == 2  # the cache survived
+    # rmi of the final image: its untagged parents go with it (busybox, tagged, stays).
+    removed = engine.docker("rmi", "chain:1")
+    assert removed.returncode == 0, removed.stderr
+    assert f"Deleted: {final}" in removed.stdout and removed.stdout.count("Deleted: sha256:") >= 2
+    assert "<none>" not in engine.mc("images", "-a").stdout
+    assert engine.mc("image", "inspect", "busybox").returncode == 0
+
+
 def test_metadata_instructions_users_shells_and_triggers(engine, tmp_path):  # noqa: F811
     ctx = _context(tmp_path / "base", """\
 FROM busybox

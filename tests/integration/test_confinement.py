@@ -179,3 +179,17 @@ def test_cgroup_parent_nests_the_cgroup_and_goes_with_the_container(engine):  # 
     mine = layout.own_path(controller).rstrip("/")
     assert line.split(":", 2)[2].startswith(f"{mine}/classroom/alice/minicontainer-")
     assert not os.path.exists(layout.dir_of(controller, f"{mine}/classroom"))  # the parent went with the container
+
+
+def test_dockers_network_sysctls_in_a_network_namespace_of_the_containers_own(engine):  # noqa: F811
+    files = "/proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range"
+    if not all(os.path.exists(f) for f in files.split()):
+        pytest.skip("this kernel lacks net.ipv4.ip_unprivileged_port_start or ping_group_range")
+    with open(files.split()[0]) as f:
+        host_start = f.read().strip()
+    r = engine.mc("run", "--rm", "-u", "65534", "busybox", "sh", "-c", f"cat {files}; nc -l -p 80 -w 1 & sleep 0.3; "
+                  "netstat -ltn | grep -q ':80 ' && echo bound-80")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[:3] == ["0", "0", "2147483647"] and "bound-80" in r.stdout  # no capability needed
+    r = engine.mc("run", "--rm", "--network", "host", "busybox", "cat", files.split()[0])
+    assert r.stdout.strip() == host_start  # the host's namespace: left as it is

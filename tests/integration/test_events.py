@@ -66,3 +66,29 @@ def test_bad_filters_and_ranges_are_400(engine):
     assert r.returncode == 1 and "invalid filter 'colour'" in r.stderr
     r = engine.mc("events", "--since", "1s", "--until", "10m")
     assert r.returncode == 1 and "`since` time must be before `until` time" in r.stderr
+
+
+def test_docker_time_forms_in_events_logs_and_prune(engine):
+    started = time.time()
+    r = engine.mc("run", "--name", "clock", "busybox", "sh", "-c", "echo early; sleep 2; echo late")
+    assert r.returncode == 0 and r.stdout == "early\nlate\n", r.stderr
+    # Durations back from now, as both CLIs send them (the docker CLI: whole Unix seconds)
+    for cli in (engine.mc, engine.docker):
+        assert cli("logs", "--since", "1s", "clock").stdout == "late\n"
+        assert cli("logs", "--until", "1s", "clock").stdout == "early\n"
+        seen = cli("events", "--since", "10m", "--until", "0s", "--filter", "container=clock", timeout=20).stdout
+        assert " container create " in seen and " container start " in seen, seen
+    # an RFC 3339 time, and every form straight to the API (curl's users)
+    middle = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started + 1)) + f".{int((started + 1) % 1 * 1e9):09d}Z"
+    assert engine.mc("logs", "--until", middle, "clock").stdout == "early\n"
+    from minicontainer.client.api import APIClient
+
+    api = APIClient(engine.env["DOCKER_HOST"].removeprefix("unix://"), autostart=False)
+    resp = api.request("GET", "/containers/clock/logs", {"stdout": 1, "since": middle})
+    assert [data for _, data in api.frames(resp)] == [b"late\n"]
+    # prune's until: a time before the container was made keeps it, 0s (now) takes it
+    kept = engine.mc("container", "prune", "-f", "--filter", "until=2023-11-14T22:13:20Z")
+    assert kept.returncode == 0, kept.stderr
+    assert engine.mc("inspect", "clock").returncode == 0
+    assert engine.mc("container", "prune", "-f", "--filter", "until=0s").returncode == 0
+    assert engine.mc("inspect", "clock").returncode == 1

@@ -153,6 +153,21 @@ def _sleeper(engine, *flags: str) -> str:
     return r.stdout.strip()
 
 
+def test_exec_user_gets_the_home_of_its_passwd_entry(engine):
+    """As runc does for Docker: HOME from the exec's user's /etc/passwd entry unless the container's
+    or the exec's Env names one (busybox: root's home is /root, nobody's is /)."""
+    _sleeper(engine, "--name", "homes", "-u", "nobody")
+    _sleeper(engine, "--name", "homeset", "-e", "HOME=/srv")
+    for user, home in (("", "/"), ("root", "/root"), ("0", "/root"), ("nobody", "/"), ("65534:0", "/"), ("4242", "/")):
+        r = engine.mc("exec", *(["-u", user] if user else []), "homes", "sh", "-c", 'echo "$HOME"')
+        assert r.stdout == f"{home}\n", (user, r.stdout, r.stderr)
+    for cli in (engine.mc, engine.docker):
+        assert cli("exec", "-u", "root", "homes", "sh", "-c", 'echo "$HOME"').stdout == "/root\n"
+        assert cli("exec", "-u", "nobody", "homeset", "sh", "-c", 'echo "$HOME"').stdout == "/srv\n"
+        assert cli("exec", "-u", "nobody", "-e", "HOME=/x", "homes", "sh", "-c", 'echo "$HOME"').stdout == "/x\n"
+    assert engine.mc("rm", "-f", "homes", "homeset").returncode == 0
+
+
 def test_minicontainer_exec(engine):
     cid = _sleeper(engine, "--name", "box", "-h", "boxhost")
     r = engine.mc("exec", "box", "sh", "-c", "echo out; echo err >&2; exit 3")

@@ -319,3 +319,47 @@ def test_other_names_are_forwarded_to_the_upstream_resolver(engine, upstream_dns
                       "cat /etc/resolv.conf; nslookup -type=a outside.example"))
     assert "nameserver 127.77.0.1" not in r.stdout  # the container asks the daemon's server, which forwards
     assert "10.9.8.7" in r.stdout and "outside.example." in upstream_dns
+
+
+def test_daemons_of_other_data_roots_have_bridges_and_tables_of_their_own(tmp_path):
+    """Two daemons whose settings name no bridge: each data root gets its own (mc + 8 hex digits, the
+    same after a restart) and its own nftables table, so stopping one leaves the other's whole; and
+    an interface the project did not make is never used nor deleted."""
+    from daemon_support import TEST_POOLS, start_daemon, stop_daemon
+
+    from minicontainer.engine.networks import default_bridge_name
+
+    def nft_tables() -> str:
+        return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+
+    daemons, envs, foreign = {}, {}, f"mcx{secrets.token_hex(3)}"
+    try:
+        for name in ("a", "b"):
+            settings = tmp_path / f"{name}.json"
+            settings.write_text(json.dumps({"default-address-pools": TEST_POOLS}))  # no "bridge"
+            envs[name] = dict(os.environ, MINICONTAINER_ROOT=str(tmp_path / name / "data"),
+                              MINICONTAINER_RUN=str(tmp_path / name / "run"), MINICONTAINER_DAEMON_CONFIG=str(settings),
+                              DOCKER_HOST=f"unix://{tmp_path / name / 'run'}/minicontainer.sock")
+            daemons[name] = start_daemon(envs[name], tmp_path / name / "run")
+        bridges = {name: default_bridge_name(str(tmp_path / name / "data")) for name in daemons}
+        assert bridges["a"] != bridges["b"] and all(len(b) == 10 and b.startswith("mc") for b in bridges.values())
+        for name, bridge in bridges.items():
+            shown = _ok(subprocess.run(["ip", "-d", "link", "show", bridge], capture_output=True, text=True, check=False))
+            assert f"alias minicontainer {tmp_path / name / 'data'}" in shown.stdout
+            assert f"table ip minicontainer_{bridge}\n" in nft_tables()
+        stop_daemon(daemons.pop("a"))  # a's clean-up: b's bridge and table stay
+        assert bridges["a"] not in _links() and bridges["b"] in _links()
+        assert f"minicontainer_{bridges['a']}\n" not in nft_tables() and f"minicontainer_{bridges['b']}\n" in nft_tables()
+        daemons["a"] = start_daemon(envs["a"], tmp_path / "a" / "run")  # the same name again
+        assert bridges["a"] in _links()
+        # An interface of the project's prefix that it did not make: refused, and left alone.
+        _ok(subprocess.run(["ip", "link", "add", foreign, "type", "bridge"], capture_output=True, text=True, check=False))
+        r = subprocess.run(["docker", "network", "create", "-o", f"com.docker.network.bridge.name={foreign}", "mine"],
+                           env=envs["b"], capture_output=True, text=True, check=False)
+        assert r.returncode == 1 and "this daemon did not make it" in r.stderr, r.stderr
+        assert foreign in _links() and "mine" not in subprocess.run(
+            ["docker", "network", "ls"], env=envs["b"], capture_output=True, text=True, check=False).stdout
+    finally:
+        subprocess.run(["ip", "link", "delete", foreign], capture_output=True, check=False)
+        for proc in daemons.values():
+            stop_daemon(proc)

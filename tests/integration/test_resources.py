@@ -49,7 +49,7 @@ def test_a_program_past_its_memory_limit_is_oom_killed(engine, client, tmp_path)
     assert series.column("memory")[0] < 0.5 * 32 * MiB     # ...from well below it
     oom = series.mark("oom")
     assert oom is not None and series.mark("die").attributes["exitCode"] == "137"
-    r = engine.mc("events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}", "--filter",
+    r = engine.mc("events", "--since", f"{since:.9f}", "--until", f"{time.time():.3f}", "--filter",
                   f"container={box.id}", "--format", "{{.Action}}")
     assert r.stdout.split() == ["start", "oom", "die"]
     fig = plots.memory(series)
@@ -146,7 +146,7 @@ def test_a_paused_container_uses_no_cpu_until_unpaused(engine, client):
     assert engine.mc("stop", "-t", "1", "frozen").returncode == 0
     box.reload()
     assert box.attrs["State"]["Status"] == "exited" and box.attrs["State"]["Paused"] is False
-    r = engine.mc("events", "--since", f"{since:.3f}", "--until", f"{time.time():.3f}", "--filter", "type=container",
+    r = engine.mc("events", "--since", f"{since:.9f}", "--until", f"{time.time():.3f}", "--filter", "type=container",
                   "--format", "{{.Action}}")  # (the network's disconnect names the container too, as Docker's)
     assert r.stdout.split() == ["kill", "unpause", "kill", "die", "stop"]
     box.remove()
@@ -176,6 +176,27 @@ def test_stats_no_stream_and_format(engine):
     cid, pids = r.stdout.split()
     assert len(cid) == 64 and pids == "1"
     assert engine.mc("rm", "-f", "s1").returncode == 0
+
+
+def test_stats_one_shot_has_no_precpu_and_no_stream_measures_a_second(engine, client):
+    busy = client.containers.run("busybox", BUSY, detach=True, name="busy")
+    try:
+        time.sleep(0.3)  # it has used some CPU: a precpu taken at its start would not be empty
+        shot = busy.stats(stream=False, one_shot=True)
+        assert shot["preread"] == "0001-01-01T00:00:00Z" and "system_cpu_usage" not in shot["precpu_stats"]
+        assert shot["precpu_stats"]["cpu_usage"]["total_usage"] == 0 and shot["cpu_stats"]["cpu_usage"]["total_usage"]
+        started = time.monotonic()
+        doc = busy.stats(stream=False)  # as dockerd: two readings, a second apart
+        assert time.monotonic() - started >= 1
+        pre, now = doc["precpu_stats"], doc["cpu_stats"]
+        assert 0 < pre["cpu_usage"]["total_usage"] < now["cpu_usage"]["total_usage"]
+        assert 0 < pre["system_cpu_usage"] < now["system_cpu_usage"]
+        # Both CLIs' --no-stream show that second's CPU %: a busy loop is near 100 % of one CPU
+        for cli in (engine.mc, engine.docker):
+            r = cli("stats", "--no-stream", "--format", "{{.CPUPerc}}", "busy")
+            assert r.returncode == 0 and float(r.stdout.strip().rstrip("%")) > 30, r.stdout + r.stderr
+    finally:
+        busy.remove(force=True)
 
 
 def test_cgroup_v2_freezer_on_this_hosts_cgroup2_mount():

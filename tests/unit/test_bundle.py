@@ -90,6 +90,9 @@ def test_user_namespace_ids_map_to_host(bundle):
     (lambda c: c["linux"].__setitem__("sysctl", {"net.ipv4.ip_forward": "1"}) or c["linux"].__setitem__(
         "namespaces", [{"type": t} for t in ("mount", "uts")]), "linux.sysctl.net.ipv4.ip_forward",
      "network namespace"),
+    (lambda c: c["linux"].__setitem__("sysctl", {"net.core.somaxconn": "9"}) or next(
+        ns for ns in c["linux"]["namespaces"] if ns["type"] == "network").__setitem__("path", "/proc/self/ns/net"),
+     "linux.sysctl.net.core.somaxconn", "is the host's"),  # joined by path, but the runtime's own (runc's check)
     (lambda c: c["process"]["capabilities"]["bounding"].append("CAP_MKNOD"), "process.capabilities.bounding",
      "CAP_MKNOD"),
     (lambda c: c["process"]["capabilities"]["effective"].append("CAP_SYS_ADMIN"), "process.capabilities",

@@ -70,6 +70,16 @@ def test_the_engine_checks_sysctls_against_the_namespaces_the_container_gets():
             sysctls.check(host)
 
 
+def test_dockers_network_sysctls_come_first_and_sysctl_wins():
+    config = default_config(["sh"])
+    sysctls.apply(config, {"NetworkMode": "bridge", "Sysctls": {"net.ipv4.ip_unprivileged_port_start": "80"}})
+    assert config["linux"]["sysctl"]["net.ipv4.ip_unprivileged_port_start"] == "80"
+    assert config["linux"]["sysctl"]["net.ipv4.ping_group_range"] == "0 2147483647"
+    config = default_config(["sh"])
+    sysctls.apply(config, {"NetworkMode": "host"})  # the host's namespace: none of Docker's either
+    assert "sysctl" not in config["linux"]
+
+
 def test_ulimits_are_checked_and_become_rlimits():
     for limit, words in (({"Name": "fly", "Soft": 1, "Hard": 1}, "invalid ulimit type: fly"),
                          ({"Name": "nofile", "Soft": 3, "Hard": 2}, "3 > 2"),
@@ -205,3 +215,24 @@ def test_cgroup_parent_stays_beneath_the_daemons_cgroup():
     config["linux"]["cgroupsPath"] = "minicontainer-0123456789ab"
     resources.place_in_parent(config, {"CgroupParent": "classroom/alice/"})
     assert config["linux"]["cgroupsPath"] == "classroom/alice/minicontainer-0123456789ab"
+
+
+def test_sizes_are_read_as_docker_reads_them():
+    from minicontainer.cli.run import parse_bytes
+
+    assert parse_bytes("128m") == parse_bytes("128MB") == parse_bytes("128 MiB") == 128 << 20
+    assert parse_bytes("1.5g") == 3 << 29 and parse_bytes("1t") == 1 << 40 and parse_bytes("4096") == 4096
+    for bad in ("", "x", "64q", "-1", "1.5.g", "1.5.5m"):
+        with pytest.raises(argparse.ArgumentTypeError, match="invalid size"):
+            parse_bytes(bad)
+
+
+def test_all_means_every_capability_the_daemon_holds(monkeypatch):
+    from minicontainer.kernel.capabilities import CAPABILITIES, CapabilitySets
+
+    without = sum(1 << b for n, b in CAPABILITIES.items() if n != "CAP_SYS_RESOURCE")  # a sandbox's root
+    monkeypatch.setattr(confinement, "current", lambda: CapabilitySets(effective=without))
+    assert "CAP_SYS_RESOURCE" not in confinement.capabilities({"Privileged": True})
+    assert "CAP_SYS_RESOURCE" not in confinement.capabilities({"CapAdd": ["ALL"]})
+    with pytest.raises(InvalidParameter, match='not available in the current environment: "CAP_SYS_RESOURCE"'):
+        confinement.capabilities({"CapAdd": ["sys_resource"]})

@@ -277,7 +277,7 @@ class FakeEngine:
         return [{"Id": image["Id"], "Created": 1735689600, "CreatedBy": "/bin/sh", "Tags": image["RepoTags"],
                  "Size": image["Size"], "Comment": ""}]
 
-    def remove_image(self, name: str, force: bool) -> list[dict]:
+    def remove_image(self, name: str, force: bool, noprune: bool = False) -> list[dict]:
         image = self._image(name)
         users = [c for c in self.containers.values() if c.image["Id"] == image["Id"]]
         if users and not force:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from minicontainer.cli.events import line, timestamp
+from minicontainer.engine.clock import until_timestamp
 from minicontainer.engine.events import EventLog, check_filters, matches, parse_timestamp
+from minicontainer.units import point_in_time_ns
 
 
 class FakeContainer:
@@ -80,15 +83,35 @@ def test_api_timestamps():
     assert parse_timestamp("1700000000", "since") == 1_700_000_000_000_000_000
     assert parse_timestamp("1700000000.5", "since") == 1_700_000_000_500_000_000
     assert parse_timestamp(None, "since") is None
-    with pytest.raises(ValueError, match="invalid value for until"):
+    with pytest.raises(ValueError, match='invalid value for until: failed to parse value as time or duration: "yesterday"'):
         parse_timestamp("yesterday", "until")
+    # docker's other forms, for a hand-written request: a duration back from now, RFC 3339
+    assert abs(parse_timestamp("0s", "until") - time.time_ns()) < 5e9
+    assert parse_timestamp("2023-11-14T23:13:20.5+01:00", "since") == 1_700_000_000_500_000_000
+
+
+def test_docker_time_forms():
+    now = 1_800_000_000_000_000_000
+    assert point_in_time_ns("0", now) == 0 and point_in_time_ns("-1.5", now) == -1_500_000_000
+    assert point_in_time_ns("10m", now) == now - 600 * 10**9
+    assert point_in_time_ns("0s", now) == now and point_in_time_ns("-5m", now) == now + 300 * 10**9
+    assert point_in_time_ns("1h30m1.1s", now) == now - 5401_100_000_000
+    assert point_in_time_ns("300ms", now) == now - 300_000_000
+    assert point_in_time_ns("2023-11-14T22:13:20.123456789Z", now) == 1_700_000_000_123_456_789
+    assert point_in_time_ns("2023-11-14T22:13:20Z", now) == 1_700_000_000 * 10**9
+    with pytest.raises(ValueError, match="failed to parse"):
+        point_in_time_ns("10 minutes", now)
+    assert until_timestamp("24h", 1_800_000_000.0) == 1_800_000_000.0 - 86400
+    with pytest.raises(ValueError, match="invalid until value"):
+        until_timestamp("soon")
 
 
 def test_cli_times_as_docker_reads_them():
     now = 1_700_000_000.0
     assert timestamp("10m", now) == f"{now - 600:.9f}"
     assert timestamp("1h30m", now) == f"{now - 5400:.9f}"
-    assert timestamp("1700000000.25", now) == "1700000000.25"
+    assert timestamp("0s", now) == "1700000000.000000000"
+    assert timestamp("1700000000.25", now) == "1700000000.250000000"
     assert float(timestamp("2023-11-14T22:13:20Z", now)) == 1_700_000_000
     with pytest.raises(ValueError, match="failed to parse"):
         timestamp("soon", now)

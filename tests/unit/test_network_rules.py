@@ -85,3 +85,12 @@ def test_a_netlink_request_is_an_event_and_a_refusal_a_kernel_error():
     with pytest.raises(KernelError) as e:
         sys.netlink("RTM_NEWLINK", "host: br0 type bridge", refused, path="br0")
     assert str(e.value).startswith("RTM_NEWLINK 'br0': File exists") and sys.trace.events[1].result == "EEXIST"
+
+
+def test_a_default_bridge_name_per_data_root(tmp_path):
+    from minicontainer.engine.networks import default_bridge_name
+
+    assert default_bridge_name("/var/lib/minicontainer") == "mc0" == default_bridge_name("/var/lib/minicontainer/")
+    other = default_bridge_name(str(tmp_path / "root"))
+    assert other == default_bridge_name(str(tmp_path / "root")) != default_bridge_name(str(tmp_path / "other"))
+    assert len(other) <= 15 and other.startswith("mc")  # IFNAMSIZ

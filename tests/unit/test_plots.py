@@ -63,6 +63,55 @@ def test_pids_compare_overview_and_a_png(tmp_path):
         plots.compare([a], "disk")
 
 
+def _overlapping(fig) -> list[tuple[str, str]]:
+    """The pairs of text labels (annotations) of a figure's axes whose drawn boxes overlap."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # drawn as a PNG would be: the labels' real sizes
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for ax in fig.axes for t in ax.texts]
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:] if box_a.overlaps(box_b)]
+
+
+def test_a_use_at_its_limit_stays_visible_under_the_limit_line():
+    """Notebook 3's fork loop: the processes reach --pids-limit and run along its line for the rest
+    of the plot.  The use is drawn wide and under, the limit thin and over: both show."""
+    s = series()
+    s.points[:] = [p._replace(pids=20) for p in s.points]
+    for figure in (plots.pids(s), plots.memory(s), plots.cpu(s)):
+        used, limit = figure.axes[0].lines[:2]
+        assert used.get_zorder() < limit.get_zorder() and used.get_linewidth() >= 2 * limit.get_linewidth()
+        assert limit.get_linestyle() == "--"
+
+
+def test_marks_at_the_same_moment_share_one_label():
+    fig = plots.pids(series())  # the OOM kill and the die, both at 2.1 s
+    assert [t.get_text() for t in fig.axes[0].texts] == ["OOM kill, die"] and _overlapping(fig) == []
+
+
+def test_event_labels_never_overlap():
+    """Notebook 5: create and start, then kill, die, stop and destroy, milliseconds apart."""
+    from minicontainer.course import signals
+
+    def ev(action: str, t: float, name: str = "lifecycle-demo") -> dict:
+        return {"Type": "container", "Action": action, "timeNano": int(1e18 + t * 1e9),
+                "Actor": {"ID": "a" * 64, "Attributes": {"name": name}}}
+
+    events = [ev("create", 0), ev("start", 0.06), ev("kill", 0.3), ev("kill", 1.3), ev("die", 1.31),
+              ev("stop", 1.32), ev("destroy", 1.4), ev("create", 0.5, "other"), ev("start", 0.51, "other"),
+              ev("exec_start: sh -c true", 0.52, "other"), ev("die", 0.9, "other")]
+    fig = signals.draw_events(events)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.texts]
+    assert sorted(" ".join(labels).split()) == sorted(e["Action"].split(":")[0] for e in events)  # each, once
+    assert labels[0] == "start\ncreate" and "destroy\nstop\ndie\nkill" in labels  # in order, upwards
+    assert _overlapping(fig) == []
+    axes_box = ax.get_window_extent()
+    renderer = fig.canvas.get_renderer()  # the Agg canvas _overlapping drew with
+    assert all(axes_box.contains(*t.get_window_extent(renderer).p1) for t in ax.texts)  # not over the title
+
+
 def test_no_limit_draws_no_limit_line():
     s = Series("x", "c" * 64)
     s.points.append(Point(0.1, MiB, None, 0.0, None, 0, 0, 1, None, 0, 0))

@@ -347,6 +347,47 @@ def test_prune_dangling_only_or_all(store):
     assert store.images() == []
 
 
+def _build_chain(store: Store) -> tuple[str, str, str, dict[str, str]]:
+    """base (tagged) <- step (untagged, a build's intermediate image) <- app (tagged): Docker's parents."""
+    base = make_image(store, ["base"])
+    step = make_image(store, ["base", "step"], tag=None)
+    app = make_image(store, ["base", "step", "app"], tag="docker.io/library/app:1")
+    return base, step, app, {step: base, app: step}
+
+
+def test_prune_keeps_a_build_chain_and_rmi_takes_it_along(store):
+    base, step, app, parents = _build_chain(store)
+    parent_of = lambda image_id: parents.get(image_id, "")
+    # The intermediate image is untagged but app's parent: not dangling, so the build cache stays.
+    assert store.prune(parent_of=parent_of) == [] and store.image(step)
+    # By ID, a parent cannot go, forced or not; by tag it is only untagged.
+    with pytest.raises(Conflict, match="cannot be forced.*dependent child images"):
+        store.remove_image(step, force=True, parent_of=parent_of)
+    assert store.remove_image(BUSYBOX, parent_of=parent_of)[0] == f"Untagged: {BUSYBOX}"
+    assert store.image(base).repo_tags == ()
+    # rmi of the chain's end: the untagged parents it no longer needs go with it, up the chain.
+    lines = store.remove_image("docker.io/library/app:1", parent_of=parent_of)
+    assert [x for x in lines if x.startswith("Deleted: sha256") and len(x) == 80][:3] == [
+        f"Deleted: {app}", f"Deleted: {step}", f"Deleted: {base}"]
+    assert store.images() == []
+
+
+def test_rmi_no_prune_and_a_dangling_head_pruned_with_its_chain(store):
+    base, step, app, parents = _build_chain(store)
+    parent_of = lambda image_id: parents.get(image_id, "")
+    lines = store.remove_image("docker.io/library/app:1", parent_of=parent_of, prune_parents=False)
+    assert f"Deleted: {app}" in lines and f"Deleted: {step}" not in lines
+    # Now step is nobody's parent: dangling, and pruned; base keeps its tag.
+    lines = store.prune(parent_of=parent_of)
+    assert f"Deleted: {step}" in lines and f"Deleted: {base}" not in lines
+    assert [i.id for i in store.images()] == [base]
+    # A tag moved away from the end of a chain (a rebuild): prune takes the whole untagged chain.
+    base, step, app, parents = _build_chain(store)
+    store.untag("docker.io/library/app:1")
+    lines = store.prune(parent_of=parent_of, in_use={base}.__contains__)
+    assert f"Deleted: {app}" in lines and f"Deleted: {step}" in lines and store.image(base)
+
+
 def test_gc_keeps_layers_another_image_uses(store):
     a = make_image(store, ["base", "app-a"], tag="docker.io/library/a:1")
     b = make_image(store, ["base", "app-b"], tag="docker.io/library/b:1")
