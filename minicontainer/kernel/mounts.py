@@ -180,10 +180,12 @@ def set_root_propagation(sys: Syscalls, propagation: str) -> None:
     from the host becomes ``rslave`` (``linux.rootfsPropagation`` may ask for another), so the host's
     mounts and unmounts still reach the container while nothing the container mounts reaches the
     host.  A bind asking for ``rshared``/``rslave`` propagation then has a master to follow."""
+    if propagation in ("", "unbindable", "runbindable"):
+        propagation = "rslave"  # an unbindable / could not be bound as the new root: that comes after pivot_root
     try:
-        sys.mount(None, "/", None, PROPAGATION[propagation or "rslave"],
-                  detail=f"{propagation or 'rslave'} /: the host's mount events reach in, the container's "
-                         "stay in")
+        sys.mount(None, "/", None, PROPAGATION[propagation],
+                  detail=f"{propagation} /: what the host mounts may reach in; what the container mounts stays in"
+                  if propagation == "rslave" else f"linux.rootfsPropagation: {propagation} /")
     except KernelError as e:
         if e.errno != errno.EINVAL:
             raise
