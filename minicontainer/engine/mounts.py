@@ -522,6 +522,10 @@ class ContainerMounts:
         mounts = self.of(container)
         store = self.engine.volumes
         for mp in mounts:
+            if mp.type == "bind" and not os.path.exists(mp.source):  # removed since the create
+                raise InvalidParameter(f'invalid mount config for type "bind": bind source path does not exist: '
+                                       f"{mp.source} (it was there when the container was created: make it again, "
+                                       "or remove the container)")
             if mp.type != "volume":
                 continue
             volume = store.get(mp.name)

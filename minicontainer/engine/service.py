@@ -425,22 +425,12 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
                 for fd in (stdin_r, out, err):
                     os.close(fd)
         except RuntimeFailure as e:
-            self.networks.release(container, sys)
-            self.mounts.stopped(container, sys)  # a failed start gives its volumes back
-            if master >= 0:
-                os.close(master)
-            self._close_stdin_pipe(container.id)
-            overlay.unmount_rootfs(sys, container.dir, remove=False)
+            self._undo_start(container, sys, master)
             container.state.update({"Status": "created", "Error": str(e), "ExitCode": e.exit_code})
             container.save()
             raise _runtime_error(e) from None
         except BaseException:
-            self.networks.release(container, sys)
-            self.mounts.stopped(container, sys)  # a failed start gives its volumes back
-            if master >= 0:
-                os.close(master)
-            self._close_stdin_pipe(container.id)
-            overlay.unmount_rootfs(sys, container.dir, remove=False)
+            self._undo_start(container, sys, master)
             raise
         container.state.update({"Status": "running", "Running": True, "Pid": state.pid, "ExitCode": 0,
                                 "Error": "", "StartedAt": now_rfc3339(), "FinishedAt": "0001-01-01T00:00:00Z",
@@ -454,6 +444,16 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
         tail.start(self.watcher, sys)
         self.event_log.container(container, "start")
         self._reap()  # in case it already ended
+
+    def _undo_start(self, container: Container, sys: Syscalls, master: int) -> None:
+        """A start that failed gives back what it had taken: its address and host ports, its volumes,
+        its terminal and stdin, its root filesystem's mount."""
+        self.networks.release(container, sys)
+        self.mounts.stopped(container, sys)
+        if master >= 0:
+            os.close(master)
+        self._close_stdin_pipe(container.id)
+        overlay.unmount_rootfs(sys, container.dir, remove=False)
 
     # --- exits ----------------------------------------------------------------------------------------
     def _reap(self) -> None:

@@ -275,3 +275,14 @@ def test_a_failed_start_gives_its_volumes_back(engine):  # noqa: F811
         assert "/volumes/ram/_data" not in f.read()  # its mount went with the failed start
     r = engine.mc("run", "--rm", "-v", "ram:/ram", "busybox", "sh", "-c", "grep -c ' /ram tmpfs' /proc/mounts")
     assert r.stdout == "1\n", r.stderr  # and comes back for the next
+
+
+def test_a_bind_source_removed_after_the_create_fails_the_start_clearly(engine, tmp_path):  # noqa: F811
+    source = tmp_path / "gone"
+    source.mkdir()
+    cid = engine.mc("create", "-v", f"{source}:/data", "busybox", "true").stdout.strip()
+    source.rmdir()
+    r = engine.mc("start", "-a", cid)
+    assert r.returncode == 1 and f"bind source path does not exist: {source}" in r.stderr, r.stderr
+    r = engine.mc("run", "--rm", "--mount", f"type=bind,src={tmp_path},dst=/data", "busybox", "true")
+    assert r.returncode == 0, r.stderr  # nothing stays mounted or held from the failed start

@@ -172,3 +172,12 @@ def test_a_named_volume_may_be_read_only_and_name_its_driver():
     # the volume store accepts the driver or refuses it (local only) when it creates the volume
     assert parse_mount({"Type": "volume", "Source": "vv", "Target": "/x",
                         "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}}).driver == "nfs"
+
+
+def test_the_python_clients_volumes_in_docker_pys_forms():
+    from minicontainer.client import volume_binds
+
+    assert volume_binds({"/src": {"bind": "/dst", "mode": "ro"}, "vol": {"bind": "/v"}, "/a": "/b",
+                         "/p": {"bind": "/q", "ro": False, "propagation": "rshared"}}) == \
+        ["/src:/dst:ro", "vol:/v:rw", "/a:/b:rw", "/p:/q:rw,rshared"]
+    assert volume_binds(["/src:/dst:ro", "/anon"]) == ["/src:/dst:ro", "/anon"] and volume_binds(None) == []
