@@ -452,10 +452,34 @@ def apply(config: dict, mounts: list[MountPoint], *, readonly_root: bool) -> Non
         config["root"]["readonly"] = True
     if not mounts:
         return
+    root_propagation(config, mounts)
     mine = {mp.destination for mp in mounts}
     kept = [m for m in config["mounts"] if m["destination"] not in mine
             and not ("/dev" in mine and m["destination"].startswith("/dev/"))]
     config["mounts"] = sorted(kept + [mp.oci() for mp in mounts], key=lambda m: _depth(m["destination"]))
+
+
+def root_propagation(config: dict, mounts: list[MountPoint]) -> None:
+    """A bind that asks for ``shared`` or ``slave`` propagation needs the container's / to pass mount
+    events on (the runtime makes it ``rslave`` by default: events come in, none go out), and its
+    source on a host mount that has peers (``shared``) or a master (``slave``) to propagate from, or
+    the option would do nothing.  Docker checks both, with these words, and so do we."""
+    from minicontainer.kernel.mounts import mount_of
+
+    for mp in mounts:
+        if mp.type != "bind" or mp.propagation not in ("shared", "rshared", "slave", "rslave"):
+            continue
+        host = mount_of(mp.source)
+        if mp.propagation.endswith("shared"):
+            if not host.shared:
+                raise InvalidParameter(f"path {mp.source} is mounted on {host.point} but it is not a shared mount "
+                                       f"(make it one on the host: mount --make-shared {host.point})")
+            config["linux"]["rootfsPropagation"] = "shared"
+        elif not (host.shared or host.slave):
+            raise InvalidParameter(f"path {mp.source} is mounted on {host.point} but it is not a shared or slave "
+                                   f"mount (make it one on the host: mount --make-rshared {host.point})")
+        elif config["linux"].get("rootfsPropagation") != "shared":
+            config["linux"]["rootfsPropagation"] = "rslave"
 
 
 # --- the engine's side ------------------------------------------------------------------------------

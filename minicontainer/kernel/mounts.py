@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -145,10 +146,44 @@ def _keep_locked_flags(path: str) -> int:
     return sum(ms for st_bit, ms in _STATVFS_FLAGS.items() if f_flag & st_bit)
 
 
-def make_mounts_private(sys: Syscalls) -> None:
+class MountInfo(NamedTuple):
+    """One line of ``/proc/self/mountinfo``: where a mount is, and how it propagates."""
+    point: str
+    tags: tuple[str, ...]  # the optional fields: "shared:N" (has peers), "master:N" (a slave of N)
+
+    @property
+    def shared(self) -> bool:
+        return any(tag.startswith("shared:") for tag in self.tags)
+
+    @property
+    def slave(self) -> bool:
+        return any(tag.startswith("master:") for tag in self.tags)
+
+
+def mount_of(path: str) -> MountInfo:
+    """The mount ``path`` is on: the longest mount point of ``/proc/self/mountinfo`` that holds it."""
+    real, best = os.path.realpath(path), MountInfo("/", ())
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" - ", 1)[0].split(" ")
+            point = fields[4]
+            if "\\" in point:  # spaces, tabs, newlines and backslashes are written in octal: \040
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point)
+            inside = real == point or real.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best.point):  # the later line of two on one point is on top
+                best = MountInfo(point, tuple(fields[6:]))
+    return best
+
+
+def set_root_propagation(sys: Syscalls, propagation: str) -> None:
+    """The first step in the container's new mount namespace, as runc takes it: every mount copied
+    from the host becomes ``rslave`` (``linux.rootfsPropagation`` may ask for another), so the host's
+    mounts and unmounts still reach the container while nothing the container mounts reaches the
+    host.  A bind asking for ``rshared``/``rslave`` propagation then has a master to follow."""
     try:
-        sys.mount(None, "/", None, MS_REC | MS_PRIVATE,
-                  detail="stop mount events propagating between the host and the container")
+        sys.mount(None, "/", None, PROPAGATION[propagation or "rslave"],
+                  detail=f"{propagation or 'rslave'} /: the host's mount events reach in, the container's "
+                         "stay in")
     except KernelError as e:
         if e.errno != errno.EINVAL:
             raise
@@ -157,6 +192,17 @@ def make_mounts_private(sys: Syscalls) -> None:
         raise KernelError("mount", "/", e.errno, "'/' is not a mount point: is the runtime running inside a "
                           "chroot? Run it outside, or make the chroot's root a mount first "
                           "(mount --rbind DIR DIR && chroot DIR)") from None
+
+
+def make_parent_mount_private(sys: Syscalls, rootfs: str) -> None:
+    """pivot_root(2) refuses a new root whose parent mount is shared (EINVAL), and a bind of a shared
+    mount is its peer: the rootfs's bind onto itself, and every mount made on it, would show on the
+    host too.  Where / was left shared (``rootfsPropagation: shared``), the mount that holds the rootfs
+    (its overlay) becomes private in this namespace only, not recursively, as runc does."""
+    holder = mount_of(rootfs)
+    if holder.shared:
+        sys.mount(None, holder.point, None, MS_PRIVATE,
+                  detail="the rootfs's mount private: nothing mounted on it may show on the host")
 
 
 def bind_rootfs(sys: Syscalls, rootfs: str) -> None:
@@ -303,6 +349,8 @@ def pivot_to(sys: Syscalls, rootfs: str) -> None:
     """Make ``rootfs`` the process's ``/`` and let go of the host's root filesystem."""
     sys.chdir(rootfs)
     sys.pivot_root(".", ".", detail="swap root filesystems: the rootfs becomes /, the old root is stacked on it")
+    # rslave before it goes: where / was shared, its unmount would otherwise unmount the host's too
+    sys.mount(None, ".", None, MS_SLAVE | MS_REC, detail="the old root rslave: its unmount stays in here")
     sys.umount2(".", MNT_DETACH, detail="detach the old root: the host's files are now out of reach")
     sys.chdir("/")
 

@@ -193,7 +193,9 @@ def exit_after_ready(exc: BaseException) -> NoReturn:
 def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool, *, chan: sync.Channel | None = None,
                  cgroup_dirs: dict[str, str] | None = None, container_id: str = "") -> None:
     rootfs = spec.root_path
-    mounts.make_mounts_private(sys)
+    mounts.set_root_propagation(sys, spec.rootfs_propagation)
+    if spec.rootfs_propagation in ("shared", "rshared"):
+        mounts.make_parent_mount_private(sys, rootfs)
     mounts.bind_rootfs(sys, rootfs)
     dev_is_tmpfs = False
     for m in spec.mounts:
@@ -218,8 +220,7 @@ def build_rootfs(sys: Syscalls, spec: Spec, in_userns: bool, *, chan: sync.Chann
                    "bundle": spec.bundle, "annotations": spec.annotations})
     mounts.pivot_to(sys, rootfs)
     if spec.rootfs_propagation:
-        # The new / is private so far (make_mounts_private): give it the propagation asked for, in the
-        # container's own namespace (a shared / there has peers only in the container).
+        # The new / (the rootfs's bind) gets the propagation asked for, in the container's namespace.
         sys.mount(None, "/", None, mounts.PROPAGATION[spec.rootfs_propagation],
                   detail=f"linux.rootfsPropagation: {spec.rootfs_propagation}")
 

@@ -286,3 +286,29 @@ def test_a_bind_source_removed_after_the_create_fails_the_start_clearly(engine, 
     assert r.returncode == 1 and f"bind source path does not exist: {source}" in r.stderr, r.stderr
     r = engine.mc("run", "--rm", "--mount", f"type=bind,src={tmp_path},dst=/data", "busybox", "true")
     assert r.returncode == 0, r.stderr  # nothing stays mounted or held from the failed start
+
+
+def test_bind_propagation_rshared_lets_the_hosts_later_mounts_in_and_rprivate_does_not(engine, tmp_path):  # noqa: F811
+    source = tmp_path / "propagated"
+    (source / "later").mkdir(parents=True)
+    # The source is its own mount, first private: a bind asking rshared of it is refused, as Docker does
+    subprocess.run(["mount", "--bind", str(source), str(source)], check=True)
+    try:
+        subprocess.run(["mount", "--make-private", str(source)], check=True)
+        r = engine.mc("run", "--rm", "-v", f"{source}:/data:rshared", "busybox", "true")
+        assert r.returncode != 0 and f"path {source} is mounted on {source} but it is not a shared mount" in r.stderr
+        subprocess.run(["mount", "--make-shared", str(source)], check=True)
+        for name, mode in (("sharing", ":rshared"), ("private", "")):
+            r = engine.mc("run", "-d", "--name", name, "-v", f"{source}:/data{mode}", "busybox", "sleep", "60")
+            assert r.returncode == 0, r.stderr
+        assert _inspect(engine, "sharing")["Mounts"][0]["Propagation"] == "rshared"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(source / "later")], check=True)
+        try:
+            seen = {name: engine.mc("exec", name, "grep", "-c", " /data/later ", "/proc/mounts").stdout.strip()
+                    for name in ("sharing", "private")}
+            assert seen == {"sharing": "1", "private": "0"}, seen
+        finally:
+            subprocess.run(["umount", str(source / "later")], check=True)
+        engine.mc("rm", "-f", "sharing", "private")
+    finally:
+        subprocess.run(["umount", "-l", str(source)], check=True)

@@ -34,7 +34,7 @@ def test_default_config_parses(bundle):
     assert not spec.process.capabilities.bounding & (1 << CAPABILITIES["CAP_SYS_ADMIN"])
     assert spec.hostname == "minicontainer"
     assert spec.resources.memory_limit is None
-    assert spec.rootfs_propagation == ""  # not set: the root stays private (make_mounts_private)
+    assert spec.rootfs_propagation == ""  # not set: rslave, as runc (set_root_propagation)
 
 
 def test_resources_become_limits(bundle):

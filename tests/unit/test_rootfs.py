@@ -19,6 +19,7 @@ from minicontainer.kernel.syscalls import (
     MS_RDONLY,
     MS_REC,
     MS_REMOUNT,
+    MS_SLAVE,
     KernelError,
 )
 from minicontainer.runtime.bundle import parse
@@ -61,8 +62,8 @@ def test_build_rootfs_order_and_flags(spec):
     sys = FakeSyscalls()
     build_rootfs(sys, spec, in_userns=False)
     ops = sys.ops()
-    # private propagation first, then the rootfs bind, the spec's mounts, /dev, and pivot_root last
-    assert sys.calls[0] == ("mount", (None, "/", None, MS_REC | MS_PRIVATE))
+    # rslave propagation first (runc's default), then the rootfs bind, the spec's mounts, /dev, pivot_root last
+    assert sys.calls[0] == ("mount", (None, "/", None, MS_REC | MS_SLAVE))
     assert sys.calls[1] == ("mount", (spec.root_path, spec.root_path, None, MS_BIND | MS_REC))
     assert sys.calls[2][1][3] & MS_NODEV and sys.calls[2][1][3] & MS_REMOUNT  # image device files: inert
     mounted = [args[1] for op, args in sys.calls if op == "mount"][3:9]
@@ -71,7 +72,8 @@ def test_build_rootfs_order_and_flags(spec):
     sysfs = next(args for op, args in sys.calls if op == "mount" and args[2] == "sysfs")
     assert sysfs[3] & MS_RDONLY and sysfs[3] & MS_NOSUID and sysfs[3] & MS_NODEV
     assert ops.count("mknod") == 6  # null zero full random urandom tty
-    assert ops[-3:] == ["pivot_root", "umount2"] + ops[-1:] or ops[-2:] == ["pivot_root", "umount2"]
+    assert ops[-4:] == ["pivot_root", "mount", "umount2"] + ops[-1:] or ops[-3:] == ["pivot_root", "mount", "umount2"]
+    assert ("mount", (None, ".", None, MS_REC | MS_SLAVE)) in sys.calls  # the old root's unmount stays in
     assert ("umount2", (".", MNT_DETACH)) in sys.calls
     assert os.readlink(os.path.join(spec.root_path, "dev", "ptmx")) == "pts/ptmx"
 
