@@ -81,7 +81,9 @@ def create_body(args: argparse.Namespace) -> dict:
     labels = dict(label.split("=", 1) if "=" in label else (label, "") for label in args.label)
     if args.rm and args.restart and args.restart["Name"] != "no":
         raise ValueError("conflicting options: cannot specify both --restart and --rm")  # docker 28's words
-    host = {"AutoRemove": args.rm, "Init": args.init, "RestartPolicy": args.restart or {"Name": "no"}, "ConsoleSize": terminal_size() if args.tty else [0, 0],
+    log_options = dict(o.split("=", 1) if "=" in o else (o, "") for o in args.log_opt)
+    host = {"AutoRemove": args.rm, "Init": args.init, "RestartPolicy": args.restart or {"Name": "no"},
+            "LogConfig": {"Type": args.log_driver or "", "Config": log_options}, "ConsoleSize": terminal_size() if args.tty else [0, 0],
             **resource_fields(args), "PidMode": args.pid or "", "UTSMode": args.uts or "", "IpcMode": args.ipc or "",
             "CgroupnsMode": args.cgroupns or "", **security.security_fields(args)}
     body = {"Image": args.image, "Cmd": args.command or None, "Env": env, "Labels": labels,
@@ -502,6 +504,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--restart", type=restart_policy, metavar="POLICY",
                    help="restart when it exits: no, always, unless-stopped, on-failure[:N]")
+    p.add_argument("--log-driver", help="json-file (the default) or none")
+    p.add_argument("--log-opt", action="append", default=[], help="json-file: max-size=10m, max-file=3")
     p.add_argument("--name")
     p.add_argument("-e", "--env", action="append", default=[])
     p.add_argument("--env-file", action="append", default=[])

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from minicontainer.engine import confinement, process_settings, resources, restart
+from minicontainer.engine import confinement, logs, process_settings, resources, restart
 from minicontainer.engine.errors import InvalidParameter
 from minicontainer.engine.namespaces import SHM_SIZE  # the tmpfs on /dev/shm: Docker's default too
 
@@ -95,8 +95,8 @@ HOST_CONFIG: dict[str, Field] = {
     "PidsLimit": honoured(None, "--pids-limit"),
     "BlkioWeight": honoured(0, "--blkio-weight (where the kernel's blkio controller has a weight)"),
     # fixed by the engine: only the value it applies passes
-    "LogConfig": refused("--log-driver, --log-opt: this engine logs in json-file only",
-                         {"Type": "json-file", "Config": {}}, ({"Type": "json-file"},)),
+    "LogConfig": Field({"Type": "json-file", "Config": {}}, True, "--log-driver, --log-opt",  # engine/logs.py
+                       ({"Type": "", "Config": {}}, {"Type": ""}, {"Type": "", "Config": None})),
     "RestartPolicy": honoured({"Name": "no", "MaximumRetryCount": 0}, "--restart"),  # engine/restart.py
     # namespaces shared instead of made (engine/namespaces.py checks the values)
     "IpcMode": honoured("private", "--ipc"),
@@ -258,6 +258,7 @@ def _check_values(body: dict, host: dict) -> None:
     driver = (host.get("LogConfig") or {}).get("Type") or ""
     if driver and driver not in LOG_DRIVERS:
         raise InvalidParameter(f"logger: no log driver named '{driver}' is registered")
+    logs.check(host)  # the log driver and its options this engine honours
     workdir = body.get("WorkingDir") or ""
     if workdir and not workdir.startswith("/"):
         raise InvalidParameter(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")

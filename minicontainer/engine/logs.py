@@ -15,11 +15,20 @@ The fd becomes readable when a watched file is written to; the event names the w
 names the container, and the daemon reads what is new.  An idle container costs nothing at all.
 (Where inotify is not available, e.g. its per-user limits are reached, the tail falls back to
 looking: often while the program writes, rarely while it is quiet.)
+
+The log itself is Docker's ``json-file`` driver: a JSON object per line (``{"log": "hi\\n",
+"stream": "stdout", "time": "..."}``) in ``json.log``.  With ``--log-opt max-size=10m`` it is
+*rotated* as Docker's is: a line that would take it past the size first moves ``json.log`` to
+``json.log.1`` (``.1`` to ``.2``..., the oldest beyond ``max-file`` deleted), and ``logs`` reads the
+rotated files, oldest first, before ``json.log``.  ``--log-driver none`` keeps no log at all: the
+output still reaches attached clients, but ``logs`` has nothing to read.  (Before the log, the
+kernel appends to the ``.raw`` files, which no rotation bounds yet.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
@@ -43,7 +52,94 @@ _EVENT = struct.Struct("iIII")  # struct inotify_event, without its variable-len
 
 
 class HasFiles(Protocol):
+    record: dict
+
     def path(self, name: str) -> str: ...
+
+
+LOG_OPTIONS = {"json-file": ("max-size", "max-file"), "none": ()}  # the drivers and options honoured here
+
+
+def check(host: dict) -> None:
+    """``--log-driver`` and ``--log-opt``: json-file (with max-size, max-file) or none; anything else
+    is refused by name (the engine writes no other log)."""
+    from minicontainer.engine.errors import InvalidParameter
+    from minicontainer.units import parse_bytes
+
+    config = host.get("LogConfig") or {}
+    driver, options = config.get("Type") or "json-file", config.get("Config") or {}
+    if driver not in LOG_OPTIONS:
+        raise InvalidParameter(f"logger: the log driver '{driver}' is not supported by this engine: it writes "
+                               "json-file logs (--log-opt max-size, max-file) or none")
+    for key in options:
+        if key not in LOG_OPTIONS[driver]:
+            raise InvalidParameter(f"unknown log opt '{key}' for {driver} log driver")
+    try:
+        size = parse_bytes(options["max-size"]) if "max-size" in options else None
+        files = int(options.get("max-file", "1"))
+    except ValueError as e:
+        raise InvalidParameter(f"invalid log opt: {e}") from None
+    if size is not None and size <= 0:
+        raise InvalidParameter("max-size must be a positive number")
+    if files < 1:
+        raise InvalidParameter("max-file cannot be less than 1")
+    if files > 1 and size is None:
+        raise InvalidParameter("max-file cannot be used without max-size: with no size there is no rotation")
+
+
+def _limits(container: HasFiles) -> tuple[str, int | None, int]:
+    """The container's driver, max-size in bytes (None: no limit) and max-file."""
+    from minicontainer.units import parse_bytes
+
+    config = container.record["HostConfig"].get("LogConfig") or {}
+    options = config.get("Config") or {}
+    size = parse_bytes(options["max-size"]) if options.get("max-size") else None
+    return config.get("Type") or "json-file", size, int(options.get("max-file") or 1)
+
+
+def log_files(container: HasFiles) -> list[str]:
+    """The log's files, oldest first: the rotated ones (``json.log.N`` ... ``json.log.1``), then ``json.log``."""
+    rotated = []
+    n = 1
+    while os.path.exists(container.path(f"json.log.{n}")):
+        rotated.append(container.path(f"json.log.{n}"))
+        n += 1
+    return [*reversed(rotated), container.path("json.log")]
+
+
+def write_log(container: HasFiles, entries: list[dict]) -> None:
+    """Append entries to the container's json-file log, rotating it as Docker does (none: nothing)."""
+    driver, max_size, max_file = _limits(container)
+    if driver == "none" or not entries:
+        return
+    path = container.path("json.log")
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    log_file = open(path, "ab")  # noqa: SIM115 - reopened at each rotation
+    try:
+        for entry in entries:
+            line = (json.dumps(entry) + "\n").encode()
+            if max_size is not None and size and size + len(line) > max_size:
+                log_file.close()
+                _rotate(container, max_file)
+                log_file, size = open(path, "ab"), 0  # noqa: SIM115
+            log_file.write(line)
+            size += len(line)
+    finally:
+        log_file.close()
+
+
+def _rotate(container: HasFiles, max_file: int) -> None:
+    """json.log -> json.log.1 -> ... -> json.log.(max_file - 1); the oldest goes."""
+    path = container.path("json.log")
+    if max_file <= 1:
+        os.truncate(path, 0)
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(f"{path}.{max_file - 1}")
+    for n in range(max_file - 2, 0, -1):
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(f"{path}.{n}", f"{path}.{n + 1}")
+    os.rename(path, f"{path}.1")
 
 
 class LogTail:
@@ -91,10 +187,8 @@ class LogTail:
         if not lines:
             return False
         stamp = now_rfc3339()
-        with open(self.container.path("json.log"), "a") as log_file:
-            for stream, line in lines:
-                log_file.write(json.dumps({"log": line.decode("utf-8", "replace"),
-                                           "stream": "stdout" if stream == 1 else "stderr", "time": stamp}) + "\n")
+        write_log(self.container, [{"log": line.decode("utf-8", "replace"), "stream": "stdout" if stream == 1
+                                    else "stderr", "time": stamp} for stream, line in lines])
         with open(self.container.path("log.offsets"), "w") as f:
             json.dump({"stdout": self.offsets[1], "stderr": self.offsets[2]}, f)
         for queue in self.readers:
@@ -246,10 +340,8 @@ class TerminalTail:
         if final or len(self.partial) > MAX_PARTIAL_LINE:  # a progress bar's \r never ends its line
             entries += [self.partial] if self.partial else []
             self.partial = b""
-        if entries:
-            with open(self.container.path("json.log"), "a") as log_file:
-                log_file.writelines(json.dumps({"log": entry.decode("utf-8", "replace"), "stream": "stdout",
-                                               "time": stamp}) + "\n" for entry in entries)
+        write_log(self.container, [{"log": entry.decode("utf-8", "replace"), "stream": "stdout", "time": stamp}
+                                   for entry in entries])
 
     def _stop_reading(self) -> None:
         if self.reading:
@@ -275,6 +367,12 @@ class TerminalTail:
         self.readers.clear()
 
 
+class LogsNotKept(Exception):
+    """``logs`` of a container whose driver keeps none (dockerd: 501 Not Implemented)."""
+
+    status = 501
+
+
 class LogReading:
     """``GET /containers/{id}/logs``, for :class:`~minicontainer.engine.service.Engine` (which inherits
     this): json.log read from the start, then (``follow``) the live tail's new lines as they come."""
@@ -282,10 +380,17 @@ class LogReading:
     tails: dict
     get: Callable
 
-    async def logs(self, cid: str, *, stdout: bool = True, stderr: bool = True, follow: bool = False,
-                   since: float = 0, until: float = 0, timestamps: bool = False,
-                   tail: str = "all") -> AsyncIterator[tuple[int, bytes]]:
+    def logs(self, cid: str, **options) -> AsyncIterator[tuple[int, bytes]]:
+        """The container's output, as (stream, bytes) pairs; refused at once (before any reply) for a
+        container whose driver keeps no log."""
         container = self.get(cid)
+        if _limits(container)[0] == "none":
+            raise LogsNotKept("configured logging driver does not support reading")
+        return self._log_lines(container, **options)
+
+    async def _log_lines(self, container, *, stdout: bool = True, stderr: bool = True, follow: bool = False,
+                         since: float = 0, until: float = 0, timestamps: bool = False,
+                         tail: str = "all") -> AsyncIterator[tuple[int, bytes]]:
         live = self.tails.get(container.id)
         queue: asyncio.Queue | None = None
         if live is not None:
@@ -295,16 +400,17 @@ class LogReading:
                 live.readers.append(queue)
         wanted = {1: stdout, 2: stderr}
         entries = []
-        try:
-            with open(container.path("json.log")) as f:  # noqa: ASYNC230 - a small local file: not worth a thread
-                for line in f:
-                    entry = json.loads(line)
-                    stream = 1 if entry["stream"] == "stdout" else 2
-                    t = parse_time(entry["time"])
-                    if wanted[stream] and (not since or t >= since) and (not until or t <= until):
-                        entries.append((stream, entry["log"].encode(), entry["time"]))
-        except FileNotFoundError:
-            pass
+        for path in log_files(container):  # the rotated files first, oldest first
+            try:
+                with open(path) as f:  # noqa: ASYNC230 - small local files: not worth a thread
+                    for line in f:
+                        entry = json.loads(line)
+                        stream = 1 if entry["stream"] == "stdout" else 2
+                        t = parse_time(entry["time"])
+                        if wanted[stream] and (not since or t >= since) and (not until or t <= until):
+                            entries.append((stream, entry["log"].encode(), entry["time"]))
+            except FileNotFoundError:
+                continue
         if tail not in ("all", "", None):
             n = int(tail)
             entries = entries[-n:] if n > 0 else []

@@ -330,11 +330,11 @@ class Engine(ContainerListing, Attaching, LogReading, ContainerProcesses, Contai
     # --- start ----------------------------------------------------------------------------------------
     async def start(self, cid: str, by_user: bool = True) -> None:
         container = self.get(cid)
+        if container.running:
+            raise NotModified("container already started")
         if by_user:  # not a restart by policy: a waiting one is done now, and the count starts again
             self.restarts.cancel(container)
             self.restarts.started_by_user(container)
-        if container.running:
-            raise NotModified("container already started")
         if container.id in self.exporting:
             raise Conflict(f"container {container.id} is being exported: start it when the export is done")
         async with self.lock:

@@ -16,8 +16,7 @@ pytestmark = pytest.mark.root
 
 def test_options_the_engine_does_not_honour_are_refused_not_ignored(engine):  # noqa: F811
     for flags, field in ((["--link", "db:db"], "HostConfig.Links"), (["--storage-opt", "size=1G"], "HostConfig.StorageOpt"),
-                         (["--cpu-rt-runtime", "1000"], "HostConfig.CpuRealtimeRuntime"),
-                         (["--log-driver", "none"], "HostConfig.LogConfig")):
+                         (["--cpu-rt-runtime", "1000"], "HostConfig.CpuRealtimeRuntime")):
         r = engine.docker("run", "--rm", *flags, "busybox", "true")
         assert r.returncode == 125, (flags, r.stderr)
         assert f"Error response from daemon: {field}=" in r.stderr and "not supported by this engine yet" in r.stderr

@@ -571,3 +571,24 @@ def test_explain_narrates_start_stop_and_kill(engine, cgroup_join_file):
     assert "pivot_root(., .)" in r.stderr  # the start again
     r = engine.mc("rm", "-f", "--explain", "quiet")
     assert r.returncode == 0 and "kill(" in r.stderr
+
+
+def test_log_rotation_and_the_none_driver(engine):
+    r = engine.docker("run", "--name", "chatty", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox",
+                      "seq", "1000")
+    assert r.returncode == 0 and r.stdout.endswith("999\n1000\n"), r.stderr
+    files = sorted(p.name for p in (engine.root / "data" / "containers").glob("*/json.log*"))
+    assert files == ["json.log", "json.log.1"]
+    for cli in (engine.mc, engine.docker):  # across the rotated file: the last lines, in order
+        kept = [int(n) for n in cli("logs", "chatty").stdout.split()]
+        assert kept[-1] == 1000 and kept == list(range(1001 - len(kept), 1001)) and len(kept) < 500
+    r = engine.mc("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "attached still")
+    assert r.returncode == 0 and r.stdout == "attached still\n"  # the output reaches the attached client
+    for cli in (engine.mc, engine.docker):
+        r = cli("logs", "quiet")
+        assert r.returncode == 1 and "configured logging driver does not support reading" in r.stderr, r.stderr
+    for flags, message in ((["--log-driver", "syslog"], "not supported by this engine"),
+                           (["--log-opt", "compress=true"], "unknown log opt 'compress'")):
+        r = engine.docker("run", "--rm", *flags, "busybox", "true")
+        assert r.returncode == 125 and message in r.stderr, r.stderr
+    assert engine.mc("rm", "chatty", "quiet").returncode == 0

@@ -47,7 +47,6 @@ def test_what_the_clients_send_by_default_passes():
     ({"Links": ["db:db"]}, "HostConfig.Links"),                                                 # --link
     ({"BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}]}, "HostConfig.BlkioDeviceReadBps"),  # --device-read-bps
     ({"StorageOpt": {"size": "1G"}}, "HostConfig.StorageOpt"),                                  # --storage-opt
-    ({"LogConfig": {"Type": "none", "Config": {}}}, "HostConfig.LogConfig"),                    # --log-driver none
     ({"KernelMemory": 64 << 20}, "HostConfig.KernelMemory"),                                  # --kernel-memory
     ({"UsernsMode": "host"}, "HostConfig.UsernsMode"),
     ({"CpuRealtimeRuntime": 1000}, "HostConfig.CpuRealtimeRuntime"),

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 from minicontainer.engine.logs import LogTail, OutputWatcher
 from minicontainer.kernel.syscalls import KernelError, Syscalls
@@ -14,8 +17,9 @@ from minicontainer.kernel.syscalls import KernelError, Syscalls
 class Box:
     """The part of a container a tail needs: its directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, log_config: dict | None = None) -> None:
         self.directory = directory
+        self.record = {"HostConfig": {"LogConfig": log_config or {"Type": "json-file", "Config": {}}}}
         for name in ("stdout.raw", "stderr.raw"):
             (directory / name).touch()
 
@@ -80,3 +84,38 @@ def test_without_inotify_the_tail_looks_now_and_then(tmp_path):
         watcher.close()
 
     asyncio.run(scenario())
+
+
+def test_json_file_rotates_at_max_size_and_logs_reads_across_the_files(tmp_path):
+    """As Docker's json-file: a line that would pass max-size first moves json.log to json.log.1
+    (.1 to .2, the oldest beyond max-file deleted); the reader takes the rotated files first."""
+    from minicontainer.engine.logs import log_files, write_log
+
+    box = Box(tmp_path, {"Type": "json-file", "Config": {"max-size": "1k", "max-file": "3"}})
+    for n in range(200):
+        write_log(box, [{"log": f"line {n}\n", "stream": "stdout", "time": "2026-12-05T01:00:00.000000000Z"}])
+    files = log_files(box)
+    assert [os.path.basename(f) for f in files] == ["json.log.2", "json.log.1", "json.log"]
+    assert all(os.path.getsize(f) <= 1024 for f in files)
+    kept = [json.loads(line)["log"] for f in files for line in Path(f).read_text().splitlines()]
+    assert kept[-1] == "line 199\n" and kept == [f"line {n}\n" for n in range(200 - len(kept), 200)]  # in order
+    (tmp_path / "none").mkdir()
+    none = Box(tmp_path / "none", {"Type": "none", "Config": {}})
+    write_log(none, [{"log": "x\n", "stream": "stdout", "time": "2026-12-05T01:00:00.000000000Z"}])
+    assert not os.path.exists(none.path("json.log"))
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"Type": "syslog"}, "the log driver 'syslog' is not supported"),
+    ({"Type": "json-file", "Config": {"compress": "true"}}, "unknown log opt 'compress' for json-file log driver"),
+    ({"Type": "none", "Config": {"max-size": "1m"}}, "unknown log opt 'max-size' for none log driver"),
+    ({"Config": {"max-size": "1x"}}, "invalid size"),
+    ({"Config": {"max-size": "1m", "max-file": "0"}}, "max-file cannot be less than 1"),
+    ({"Config": {"max-file": "3"}}, "max-file cannot be used without max-size"),
+])
+def test_log_options_not_honoured_are_refused(config, message):
+    from minicontainer.engine import logs
+    from minicontainer.engine.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter, match=message):
+        logs.check({"LogConfig": config})
