@@ -354,11 +354,12 @@ def test_daemons_of_other_data_roots_have_bridges_and_tables_of_their_own(tmp_pa
         assert bridges["a"] in _links()
         # An interface of the project's prefix that it did not make: refused, and left alone.
         _ok(subprocess.run(["ip", "link", "add", foreign, "type", "bridge"], capture_output=True, text=True, check=False))
-        r = subprocess.run(["docker", "network", "create", "-o", f"com.docker.network.bridge.name={foreign}", "mine"],
-                           env=envs["b"], capture_output=True, text=True, check=False)
+        mc, env_b = [sys.executable, "-m", "minicontainer.cli.main"], dict(envs["b"], MINICONTAINER_HOST=envs["b"]["DOCKER_HOST"])
+        r = subprocess.run([*mc, "network", "create", "-o", f"com.docker.network.bridge.name={foreign}", "mine"],
+                           env=env_b, capture_output=True, text=True, check=False)
         assert r.returncode == 1 and "this daemon did not make it" in r.stderr, r.stderr
         assert foreign in _links() and "mine" not in subprocess.run(
-            ["docker", "network", "ls"], env=envs["b"], capture_output=True, text=True, check=False).stdout
+            [*mc, "network", "ls"], env=env_b, capture_output=True, text=True, check=False).stdout
     finally:
         subprocess.run(["ip", "link", "delete", foreign], capture_output=True, check=False)
         for proc in daemons.values():
