@@ -68,6 +68,8 @@ def check(host: dict) -> None:
 
     config = host.get("LogConfig") or {}
     driver, options = config.get("Type") or "json-file", config.get("Config") or {}
+    if config and not config.get("Type"):  # options without a driver: the daemon's default fills it in, as dockerd's
+        host["LogConfig"] = {**config, "Type": driver}
     if driver not in LOG_OPTIONS:
         raise InvalidParameter(f"logger: the log driver '{driver}' is not supported by this engine: it writes "
                                "json-file logs (--log-opt max-size, max-file) or none")
@@ -83,8 +85,8 @@ def check(host: dict) -> None:
         raise InvalidParameter("max-size must be a positive number")
     if files < 1:
         raise InvalidParameter("max-file cannot be less than 1")
-    if files > 1 and size is None:
-        raise InvalidParameter("max-file cannot be used without max-size: with no size there is no rotation")
+    # max-file without max-size is accepted, as dockerd accepts it: nothing rotates, so there is one file,
+    # never more than max-file (docker-py's own tests send exactly that)
 
 
 def _limits(container: HasFiles) -> tuple[str, int | None, int]:

@@ -111,7 +111,6 @@ def test_json_file_rotates_at_max_size_and_logs_reads_across_the_files(tmp_path)
     ({"Type": "none", "Config": {"max-size": "1m"}}, "unknown log opt 'max-size' for none log driver"),
     ({"Config": {"max-size": "1x"}}, "invalid size"),
     ({"Config": {"max-size": "1m", "max-file": "0"}}, "max-file cannot be less than 1"),
-    ({"Config": {"max-file": "3"}}, "max-file cannot be used without max-size"),
 ])
 def test_log_options_not_honoured_are_refused(config, message):
     from minicontainer.engine import logs
@@ -119,3 +118,12 @@ def test_log_options_not_honoured_are_refused(config, message):
 
     with pytest.raises(InvalidParameter, match=message):
         logs.check({"LogConfig": config})
+
+
+def test_max_file_without_max_size_is_taken_as_dockerd_takes_it():
+    from minicontainer.engine import logs
+
+    logs.check({"LogConfig": {"Type": "json-file", "Config": {"max-file": "100"}}})  # one file: never more than 100
+    host = {"LogConfig": {"Type": "", "Config": {"max-file": "100"}}}
+    logs.check(host)
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "100"}}  # inspect shows the default
