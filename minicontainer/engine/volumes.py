@@ -447,18 +447,12 @@ class VolumeStore:
 
 
 def is_mount_point(path: str) -> bool:
-    """Is something mounted on ``path``?  Asked of ``/proc/self/mountinfo`` (its 5th field), not
-    of ``os.path.ismount``, which compares devices: a bind mount from the same filesystem has the same
+    """Is something mounted on ``path``?  Asked of ``/proc/self/mountinfo`` (:func:`mount_of`), not of
+    ``os.path.ismount``, which compares devices: a bind mount from the same filesystem has the same
     device as its parent, so ismount calls it no mount point."""
-    real = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split(" ", 5)[4]
-            if "\\" in point:  # spaces, tabs, newlines and backslashes are written in octal: \040
-                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), point)
-            if point == real:
-                return True
-    return False
+    from minicontainer.kernel.mounts import mount_of
+
+    return mount_of(path).point == os.path.realpath(path)
 
 
 def _removing_failed(function: Callable, path: str, excinfo: Any) -> None:
